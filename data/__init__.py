@@ -1,0 +1,1 @@
+"""Data stage: read, validate and split scored evidence. Imports no other stage."""

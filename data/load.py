@@ -1,0 +1,165 @@
+"""Load scored evidence into Hugging Face datasets: validate, respect consent, dedupe, split."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from datasets import Dataset, DatasetDict, Features, Value
+from pydantic import BaseModel, ConfigDict, Field
+
+from prescore.data.adapters import ADAPTERS, adapt
+from prescore.data.dedupe import DedupeResult, drop_duplicates
+from prescore.data.problems import InputError, Problem
+from prescore.data.readers import read_records
+from prescore.data.rubrics import load_rubrics
+from prescore.data.schema import Credential, EvidenceItem, Split
+from prescore.data.split import SplitConfig, assign_splits, educators_on_several_sides
+from prescore.data.validate import (
+    DEFAULT_MAX_TEXT_CHARS,
+    ValidationLimits,
+    validate_records,
+)
+
+
+class DataSource(BaseModel):
+    """Where scored evidence comes from and how to split it; the `data:` block of a config."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: Path = Field(
+        description="evidence file, or the public set's folder when an adapter reads it"
+    )
+    adapter: str | None = Field(
+        default=None,
+        description=f"reader for a foreign layout, one of {sorted(ADAPTERS)}; omit for the schema",
+    )
+    rubrics: Path | None = Field(
+        default=None,
+        description="rubric file or folder; default: rubrics/ beside the evidence file",
+    )
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    max_text_chars: int = Field(DEFAULT_MAX_TEXT_CHARS, gt=0)
+    dedupe: bool = Field(
+        True, description="drop exact and near-exact repeats; off for benchmarks' fixed test sets"
+    )
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    """What happened to the records on the way in: nothing is dropped without being counted."""
+
+    source: str
+    records: int
+    without_consent: int
+    exact_duplicates: int
+    near_duplicates: int
+    educators_on_several_sides: int
+    ignored_columns: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class EvidenceSet:
+    credentials: dict[str, Credential]
+    splits: DatasetDict
+    report: LoadReport
+
+
+def read_source(source: DataSource) -> tuple[dict[str, Credential], list[EvidenceItem], list[str]]:
+    """Validated evidence items of a source, or InputError with every problem found."""
+    if source.adapter is not None:
+        if source.adapter not in ADAPTERS:
+            message = f"unknown adapter {source.adapter!r}; choose one of {sorted(ADAPTERS)}"
+            raise InputError([Problem(str(source.path), None, "adapter", message)])
+        credentials, records = adapt(source.adapter, source.path)
+        read_problems: list[Problem] = []
+    else:
+        credentials = load_rubrics(source.rubrics or default_rubrics_path(source.path))
+        records, read_problems = read_records(source.path)
+    limits = ValidationLimits(max_text_chars=source.max_text_chars)
+    result = validate_records(records, credentials, str(source.path), limits)
+    problems = read_problems + result.problems
+    if problems:
+        raise InputError(problems)
+    return credentials, result.items, result.ignored_columns
+
+
+def default_rubrics_path(evidence_path: Path) -> Path:
+    return evidence_path.parent / "rubrics"
+
+
+def load_evidence(source: DataSource) -> EvidenceSet:
+    """The training-ready evidence of a source, split by educator."""
+    credentials, items, ignored = read_source(source)
+    consented = [item for item in items if item.consent_to_train]
+    deduped = drop_duplicates(consented) if source.dedupe else DedupeResult(consented, 0, 0)
+    splits = assign_splits(deduped.kept, source.split)
+    group_names = sorted({name for item in deduped.kept for name in item.groups})
+    dataset = DatasetDict(
+        {split.value: to_dataset(splits[split], credentials, group_names) for split in Split}
+    )
+    report = LoadReport(
+        source=str(source.path),
+        records=len(items),
+        without_consent=len(items) - len(consented),
+        exact_duplicates=deduped.exact,
+        near_duplicates=deduped.near_exact,
+        educators_on_several_sides=len(educators_on_several_sides(splits)),
+        ignored_columns=ignored,
+    )
+    return EvidenceSet(credentials=credentials, splits=dataset, report=report)
+
+
+def evidence_features(group_names: list[str]) -> Features:
+    columns = {
+        "id": Value("string"),
+        "submission_id": Value("string"),
+        "educator_id": Value("string"),
+        "credential_id": Value("string"),
+        "criterion_id": Value("string"),
+        "evidence_type": Value("string"),
+        "text": Value("string"),
+        "label": Value("int32"),  # index of the final level; -1 when unscored
+        "num_levels": Value("int32"),
+        "scores": [
+            {"rater_id": Value("string"), "rater_kind": Value("string"), "level": Value("int32")}
+        ],
+        "fold": Value("int32"),  # a benchmark's predefined fold; -1 when none
+    }
+    columns.update({f"group_{name}": Value("string") for name in group_names})
+    return Features(columns)
+
+
+def to_dataset(
+    items: list[EvidenceItem], credentials: dict[str, Credential], group_names: list[str]
+) -> Dataset:
+    rows = [
+        {
+            "id": item.id,
+            "submission_id": item.submission_id,
+            "educator_id": item.educator_id,
+            "credential_id": item.credential_id,
+            "criterion_id": item.criterion_id,
+            "evidence_type": item.evidence_type,
+            "text": item.text,
+            "label": -1 if item.final_level is None else item.final_level,
+            "num_levels": _num_levels(credentials, item),
+            "scores": [
+                {"rater_id": s.rater_id, "rater_kind": s.rater_kind.value, "level": s.level}
+                for s in item.scores
+            ],
+            "fold": -1 if item.fold is None else item.fold,
+            **{f"group_{name}": item.groups.get(name) for name in group_names},
+        }
+        for item in items
+    ]
+    features = evidence_features(group_names)
+    if not rows:
+        return Dataset.from_dict({name: [] for name in features}, features=features)
+    return Dataset.from_list(rows, features=features)
+
+
+def _num_levels(credentials: dict[str, Credential], item: EvidenceItem) -> int:
+    criterion = credentials[item.credential_id].criterion(item.criterion_id)
+    assert criterion is not None  # validated
+    return len(criterion.levels)

@@ -1,0 +1,163 @@
+"""The evidence domain as pydantic models: what crosses the boundary into prescore."""
+
+from __future__ import annotations
+
+import math
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+SLUG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"
+
+
+class Stakes(StrEnum):
+    low = "low"
+    high = "high"
+
+
+class RaterKind(StrEnum):
+    expert = "expert"
+    peer = "peer"
+
+
+class Split(StrEnum):
+    train = "train"
+    calibration = "calibration"
+    test = "test"
+
+
+class Level(BaseModel):
+    """One step of a criterion's scale; `value` is what agreement statistics compute on."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    value: float
+    label: str
+    description: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_scalar(cls, data: Any) -> Any:
+        # Rubric files may list plain numbers: `levels: [1, 2, 3]`.
+        if isinstance(data, int | float) and not isinstance(data, bool):
+            return {"value": data, "label": _format_number(data)}
+        return data
+
+
+class Criterion(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=SLUG_PATTERN)
+    title: str
+    description: str = ""
+    levels: tuple[Level, ...] = Field(min_length=2)
+    met_level: str = Field(description="label of the lowest level that counts as met")
+
+    @field_validator("levels")
+    @classmethod
+    def _ordered_and_unique(cls, levels: tuple[Level, ...]) -> tuple[Level, ...]:
+        values = [level.value for level in levels]
+        if any(b <= a for a, b in zip(values, values[1:], strict=False)):
+            raise ValueError(f"level values must increase from lowest to highest, got {values}")
+        labels = [level.label for level in levels]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"level labels must be unique, got {labels}")
+        return levels
+
+    @model_validator(mode="after")
+    def _met_level_exists(self) -> Criterion:
+        if self.level_index(self.met_level) is None:
+            raise ValueError(f"met_level {self.met_level!r} is not one of the levels {self.labels}")
+        return self
+
+    @property
+    def labels(self) -> list[str]:
+        return [level.label for level in self.levels]
+
+    @property
+    def values(self) -> list[float]:
+        return [level.value for level in self.levels]
+
+    @property
+    def met_index(self) -> int:
+        index = self.level_index(self.met_level)
+        assert index is not None  # guaranteed by the validator
+        return index
+
+    def level_index(self, cell: object) -> int | None:
+        """Position of a level given as its label or its numeric value; None if not a level."""
+        if cell is None or isinstance(cell, bool):
+            return None
+        text = str(cell).strip()
+        for index, level in enumerate(self.levels):
+            if text == level.label:
+                return index
+        try:
+            number = float(text)
+        except ValueError:
+            return None
+        for index, level in enumerate(self.levels):
+            if math.isclose(number, level.value, abs_tol=1e-9):
+                return index
+        return None
+
+
+class Credential(BaseModel):
+    """One competency with its rubric; read from one YAML or JSON file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=SLUG_PATTERN)
+    title: str
+    stakes: Stakes
+    description: str = ""
+    criteria: tuple[Criterion, ...] = Field(min_length=1)
+
+    @field_validator("criteria")
+    @classmethod
+    def _unique_criteria(cls, criteria: tuple[Criterion, ...]) -> tuple[Criterion, ...]:
+        ids = [criterion.id for criterion in criteria]
+        duplicated = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicated:
+            raise ValueError(f"criterion ids must be unique, repeated: {duplicated}")
+        return criteria
+
+    def criterion(self, criterion_id: str) -> Criterion | None:
+        return next((c for c in self.criteria if c.id == criterion_id), None)
+
+
+class Score(BaseModel):
+    """One rater's level for one evidence item; `level` is the index into the criterion's levels."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rater_id: str
+    rater_kind: RaterKind
+    level: int
+
+
+class EvidenceItem(BaseModel):
+    """A validated evidence item for one criterion, levels resolved to indices."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    educator_id: str
+    credential_id: str
+    criterion_id: str
+    evidence_type: str
+    text: str
+    consent_to_train: bool
+    submission_id: str | None = None
+    final_level: int | None = Field(
+        default=None, description="index of the adjudicated final level; the training target"
+    )
+    scores: tuple[Score, ...] = ()
+    groups: dict[str, str] = Field(default_factory=dict)
+    split: Split | None = None
+    fold: int | None = None
+
+
+def _format_number(number: float) -> str:
+    return str(int(number)) if float(number).is_integer() else str(number)

@@ -1,0 +1,1 @@
+"""Evaluation stage: agreement with humans, calibration, fairness and the routing policy."""

@@ -1,0 +1,1 @@
+"""The prescore command line: one Typer app over the stages."""

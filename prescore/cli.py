@@ -1,0 +1,47 @@
+"""The `prescore` command: one Typer app over the stages (data, training, eval, serving)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from prescore.data.problems import InputError
+from prescore.data_cli import app as data_app
+from prescore.data_cli import print_load_summary, print_problems
+
+app = typer.Typer(
+    name="prescore",
+    help="Pre-score educator micro-credential evidence: load and check scored evidence, "
+    "train scorers, evaluate and route, serve predictions.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(data_app, name="data")
+console = Console()
+
+QUICKSTART_CONFIG = Path(__file__).resolve().parent.parent / "experiments" / "quickstart.yaml"
+
+
+@app.command()
+def quickstart(
+    config: Path = typer.Option(QUICKSTART_CONFIG, help="experiment config to run"),
+) -> None:
+    """Run the main job on the bundled sample: load and check the evidence, then summarise it."""
+    from prescore.data.load import load_evidence
+    from prescore.training.config import load_config
+
+    try:
+        experiment = load_config(config)
+        with console.status("Loading and checking evidence..."):
+            evidence = load_evidence(experiment.data)
+    except InputError as error:
+        print_problems(error.problems, console)
+        raise typer.Exit(1) from None
+    print_load_summary(evidence, console)
+
+
+if __name__ == "__main__":
+    app()

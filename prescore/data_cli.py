@@ -1,0 +1,180 @@
+"""`prescore data ...`: check evidence files and convert public sets into the evidence schema."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from prescore.data.adapters import ADAPTERS, adapt
+from prescore.data.load import DataSource, EvidenceSet, load_evidence, read_source
+from prescore.data.problems import InputError, Problem
+from prescore.data.rubrics import write_rubric
+from prescore.data.schema import Split
+from prescore.data.split import SplitConfig
+from prescore.data.validate import DEFAULT_MAX_TEXT_CHARS
+
+app = typer.Typer(help="Check evidence files and convert public data sets.", no_args_is_help=True)
+console = Console()
+
+
+@app.command()
+def check(
+    file: Path = typer.Argument(
+        ..., help="evidence file (CSV, TSV, JSONL, Parquet), or a public set with --adapter"
+    ),
+    rubrics: Path | None = typer.Option(
+        None, help="rubric file or folder [default: rubrics/ beside FILE]"
+    ),
+    adapter: str | None = typer.Option(
+        None, help=f"read a foreign layout: {', '.join(sorted(ADAPTERS))}"
+    ),
+    max_text_chars: int = typer.Option(
+        DEFAULT_MAX_TEXT_CHARS, help="longest evidence text accepted"
+    ),
+    seed: int = typer.Option(13, help="seed of the educator split"),
+    show: int = typer.Option(200, help="most problems to list (all are counted)"),
+) -> None:
+    """Validate every record; list every problem, or summarise the evidence and its splits."""
+    try:
+        source = DataSource(
+            path=file,
+            adapter=adapter,
+            rubrics=rubrics,
+            max_text_chars=max_text_chars,
+            split=SplitConfig(seed=seed),
+        )
+        with console.status(f"Checking {file}..."):
+            evidence = load_evidence(source)
+    except ValidationError as error:
+        console.print(f"[red]Bad option:[/red] {error.errors()[0]['msg']}")
+        raise typer.Exit(2) from None
+    except InputError as error:
+        print_problems(error.problems, console, show=show)
+        raise typer.Exit(1) from None
+    print_load_summary(evidence, console)
+
+
+@app.command()
+def convert(
+    adapter: str = typer.Argument(..., help=f"one of: {', '.join(sorted(ADAPTERS))}"),
+    source: Path = typer.Argument(..., help="the public set's folder or file"),
+    out: Path = typer.Option(..., help="folder to write evidence.jsonl and rubrics/ into"),
+) -> None:
+    """Write a public set in the evidence schema, to read or to start a platform adapter from."""
+    if adapter not in ADAPTERS:
+        console.print(f"[red]Unknown adapter {adapter!r}[/red]; choose one of {sorted(ADAPTERS)}")
+        raise typer.Exit(2)
+    try:
+        read_source(DataSource(path=source, adapter=adapter))  # refuse to write what won't load
+        credentials, records = adapt(adapter, source)
+    except InputError as error:
+        print_problems(error.problems, console)
+        raise typer.Exit(1) from None
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / "evidence.jsonl"
+    temporary = target.with_suffix(".jsonl.tmp")
+    with temporary.open("w", encoding="utf-8") as stream:
+        for record in records:
+            stream.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+    temporary.replace(target)
+    for credential in credentials.values():
+        write_rubric(credential, out / "rubrics")
+    console.print(
+        f"Wrote {len(records):,} records to {target} "
+        f"and {len(credentials)} rubric(s) to {out / 'rubrics'}"
+    )
+
+
+def print_problems(problems: list[Problem], console: Console, show: int = 200) -> None:
+    table = Table(title=f"{len(problems)} problem(s): nothing was loaded", title_justify="left")
+    for column in ("file", "row", "field", "problem"):
+        table.add_column(column, overflow="fold")
+    for problem in problems[:show]:
+        table.add_row(
+            problem.file,
+            "" if problem.row is None else str(problem.row),
+            problem.field or "",
+            problem.message,
+        )
+    console.print(table)
+    if len(problems) > show:
+        kinds = Counter(p.field or "(file)" for p in problems)
+        console.print(
+            f"... and {len(problems) - show} more (raise --show to list them). By field: "
+            + ", ".join(f"{k} {v}" for k, v in kinds.most_common())
+        )
+    console.print("Fix these and run the check again. Rows count records from 1, after any header.")
+
+
+def print_load_summary(evidence: EvidenceSet, console: Console) -> None:
+    report = evidence.report
+    splits = {split: evidence.splits[split.value] for split in Split}
+    console.print(
+        f"[bold]{report.source}[/bold]: {report.records:,} valid records; "
+        f"{report.without_consent:,} without training consent left out; "
+        f"{report.exact_duplicates:,} exact and {report.near_duplicates:,} near-exact "
+        "duplicates removed; "
+        + ", ".join(
+            f"{split.value} {len(d):,} items / {len(set(d['educator_id'])):,} educators"
+            for split, d in splits.items()
+        )
+    )
+    if report.educators_on_several_sides:
+        console.print(
+            f"[yellow]{report.educators_on_several_sides} educator(s) appear in more than one "
+            "split through the file's own `split` column.[/yellow]"
+        )
+    if report.ignored_columns:
+        console.print(f"Columns not in the schema, ignored: {', '.join(report.ignored_columns)}")
+
+    counts = {
+        split: Counter(zip(d["credential_id"], d["criterion_id"], d["label"], strict=True))
+        for split, d in splits.items()
+    }
+    criteria = Table(title="Evidence by criterion and split", title_justify="left")
+    levels = Table(title="Final levels by criterion and split", title_justify="left")
+    for table in (criteria, levels):
+        table.add_column("credential")
+        table.add_column("criterion")
+    criteria.add_column("stakes")
+    criteria.add_column("levels", justify="right")
+    levels.add_column("level")
+    for table in (criteria, levels):
+        for split in Split:
+            table.add_column(split.value, justify="right")
+        table.add_column("total", justify="right")
+
+    for credential in evidence.credentials.values():
+        for criterion in credential.criteria:
+            per_split = [
+                sum(
+                    n
+                    for (cr, ci, _), n in counts[s].items()
+                    if (cr, ci) == (credential.id, criterion.id)
+                )
+                for s in Split
+            ]
+            if not sum(per_split):
+                continue
+            criteria.add_row(
+                credential.id,
+                criterion.id,
+                credential.stakes.value,
+                str(len(criterion.levels)),
+                *map(str, per_split),
+                str(sum(per_split)),
+            )
+            for index, level in enumerate(criterion.levels):
+                row = [counts[s][(credential.id, criterion.id, index)] for s in Split]
+                if sum(row):
+                    levels.add_row(
+                        credential.id, criterion.id, level.label, *map(str, row), str(sum(row))
+                    )
+    console.print(criteria)
+    console.print(levels)

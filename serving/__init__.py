@@ -1,0 +1,1 @@
+"""Serving stage: the BentoML scoring service and the reviewer page."""

@@ -1,0 +1,99 @@
+"""Small evidence fixtures written by the tests themselves; the shared data sets are never read."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+RUBRIC = {
+    "id": "wait-time",
+    "title": "Using wait time effectively",
+    "stakes": "low",
+    "criteria": [
+        {
+            "id": "planning",
+            "title": "Plans pauses after questions",
+            "levels": [
+                {"value": 1, "label": "Not yet"},
+                {"value": 2, "label": "Developing"},
+                {"value": 3, "label": "Proficient"},
+            ],
+            "met_level": "Proficient",
+        },
+        {
+            "id": "reflection",
+            "title": "Reflects on the effect",
+            "levels": [0, 1, 2, 3],
+            "met_level": "2",
+        },
+    ],
+}
+COLUMNS = [
+    "id",
+    "educator_id",
+    "credential_id",
+    "criterion_id",
+    "evidence_type",
+    "text",
+    "consent_to_train",
+    "final_level",
+    "rater1_id",
+    "rater1_kind",
+    "rater1_level",
+    "rater2_id",
+    "rater2_kind",
+    "rater2_level",
+    "group_gender",
+]
+
+
+def evidence_row(n: int, **overrides: Any) -> dict[str, Any]:
+    """A valid record; educator e{n//2} wrote two items, one per criterion."""
+    criterion = "planning" if n % 2 == 0 else "reflection"
+    level = (
+        ["Not yet", "Developing", "Proficient"][n % 3] if criterion == "planning" else str(n % 4)
+    )
+    row = {
+        "id": f"item-{n}",
+        "educator_id": f"e{n // 2}",
+        "credential_id": "wait-time",
+        "criterion_id": criterion,
+        "evidence_type": "reflection",
+        "text": f"Evidence number {n}: I waited {n} seconds and {n % 5} students answered.",
+        "consent_to_train": "yes",
+        "final_level": level,
+        "rater1_id": "r1",
+        "rater1_kind": "expert",
+        "rater1_level": level,
+        "rater2_id": "r2",
+        "rater2_kind": "peer",
+        "rater2_level": level,
+        "group_gender": "f" if n % 2 else "m",
+    }
+    row.update(overrides)
+    return row
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]], columns: list[str] = COLUMNS) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as stream:
+        writer = csv.DictWriter(stream, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+@pytest.fixture
+def rubric_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "rubrics"
+    folder.mkdir()
+    (folder / "wait-time.yaml").write_text(yaml.safe_dump(RUBRIC), encoding="utf-8")
+    return folder
+
+
+@pytest.fixture
+def good_csv(tmp_path: Path, rubric_dir: Path) -> Path:
+    return write_csv(tmp_path / "evidence.csv", [evidence_row(n) for n in range(60)])

@@ -1,0 +1,80 @@
+"""The `prescore` command as a user meets it: help, the main job, configs, convert."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from prescore.cli import app
+from prescore.data.problems import InputError
+from prescore.training.config import load_config
+
+runner = CliRunner()
+WIDE = {"COLUMNS": "250"}
+
+
+def test_help_lists_the_commands() -> None:
+    result = runner.invoke(app, ["--help"], env=WIDE)
+    assert result.exit_code == 0
+    assert "quickstart" in result.output and "data" in result.output
+
+
+def test_quickstart_loads_the_bundled_sample() -> None:
+    result = runner.invoke(app, ["quickstart"], env=WIDE)
+    assert result.exit_code == 0, result.output
+    assert "2,400 valid records" in result.output  # 400 essays x 6 criteria
+    for criterion in ("cohesion", "syntax", "vocabulary", "phraseology", "grammar", "conventions"):
+        assert criterion in result.output
+
+
+def test_config_paths_are_read_from_the_config_folder(tmp_path: Path, good_csv: Path) -> None:
+    folder = tmp_path / "experiments"
+    folder.mkdir()
+    config = folder / "x.yaml"
+    config.write_text("name: x\ndata:\n  path: ../evidence.csv\n  split: {seed: 5}\n")
+    loaded = load_config(config)
+    assert loaded.data.path == good_csv.resolve()
+    assert loaded.data.split.seed == 5
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "message"),
+    [
+        ("name: x\ndata: {path: a.csv}\nepochs: 3\n", "epochs", "unknown field"),
+        ("name: x\ndata: {path: a.csv, split: {train: 0.9}}\n", "data.split", "add up to 1"),
+        ("name: x\n", "data", "Field required"),
+        ("- a list\n", None, "YAML mapping"),
+    ],
+)
+def test_bad_configs_get_one_clear_message(
+    tmp_path: Path, text: str, field: str | None, message: str
+) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text(text)
+    with pytest.raises(InputError) as caught:
+        load_config(config)
+    problem = caught.value.problems[0]
+    assert problem.field == field and message in problem.message
+    result = runner.invoke(app, ["quickstart", "--config", str(config)], env=WIDE)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+
+
+def test_convert_writes_evidence_and_rubrics_that_check_cleanly(tmp_path: Path) -> None:
+    source = tmp_path / "train.csv"
+    source.write_text(
+        "text_id,full_text,cohesion,syntax,vocabulary,phraseology,grammar,conventions\n"
+        'A1,"School should start later.",3.5,3.5,3.0,3.0,4.0,3.0\n'
+    )
+    out = tmp_path / "converted"
+    result = runner.invoke(
+        app, ["data", "convert", "feedback-prize-ell", str(source), "--out", str(out)], env=WIDE
+    )
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in (out / "evidence.jsonl").read_text().splitlines()]
+    assert len(records) == 6 and (out / "rubrics" / "ell-writing.yaml").is_file()
+    check = runner.invoke(app, ["data", "check", str(out / "evidence.jsonl")], env=WIDE)
+    assert check.exit_code == 0, check.output
+    assert "6 valid records" in check.output
