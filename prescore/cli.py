@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from prescore import training_cli
 from prescore.data.problems import InputError
 from prescore.data_cli import app as data_app
 from prescore.data_cli import print_load_summary, print_problems
@@ -20,6 +21,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(data_app, name="data")
+app.command()(training_cli.train)
+app.command()(training_cli.promote)
+app.command()(training_cli.models)
 console = Console()
 
 QUICKSTART_CONFIG = Path(__file__).resolve().parent.parent / "experiments" / "quickstart.yaml"
@@ -29,18 +33,24 @@ QUICKSTART_CONFIG = Path(__file__).resolve().parent.parent / "experiments" / "qu
 def quickstart(
     config: Path = typer.Option(QUICKSTART_CONFIG, help="experiment config to run"),
 ) -> None:
-    """Run the main job on the bundled sample: load and check the evidence, then summarise it."""
+    """Run the main job on the bundled sample: check the evidence, train, register, promote."""
     from prescore.data.load import load_evidence
     from prescore.training.config import load_config
+    from prescore.training.run import train
 
     try:
         experiment = load_config(config)
         with console.status("Loading and checking evidence..."):
             evidence = load_evidence(experiment.data)
+        print_load_summary(evidence, console)
+        console.print(f"Training {experiment.scorer.kind} scorer '{experiment.name}'...")
+        result = train(experiment, config, evidence)
     except InputError as error:
         print_problems(error.problems, console)
         raise typer.Exit(1) from None
-    print_load_summary(evidence, console)
+    assert result is not None  # quickstart runs in one process
+    training_cli.print_train_result(result)
+    training_cli.promote(model=result.model_name, version=result.version)
 
 
 if __name__ == "__main__":

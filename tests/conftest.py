@@ -97,3 +97,63 @@ def rubric_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def good_csv(tmp_path: Path, rubric_dir: Path) -> Path:
     return write_csv(tmp_path / "evidence.csv", [evidence_row(n) for n in range(60)])
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A two-layer, 32-wide BERT built from a config with random weights: fast, no download.
+
+    The tokenizer is the bundled all-MiniLM-L6-v2 one, so the text pipeline is the real one.
+    """
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from prescore.models.base_model import bundled_base_model
+
+    folder = tmp_path_factory.mktemp("tiny-encoder")
+    tokenizer = AutoTokenizer.from_pretrained(bundled_base_model())
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
+    BertModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    (folder / "modules.json").write_text(
+        '[{"idx": 0, "name": "0", "path": "",'
+        ' "type": "sentence_transformers.models.Transformer"},'
+        ' {"idx": 1, "name": "1", "path": "1_Pooling",'
+        ' "type": "sentence_transformers.models.Pooling"}]'
+    )
+    (folder / "1_Pooling").mkdir()
+    (folder / "1_Pooling" / "config.json").write_text(
+        '{"word_embedding_dimension": 32, "pooling_mode_mean_tokens": true}'
+    )
+    return folder
+
+
+def scoring_frame(n: int, seed: int = 0) -> tuple[Any, Any]:
+    """Items on two criteria (3 and 5 levels) whose level follows the words used: learnable."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    words = ["rarely", "sometimes", "often", "usually", "always"]
+    rows, labels = [], []
+    for i in range(n):
+        criterion, levels = ("planning", 3) if i % 2 else ("reflection", 5)
+        level = int(rng.integers(levels))
+        cue = words[round(level * 4 / (levels - 1))]
+        filler = " ".join(rng.choice(["students", "wait", "question", "pause", "think"], size=8))
+        rows.append(
+            {
+                "text": f"I {cue} wait after questions; {filler}. " * (1 + i % 3),
+                "credential_id": "wait-time",
+                "criterion_id": criterion,
+                "num_levels": levels,
+            }
+        )
+        labels.append(level)
+    return pd.DataFrame(rows), np.array(labels)

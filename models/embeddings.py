@@ -1,0 +1,91 @@
+"""Frozen sentence-transformers embeddings and one ordinal ridge head per criterion.
+
+Long evidence is embedded in overlapping word windows and the window embeddings averaged, so
+a lesson plan is read whole rather than cut at the encoder's window.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Self
+
+import joblib
+import numpy as np
+import pandas as pd
+
+from prescore.models.base_model import BUNDLED, resolve_base_model
+from prescore.models.inputs import chunk_words, levels_per_criterion, pad_probabilities
+from prescore.models.ordinal_ridge import OrdinalRidgeHeads
+from prescore.models.scorer import Scorer
+
+
+class EmbeddingScorer(Scorer):
+    kind = "embeddings"
+
+    def __init__(
+        self,
+        base_model: str = BUNDLED,
+        window_words: int = 180,
+        overlap_words: int = 30,
+        alpha: float = 1.0,
+        batch_size: int = 32,
+    ) -> None:
+        self.base_model = base_model
+        self.window_words = window_words
+        self.overlap_words = overlap_words
+        self.alpha = alpha
+        self.batch_size = batch_size
+
+    def get_params(self) -> dict[str, Any]:
+        return {
+            "base_model": self.base_model,
+            "window_words": self.window_words,
+            "overlap_words": self.overlap_words,
+            "alpha": self.alpha,
+            "batch_size": self.batch_size,
+        }
+
+    def _encoder(self) -> Any:
+        if getattr(self, "encoder_", None) is None:
+            from sentence_transformers import SentenceTransformer
+
+            self.encoder_ = SentenceTransformer(resolve_base_model(self.base_model), device="cpu")
+        return self.encoder_
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """One vector per text; identical texts (one essay, six criteria) are embedded once."""
+        unique = list(dict.fromkeys(texts))
+        windows = [chunk_words(t, self.window_words, self.overlap_words) for t in unique]
+        flat = [w for ws in windows for w in ws]
+        vectors = self._encoder().encode(
+            flat, batch_size=self.batch_size, convert_to_numpy=True, normalize_embeddings=True
+        )
+        out, start = {}, 0
+        for text, ws in zip(unique, windows, strict=True):
+            out[text] = vectors[start : start + len(ws)].mean(axis=0)
+            start += len(ws)
+        return np.stack([out[t] for t in texts])
+
+    def fit(self, X: pd.DataFrame, y: np.ndarray) -> Self:
+        self.num_levels_ = levels_per_criterion(X)
+        features = self.embed(X["text"].tolist())
+        self.heads_ = OrdinalRidgeHeads(self.alpha).fit(
+            features, np.asarray(y), self.keys(X), self.num_levels_
+        )
+        return self
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        self.check_input(X)
+        features = self.embed(X["text"].tolist())
+        return pad_probabilities(self.heads_.predict_proba(features, self.keys(X)), self.width)
+
+    def _save_state(self, folder: Path) -> None:
+        # The encoder travels with the model, so serving never depends on the training machine.
+        self._encoder().save(str(folder / "encoder"))
+        joblib.dump(self.heads_, folder / "heads.joblib")
+
+    @classmethod
+    def _load_state(cls, folder: Path, params: dict[str, Any]) -> Self:
+        scorer = cls(**{**params, "base_model": str(folder / "encoder")})
+        scorer.heads_ = joblib.load(folder / "heads.joblib")
+        return scorer

@@ -1,0 +1,64 @@
+"""TF-IDF features and one ordinal ridge head per criterion: the fast, strong-enough baseline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Self
+
+import joblib
+import numpy as np
+import pandas as pd
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from prescore.models.inputs import levels_per_criterion, pad_probabilities
+from prescore.models.ordinal_ridge import OrdinalRidgeHeads
+from prescore.models.scorer import Scorer
+
+
+class TfidfScorer(Scorer):
+    kind = "tfidf"
+
+    def __init__(
+        self, max_features: int = 50_000, ngram_max: int = 2, min_df: int = 2, alpha: float = 1.0
+    ) -> None:
+        self.max_features = max_features
+        self.ngram_max = ngram_max
+        self.min_df = min_df
+        self.alpha = alpha
+
+    def get_params(self) -> dict[str, Any]:
+        return {
+            "max_features": self.max_features,
+            "ngram_max": self.ngram_max,
+            "min_df": self.min_df,
+            "alpha": self.alpha,
+        }
+
+    def fit(self, X: pd.DataFrame, y: np.ndarray) -> Self:
+        self.num_levels_ = levels_per_criterion(X)
+        self.vectorizer_ = TfidfVectorizer(
+            max_features=self.max_features,
+            ngram_range=(1, self.ngram_max),
+            min_df=min(self.min_df, len(X)),
+            sublinear_tf=True,
+        )
+        features = self.vectorizer_.fit_transform(X["text"].tolist())
+        self.heads_ = OrdinalRidgeHeads(self.alpha).fit(
+            features, np.asarray(y), self.keys(X), self.num_levels_
+        )
+        return self
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        self.check_input(X)
+        features = self.vectorizer_.transform(X["text"].tolist())
+        return pad_probabilities(self.heads_.predict_proba(features, self.keys(X)), self.width)
+
+    def _save_state(self, folder: Path) -> None:
+        joblib.dump({"vectorizer": self.vectorizer_, "heads": self.heads_}, folder / "tfidf.joblib")
+
+    @classmethod
+    def _load_state(cls, folder: Path, params: dict[str, Any]) -> Self:
+        scorer = cls(**params)
+        state = joblib.load(folder / "tfidf.joblib")
+        scorer.vectorizer_, scorer.heads_ = state["vectorizer"], state["heads"]
+        return scorer

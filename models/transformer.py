@@ -1,0 +1,373 @@
+"""A fine-tuned transformer encoder with one ordinal head per criterion.
+
+- Many criteria, one model: the encoder is shared and each criterion has a CORAL head (one
+  projection and K-1 ordered cut-points), so criteria with different numbers of levels live
+  side by side and the loss respects the order of levels.
+- Whole evidence: text is tokenized into overlapping windows of the encoder's length; each
+  window is mean-pooled and the windows averaged, so nothing past the window is dropped.
+- One text, many criteria: items that share a text (one essay scored on six criteria) are
+  encoded once per batch, which is most of the training cost.
+- Training runs through Hugging Face Trainer, so the same code runs on CPU, one GPU, or
+  several processes under `torchrun` / `accelerate launch`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Self
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from prescore.models.base_model import BUNDLED, resolve_base_model
+from prescore.models.inputs import levels_per_criterion, pad_probabilities
+from prescore.models.scorer import Scorer
+
+
+class OrdinalHeads(nn.Module):
+    """CORAL heads: P(level > k) = sigmoid(w_c . h + b_ck), one row of w and b per criterion."""
+
+    num_levels: torch.Tensor
+    cut_mask: torch.Tensor
+
+    def __init__(self, hidden_size: int, num_levels: list[int]) -> None:
+        super().__init__()
+        self.register_buffer("num_levels", torch.tensor(num_levels))
+        width = max(num_levels) - 1
+        self.weight = nn.Parameter(torch.zeros(len(num_levels), hidden_size))
+        self.bias = nn.Parameter(torch.zeros(len(num_levels), width))
+        nn.init.normal_(self.weight, std=0.02)
+        cut = torch.arange(width)[None, :]
+        self.register_buffer("cut_mask", cut < (self.num_levels[:, None] - 1))
+
+    def forward(self, vectors: torch.Tensor, heads: torch.Tensor) -> torch.Tensor:
+        """Logits of P(level > k), shape (items, widest scale - 1); padded cut-points masked."""
+        score = (vectors * self.weight[heads]).sum(dim=-1, keepdim=True)
+        return score + self.bias[heads]
+
+    def loss(self, logits: torch.Tensor, heads: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        cut = torch.arange(logits.shape[1], device=logits.device)[None, :]
+        targets = (labels[:, None] > cut).float()
+        mask = self.cut_mask[heads].float()
+        losses = nn.functional.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+        return (losses * mask).sum() / mask.sum().clamp(min=1)
+
+    def probabilities(self, logits: torch.Tensor, heads: torch.Tensor) -> list[np.ndarray]:
+        above = torch.sigmoid(logits).cummin(dim=1).values  # rank-consistent: P(>k) never rises
+        out = []
+        for row, head in zip(above.cpu().numpy(), heads.cpu().numpy(), strict=True):
+            k = int(self.num_levels[head])
+            cumulative = np.concatenate([[1.0], row[: k - 1], [0.0]])
+            probabilities = np.clip(cumulative[:-1] - cumulative[1:], 0, None)
+            out.append(probabilities / probabilities.sum())
+        return out
+
+
+class ScoringModel(nn.Module):
+    """Encoder + window pooling + ordinal heads; `forward` returns the loss Trainer needs."""
+
+    encoder: Any  # any Hugging Face encoder model
+
+    def __init__(self, encoder: nn.Module, num_levels: list[int]) -> None:
+        super().__init__()
+        self.encoder = encoder
+        hidden = int(self.encoder.config.hidden_size)
+        # Pooled sentence vectors are small; normalising them lets the new heads learn at once.
+        self.norm = nn.LayerNorm(hidden)
+        self.heads = OrdinalHeads(hidden, num_levels)
+
+    def document_vectors(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, window_document: torch.Tensor
+    ) -> torch.Tensor:
+        states = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        mask = attention_mask.unsqueeze(-1).to(states.dtype)
+        token_sums = (states * mask).sum(dim=1)
+        token_counts = mask.sum(dim=1)
+        documents = int(window_document.max()) + 1
+        sums = torch.zeros(documents, states.shape[-1], device=states.device, dtype=states.dtype)
+        counts = torch.zeros(documents, 1, device=states.device, dtype=states.dtype)
+        sums.index_add_(0, window_document, token_sums)
+        counts.index_add_(0, window_document, token_counts)
+        return self.norm(sums / counts.clamp(min=1))
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        window_document: torch.Tensor,
+        target_document: torch.Tensor,
+        target_head: torch.Tensor,
+        labels: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        vectors = self.document_vectors(input_ids, attention_mask, window_document)
+        logits = self.heads(vectors[target_document], target_head)
+        out = {"logits": logits}
+        if labels is not None:
+            out["loss"] = self.heads.loss(logits, target_head, labels)
+        return out
+
+
+@dataclass
+class Document:
+    """One distinct text, its token windows, and the (criterion head, level) targets it carries."""
+
+    windows: list[list[int]]
+    heads: list[int]
+    labels: list[int]
+    rows: list[int]
+
+
+class DocumentDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
+    def __init__(self, documents: list[Document]) -> None:
+        self.documents = documents
+
+    def __len__(self) -> int:
+        return len(self.documents)
+
+    def __getitem__(self, index: int) -> Document:
+        return self.documents[index]
+
+
+def collate(documents: list[Document], pad_id: int) -> dict[str, torch.Tensor]:
+    windows = [w for d in documents for w in d.windows]
+    length = max(len(w) for w in windows)
+    input_ids = torch.full((len(windows), length), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(windows), length), dtype=torch.long)
+    for i, window in enumerate(windows):
+        input_ids[i, : len(window)] = torch.tensor(window)
+        attention_mask[i, : len(window)] = 1
+    return {
+        "input_ids": input_ids,
+        "attention_mask": attention_mask,
+        "window_document": torch.tensor([i for i, d in enumerate(documents) for _ in d.windows]),
+        "target_document": torch.tensor([i for i, d in enumerate(documents) for _ in d.heads]),
+        "target_head": torch.tensor([h for d in documents for h in d.heads]),
+        "labels": torch.tensor([y for d in documents for y in d.labels]),
+    }
+
+
+class TransformerScorer(Scorer):
+    kind = "transformer"
+
+    def __init__(
+        self,
+        base_model: str = BUNDLED,
+        max_length: int = 256,
+        stride: int = 32,
+        epochs: float = 3.0,
+        batch_size: int = 8,
+        learning_rate: float = 5e-5,
+        head_learning_rate: float = 2e-3,
+        weight_decay: float = 0.01,
+        warmup_ratio: float = 0.1,
+        freeze_layers: int = 0,
+        seed: int = 13,
+        ddp_backend: str | None = None,
+    ) -> None:
+        self.base_model = base_model
+        self.max_length = max_length
+        self.stride = stride
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.head_learning_rate = head_learning_rate
+        self.weight_decay = weight_decay
+        self.warmup_ratio = warmup_ratio
+        self.freeze_layers = freeze_layers
+        self.seed = seed
+        self.ddp_backend = ddp_backend
+        self.callbacks: list[Any] = []  # Trainer callbacks (progress, MLflow logging); not saved
+        self.eval_set: tuple[pd.DataFrame, np.ndarray] | None = None  # per-epoch held-out loss
+
+    def get_params(self) -> dict[str, Any]:
+        return {
+            "base_model": self.base_model,
+            "max_length": self.max_length,
+            "stride": self.stride,
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "learning_rate": self.learning_rate,
+            "head_learning_rate": self.head_learning_rate,
+            "weight_decay": self.weight_decay,
+            "warmup_ratio": self.warmup_ratio,
+            "freeze_layers": self.freeze_layers,
+            "seed": self.seed,
+            "ddp_backend": self.ddp_backend,
+        }
+
+    def check_params(self) -> None:
+        """Refuse settings that could only fail later, mid-training."""
+        if not 0 <= self.stride < self.max_length - 2:
+            raise ValueError(
+                f"stride ({self.stride}) must be smaller than max_length - 2 "
+                f"({self.max_length - 2}): windows overlap by `stride` tokens"
+            )
+        if self.freeze_layers < 0 or self.epochs <= 0 or self.batch_size < 1:
+            raise ValueError("freeze_layers must be >= 0, epochs > 0 and batch_size >= 1")
+
+    # -- data -------------------------------------------------------------------------------
+    def documents(self, X: pd.DataFrame, y: np.ndarray | None) -> list[Document]:
+        """Group rows by text and tokenize each distinct text once, into overlapping windows."""
+        by_text: dict[str, Document] = {}
+        keys = self.keys(X)
+        labels = np.zeros(len(X), dtype=int) if y is None else np.asarray(y)
+        for row, (text, key, label) in enumerate(zip(X["text"], keys, labels, strict=True)):
+            document = by_text.get(text)
+            if document is None:
+                document = by_text[text] = Document(self._windows(text), [], [], [])
+            document.heads.append(self.head_index_[str(key)])
+            document.labels.append(int(label))
+            document.rows.append(row)
+        return list(by_text.values())
+
+    def _windows(self, text: str) -> list[list[int]]:
+        encoded = self.tokenizer_(
+            text,
+            truncation=True,
+            max_length=self.max_length,
+            stride=self.stride,
+            return_overflowing_tokens=True,
+        )
+        return [list(ids) for ids in encoded["input_ids"]]
+
+    # -- fit / predict ----------------------------------------------------------------------
+    def fit(self, X: pd.DataFrame, y: np.ndarray) -> Self:
+        from transformers import AutoModel, AutoTokenizer, Trainer, TrainingArguments, set_seed
+
+        self.check_params()
+        set_seed(self.seed)
+        self.num_levels_ = levels_per_criterion(X)
+        self.head_index_ = {key: i for i, key in enumerate(sorted(self.num_levels_))}
+        path = resolve_base_model(self.base_model)
+        self.tokenizer_ = AutoTokenizer.from_pretrained(path)
+        encoder = AutoModel.from_pretrained(path)
+        self.model_ = ScoringModel(encoder, [self.num_levels_[k] for k in sorted(self.num_levels_)])
+        self._init_cut_points(X, np.asarray(y))
+        self._freeze_lower_layers()
+
+        train = DocumentDataset(self.documents(X, y))
+        evaluation = DocumentDataset(self.documents(*self.eval_set)) if self.eval_set else None
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as output_dir:
+            arguments = TrainingArguments(
+                output_dir=output_dir,
+                num_train_epochs=self.epochs,
+                per_device_train_batch_size=self.batch_size,
+                per_device_eval_batch_size=self.batch_size,
+                learning_rate=self.learning_rate,
+                weight_decay=self.weight_decay,
+                warmup_steps=self.warmup_ratio,  # a float below 1 is a share of all steps
+                seed=self.seed,
+                data_seed=self.seed,
+                logging_strategy="epoch",
+                eval_strategy="epoch" if evaluation else "no",
+                save_strategy="no",
+                report_to="none",
+                disable_tqdm=True,
+                remove_unused_columns=False,
+                label_names=["labels"],
+                prediction_loss_only=True,
+                ddp_backend=self.ddp_backend,
+                # Accelerate treats a torchrun launch on CPU as distributed only when told so.
+                use_cpu=not torch.cuda.is_available(),
+                ddp_find_unused_parameters=True,
+                dataloader_num_workers=0,
+                dataloader_pin_memory=False,
+            )
+            pad_id = self.tokenizer_.pad_token_id or 0
+            trainer = Trainer(
+                model=self.model_,
+                args=arguments,
+                train_dataset=train,
+                eval_dataset=evaluation,
+                data_collator=lambda docs: collate(docs, pad_id),
+                callbacks=self.callbacks,
+                optimizers=(self._optimizer(), None),
+            )
+            trainer.train()
+            self.log_history_ = list(trainer.state.log_history)
+            self.world_size_ = int(arguments.world_size)
+            self.optimizer_steps_ = int(trainer.state.global_step)
+        self.model_.eval()
+        return self
+
+    def _init_cut_points(self, X: pd.DataFrame, y: np.ndarray) -> None:
+        """Start each cut-point at the training log-odds of being above it: steadier fits."""
+        keys = self.keys(X)
+        with torch.no_grad():
+            for key, head in self.head_index_.items():
+                levels = y[keys == key]
+                for k in range(self.num_levels_[key] - 1):
+                    above = (np.sum(levels > k) + 1) / (len(levels) + 2)
+                    self.model_.heads.bias[head, k] = float(np.log(above / (1 - above)))
+
+    def _optimizer(self) -> torch.optim.Optimizer:
+        """AdamW with a faster rate for the new heads than for the pretrained encoder."""
+        encoder = [p for p in self.model_.encoder.parameters() if p.requires_grad]
+        return torch.optim.AdamW(
+            [
+                {"params": encoder, "lr": self.learning_rate},
+                {
+                    "params": [*self.model_.heads.parameters(), *self.model_.norm.parameters()],
+                    "lr": self.head_learning_rate,
+                },
+            ],
+            weight_decay=self.weight_decay,
+        )
+
+    def _freeze_lower_layers(self) -> None:
+        if self.freeze_layers <= 0:
+            return
+        frozen = ("embeddings",) + tuple(f"layer.{i}." for i in range(self.freeze_layers))
+        for name, parameter in self.model_.encoder.named_parameters():
+            if any(part in name for part in frozen):
+                parameter.requires_grad = False
+
+    @torch.no_grad()
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        self.check_input(X)
+        self.model_.eval()
+        device = next(self.model_.parameters()).device
+        documents = self.documents(X, None)
+        rows: list[np.ndarray] = [np.empty(0)] * len(X)
+        pad_id = self.tokenizer_.pad_token_id or 0
+        for start in range(0, len(documents), self.batch_size):
+            batch_documents = documents[start : start + self.batch_size]
+            batch = collate(batch_documents, pad_id)
+            batch.pop("labels")
+            batch = {k: v.to(device) for k, v in batch.items()}
+            logits = self.model_(**batch)["logits"]
+            probabilities = self.model_.heads.probabilities(logits, batch["target_head"])
+            targets = [row for d in batch_documents for row in d.rows]
+            for row, p in zip(targets, probabilities, strict=True):
+                rows[row] = p
+        return pad_probabilities(rows, self.width)
+
+    # -- persistence ------------------------------------------------------------------------
+    def _save_state(self, folder: Path) -> None:
+        self.model_.encoder.save_pretrained(folder / "encoder")
+        self.tokenizer_.save_pretrained(folder / "encoder")
+        heads = {"heads": self.model_.heads.state_dict(), "norm": self.model_.norm.state_dict()}
+        torch.save(heads, folder / "heads.pt")
+
+    @classmethod
+    def _load_state(cls, folder: Path, params: dict[str, Any]) -> Self:
+        import json
+
+        from transformers import AutoModel, AutoTokenizer
+
+        scorer = cls(**{**params, "base_model": str(folder / "encoder")})
+        num_levels = json.loads((folder / "scorer.json").read_text())["num_levels"]
+        scorer.head_index_ = {key: i for i, key in enumerate(sorted(num_levels))}
+        scorer.tokenizer_ = AutoTokenizer.from_pretrained(folder / "encoder")
+        encoder = AutoModel.from_pretrained(folder / "encoder")
+        scorer.model_ = ScoringModel(encoder, [int(num_levels[k]) for k in sorted(num_levels)])
+        heads = torch.load(folder / "heads.pt", weights_only=True)
+        scorer.model_.heads.load_state_dict(heads["heads"])
+        scorer.model_.norm.load_state_dict(heads["norm"])
+        scorer.model_.eval()
+        return scorer

@@ -1,0 +1,99 @@
+"""Every scorer: the scikit-learn contract, probabilities per level, exact save/load round trip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from prescore.models.embeddings import EmbeddingScorer
+from prescore.models.scorer import Scorer, load_scorer
+from prescore.models.tfidf import TfidfScorer
+from prescore.models.transformer import OrdinalHeads, TransformerScorer
+from tests.conftest import scoring_frame
+
+
+def build(kind: str, encoder: Path) -> Scorer:
+    if kind == "tfidf":
+        return TfidfScorer(min_df=1)
+    if kind == "embeddings":
+        return EmbeddingScorer(base_model=str(encoder), window_words=20, overlap_words=5)
+    return TransformerScorer(
+        base_model=str(encoder), max_length=32, stride=8, epochs=2, batch_size=8, seed=7
+    )
+
+
+@pytest.fixture(scope="module", params=["tfidf", "embeddings", "transformer"])
+def fitted(request: pytest.FixtureRequest, tiny_encoder: Path) -> Scorer:
+    X, y = scoring_frame(80)
+    return build(request.param, tiny_encoder).fit(X, y)
+
+
+def test_probabilities_cover_each_items_own_scale(fitted: Scorer) -> None:
+    X, _ = scoring_frame(20, seed=1)
+    probabilities = fitted.predict_proba(X)
+    assert probabilities.shape == (20, 5)
+    assert np.allclose(probabilities.sum(axis=1), 1)
+    three_level = (X["criterion_id"] == "planning").to_numpy()
+    assert np.all(probabilities[three_level, 3:] == 0)
+    assert np.array_equal(fitted.predict(X), probabilities.argmax(axis=1))
+
+
+def test_save_and_load_predict_identically(fitted: Scorer, tmp_path: Path) -> None:
+    X, _ = scoring_frame(20, seed=2)
+    reloaded = load_scorer(fitted.save(tmp_path / "scorer"))
+    assert type(reloaded) is type(fitted)
+    assert np.array_equal(reloaded.predict_proba(X), fitted.predict_proba(X))
+
+
+def test_unknown_criterion_and_missing_columns_are_refused(fitted: Scorer) -> None:
+    X, _ = scoring_frame(4)
+    with pytest.raises(ValueError, match="not trained on criteria"):
+        fitted.predict_proba(X.assign(criterion_id="questioning"))
+    with pytest.raises(ValueError, match="lacks column"):
+        fitted.predict_proba(X.drop(columns=["text"]))
+
+
+def test_tfidf_learns_the_signal() -> None:
+    X, y = scoring_frame(300)
+    X_test, y_test = scoring_frame(100, seed=5)
+    predicted = TfidfScorer(min_df=1, alpha=0.1).fit(X, y).predict(X_test)
+    assert np.mean(predicted == y_test) > 0.6  # chance is about 0.27
+
+
+def test_transformer_training_is_deterministic_under_a_seed(tiny_encoder: Path) -> None:
+    X, y = scoring_frame(40)
+    first = build("transformer", tiny_encoder).fit(X, y).predict_proba(X)
+    second = build("transformer", tiny_encoder).fit(X, y).predict_proba(X)
+    assert np.array_equal(first, second)
+
+
+def test_long_evidence_is_read_whole(tiny_encoder: Path) -> None:
+    X, y = scoring_frame(10)
+    scorer = build("transformer", tiny_encoder).fit(X, y)
+    long_text = " ".join(f"word{i}" for i in range(200)) + " finalword"
+    windows = scorer._windows(long_text)
+    assert len(windows) > 1
+    last = scorer.tokenizer_.decode(windows[-1])
+    assert "finalword" in last.replace(" ", "")
+    # the end of the text changes the prediction input: it is not cut away
+    changed = scorer.predict_proba(X.head(1).assign(text=long_text + " always always always"))
+    base = scorer.predict_proba(X.head(1).assign(text=long_text))
+    assert not np.array_equal(changed, base)
+
+
+def test_ordinal_loss_costs_more_the_further_the_miss() -> None:
+    heads = OrdinalHeads(hidden_size=1, num_levels=[5])
+    index = torch.tensor([0])
+    truth = torch.tensor([4])
+
+    def loss_when_predicting(level: int) -> float:
+        logits = torch.tensor([[10.0 if k < level else -10.0 for k in range(4)]])
+        return float(heads.loss(logits, index, truth))
+
+    losses = [loss_when_predicting(level) for level in range(5)]
+    assert losses == sorted(losses, reverse=True) and losses[-1] < 1e-3
+    probabilities = heads.probabilities(torch.tensor([[2.0, 0.5, -1.0, -3.0]]), index)[0]
+    assert np.isclose(probabilities.sum(), 1) and (probabilities >= 0).all()

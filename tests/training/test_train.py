@@ -1,0 +1,201 @@
+"""Training end to end on small fixtures: MLflow run contents, registry, promotion, reload."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+from typer.testing import CliRunner
+
+from prescore.cli import app
+from prescore.data.load import load_evidence
+from prescore.models.tfidf import TfidfScorer
+from prescore.training.config import load_config
+from prescore.training.registry import CHAMPION, list_versions, promote
+from prescore.training.run import scorer_input, train
+from prescore.training.tracking import configure_tracking
+from tests.conftest import evidence_row, write_csv
+
+runner = CliRunner()
+WIDE = {"COLUMNS": "250"}
+
+
+@pytest.fixture
+def tracking(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    configure_tracking()
+    return uri
+
+
+@pytest.fixture
+def evidence_csv(tmp_path: Path, rubric_dir: Path) -> Path:
+    """Evidence whose text names its level, so a fitted scorer has something to learn."""
+    rows = [evidence_row(n) for n in range(160)]
+    for row in rows:
+        row["text"] += f" Overall: {row['final_level']} {row['final_level']}."
+    return write_csv(tmp_path / "evidence.csv", rows)
+
+
+def write_config(folder: Path, scorer: dict, name: str = "tiny", **data: object) -> Path:
+    path = folder / f"{name}-{len(list(folder.glob('*.yaml')))}.yaml"
+    config = {"name": name, "data": {"path": "evidence.csv", **data}, "scorer": scorer, "seed": 3}
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_a_baseline_run_is_tracked_registered_and_reloads_to_the_same_numbers(
+    tmp_path: Path, evidence_csv: Path, tracking: str
+) -> None:
+    config_path = write_config(tmp_path, {"kind": "tfidf", "params": {"min_df": 1}})
+    config = load_config(config_path)
+    result = train(config, config_path)
+    assert result is not None and result.version == "1"
+
+    run = MlflowClient().get_run(result.run_id)
+    assert run.data.params["scorer"] == "tfidf"
+    assert run.data.params["scorer.min_df"] == "1"
+    assert len(run.data.params["data.train.fingerprint"]) == 16
+    assert int(run.data.params["data.test.size"]) > 0
+    for key in (
+        "test_qwk_mean",
+        "test_exact_mean",
+        "test_adjacent_mean",
+        "test_qwk.wait-time.planning",
+    ):
+        assert key in run.data.metrics
+    artifacts = {a.path for a in MlflowClient().list_artifacts(result.run_id)}
+    assert {"config", "confusion_matrices.png"} <= artifacts
+    config_files = {a.path for a in MlflowClient().list_artifacts(result.run_id, "config")}
+    assert f"config/{config_path.name}" in config_files
+
+    model = mlflow.pyfunc.load_model(f"models:/prescore-tiny/{result.version}")
+    test = load_evidence(config.data).splits["test"]
+    served = model.predict(scorer_input(test).drop(columns=["num_levels"]))
+    train_split = load_evidence(config.data).splits["train"]
+    refit = TfidfScorer(min_df=1).fit(scorer_input(train_split), np.asarray(train_split["label"]))
+    expected = refit.predict_proba(scorer_input(test))
+    assert np.array_equal(served["level"].to_numpy(), expected.argmax(axis=1))
+    assert np.allclose(served.filter(like="p_").to_numpy(), expected)
+
+
+def test_transformer_and_embedding_runs_log_losses_and_metrics(
+    tmp_path: Path, evidence_csv: Path, tracking: str, tiny_encoder: Path
+) -> None:
+    params = {
+        "base_model": str(tiny_encoder),
+        "max_length": 32,
+        "stride": 8,
+        "epochs": 2,
+        "batch_size": 16,
+    }
+    result = train(load_config(write_config(tmp_path, {"kind": "transformer", "params": params})))
+    assert result is not None
+    history = MlflowClient().get_metric_history(result.run_id, "train_loss")
+    assert [m.step for m in history] == [1, 2]
+    assert len(MlflowClient().get_metric_history(result.run_id, "calibration_loss")) == 2
+
+    embedding = {"kind": "embeddings", "params": {"base_model": str(tiny_encoder)}}
+    result = train(load_config(write_config(tmp_path, embedding)))
+    assert result is not None and result.version == "2"
+    assert 0 <= result.metrics["test_exact_mean"] <= 1
+
+
+def test_promotion_moves_champion_only_to_a_better_version(
+    tmp_path: Path, evidence_csv: Path, tracking: str
+) -> None:
+    good = {"kind": "tfidf", "params": {"min_df": 1, "alpha": 0.3}}
+    poor = {"kind": "tfidf", "params": {"min_df": 1, "alpha": 1e6}}
+    for scorer in (good, poor):
+        train(load_config(write_config(tmp_path, scorer)))
+
+    first = promote("prescore-tiny", "1")
+    assert first.promoted and first.reason == "there was no champion"
+    second = promote("prescore-tiny")  # the newest: the over-regularised one
+    assert not second.promoted and second.margin is not None and second.margin < 0
+    versions = {v.version: v for v in list_versions("prescore-tiny")}
+    assert CHAMPION in versions["1"].aliases and not versions["2"].aliases
+
+    other_split = write_config(tmp_path, good, split={"seed": 99})
+    train(load_config(other_split))
+    third = promote("prescore-tiny")
+    assert not third.promoted and "different held-out evidence" in third.reason
+
+    listing = runner.invoke(app, ["models", "--model", "prescore-tiny"], env=WIDE)
+    assert listing.exit_code == 0 and CHAMPION in listing.output
+    missing = runner.invoke(app, ["promote", "--model", "prescore-nothing"], env=WIDE)
+    assert missing.exit_code == 1 and "no registered model" in missing.output
+
+
+@pytest.mark.parametrize(
+    ("scorer", "data", "expected"),
+    [
+        ({"kind": "tfidf", "params": {"min_dff": 1}}, {}, "unknown parameter"),
+        ({"kind": "forest"}, {}, "scorer.kind"),
+        ({"kind": "transformer", "params": {"max_length": 32}}, {}, "stride (32) must be smaller"),
+        (
+            {"kind": "transformer", "params": {"base_model": "no/such-model"}},
+            {},
+            "neither a folder",
+        ),
+        ({"kind": "tfidf"}, {"path": "missing.csv"}, "no such file"),
+        ({"kind": "tfidf"}, {"path": "mismatch.csv"}, "not on the rubric"),
+    ],
+)
+def test_bad_configs_give_one_clear_message(
+    tmp_path: Path, evidence_csv: Path, tracking: str, scorer: dict, data: dict, expected: str
+) -> None:
+    write_csv(tmp_path / "mismatch.csv", [evidence_row(0, final_level="Expert")])
+    result = runner.invoke(
+        app, ["train", "--config", str(write_config(tmp_path, scorer, **data))], env=WIDE
+    )
+    assert result.exit_code == 1
+    assert expected in " ".join(result.output.split())
+    assert "Traceback" not in result.output
+
+
+def test_two_process_cpu_training_with_gloo(
+    tmp_path: Path, evidence_csv: Path, tracking: str, tiny_encoder: Path
+) -> None:
+    params = {
+        "base_model": str(tiny_encoder),
+        "max_length": 32,
+        "stride": 8,
+        "epochs": 1,
+        "batch_size": 8,
+        "ddp_backend": "gloo",
+    }
+    config = write_config(tmp_path, {"kind": "transformer", "params": params}, name="ddp")
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29533",
+        "-m",
+        "prescore.cli",
+        "train",
+        "--config",
+        str(config),
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    versions = list_versions("prescore-ddp")
+    assert len(versions) == 1  # two processes trained, one registered
+    run = MlflowClient().get_run(versions[0].run_id)
+    assert run.data.params["world_size"] == "2"
+    texts = int(run.data.params["data.train.size"])  # every fixture item has its own text
+    # each process took half the texts: ceil(texts / (2 processes * batch of 8)) steps;
+    # a single process would have taken ceil(texts / 8)
+    assert run.data.metrics["optimizer_steps"] == -(-texts // 16)
+    assert "test_qwk_mean" in versions[0].metrics

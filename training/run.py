@@ -1,0 +1,249 @@
+"""One training run: load evidence, fit the configured scorer, measure it, log and register it."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+from datasets import Dataset
+from rich.progress import Progress
+from transformers import TrainerCallback
+
+from prescore.data.load import EvidenceSet, load_evidence
+from prescore.data.schema import Credential
+from prescore.eval.agreement import agreement, confusion
+from prescore.models.pyfunc import ScorerModel, signature
+from prescore.models.scorer import Scorer
+from prescore.training.config import ExperimentConfig
+from prescore.training.tracking import configure_tracking, experiment_id
+
+MODEL_ARTIFACT = "model"
+MODEL_REQUIREMENTS = [
+    "torch",
+    "transformers",
+    "sentence-transformers",
+    "scikit-learn",
+    "pandas",
+    "mlflow",
+]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    run_id: str
+    model_name: str
+    version: str
+    metrics: dict[str, float]
+    fit_seconds: float
+
+
+def is_main_process() -> bool:
+    """Under torchrun every process trains; only the first one logs and registers."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def fingerprint(split: Dataset) -> str:
+    """A digest of ids, levels and texts: equal fingerprints mean the same evidence, same scores."""
+    digest = hashlib.sha256()
+    for item_id, label, text in sorted(
+        zip(split["id"], split["label"], split["text"], strict=True)
+    ):
+        digest.update(f"{item_id}\t{label}\t".encode())
+        digest.update(
+            hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+        )
+    return digest.hexdigest()[:16]
+
+
+def scorer_input(split: Dataset) -> pd.DataFrame:
+    return split.select_columns(["text", "credential_id", "criterion_id", "num_levels"]).to_pandas()
+
+
+def evaluate_split(
+    scorer: Scorer, split: Dataset, credentials: dict[str, Credential], prefix: str
+) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """Agreement of the scorer with the final human level, per criterion and averaged."""
+    frame = split.select_columns(
+        ["credential_id", "criterion_id", "label", "num_levels"]
+    ).to_pandas()
+    predicted = scorer.predict(scorer_input(split)) if len(split) else np.array([], dtype=int)
+    metrics: dict[str, float] = {}
+    matrices: dict[str, np.ndarray] = {}
+    for (credential_id, criterion_id), rows in frame.groupby(["credential_id", "criterion_id"]):
+        positions = rows.index.to_numpy()
+        levels = int(rows["num_levels"].iloc[0])
+        human, machine = rows["label"].tolist(), predicted[positions].tolist()
+        key = f"{credential_id}.{criterion_id}"
+        for name, value in agreement(human, machine, levels).items():
+            metrics[f"{prefix}_{name}.{key}"] = value
+        matrices[key] = confusion(human, machine, levels)
+    for name in ("qwk", "exact", "adjacent"):
+        values = [
+            v for k, v in metrics.items() if k.startswith(f"{prefix}_{name}.") and not np.isnan(v)
+        ]
+        if values:
+            metrics[f"{prefix}_{name}_mean"] = float(np.mean(values))
+    return metrics, matrices
+
+
+def confusion_figure(matrices: dict[str, np.ndarray], credentials: dict[str, Credential]) -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    columns = min(3, len(matrices))
+    rows = (len(matrices) + columns - 1) // columns
+    figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.8 * rows), squeeze=False)
+    for axis in axes.flat[len(matrices) :]:
+        axis.axis("off")
+    for axis, (key, matrix) in zip(axes.flat, matrices.items(), strict=False):
+        credential_id, criterion_id = key.split(".", 1)
+        criterion = credentials[credential_id].criterion(criterion_id)
+        labels = criterion.labels if criterion else [str(i) for i in range(len(matrix))]
+        axis.imshow(matrix, cmap="Blues")
+        axis.set_title(key, fontsize=9)
+        axis.set_xlabel("model")
+        axis.set_ylabel("human")
+        ticks = range(len(labels))
+        axis.set_xticks(ticks, labels, fontsize=6, rotation=90)
+        axis.set_yticks(ticks, labels, fontsize=6)
+        if len(matrix) <= 12:
+            for (i, j), count in np.ndenumerate(matrix):
+                if count:
+                    axis.text(j, i, str(count), ha="center", va="center", fontsize=6)
+    figure.tight_layout()
+    return figure
+
+
+class EpochLossLogger(TrainerCallback):  # type: ignore[misc]
+    """Per-epoch training and calibration loss into the active MLflow run."""
+
+    def on_log(
+        self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **_: Any
+    ) -> None:
+        if not logs or not state.is_world_process_zero or mlflow.active_run() is None:
+            return
+        step = int(round(state.epoch or 0))
+        for source, target in (("loss", "train_loss"), ("eval_loss", "calibration_loss")):
+            if source in logs:
+                mlflow.log_metric(target, float(logs[source]), step=step)
+
+
+class RichProgress(TrainerCallback):  # type: ignore[misc]
+    """A rich progress bar over optimisation steps, on the main process only."""
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **_: Any) -> None:
+        self.progress = Progress(disable=not state.is_world_process_zero)
+        self.progress.start()
+        self.task = self.progress.add_task("Fine-tuning", total=state.max_steps)
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **_: Any) -> None:
+        self.progress.update(self.task, completed=state.global_step)
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **_: Any) -> None:
+        self.progress.stop()
+
+
+def train(
+    config: ExperimentConfig, config_path: Path | None = None, evidence: EvidenceSet | None = None
+) -> TrainResult | None:
+    """Fit, evaluate on the held-out split, log to MLflow and register a new model version.
+
+    `evidence` saves a second load when the caller has already loaded `config.data`.
+    Returns None on the non-main processes of a distributed run.
+    """
+    evidence = evidence or load_evidence(config.data)
+    splits, credentials = evidence.splits, evidence.credentials
+    if len(splits["train"]) == 0:
+        raise ValueError("the train split is empty: check the data's split fractions")
+    scorer = config.scorer.build(config.seed)
+    if hasattr(scorer, "callbacks"):
+        scorer.callbacks = [EpochLossLogger(), RichProgress()]
+        if len(splits["calibration"]):
+            calibration = splits["calibration"]
+            scorer.eval_set = (scorer_input(calibration), np.asarray(calibration["label"]))
+
+    main = is_main_process()
+    if main:
+        configure_tracking()
+        run_context: Any = mlflow.start_run(experiment_id=experiment_id(config.name))
+    else:
+        run_context = nullcontext()
+    with run_context as run:
+        if main:
+            _log_inputs(config, config_path, splits)
+        started = time.perf_counter()
+        scorer.fit(scorer_input(splits["train"]), np.asarray(splits["train"]["label"]))
+        fit_seconds = time.perf_counter() - started
+        if not main:
+            return None
+        metrics, matrices = evaluate_split(scorer, splits["test"], credentials, "test")
+        calibration_metrics, _ = evaluate_split(
+            scorer, splits["calibration"], credentials, "calibration"
+        )
+        metrics |= calibration_metrics
+        metrics["fit_seconds"] = fit_seconds
+        if hasattr(scorer, "world_size_"):
+            mlflow.log_param("world_size", scorer.world_size_)
+            metrics["optimizer_steps"] = scorer.optimizer_steps_
+        metrics["fit_seconds_per_1000_items"] = 1000 * fit_seconds / len(splits["train"])
+        mlflow.log_metrics({k: v for k, v in metrics.items() if not np.isnan(v)})
+        if matrices:
+            mlflow.log_figure(confusion_figure(matrices, credentials), "confusion_matrices.png")
+        version = _log_model(scorer, config.model_name)
+    return TrainResult(run.info.run_id, config.model_name, version, metrics, fit_seconds)
+
+
+def _log_inputs(config: ExperimentConfig, config_path: Path | None, splits: Any) -> None:
+    mlflow.set_tags({"prescore.config": config.name, "prescore.scorer": config.scorer.kind})
+    mlflow.log_params(
+        {
+            "scorer": config.scorer.kind,
+            "seed": config.seed,
+            "data.path": str(config.data.path),
+            "data.adapter": config.data.adapter or "",
+            "data.split_seed": config.data.split.seed,
+            **{f"scorer.{k}": v for k, v in config.scorer.build(config.seed).get_params().items()},
+        }
+    )
+    for name, split in splits.items():
+        mlflow.log_params(
+            {f"data.{name}.size": len(split), f"data.{name}.fingerprint": fingerprint(split)}
+        )
+    if config_path is not None:
+        mlflow.log_artifact(str(config_path), artifact_path="config")
+    mlflow.log_dict(config.model_dump(mode="json"), "config/resolved.json")
+
+
+def synthetic_example(scorer: Scorer) -> pd.DataFrame:
+    """An input example that is not anyone's evidence: MLflow stores it beside the model."""
+    credential_id, criterion_id = next(iter(sorted(scorer.num_levels_))).split("/", 1)
+    text = "I paused for five seconds after each question so that more students could answer."
+    return pd.DataFrame(
+        [{"text": text, "credential_id": credential_id, "criterion_id": criterion_id}]
+    )
+
+
+def _log_model(scorer: Scorer, model_name: str) -> str:
+    with tempfile.TemporaryDirectory() as folder:
+        saved = scorer.save(Path(folder) / "scorer")
+        info = mlflow.pyfunc.log_model(
+            name=MODEL_ARTIFACT,
+            python_model=ScorerModel(),
+            artifacts={"scorer": str(saved)},
+            signature=signature(scorer.width),
+            input_example=synthetic_example(scorer),
+            registered_model_name=model_name,
+            pip_requirements=MODEL_REQUIREMENTS,
+        )
+    return str(info.registered_model_version)
