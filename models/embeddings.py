@@ -36,15 +36,6 @@ class EmbeddingScorer(Scorer):
         self.alpha = alpha
         self.batch_size = batch_size
 
-    def get_params(self) -> dict[str, Any]:
-        return {
-            "base_model": self.base_model,
-            "window_words": self.window_words,
-            "overlap_words": self.overlap_words,
-            "alpha": self.alpha,
-            "batch_size": self.batch_size,
-        }
-
     def _encoder(self) -> Any:
         if getattr(self, "encoder_", None) is None:
             from sentence_transformers import SentenceTransformer

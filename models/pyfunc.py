@@ -12,6 +12,8 @@ from mlflow.types import ColSpec, Schema
 
 from prescore.models.inputs import INPUT_COLUMNS
 
+MODEL_CODE = Path(__file__).with_name("pyfunc_model.py")
+
 
 class ScorerModel(PythonModel):
     def load_context(self, context: Any) -> None:

@@ -7,6 +7,7 @@ the widest scale, zero beyond each item's own scale.
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -24,7 +25,9 @@ class Scorer:
     num_levels_: dict[str, int]
 
     def get_params(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """Constructor arguments as stored, read off the signature as scikit-learn does."""
+        names = [n for n in inspect.signature(type(self).__init__).parameters if n != "self"]
+        return {name: getattr(self, name) for name in names}
 
     def fit(self, X: pd.DataFrame, y: np.ndarray) -> Self:
         raise NotImplementedError

@@ -26,14 +26,6 @@ class TfidfScorer(Scorer):
         self.min_df = min_df
         self.alpha = alpha
 
-    def get_params(self) -> dict[str, Any]:
-        return {
-            "max_features": self.max_features,
-            "ngram_max": self.ngram_max,
-            "min_df": self.min_df,
-            "alpha": self.alpha,
-        }
-
     def fit(self, X: pd.DataFrame, y: np.ndarray) -> Self:
         self.num_levels_ = levels_per_criterion(X)
         self.vectorizer_ = TfidfVectorizer(

@@ -182,22 +182,6 @@ class TransformerScorer(Scorer):
         self.callbacks: list[Any] = []  # Trainer callbacks (progress, MLflow logging); not saved
         self.eval_set: tuple[pd.DataFrame, np.ndarray] | None = None  # per-epoch held-out loss
 
-    def get_params(self) -> dict[str, Any]:
-        return {
-            "base_model": self.base_model,
-            "max_length": self.max_length,
-            "stride": self.stride,
-            "epochs": self.epochs,
-            "batch_size": self.batch_size,
-            "learning_rate": self.learning_rate,
-            "head_learning_rate": self.head_learning_rate,
-            "weight_decay": self.weight_decay,
-            "warmup_ratio": self.warmup_ratio,
-            "freeze_layers": self.freeze_layers,
-            "seed": self.seed,
-            "ddp_backend": self.ddp_backend,
-        }
-
     def check_params(self) -> None:
         """Refuse settings that could only fail later, mid-training."""
         if not 0 <= self.stride < self.max_length - 2:
@@ -235,7 +219,14 @@ class TransformerScorer(Scorer):
 
     # -- fit / predict ----------------------------------------------------------------------
     def fit(self, X: pd.DataFrame, y: np.ndarray) -> Self:
-        from transformers import AutoModel, AutoTokenizer, Trainer, TrainingArguments, set_seed
+        from transformers import (
+            AutoModel,
+            AutoTokenizer,
+            PrinterCallback,
+            Trainer,
+            TrainingArguments,
+            set_seed,
+        )
 
         self.check_params()
         set_seed(self.seed)
@@ -288,6 +279,8 @@ class TransformerScorer(Scorer):
                 callbacks=self.callbacks,
                 optimizers=(self._optimizer(), None),
             )
+            # our callbacks report progress and losses; Trainer's printer would repeat them
+            trainer.remove_callback(PrinterCallback)
             trainer.train()
             self.log_history_ = list(trainer.state.log_history)
             self.world_size_ = int(arguments.world_size)

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
-import typer
-from rich.console import Console
+# Nothing is fetched from a model hub at run time; HF_HUB_OFFLINE=0 lets an engineer opt in.
+# Set before anything imports huggingface_hub, which reads it once.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from prescore import training_cli
-from prescore.data.problems import InputError
-from prescore.data_cli import app as data_app
-from prescore.data_cli import print_load_summary, print_problems
+from pathlib import Path  # noqa: E402
+
+import typer  # noqa: E402
+from rich.console import Console  # noqa: E402
+
+from prescore import training_cli  # noqa: E402
+from prescore.data.problems import InputError  # noqa: E402
+from prescore.data_cli import app as data_app  # noqa: E402
+from prescore.data_cli import print_load_summary, print_problems  # noqa: E402
 
 app = typer.Typer(
     name="prescore",

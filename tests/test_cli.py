@@ -14,6 +14,7 @@ from prescore.training.config import load_config
 
 runner = CliRunner()
 WIDE = {"COLUMNS": "250"}
+EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
 
 
 def test_help_lists_the_commands() -> None:
@@ -22,12 +23,26 @@ def test_help_lists_the_commands() -> None:
     assert "quickstart" in result.output and "data" in result.output
 
 
-def test_quickstart_loads_the_bundled_sample() -> None:
-    result = runner.invoke(app, ["quickstart"], env=WIDE)
+def test_quickstart_checks_trains_registers_and_promotes_on_the_bundled_sample(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The main job's whole flow, with the TF-IDF config so it takes seconds, not minutes."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    quick = load_config(EXPERIMENTS / "quickstart.yaml")
+    config = EXPERIMENTS / "quickstart-tfidf.yaml"
+    assert load_config(config).data == quick.data  # same evidence as the real main job
+    result = runner.invoke(app, ["quickstart", "--config", str(config)], env=WIDE)
     assert result.exit_code == 0, result.output
     assert "2,400 valid records" in result.output  # 400 essays x 6 criteria
     for criterion in ("cohesion", "syntax", "vocabulary", "phraseology", "grammar", "conventions"):
-        assert criterion in result.output
+        assert f"ell-writing.{criterion}" in result.output
+    assert "prescore-quickstart version 1 promoted to champion" in result.output
+
+
+def test_the_quickstart_config_is_the_default_and_fine_tunes_the_bundled_encoder() -> None:
+    config = load_config(EXPERIMENTS / "quickstart.yaml")
+    assert config.scorer.kind == "transformer"
+    assert config.scorer.params["base_model"] == "bundled"
 
 
 def test_config_paths_are_read_from_the_config_folder(tmp_path: Path, good_csv: Path) -> None:
@@ -78,3 +93,10 @@ def test_convert_writes_evidence_and_rubrics_that_check_cleanly(tmp_path: Path) 
     check = runner.invoke(app, ["data", "check", str(out / "evidence.jsonl")], env=WIDE)
     assert check.exit_code == 0, check.output
     assert "6 valid records" in check.output
+
+
+@pytest.mark.parametrize("config", sorted(EXPERIMENTS.glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_shipped_config_is_valid(config: Path) -> None:
+    loaded = load_config(config)
+    assert loaded.data.path.is_absolute()
+    assert loaded.scorer.kind in ("tfidf", "embeddings", "transformer")

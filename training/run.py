@@ -21,7 +21,7 @@ from transformers import TrainerCallback
 from prescore.data.load import EvidenceSet, load_evidence
 from prescore.data.schema import Credential
 from prescore.eval.agreement import agreement, confusion
-from prescore.models.pyfunc import ScorerModel, signature
+from prescore.models.pyfunc import MODEL_CODE, signature
 from prescore.models.scorer import Scorer
 from prescore.training.config import ExperimentConfig
 from prescore.training.tracking import configure_tracking, experiment_id
@@ -150,6 +150,17 @@ class RichProgress(TrainerCallback):  # type: ignore[misc]
     def on_step_end(self, args: Any, state: Any, control: Any, **_: Any) -> None:
         self.progress.update(self.task, completed=state.global_step)
 
+    def on_log(
+        self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **_: Any
+    ) -> None:
+        losses = {k: v for k, v in (logs or {}).items() if k in ("loss", "eval_loss")}
+        if losses and state.is_world_process_zero:
+            shown = ", ".join(
+                f"{'calibration' if k == 'eval_loss' else 'train'} loss {v:.4f}"
+                for k, v in losses.items()
+            )
+            self.progress.console.print(f"epoch {state.epoch:.0f}: {shown}")
+
     def on_train_end(self, args: Any, state: Any, control: Any, **_: Any) -> None:
         self.progress.stop()
 
@@ -239,7 +250,7 @@ def _log_model(scorer: Scorer, model_name: str) -> str:
         saved = scorer.save(Path(folder) / "scorer")
         info = mlflow.pyfunc.log_model(
             name=MODEL_ARTIFACT,
-            python_model=ScorerModel(),
+            python_model=str(MODEL_CODE),
             artifacts={"scorer": str(saved)},
             signature=signature(scorer.width),
             input_example=synthetic_example(scorer),
