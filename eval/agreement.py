@@ -40,3 +40,22 @@ def confusion(a: Sequence[int], b: Sequence[int], num_levels: int) -> np.ndarray
     for human, machine in zip(a, b, strict=True):
         matrix[human, machine] += 1
     return matrix
+
+
+def pearson(a: Sequence[float], b: Sequence[float]) -> float:
+    if len(a) < 2 or np.std(a) == 0 or np.std(b) == 0:
+        return float("nan")
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def standardised_mean_difference(machine: Sequence[float], human: Sequence[float]) -> float:
+    """(mean machine - mean human) / pooled SD, as in Williamson, Xi & Breyer (2012)."""
+    if len(machine) == 0:
+        return float("nan")
+    pooled = (
+        np.sqrt((np.var(machine, ddof=1) + np.var(human, ddof=1)) / 2) if len(machine) > 1 else 0.0
+    )
+    difference = float(np.mean(machine) - np.mean(human))
+    if pooled == 0:
+        return 0.0 if difference == 0 else float("inf") * np.sign(difference)
+    return difference / float(pooled)

@@ -30,6 +30,7 @@ app.add_typer(data_app, name="data")
 app.command()(training_cli.train)
 app.command()(training_cli.promote)
 app.command()(training_cli.models)
+app.command()(training_cli.evaluate)
 console = Console()
 
 QUICKSTART_CONFIG = Path(__file__).resolve().parent.parent / "experiments" / "quickstart.yaml"

@@ -121,3 +121,81 @@ def models(model: str = typer.Option("prescore-quickstart", help="registered mod
             v.run_id[:8],
         )
     console.print(table)
+
+
+def evaluate(
+    model: str = typer.Option("champion", help="registry alias (e.g. champion) or version number"),
+    config: Path = typer.Option(
+        Path("experiments/quickstart.yaml"),
+        "--config",
+        "-c",
+        help="config whose data and gates to use",
+    ),
+    out: Path = typer.Option(Path("reports"), help="folder for the report, figures and policy"),
+) -> None:
+    """Measure a registered model on held-out data, fit its routing policy, write the report."""
+    import mlflow
+
+    from prescore.data.load import load_evidence
+    from prescore.eval.evaluate import evaluate as run_evaluation
+    from prescore.eval.report import write_report
+    from prescore.training.config import load_config
+    from prescore.training.tracking import configure_tracking, experiment_id
+
+    try:
+        experiment = load_config(config)
+        evidence = load_evidence(experiment.data)
+    except InputError as error:
+        print_problems(error.problems, console)
+        raise typer.Exit(1) from None
+    configure_tracking()
+    reference = f"/{model}" if model.isdigit() else f"@{model}"
+    uri = f"models:/{experiment.model_name}{reference}"
+    try:
+        scorer = mlflow.pyfunc.load_model(uri).unwrap_python_model().scorer
+    except mlflow.exceptions.MlflowException as error:
+        console.print(
+            f"[red]Cannot load {uri}[/red]: {error.message}. List versions with `prescore models`."
+        )
+        raise typer.Exit(1) from None
+    with console.status("Evaluating..."):
+        evaluation = run_evaluation(scorer, evidence, experiment.evaluation)
+    folder = out / f"{experiment.model_name}-{model}"
+    report = write_report(evaluation, folder, f"{experiment.model_name} {reference}: evaluation")
+    with mlflow.start_run(
+        experiment_id=experiment_id(experiment.name), run_name=f"evaluate {reference}"
+    ):
+        mlflow.set_tags({"prescore.evaluates": uri})
+        mlflow.log_metrics(evaluation.metrics())
+        mlflow.log_artifacts(str(folder), artifact_path="evaluation")
+    print_evaluation(evaluation)
+    console.print(f"Report: {report} (also logged to MLflow)")
+
+
+def print_evaluation(evaluation: object) -> None:
+    from prescore.eval.evaluate import Evaluation
+
+    assert isinstance(evaluation, Evaluation)
+    table = Table(title="Held-out agreement and triage", title_justify="left")
+    for column in (
+        "criterion",
+        "QWK",
+        "qualified",
+        "target err",
+        "threshold",
+        "auto share",
+        "auto err",
+    ):
+        table.add_column(column)
+    for key, a in evaluation.agreement.items():
+        t = evaluation.triage.get(key)
+        table.add_row(
+            key,
+            f"{a.qwk:.3f}",
+            "yes" if a.qualified else "no",
+            f"{t.target_error:.3f}" if t else "",
+            "none" if not t or t.threshold is None else f"{t.threshold:.2f}",
+            f"{t.auto_share:.3f}" if t else "",
+            "" if not t or t.auto_items == 0 else f"{t.auto_error:.3f}",
+        )
+    console.print(table)

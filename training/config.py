@@ -11,6 +11,7 @@ from pydantic_core import ErrorDetails
 
 from prescore.data.load import DataSource
 from prescore.data.problems import InputError, Problem
+from prescore.eval.evaluate import EvaluationSettings
 from prescore.models.base_model import resolve_base_model
 from prescore.models.scorer import Scorer
 
@@ -67,6 +68,7 @@ class ExperimentConfig(BaseModel):
     data: DataSource
     scorer: ScorerSpec = Field(default_factory=lambda: ScorerSpec(kind="tfidf"))
     seed: int = 13
+    evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
     registered_model: str | None = Field(
         default=None, description="registry name; default prescore-<name>"
     )

@@ -21,6 +21,8 @@ from transformers import TrainerCallback
 from prescore.data.load import EvidenceSet, load_evidence
 from prescore.data.schema import Credential
 from prescore.eval.agreement import agreement, confusion
+from prescore.eval.evaluate import evaluate
+from prescore.eval.report import POLICY_FILE, write_report
 from prescore.models.pyfunc import MODEL_CODE, signature
 from prescore.models.scorer import Scorer
 from prescore.training.config import ExperimentConfig
@@ -208,10 +210,16 @@ def train(
             mlflow.log_param("world_size", scorer.world_size_)
             metrics["optimizer_steps"] = scorer.optimizer_steps_
         metrics["fit_seconds_per_1000_items"] = 1000 * fit_seconds / len(splits["train"])
-        mlflow.log_metrics({k: v for k, v in metrics.items() if not np.isnan(v)})
         if matrices:
             mlflow.log_figure(confusion_figure(matrices, credentials), "confusion_matrices.png")
-        version = _log_model(scorer, config.model_name)
+        evaluation = evaluate(scorer, evidence, config.evaluation)
+        metrics |= evaluation.metrics()
+        mlflow.log_metrics({k: v for k, v in metrics.items() if not np.isnan(v)})
+        with tempfile.TemporaryDirectory() as folder:
+            write_report(evaluation, Path(folder), f"{config.model_name}: evaluation")
+            mlflow.log_artifacts(folder, artifact_path="evaluation")
+            policy = Path(folder) / POLICY_FILE
+            version = _log_model(scorer, config.model_name, policy)
     return TrainResult(run.info.run_id, config.model_name, version, metrics, fit_seconds)
 
 
@@ -245,13 +253,14 @@ def synthetic_example(scorer: Scorer) -> pd.DataFrame:
     )
 
 
-def _log_model(scorer: Scorer, model_name: str) -> str:
+def _log_model(scorer: Scorer, model_name: str, routing_policy: Path) -> str:
+    """Log and register the model; the routing policy travels inside it, with the scorer."""
     with tempfile.TemporaryDirectory() as folder:
         saved = scorer.save(Path(folder) / "scorer")
         info = mlflow.pyfunc.log_model(
             name=MODEL_ARTIFACT,
             python_model=str(MODEL_CODE),
-            artifacts={"scorer": str(saved)},
+            artifacts={"scorer": str(saved), "routing_policy": str(routing_policy)},
             signature=signature(scorer.width),
             input_example=synthetic_example(scorer),
             registered_model_name=model_name,

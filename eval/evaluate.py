@@ -1,0 +1,262 @@
+"""Evaluate a fitted scorer and fit its routing policy.
+
+The calibration split fits what the policy learns (temperatures, confidence thresholds);
+the test split, never used for fitting, measures agreement, qualification, fairness and
+what triage achieves. Training runs and `prescore evaluate` both call `evaluate`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from datasets import Dataset
+from pydantic import BaseModel, ConfigDict, Field
+
+from prescore.data.load import EvidenceSet
+from prescore.eval.agreement import quadratic_weighted_kappa, standardised_mean_difference
+from prescore.eval.calibration import apply_temperature, expected_calibration_error, fit_temperature
+from prescore.eval.input_checks import fit_input_profile
+from prescore.eval.qualification import CriterionAgreement, QualificationGates, measure, qualify
+from prescore.eval.risk_control import fit_threshold
+from prescore.eval.routing import CriterionPolicy, RoutingPolicy
+from prescore.models.inputs import criterion_keys
+from prescore.models.scorer import Scorer
+
+
+class EvaluationSettings(BaseModel):
+    """The `evaluation:` block of a config."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    gates: QualificationGates = Field(default_factory=QualificationGates)
+    target_error: float | None = Field(
+        None, gt=0, lt=1, description="error allowed among auto items; default: human-human"
+    )
+    fallback_target_error: float = Field(
+        0.2, gt=0, lt=1, description="used where no item has a second human score"
+    )
+    confidence_level: float = Field(0.9, gt=0, lt=1)
+
+
+@dataclass
+class Triage:
+    """What the policy does on held-out items of one criterion."""
+
+    target_error: float
+    threshold: float | None
+    auto_share: float
+    auto_error: float  # disagreement with the final human level among auto items
+    auto_items: int
+
+
+@dataclass
+class FairnessRow:
+    criterion: str
+    group: str
+    value: str
+    items: int
+    qwk: float
+    smd: float
+    flagged: bool
+
+
+@dataclass
+class Evaluation:
+    policy: RoutingPolicy
+    agreement: dict[str, CriterionAgreement]
+    calibration: dict[str, tuple[float, float, float]]  # key -> test ECE before, after; temperature
+    triage: dict[str, Triage]
+    fairness: list[FairnessRow] = field(default_factory=list)
+    test_probabilities: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    test_labels: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+    raw_test_probabilities: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+
+    def metrics(self) -> dict[str, float]:
+        """Flat numbers for MLflow."""
+        out: dict[str, float] = {}
+        for key, a in self.agreement.items():
+            name = key.replace("/", ".")
+            out |= {f"eval_pearson.{name}": a.pearson, f"eval_smd.{name}": a.smd}
+            out[f"eval_qualified.{name}"] = float(a.qualified)
+            if not math.isnan(a.human_qwk):
+                out[f"eval_human_qwk.{name}"] = a.human_qwk
+                out[f"eval_degradation.{name}"] = a.degradation
+        for key, (before, after, temperature) in self.calibration.items():
+            name = key.replace("/", ".")
+            out |= {
+                f"ece_before.{name}": before,
+                f"ece_after.{name}": after,
+                f"temperature.{name}": temperature,
+            }
+        for key, t in self.triage.items():
+            name = key.replace("/", ".")
+            out |= {
+                f"triage_auto_share.{name}": t.auto_share,
+                f"triage_auto_error.{name}": t.auto_error,
+            }
+        return {k: v for k, v in out.items() if not math.isnan(v)}
+
+
+def frame(split: Dataset) -> pd.DataFrame:
+    columns = [
+        "text",
+        "credential_id",
+        "criterion_id",
+        "num_levels",
+        "label",
+        "educator_id",
+        "scores",
+    ]
+    groups = [c for c in split.column_names if c.startswith("group_")]
+    return split.select_columns(columns + groups).to_pandas()
+
+
+def second_levels(scores: pd.Series) -> list[int]:
+    """The second rater's level where two raters scored the item; -1 elsewhere."""
+    return [int(s[1]["level"]) if len(s) > 1 else -1 for s in scores]
+
+
+def human_disagreement(rows: pd.DataFrame) -> float | None:
+    """Share of double-scored items on which the first two raters differ."""
+    pairs = [(s[0]["level"], s[1]["level"]) for s in rows["scores"] if len(s) > 1]
+    return None if not pairs else float(np.mean([a != b for a, b in pairs]))
+
+
+def evaluate(scorer: Scorer, evidence: EvidenceSet, settings: EvaluationSettings) -> Evaluation:
+    calibration = frame(evidence.splits["calibration"])
+    test = frame(evidence.splits["test"])
+    train = evidence.splits["train"]
+    profile = fit_input_profile(list(train["text"]), list(train["educator_id"]))
+
+    calibration_probabilities = scorer.predict_proba(calibration) if len(calibration) else None
+    test_probabilities = scorer.predict_proba(test) if len(test) else np.zeros((0, scorer.width))
+    calibration_keys = criterion_keys(calibration) if len(calibration) else np.array([])
+    test_keys = criterion_keys(test) if len(test) else np.array([])
+    calibrated_test = test_probabilities.copy()
+
+    criteria: dict[str, CriterionPolicy] = {}
+    agreement: dict[str, CriterionAgreement] = {}
+    ece: dict[str, tuple[float, float, float]] = {}
+    triage: dict[str, Triage] = {}
+    for key in sorted(scorer.num_levels_):
+        credential_id, criterion_id = key.split("/", 1)
+        credential = evidence.credentials.get(credential_id)
+        criterion = credential.criterion(criterion_id) if credential else None
+        if credential is None or criterion is None:
+            continue
+        in_calibration = calibration_keys == key
+        in_test = test_keys == key
+
+        temperature, threshold_fit, target = 1.0, None, settings.fallback_target_error
+        if calibration_probabilities is not None and in_calibration.any():
+            rows = calibration[in_calibration]
+            probabilities = calibration_probabilities[in_calibration]
+            labels = rows["label"].to_numpy()
+            temperature = fit_temperature(probabilities, labels)
+            calibrated = apply_temperature(probabilities, temperature)
+            target = (
+                settings.target_error or human_disagreement(rows) or settings.fallback_target_error
+            )
+            threshold_fit = fit_threshold(
+                calibrated.max(axis=1),
+                calibrated.argmax(axis=1) == labels,
+                target,
+                settings.confidence_level,
+            )
+
+        measured = CriterionAgreement(key, 0, *(float("nan"),) * 5, np.zeros((0, 0)))
+        if in_test.any():
+            rows = test[in_test]
+            calibrated_test[in_test] = apply_temperature(test_probabilities[in_test], temperature)
+            labels = rows["label"].to_numpy()
+            ece[key] = (  # measured on held-out items, not on those the temperature was fitted to
+                expected_calibration_error(test_probabilities[in_test], labels),
+                expected_calibration_error(calibrated_test[in_test], labels),
+                temperature,
+            )
+            measured = measure(
+                key,
+                calibrated_test[in_test].argmax(axis=1).tolist(),
+                rows["label"].tolist(),
+                criterion.values,
+                second_levels(rows["scores"]),
+            )
+        agreement[key] = qualify(measured, settings.gates)
+        threshold = threshold_fit.threshold if threshold_fit else None
+        criteria[key] = CriterionPolicy(
+            credential_id=credential_id,
+            criterion_id=criterion_id,
+            stakes=credential.stakes,
+            qualified=agreement[key].qualified,
+            qualification_failures=agreement[key].failures,
+            temperature=temperature,
+            threshold=threshold,
+            target_error=target,
+            confidence_level=settings.confidence_level,
+        )
+        if in_test.any():
+            confidence = calibrated_test[in_test].max(axis=1)
+            correct = calibrated_test[in_test].argmax(axis=1) == test[in_test]["label"].to_numpy()
+            auto = (
+                confidence >= threshold
+                if threshold is not None
+                else np.zeros(len(confidence), bool)
+            )
+            triage[key] = Triage(
+                target_error=target,
+                threshold=threshold,
+                auto_share=float(auto.mean()),
+                auto_error=float(1 - correct[auto].mean()) if auto.any() else float("nan"),
+                auto_items=int(auto.sum()),
+            )
+
+    policy = RoutingPolicy(gates=settings.gates, input_profile=profile, criteria=criteria)
+    return Evaluation(
+        policy=policy,
+        agreement=agreement,
+        calibration=ece,
+        triage=triage,
+        fairness=fairness(test, calibrated_test, evidence, settings.gates),
+        test_probabilities=calibrated_test,
+        test_labels=test["label"].to_numpy() if len(test) else np.zeros(0, dtype=int),
+        raw_test_probabilities=test_probabilities,
+    )
+
+
+def fairness(
+    test: pd.DataFrame, probabilities: np.ndarray, evidence: EvidenceSet, gates: QualificationGates
+) -> list[FairnessRow]:
+    """Agreement by each group field, flagging groups the model scores systematically off."""
+    rows: list[FairnessRow] = []
+    group_columns = [c for c in test.columns if c.startswith("group_")]
+    if not len(test) or not group_columns:
+        return rows
+    keys = criterion_keys(test)
+    predicted = probabilities.argmax(axis=1)
+    for key in sorted(set(keys)):
+        credential_id, criterion_id = key.split("/", 1)
+        criterion = evidence.credentials[credential_id].criterion(criterion_id)
+        assert criterion is not None
+        values = criterion.values
+        for column in group_columns:
+            for value, members in test[keys == key].groupby(column):
+                machine = predicted[members.index.to_numpy()]
+                human = members["label"].to_numpy()
+                smd = standardised_mean_difference(
+                    [values[i] for i in machine], [values[i] for i in human]
+                )
+                rows.append(
+                    FairnessRow(
+                        criterion=key,
+                        group=column.removeprefix("group_"),
+                        value=str(value),
+                        items=len(members),
+                        qwk=quadratic_weighted_kappa(human.tolist(), machine.tolist(), len(values)),
+                        smd=smd,
+                        flagged=abs(smd) > gates.max_abs_smd,
+                    )
+                )
+    return rows

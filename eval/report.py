@@ -1,0 +1,136 @@
+"""The evaluation report: Markdown tables and figures, written to a folder and logged to MLflow."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from prescore.eval.calibration import reliability_figure
+from prescore.eval.evaluate import Evaluation
+
+REPORT_FILE = "evaluation.md"
+POLICY_FILE = "routing_policy.json"
+
+
+def _number(value: float, digits: int = 3) -> str:
+    return (
+        ""
+        if value is None or (isinstance(value, float) and math.isnan(value))
+        else f"{value:.{digits}f}"
+    )
+
+
+def risk_coverage_figure(evaluation: Evaluation) -> Any:
+    """Error among auto-scored held-out items against the share auto-scored, per criterion."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(5.5, 4.2))
+    probabilities, labels = evaluation.test_probabilities, evaluation.test_labels
+    if len(labels):
+        confidence = probabilities.max(axis=1)
+        correct = probabilities.argmax(axis=1) == labels
+        order = np.argsort(-confidence)
+        ranks = np.arange(1, len(order) + 1)
+        axis.plot(ranks / len(order), 1 - np.cumsum(correct[order]) / ranks, label="all criteria")
+    for key, triage in evaluation.triage.items():
+        if triage.threshold is not None:
+            axis.scatter([triage.auto_share], [triage.auto_error], s=18, label=f"{key} policy")
+    axis.set_xlabel("share auto-scored (most confident first)")
+    axis.set_ylabel("error among auto-scored")
+    axis.set_xlim(0, 1)
+    axis.set_ylim(0, 1)
+    axis.legend(fontsize=6)
+    figure.tight_layout()
+    return figure
+
+
+def markdown(evaluation: Evaluation, title: str) -> str:
+    gates = evaluation.policy.gates
+    lines = [
+        f"# {title}",
+        "",
+        f"Gates (Williamson, Xi & Breyer 2012): QWK >= {gates.min_qwk:.2f}, degradation from "
+        f"human-human QWK no worse than {gates.max_degradation:.2f}, |SMD| <= {gates.max_abs_smd:.2f}, "
+        f"at least {gates.min_items} held-out items. Figures are on the test split; calibration "
+        "and thresholds were fitted on the calibration split.",
+        "",
+        "## Agreement with humans",
+        "",
+        "| criterion | items | QWK | exact | adjacent | Pearson r | SMD | human-human QWK | degradation | qualified |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for key, a in evaluation.agreement.items():
+        verdict = "yes" if a.qualified else "no: " + "; ".join(a.failures)
+        lines.append(
+            f"| {key} | {a.items} | {_number(a.qwk)} | {_number(a.exact)} | {_number(a.adjacent)} | "
+            f"{_number(a.pearson)} | {_number(a.smd)} | {_number(a.human_qwk)} | "
+            f"{_number(a.degradation) if a.human_pairs else ''} | {verdict} |"
+        )
+    lines += [
+        "",
+        "## Calibration",
+        "",
+        "| criterion | temperature | ECE before | ECE after |",
+        "|---|---:|---:|---:|",
+    ]
+    for key, (before, after, temperature) in evaluation.calibration.items():
+        lines.append(f"| {key} | {temperature:.2f} | {_number(before)} | {_number(after)} |")
+    lines += [
+        "",
+        "![reliability](reliability.png)",
+        "",
+        "## Triage on held-out items",
+        "",
+        "Threshold: the lowest calibrated confidence at which disagreement with the human level "
+        "among auto-scored items stays at or below the target with the stated probability.",
+        "",
+        "| criterion | stakes | target error | threshold | auto share | auto error | auto items | route |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for key, t in evaluation.triage.items():
+        policy = evaluation.policy.criteria[key]
+        route = (
+            "auto where confident" if policy.qualified and policy.stakes.value == "low" else "human"
+        )
+        lines.append(
+            f"| {key} | {policy.stakes.value} | {t.target_error:.3f} | "
+            f"{'none' if t.threshold is None else f'{t.threshold:.2f}'} | {t.auto_share:.3f} | "
+            f"{_number(t.auto_error)} | {t.auto_items} | {route} |"
+        )
+    lines += ["", "![risk-coverage](risk_coverage.png)", ""]
+    if evaluation.fairness:
+        lines += [
+            "## Fairness by group",
+            "",
+            "| criterion | group | value | items | QWK | SMD | flagged |",
+            "|---|---|---|---:|---:|---:|---|",
+        ]
+        for row in evaluation.fairness:
+            flag = f"yes: \\|SMD\\| > {gates.max_abs_smd:.2f}" if row.flagged else ""
+            lines.append(
+                f"| {row.criterion} | {row.group} | {row.value} | {row.items} | {_number(row.qwk)} | "
+                f"{_number(row.smd)} | {flag} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_report(evaluation: Evaluation, folder: Path, title: str) -> Path:
+    """Markdown, figures and the routing policy in `folder`; returns the report's path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    curves = {
+        "before": (evaluation.raw_test_probabilities, evaluation.test_labels),
+        "after": (evaluation.test_probabilities, evaluation.test_labels),
+    }
+    reliability_figure(curves).savefig(folder / "reliability.png", dpi=120)
+    risk_coverage_figure(evaluation).savefig(folder / "risk_coverage.png", dpi=120)
+    (folder / POLICY_FILE).write_text(evaluation.policy.model_dump_json(indent=2))
+    report = folder / REPORT_FILE
+    report.write_text(markdown(evaluation, title), encoding="utf-8")
+    return report

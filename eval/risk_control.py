@@ -1,0 +1,69 @@
+"""Choose the confidence above which a prediction may go without a human look, with a guarantee.
+
+"Auto-score when confidence >= t" is a binary decision whose precision is the share of auto
+items the model got right. MAPIE's BinaryClassificationController (Learn-then-Test, Angelopoulos
+et al. 2021) picks t so that this precision is at least 1 - target with probability
+`confidence_level` over the draw of the calibration data, and among the thresholds that
+qualify, the one that auto-scores the most (highest recall of correct items). Bonferroni-Holm
+controls the error over the grid of thresholds tried. MAPIE is used rather than our own
+binomial tests because the multiple-testing correction is the subtle part, and it is
+maintained and tested there (scikit-learn-contrib).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from mapie.risk_control import BinaryClassificationController
+
+THRESHOLD_GRID = np.round(np.linspace(0.0, 0.99, 100), 4)
+
+
+@dataclass(frozen=True)
+class RiskControlledThreshold:
+    """`threshold` is None when no threshold meets the target: then nothing goes auto."""
+
+    threshold: float | None
+    target_error: float
+    confidence_level: float
+    calibration_items: int
+    calibration_coverage: float  # share of calibration items at or above the threshold
+    calibration_error: float  # disagreement among those items
+
+
+def fit_threshold(
+    confidence: np.ndarray,
+    correct: np.ndarray,
+    target_error: float,
+    confidence_level: float = 0.9,
+) -> RiskControlledThreshold:
+    """The lowest confidence threshold whose auto-scored error is provably <= target_error."""
+    confidence = np.asarray(confidence, dtype=float)
+    correct = np.asarray(correct, dtype=int)
+    threshold: float | None = None
+    if len(confidence) and 0 < target_error < 1:
+        controller = BinaryClassificationController(
+            predict_function=lambda c: np.column_stack([1 - np.ravel(c), np.ravel(c)]),
+            risk="precision",
+            target_level=1 - target_error,
+            confidence_level=confidence_level,
+            best_predict_param_choice="recall",
+            list_predict_params=THRESHOLD_GRID,
+            fwer_method="bonferroni_holm",
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "no valid threshold" is an answer, handled below
+            controller.calibrate(confidence.reshape(-1, 1), correct)
+        best = controller.best_predict_param
+        threshold = None if best is None else float(np.ravel([best])[0])
+    selected = confidence >= threshold if threshold is not None else np.zeros(len(confidence), bool)
+    return RiskControlledThreshold(
+        threshold=threshold,
+        target_error=target_error,
+        confidence_level=confidence_level,
+        calibration_items=len(confidence),
+        calibration_coverage=float(selected.mean()) if len(confidence) else 0.0,
+        calibration_error=float(1 - correct[selected].mean()) if selected.any() else 0.0,
+    )

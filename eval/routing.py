@@ -1,0 +1,85 @@
+"""The routing policy serving applies: `auto` only when every condition holds, else `human`.
+
+Saved with the model version, so a served prediction is routed by the rules that were
+fitted with that model. A decision lists every reason that sent an item to a human.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from prescore.data.schema import Stakes
+from prescore.eval.input_checks import InputProfile
+from prescore.eval.qualification import QualificationGates
+
+
+class Route(StrEnum):
+    auto = "auto"
+    human = "human"
+
+
+class Reason(StrEnum):
+    high_stakes = "high_stakes"
+    model_not_qualified = "model_not_qualified"
+    low_confidence = "low_confidence"
+    no_safe_threshold = "no_safe_threshold"
+    unknown_criterion = "unknown_criterion"
+    input_empty = "input_empty"
+    input_too_short = "input_too_short"
+    input_too_long = "input_too_long"
+    input_unfamiliar_language_or_noise = "input_unfamiliar_language_or_noise"
+
+
+class CriterionPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    credential_id: str
+    criterion_id: str
+    stakes: Stakes
+    qualified: bool
+    qualification_failures: list[str] = Field(default_factory=list)
+    temperature: float = 1.0
+    threshold: float | None = Field(
+        None, description="lowest calibrated confidence that may go auto; None: never"
+    )
+    target_error: float
+    confidence_level: float
+
+
+@dataclass(frozen=True)
+class Decision:
+    route: Route
+    reasons: tuple[Reason, ...]
+
+
+class RoutingPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    gates: QualificationGates
+    input_profile: InputProfile
+    criteria: dict[str, CriterionPolicy]  # key: "credential/criterion"
+
+    def criterion(self, credential_id: str, criterion_id: str) -> CriterionPolicy | None:
+        return self.criteria.get(f"{credential_id}/{criterion_id}")
+
+    def decide(
+        self, credential_id: str, criterion_id: str, text: str, confidence: float
+    ) -> Decision:
+        """Route one prediction; `confidence` is the calibrated probability of its level."""
+        policy = self.criterion(credential_id, criterion_id)
+        if policy is None:
+            return Decision(Route.human, (Reason.unknown_criterion,))
+        reasons: list[Reason] = []
+        if policy.stakes is Stakes.high:
+            reasons.append(Reason.high_stakes)
+        if not policy.qualified:
+            reasons.append(Reason.model_not_qualified)
+        if policy.threshold is None:
+            reasons.append(Reason.no_safe_threshold)
+        elif confidence < policy.threshold:
+            reasons.append(Reason.low_confidence)
+        reasons.extend(Reason(problem) for problem in self.input_profile.problems(text))
+        return Decision(Route.human if reasons else Route.auto, tuple(reasons))

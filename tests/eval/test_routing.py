@@ -1,0 +1,156 @@
+"""Every routing reason, and a policy fitted end to end by `evaluate` on a small fixture."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from prescore.data.load import DataSource, load_evidence
+from prescore.data.schema import Stakes
+from prescore.eval.evaluate import EvaluationSettings, evaluate
+from prescore.eval.input_checks import fit_input_profile
+from prescore.eval.qualification import QualificationGates
+from prescore.eval.report import write_report
+from prescore.eval.routing import CriterionPolicy, Reason, Route, RoutingPolicy
+from prescore.models.tfidf import TfidfScorer
+from prescore.training.run import scorer_input
+from tests.conftest import RUBRIC, evidence_row, write_csv
+
+TRAINING_TEXTS = [
+    f"After asking question {n} I waited a few seconds so that more students could answer."
+    for n in range(300)
+]
+
+
+def policy(**overrides: object) -> RoutingPolicy:
+    settings = {
+        "credential_id": "wait-time",
+        "criterion_id": "planning",
+        "stakes": Stakes.low,
+        "qualified": True,
+        "threshold": 0.7,
+        "target_error": 0.1,
+        "confidence_level": 0.9,
+        **overrides,
+    }
+    profile = fit_input_profile(TRAINING_TEXTS, [f"e{n}" for n in range(300)])
+    return RoutingPolicy(
+        gates=QualificationGates(),
+        input_profile=profile,
+        criteria={"wait-time/planning": CriterionPolicy(**settings)},  # type: ignore[arg-type]
+    )
+
+
+GOOD_TEXT = "After asking my question I waited a few seconds so that students could answer."
+
+
+def test_a_confident_qualified_low_stakes_prediction_goes_auto() -> None:
+    decision = policy().decide("wait-time", "planning", GOOD_TEXT, confidence=0.9)
+    assert decision.route is Route.auto and decision.reasons == ()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "text", "confidence", "reason"),
+    [
+        ({"stakes": Stakes.high}, GOOD_TEXT, 0.99, Reason.high_stakes),
+        ({"qualified": False}, GOOD_TEXT, 0.99, Reason.model_not_qualified),
+        ({}, GOOD_TEXT, 0.5, Reason.low_confidence),
+        ({"threshold": None}, GOOD_TEXT, 0.99, Reason.no_safe_threshold),
+        ({}, "   \n ", 0.99, Reason.input_empty),
+        ({}, "I waited.", 0.99, Reason.input_too_short),
+        ({}, GOOD_TEXT * 40, 0.99, Reason.input_too_long),
+        (
+            {},
+            "Nach der Frage habe ich einige Sekunden gewartet, damit die Klasse nachdenkt.",
+            0.99,
+            Reason.input_unfamiliar_language_or_noise,
+        ),
+        (
+            {},
+            "%%%% 1234 5678 #### $$$$ 9999 0000 @@@@ 4321 8765 &&&& 1111 2222 3333 4444",
+            0.99,
+            Reason.input_unfamiliar_language_or_noise,
+        ),
+    ],
+)
+def test_each_reason_sends_the_item_to_a_human(
+    overrides: dict, text: str, confidence: float, reason: Reason
+) -> None:
+    decision = policy(**overrides).decide("wait-time", "planning", text, confidence)
+    assert decision.route is Route.human
+    assert reason in decision.reasons
+
+
+def test_unknown_criterion_goes_to_a_human_and_reasons_accumulate() -> None:
+    assert policy().decide("wait-time", "questioning", GOOD_TEXT, 0.99).reasons == (
+        Reason.unknown_criterion,
+    )
+    many = policy(stakes=Stakes.high, qualified=False).decide("wait-time", "planning", "", 0.1)
+    assert set(many.reasons) == {
+        Reason.high_stakes,
+        Reason.model_not_qualified,
+        Reason.low_confidence,
+        Reason.input_empty,
+    }
+
+
+def test_policy_round_trips_through_json() -> None:
+    original = policy()
+    assert RoutingPolicy.model_validate_json(original.model_dump_json()) == original
+
+
+def learnable_evidence(folder: Path, stakes: str) -> DataSource:
+    rubrics = folder / "rubrics"
+    rubrics.mkdir()
+    (rubrics / "wait-time.yaml").write_text(yaml.safe_dump({**RUBRIC, "stakes": stakes}))
+    rows = [evidence_row(n) for n in range(600)]
+    words = {"0": "absent", "1": "emerging", "2": "steady", "3": "masterful"}
+    for row in rows:
+        level = words.get(row["final_level"], row["final_level"])  # TF-IDF skips lone digits
+        row["text"] = f"My wait time practice is {level} {level}. " + row["text"]
+        row["rater2_level"] = row["final_level"]  # humans agree with each other throughout
+    return DataSource(path=write_csv(folder / "evidence.csv", rows))
+
+
+def test_evaluate_fits_a_policy_and_holds_the_target_on_test(tmp_path: Path) -> None:
+    source = learnable_evidence(tmp_path, "low")
+    evidence = load_evidence(source)
+    train = evidence.splits["train"]
+    scorer = TfidfScorer(min_df=1, alpha=0.01).fit(scorer_input(train), np.asarray(train["label"]))
+    settings = EvaluationSettings(target_error=0.2, gates=QualificationGates(min_items=20))
+    evaluation = evaluate(scorer, evidence, settings)
+    assert set(evaluation.agreement) == {"wait-time/planning", "wait-time/reflection"}
+    for key, agreement in evaluation.agreement.items():
+        assert agreement.qualified, agreement.failures
+        assert agreement.human_qwk == pytest.approx(1.0)
+        triage = evaluation.triage[key]
+        assert triage.threshold is not None and triage.auto_share > 0
+        assert triage.auto_error <= 0.2
+    report = write_report(evaluation, tmp_path / "report", "fixture")
+    text = report.read_text()
+    assert "Agreement with humans" in text and "Triage on held-out items" in text
+    assert (tmp_path / "report" / "routing_policy.json").is_file()
+    assert (tmp_path / "report" / "reliability.png").stat().st_size > 1000
+
+
+def test_high_stakes_and_unqualified_criteria_route_everything_to_humans(tmp_path: Path) -> None:
+    source = learnable_evidence(tmp_path, "high")
+    evidence = load_evidence(source)
+    train = evidence.splits["train"]
+    scorer = TfidfScorer(min_df=1, alpha=0.1).fit(scorer_input(train), np.asarray(train["label"]))
+    strict = EvaluationSettings(target_error=0.2, gates=QualificationGates(min_items=10_000))
+    evaluation = evaluate(scorer, evidence, strict)
+    test = evidence.splits["test"]
+    probabilities = scorer.predict_proba(scorer_input(test))
+    for row, p in zip(test, probabilities, strict=True):
+        decision = evaluation.policy.decide(
+            row["credential_id"], row["criterion_id"], row["text"], float(p.max())
+        )
+        assert decision.route is Route.human
+        assert (
+            Reason.high_stakes in decision.reasons
+            and Reason.model_not_qualified in decision.reasons
+        )
