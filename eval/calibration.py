@@ -39,22 +39,29 @@ def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> float:
     return float(np.exp(best.x))
 
 
+def reliability_bins(
+    probabilities: np.ndarray, labels: np.ndarray, bins: int = 10
+) -> list[tuple[float, float, float]]:
+    """(mean confidence, share correct, share of items) for each non-empty equal-width bin."""
+    confidence = probabilities.max(axis=1)
+    correct = probabilities.argmax(axis=1) == labels
+    which = np.clip(np.digitize(confidence, np.linspace(0, 1, bins + 1)[1:-1]), 0, bins - 1)
+    return [
+        (float(confidence[m].mean()), float(correct[m].mean()), float(m.mean()))
+        for m in (which == b for b in range(bins))
+        if m.any()
+    ]
+
+
 def expected_calibration_error(
     probabilities: np.ndarray, labels: np.ndarray, bins: int = 10
 ) -> float:
     """Mean |accuracy - confidence| over equal-width confidence bins, weighted by bin size."""
     if len(labels) == 0:
         return float("nan")
-    confidence = probabilities.max(axis=1)
-    correct = probabilities.argmax(axis=1) == labels
-    edges = np.linspace(0, 1, bins + 1)
-    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
-    error = 0.0
-    for b in range(bins):
-        members = which == b
-        if members.any():
-            error += members.mean() * abs(correct[members].mean() - confidence[members].mean())
-    return float(error)
+    return sum(
+        w * abs(acc - conf) for conf, acc, w in reliability_bins(probabilities, labels, bins)
+    )
 
 
 def reliability_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], bins: int = 10) -> Any:
@@ -66,14 +73,10 @@ def reliability_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], bins: i
 
     figure, axis = plt.subplots(figsize=(4.5, 4.5))
     axis.plot([0, 1], [0, 1], linestyle=":", color="grey", label="perfectly calibrated")
-    edges = np.linspace(0, 1, bins + 1)
     for name, (probabilities, labels) in curves.items():
-        confidence = probabilities.max(axis=1)
-        correct = probabilities.argmax(axis=1) == labels
-        which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
-        xs = [confidence[which == b].mean() for b in range(bins) if (which == b).any()]
-        ys = [correct[which == b].mean() for b in range(bins) if (which == b).any()]
+        points = reliability_bins(probabilities, labels, bins) if len(labels) else []
         ece = expected_calibration_error(probabilities, labels, bins)
+        xs, ys = [p[0] for p in points], [p[1] for p in points]
         axis.plot(xs, ys, marker="o", label=f"{name} (ECE {ece:.3f})")
     axis.set_xlabel("confidence")
     axis.set_ylabel("share correct")

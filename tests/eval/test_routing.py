@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import yaml
 
-from prescore.data.load import DataSource, load_evidence
+from prescore.data.load import DataSource, EvidenceSet, load_evidence
 from prescore.data.schema import Stakes
 from prescore.eval.evaluate import EvaluationSettings, evaluate
 from prescore.eval.input_checks import fit_input_profile
@@ -115,11 +115,15 @@ def learnable_evidence(folder: Path, stakes: str) -> DataSource:
     return DataSource(path=write_csv(folder / "evidence.csv", rows))
 
 
-def test_evaluate_fits_a_policy_and_holds_the_target_on_test(tmp_path: Path) -> None:
-    source = learnable_evidence(tmp_path, "low")
-    evidence = load_evidence(source)
+def fitted(folder: Path, stakes: str) -> tuple[EvidenceSet, TfidfScorer]:
+    evidence = load_evidence(learnable_evidence(folder, stakes))
     train = evidence.splits["train"]
     scorer = TfidfScorer(min_df=1, alpha=0.01).fit(scorer_input(train), np.asarray(train["label"]))
+    return evidence, scorer
+
+
+def test_evaluate_fits_a_policy_and_holds_the_target_on_test(tmp_path: Path) -> None:
+    evidence, scorer = fitted(tmp_path, "low")
     settings = EvaluationSettings(target_error=0.2, gates=QualificationGates(min_items=20))
     evaluation = evaluate(scorer, evidence, settings)
     assert set(evaluation.agreement) == {"wait-time/planning", "wait-time/reflection"}
@@ -137,10 +141,7 @@ def test_evaluate_fits_a_policy_and_holds_the_target_on_test(tmp_path: Path) -> 
 
 
 def test_high_stakes_and_unqualified_criteria_route_everything_to_humans(tmp_path: Path) -> None:
-    source = learnable_evidence(tmp_path, "high")
-    evidence = load_evidence(source)
-    train = evidence.splits["train"]
-    scorer = TfidfScorer(min_df=1, alpha=0.1).fit(scorer_input(train), np.asarray(train["label"]))
+    evidence, scorer = fitted(tmp_path, "high")
     strict = EvaluationSettings(target_error=0.2, gates=QualificationGates(min_items=10_000))
     evaluation = evaluate(scorer, evidence, strict)
     test = evidence.splits["test"]

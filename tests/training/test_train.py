@@ -199,3 +199,29 @@ def test_two_process_cpu_training_with_gloo(
     # a single process would have taken ceil(texts / 8)
     assert run.data.metrics["optimizer_steps"] == -(-texts // 16)
     assert "test_qwk_mean" in versions[0].metrics
+
+
+def test_evaluate_command_writes_the_report_and_logs_it(
+    tmp_path: Path, evidence_csv: Path, tracking: str
+) -> None:
+    config = write_config(tmp_path, {"kind": "tfidf", "params": {"min_df": 1}})
+    result = train(load_config(config))
+    assert result is not None
+    run = MlflowClient().get_run(result.run_id)
+    assert "test_qwk_mean" in run.data.metrics and any(
+        k.startswith("ece_after.") for k in run.data.metrics
+    )
+    evaluation_files = {a.path for a in MlflowClient().list_artifacts(result.run_id, "evaluation")}
+    assert "evaluation/routing_policy.json" in evaluation_files
+
+    out = tmp_path / "reports"
+    cli = runner.invoke(
+        app, ["evaluate", "--model", "1", "--config", str(config), "--out", str(out)], env=WIDE
+    )
+    assert cli.exit_code == 0, cli.output
+    report = (out / "prescore-tiny-1" / "evaluation.md").read_text()
+    assert "Agreement with humans" in report and "wait-time/planning" in report
+    missing = runner.invoke(
+        app, ["evaluate", "--model", "7", "--config", str(config), "--out", str(out)], env=WIDE
+    )
+    assert missing.exit_code == 1 and "Cannot load" in missing.output
