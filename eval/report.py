@@ -128,8 +128,14 @@ def write_report(evaluation: Evaluation, folder: Path, title: str) -> Path:
         "before": (evaluation.raw_test_probabilities, evaluation.test_labels),
         "after": (evaluation.test_probabilities, evaluation.test_labels),
     }
-    reliability_figure(curves).savefig(folder / "reliability.png", dpi=120)
-    risk_coverage_figure(evaluation).savefig(folder / "risk_coverage.png", dpi=120)
+    import matplotlib.pyplot as plt
+
+    for figure, name in (
+        (reliability_figure(curves), "reliability.png"),
+        (risk_coverage_figure(evaluation), "risk_coverage.png"),
+    ):
+        figure.savefig(folder / name, dpi=120)
+        plt.close(figure)
     (folder / POLICY_FILE).write_text(evaluation.policy.model_dump_json(indent=2))
     report = folder / REPORT_FILE
     report.write_text(markdown(evaluation, title), encoding="utf-8")

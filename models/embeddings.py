@@ -1,4 +1,4 @@
-"""Frozen sentence-transformers embeddings and one ordinal ridge head per criterion.
+"""Frozen sentence-transformers embeddings and one head per criterion (ridge or logistic).
 
 Long evidence is embedded in overlapping word windows and the window embeddings averaged, so
 a lesson plan is read whole rather than cut at the encoder's window.
@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 
 from prescore.models.base_model import BUNDLED, resolve_base_model
+from prescore.models.heads import make_heads
 from prescore.models.inputs import chunk_words, levels_per_criterion, pad_probabilities
-from prescore.models.ordinal_ridge import OrdinalRidgeHeads
 from prescore.models.scorer import Scorer
 
 
@@ -27,12 +27,14 @@ class EmbeddingScorer(Scorer):
         base_model: str = BUNDLED,
         window_words: int = 180,
         overlap_words: int = 30,
+        head: str = "ridge",
         alpha: float = 1.0,
         batch_size: int = 32,
     ) -> None:
         self.base_model = base_model
         self.window_words = window_words
         self.overlap_words = overlap_words
+        self.head = head  # "ridge" (ordinal) or "logistic"; see models/heads.py
         self.alpha = alpha
         self.batch_size = batch_size
 
@@ -57,10 +59,13 @@ class EmbeddingScorer(Scorer):
             start += len(ws)
         return np.stack([out[t] for t in texts])
 
+    def check_params(self) -> None:
+        make_heads(self.head, self.alpha)  # raises on an unknown head
+
     def fit(self, X: pd.DataFrame, y: np.ndarray) -> Self:
         self.num_levels_ = levels_per_criterion(X)
         features = self.embed(X["text"].tolist())
-        self.heads_ = OrdinalRidgeHeads(self.alpha).fit(
+        self.heads_ = make_heads(self.head, self.alpha).fit(
             features, np.asarray(y), self.keys(X), self.num_levels_
         )
         return self

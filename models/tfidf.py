@@ -1,4 +1,4 @@
-"""TF-IDF features and one ordinal ridge head per criterion: the fast, strong-enough baseline."""
+"""TF-IDF features and one head per criterion (ordinal ridge or logistic): the fast baseline."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 from sklearn.feature_extraction.text import TfidfVectorizer
 
+from prescore.models.heads import make_heads
 from prescore.models.inputs import levels_per_criterion, pad_probabilities
-from prescore.models.ordinal_ridge import OrdinalRidgeHeads
 from prescore.models.scorer import Scorer
 
 
@@ -19,12 +19,21 @@ class TfidfScorer(Scorer):
     kind = "tfidf"
 
     def __init__(
-        self, max_features: int = 50_000, ngram_max: int = 2, min_df: int = 2, alpha: float = 1.0
+        self,
+        max_features: int = 50_000,
+        ngram_max: int = 2,
+        min_df: int = 2,
+        head: str = "ridge",
+        alpha: float = 1.0,
     ) -> None:
         self.max_features = max_features
         self.ngram_max = ngram_max
         self.min_df = min_df
+        self.head = head  # "ridge" (ordinal) or "logistic"; see models/heads.py
         self.alpha = alpha
+
+    def check_params(self) -> None:
+        make_heads(self.head, self.alpha)  # raises on an unknown head
 
     def fit(self, X: pd.DataFrame, y: np.ndarray) -> Self:
         self.num_levels_ = levels_per_criterion(X)
@@ -35,7 +44,7 @@ class TfidfScorer(Scorer):
             sublinear_tf=True,
         )
         features = self.vectorizer_.fit_transform(X["text"].tolist())
-        self.heads_ = OrdinalRidgeHeads(self.alpha).fit(
+        self.heads_ = make_heads(self.head, self.alpha).fit(
             features, np.asarray(y), self.keys(X), self.num_levels_
         )
         return self

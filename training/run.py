@@ -211,7 +211,11 @@ def train(
             metrics["optimizer_steps"] = scorer.optimizer_steps_
         metrics["fit_seconds_per_1000_items"] = 1000 * fit_seconds / len(splits["train"])
         if matrices:
-            mlflow.log_figure(confusion_figure(matrices, credentials), "confusion_matrices.png")
+            import matplotlib.pyplot as plt
+
+            figure = confusion_figure(matrices, credentials)
+            mlflow.log_figure(figure, "confusion_matrices.png")
+            plt.close(figure)
         evaluation = evaluate(scorer, evidence, config.evaluation)
         metrics |= evaluation.metrics()
         mlflow.log_metrics({k: v for k, v in metrics.items() if not np.isnan(v)})

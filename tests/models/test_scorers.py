@@ -18,6 +18,8 @@ from tests.conftest import scoring_frame
 def build(kind: str, encoder: Path) -> Scorer:
     if kind == "tfidf":
         return TfidfScorer(min_df=1)
+    if kind == "tfidf-logistic":
+        return TfidfScorer(min_df=1, head="logistic")
     if kind == "embeddings":
         return EmbeddingScorer(base_model=str(encoder), window_words=20, overlap_words=5)
     return TransformerScorer(
@@ -25,7 +27,7 @@ def build(kind: str, encoder: Path) -> Scorer:
     )
 
 
-@pytest.fixture(scope="module", params=["tfidf", "embeddings", "transformer"])
+@pytest.fixture(scope="module", params=["tfidf", "tfidf-logistic", "embeddings", "transformer"])
 def fitted(request: pytest.FixtureRequest, tiny_encoder: Path) -> Scorer:
     X, y = scoring_frame(80)
     return build(request.param, tiny_encoder).fit(X, y)
@@ -56,11 +58,17 @@ def test_unknown_criterion_and_missing_columns_are_refused(fitted: Scorer) -> No
         fitted.predict_proba(X.drop(columns=["text"]))
 
 
-def test_tfidf_learns_the_signal() -> None:
+@pytest.mark.parametrize("head", ["ridge", "logistic"])
+def test_tfidf_learns_the_signal(head: str) -> None:
     X, y = scoring_frame(300)
     X_test, y_test = scoring_frame(100, seed=5)
-    predicted = TfidfScorer(min_df=1, alpha=0.1).fit(X, y).predict(X_test)
+    predicted = TfidfScorer(min_df=1, head=head, alpha=0.1).fit(X, y).predict(X_test)
     assert np.mean(predicted == y_test) > 0.6  # chance is about 0.27
+
+
+def test_an_unknown_head_is_refused_before_training() -> None:
+    with pytest.raises(ValueError, match="head must be"):
+        TfidfScorer(head="forest").check_params()
 
 
 def test_transformer_training_is_deterministic_under_a_seed(tiny_encoder: Path) -> None:
