@@ -26,14 +26,6 @@ def adjacent_agreement(a: Sequence[int], b: Sequence[int]) -> float:
     return float(np.mean(np.abs(np.asarray(a) - np.asarray(b)) <= 1)) if len(a) else float("nan")
 
 
-def agreement(a: Sequence[int], b: Sequence[int], num_levels: int) -> dict[str, float]:
-    return {
-        "qwk": quadratic_weighted_kappa(a, b, num_levels),
-        "exact": exact_agreement(a, b),
-        "adjacent": adjacent_agreement(a, b),
-    }
-
-
 def confusion(a: Sequence[int], b: Sequence[int], num_levels: int) -> np.ndarray:
     """Counts with rows = human level, columns = machine level."""
     matrix = np.zeros((num_levels, num_levels), dtype=int)

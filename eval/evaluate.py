@@ -75,10 +75,16 @@ class Evaluation:
     raw_test_probabilities: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
 
     def metrics(self) -> dict[str, float]:
-        """Flat numbers for MLflow."""
+        """Flat numbers for MLflow; test_qwk_mean is what promotion compares."""
         out: dict[str, float] = {}
+        for statistic in ("qwk", "exact", "adjacent"):
+            values = [getattr(a, statistic) for a in self.agreement.values() if a.items]
+            if values:
+                out[f"test_{statistic}_mean"] = float(np.mean(values))
         for key, a in self.agreement.items():
             name = key.replace("/", ".")
+            out |= {f"test_qwk.{name}": a.qwk, f"test_exact.{name}": a.exact}
+            out |= {f"test_adjacent.{name}": a.adjacent}
             out |= {f"eval_pearson.{name}": a.pearson, f"eval_smd.{name}": a.smd}
             out[f"eval_qualified.{name}"] = float(a.qualified)
             if not math.isnan(a.human_qwk):

@@ -20,7 +20,6 @@ from transformers import TrainerCallback
 
 from prescore.data.load import EvidenceSet, load_evidence
 from prescore.data.schema import Credential
-from prescore.eval.agreement import agreement, confusion
 from prescore.eval.evaluate import evaluate
 from prescore.eval.report import POLICY_FILE, write_report
 from prescore.models.pyfunc import MODEL_CODE, signature
@@ -70,33 +69,6 @@ def scorer_input(split: Dataset) -> pd.DataFrame:
     return split.select_columns(["text", "credential_id", "criterion_id", "num_levels"]).to_pandas()
 
 
-def evaluate_split(
-    scorer: Scorer, split: Dataset, credentials: dict[str, Credential], prefix: str
-) -> tuple[dict[str, float], dict[str, np.ndarray]]:
-    """Agreement of the scorer with the final human level, per criterion and averaged."""
-    frame = split.select_columns(
-        ["credential_id", "criterion_id", "label", "num_levels"]
-    ).to_pandas()
-    predicted = scorer.predict(scorer_input(split)) if len(split) else np.array([], dtype=int)
-    metrics: dict[str, float] = {}
-    matrices: dict[str, np.ndarray] = {}
-    for (credential_id, criterion_id), rows in frame.groupby(["credential_id", "criterion_id"]):
-        positions = rows.index.to_numpy()
-        levels = int(rows["num_levels"].iloc[0])
-        human, machine = rows["label"].tolist(), predicted[positions].tolist()
-        key = f"{credential_id}.{criterion_id}"
-        for name, value in agreement(human, machine, levels).items():
-            metrics[f"{prefix}_{name}.{key}"] = value
-        matrices[key] = confusion(human, machine, levels)
-    for name in ("qwk", "exact", "adjacent"):
-        values = [
-            v for k, v in metrics.items() if k.startswith(f"{prefix}_{name}.") and not np.isnan(v)
-        ]
-        if values:
-            metrics[f"{prefix}_{name}_mean"] = float(np.mean(values))
-    return metrics, matrices
-
-
 def confusion_figure(matrices: dict[str, np.ndarray], credentials: dict[str, Credential]) -> Any:
     import matplotlib
 
@@ -109,7 +81,7 @@ def confusion_figure(matrices: dict[str, np.ndarray], credentials: dict[str, Cre
     for axis in axes.flat[len(matrices) :]:
         axis.axis("off")
     for axis, (key, matrix) in zip(axes.flat, matrices.items(), strict=False):
-        credential_id, criterion_id = key.split(".", 1)
+        credential_id, criterion_id = key.split("/", 1)
         criterion = credentials[credential_id].criterion(criterion_id)
         labels = criterion.labels if criterion else [str(i) for i in range(len(matrix))]
         axis.imshow(matrix, cmap="Blues")
@@ -200,25 +172,21 @@ def train(
         fit_seconds = time.perf_counter() - started
         if not main:
             return None
-        metrics, matrices = evaluate_split(scorer, splits["test"], credentials, "test")
-        calibration_metrics, _ = evaluate_split(
-            scorer, splits["calibration"], credentials, "calibration"
-        )
-        metrics |= calibration_metrics
+        evaluation = evaluate(scorer, evidence, config.evaluation)
+        metrics = evaluation.metrics()
         metrics["fit_seconds"] = fit_seconds
+        metrics["fit_seconds_per_1000_items"] = 1000 * fit_seconds / len(splits["train"])
         if hasattr(scorer, "world_size_"):
             mlflow.log_param("world_size", scorer.world_size_)
             metrics["optimizer_steps"] = scorer.optimizer_steps_
-        metrics["fit_seconds_per_1000_items"] = 1000 * fit_seconds / len(splits["train"])
+        mlflow.log_metrics({k: v for k, v in metrics.items() if not np.isnan(v)})
+        matrices = {key: a.confusion for key, a in evaluation.agreement.items() if a.items}
         if matrices:
             import matplotlib.pyplot as plt
 
             figure = confusion_figure(matrices, credentials)
             mlflow.log_figure(figure, "confusion_matrices.png")
             plt.close(figure)
-        evaluation = evaluate(scorer, evidence, config.evaluation)
-        metrics |= evaluation.metrics()
-        mlflow.log_metrics({k: v for k, v in metrics.items() if not np.isnan(v)})
         with tempfile.TemporaryDirectory() as folder:
             write_report(evaluation, Path(folder), f"{config.model_name}: evaluation")
             mlflow.log_artifacts(folder, artifact_path="evaluation")
