@@ -131,6 +131,17 @@ def human_disagreement(rows: pd.DataFrame) -> float | None:
     return None if not pairs else float(np.mean([a != b for a, b in pairs]))
 
 
+def target_error(settings: EvaluationSettings, human_rate: float | None) -> float:
+    """The configured target, else the humans' own disagreement, else the fallback.
+
+    A human rate of 0.0 is a measurement, not a missing value: humans who always agree leave
+    the model no room for error, so nothing goes auto.
+    """
+    if settings.target_error is not None:
+        return settings.target_error
+    return settings.fallback_target_error if human_rate is None else human_rate
+
+
 def evaluate(scorer: Scorer, evidence: EvidenceSet, settings: EvaluationSettings) -> Evaluation:
     calibration = frame(evidence.splits["calibration"])
     test = frame(evidence.splits["test"])
@@ -163,9 +174,7 @@ def evaluate(scorer: Scorer, evidence: EvidenceSet, settings: EvaluationSettings
             labels = rows["label"].to_numpy()
             temperature = fit_temperature(probabilities, labels)
             calibrated = apply_temperature(probabilities, temperature)
-            target = (
-                settings.target_error or human_disagreement(rows) or settings.fallback_target_error
-            )
+            target = target_error(settings, human_disagreement(rows))
             threshold_fit = fit_threshold(
                 calibrated.max(axis=1),
                 calibrated.argmax(axis=1) == labels,

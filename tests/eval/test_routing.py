@@ -155,3 +155,12 @@ def test_high_stakes_and_unqualified_criteria_route_everything_to_humans(tmp_pat
             Reason.high_stakes in decision.reasons
             and Reason.model_not_qualified in decision.reasons
         )
+
+
+def test_the_target_is_configured_else_human_else_fallback() -> None:
+    from prescore.eval.evaluate import target_error
+
+    assert target_error(EvaluationSettings(target_error=0.3), 0.1) == 0.3
+    assert target_error(EvaluationSettings(), 0.1) == 0.1
+    assert target_error(EvaluationSettings(), 0.0) == 0.0  # humans always agree: no slack
+    assert target_error(EvaluationSettings(fallback_target_error=0.25), None) == 0.25
