@@ -85,3 +85,16 @@ def reliability_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], bins: i
     axis.legend(fontsize=8)
     figure.tight_layout()
     return figure
+
+
+def conformal_set_threshold(
+    probabilities: np.ndarray, labels: np.ndarray, coverage: float
+) -> float:
+    """Split-conformal (LAC) score threshold: sets {k : 1 - p_k <= q} hold the true level with
+    probability >= coverage on exchangeable new items (Sadinle et al. 2019)."""
+    n = len(labels)
+    if n == 0:
+        return 1.0
+    scores = 1 - probabilities[np.arange(n), labels]
+    rank = int(np.ceil((n + 1) * coverage))
+    return 1.0 if rank > n else float(np.sort(scores)[rank - 1])

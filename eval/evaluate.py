@@ -17,7 +17,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from prescore.data.load import EvidenceSet
 from prescore.eval.agreement import quadratic_weighted_kappa, standardised_mean_difference
-from prescore.eval.calibration import apply_temperature, expected_calibration_error, fit_temperature
+from prescore.eval.calibration import (
+    apply_temperature,
+    conformal_set_threshold,
+    expected_calibration_error,
+    fit_temperature,
+)
 from prescore.eval.input_checks import fit_input_profile
 from prescore.eval.qualification import CriterionAgreement, QualificationGates, measure, qualify
 from prescore.eval.risk_control import fit_threshold
@@ -39,6 +44,7 @@ class EvaluationSettings(BaseModel):
         0.2, gt=0, lt=1, description="used where no item has a second human score"
     )
     confidence_level: float = Field(0.9, gt=0, lt=1)
+    set_coverage: float = Field(0.9, gt=0, lt=1, description="of the conformal prediction sets")
 
 
 @dataclass
@@ -168,6 +174,7 @@ def evaluate(scorer: Scorer, evidence: EvidenceSet, settings: EvaluationSettings
         in_test = test_keys == key
 
         temperature, threshold_fit, target = 1.0, None, settings.fallback_target_error
+        set_threshold = 1.0
         if calibration_probabilities is not None and in_calibration.any():
             rows = calibration[in_calibration]
             probabilities = calibration_probabilities[in_calibration]
@@ -175,6 +182,7 @@ def evaluate(scorer: Scorer, evidence: EvidenceSet, settings: EvaluationSettings
             temperature = fit_temperature(probabilities, labels)
             calibrated = apply_temperature(probabilities, temperature)
             target = target_error(settings, human_disagreement(rows))
+            set_threshold = conformal_set_threshold(calibrated, labels, settings.set_coverage)
             threshold_fit = fit_threshold(
                 calibrated.max(axis=1),
                 calibrated.argmax(axis=1) == labels,
@@ -205,6 +213,10 @@ def evaluate(scorer: Scorer, evidence: EvidenceSet, settings: EvaluationSettings
             credential_id=credential_id,
             criterion_id=criterion_id,
             stakes=credential.stakes,
+            level_labels=criterion.labels,
+            level_values=criterion.values,
+            set_threshold=set_threshold,
+            set_coverage=settings.set_coverage,
             qualified=agreement[key].qualified,
             qualification_failures=agreement[key].failures,
             temperature=temperature,

@@ -39,6 +39,8 @@ class CriterionPolicy(BaseModel):
     credential_id: str
     criterion_id: str
     stakes: Stakes
+    level_labels: list[str] = Field(description="the rubric's levels, lowest first")
+    level_values: list[float]
     qualified: bool
     qualification_failures: list[str] = Field(default_factory=list)
     temperature: float = 1.0
@@ -47,6 +49,16 @@ class CriterionPolicy(BaseModel):
     )
     target_error: float
     confidence_level: float
+    set_threshold: float = Field(
+        1.0,
+        description="split-conformal rule: a level is in the prediction set when its calibrated "
+        "probability is at least 1 - set_threshold; 1.0 keeps every level",
+    )
+    set_coverage: float = 0.9
+
+    def prediction_set(self, probabilities: list[float]) -> list[int]:
+        """Levels the model cannot rule out: the true level is among them with set_coverage."""
+        return [i for i, p in enumerate(probabilities) if 1 - p <= self.set_threshold]
 
 
 @dataclass(frozen=True)

@@ -68,3 +68,16 @@ def test_an_unreachable_target_auto_scores_nothing() -> None:
     correct = np.random.default_rng(0).uniform(size=300) < 0.6
     result = fit_threshold(confidence, correct, target_error=0.05)
     assert result.threshold is None and result.calibration_coverage == 0.0
+
+
+def test_conformal_sets_cover_the_true_level_at_the_stated_rate() -> None:
+    from prescore.eval.calibration import conformal_set_threshold
+
+    coverage = []
+    for seed in range(30):
+        fit_p, fit_y = overconfident(500, seed=100 + seed)
+        test_p, test_y = overconfident(500, seed=200 + seed)
+        q = conformal_set_threshold(fit_p, fit_y, 0.9)
+        in_set = 1 - test_p[np.arange(len(test_y)), test_y] <= q
+        coverage.append(in_set.mean())
+    assert 0.88 <= np.mean(coverage) <= 0.95  # valid, and not trivially every level

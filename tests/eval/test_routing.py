@@ -30,6 +30,8 @@ def policy(**overrides: object) -> RoutingPolicy:
         "credential_id": "wait-time",
         "criterion_id": "planning",
         "stakes": Stakes.low,
+        "level_labels": ["Not yet", "Developing", "Proficient"],
+        "level_values": [1.0, 2.0, 3.0],
         "qualified": True,
         "threshold": 0.7,
         "target_error": 0.1,

@@ -1,0 +1,100 @@
+"""The scoring core the service wraps: a registered model and its policy, item by item."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from prescore.serving.schemas import EvidenceToScore
+from prescore.serving.scoring import ScoringModel, UnknownCriterion
+from prescore.training.config import load_config
+from prescore.training.run import train
+from prescore.training.tracking import configure_tracking
+from tests.conftest import evidence_row, write_csv
+
+
+@pytest.fixture(scope="module")
+def registered(tmp_path_factory: pytest.TempPathFactory) -> ScoringModel:
+    folder = tmp_path_factory.mktemp("serving")
+    (folder / "rubrics").mkdir()
+    from tests.conftest import RUBRIC
+
+    (folder / "rubrics" / "wait-time.yaml").write_text(yaml.safe_dump(RUBRIC))
+    rows = [evidence_row(n) for n in range(200)]
+    for row in rows:
+        row["text"] += f" Overall {row['final_level']}."
+    write_csv(folder / "evidence.csv", rows)
+    config = folder / "serve.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "name": "serve",
+                "data": {"path": "evidence.csv"},
+                "scorer": {"kind": "tfidf", "params": {"min_df": 1}},
+            }
+        )
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder / 'mlflow.db'}")
+        configure_tracking()
+        train(load_config(config))
+        return ScoringModel.from_registry("prescore-serve", "1")
+
+
+def item(n: int, **overrides: str) -> EvidenceToScore:
+    row = evidence_row(n)
+    fields = {
+        "submission_id": f"s{n}",
+        "credential_id": "wait-time",
+        "criterion_id": row["criterion_id"],
+        "evidence_type": "reflection",
+        "text": row["text"] + f" Overall {row['final_level']}.",
+    }
+    return EvidenceToScore(**{**fields, **overrides})
+
+
+def test_scores_carry_level_probabilities_set_route_and_model(registered: ScoringModel) -> None:
+    items = [item(n) for n in range(300, 310)]
+    scored = registered.score(items)
+    assert [s.submission_id for s in scored] == [i.submission_id for i in items]
+    for one, sent in zip(scored, items, strict=True):
+        probabilities = [p.probability for p in one.probabilities]
+        assert np.isclose(sum(probabilities), 1)
+        assert one.confidence == max(probabilities)
+        assert one.level == one.probabilities[int(np.argmax(probabilities))].label
+        assert one.level in one.prediction_set
+        assert one.model_name == "prescore-serve" and one.model_version == "1"
+        decision = registered.policy.decide(
+            one.credential_id, one.criterion_id, sent.text, one.confidence
+        )
+        assert one.route == decision.route and one.reasons == list(decision.reasons)
+        assert (one.route == "auto") == (not one.reasons)
+
+
+def test_batch_and_single_give_the_same_answer(registered: ScoringModel) -> None:
+    items = [item(n) for n in range(400, 406)]
+    batch = registered.score(items)
+    singles = [registered.score([i])[0] for i in items]
+    assert batch == singles
+
+
+def test_unknown_criteria_are_named_not_scored(registered: ScoringModel) -> None:
+    items = [item(1), item(2, criterion_id="questioning")]
+    with pytest.raises(UnknownCriterion, match=r"items\[1\]: wait-time/questioning"):
+        registered.score(items)
+
+
+def test_the_text_never_shows_in_a_repr_or_a_validation_error() -> None:
+    secret = "SECRET-EVIDENCE-4711 my student Jamie said"
+    assert secret not in repr(item(1, text=secret))
+    with pytest.raises(ValidationError) as caught:
+        EvidenceToScore(
+            submission_id="s",
+            credential_id="bad id!",
+            criterion_id="c",
+            evidence_type="r",
+            text=secret,
+        )
+    assert [e["loc"] for e in caught.value.errors()] == [("credential_id",)]
