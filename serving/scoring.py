@@ -50,7 +50,11 @@ class ScoringModel:
     def from_folder(cls, folder: Path, name: str, version: str) -> ScoringModel:
         """From a downloaded MLflow model folder: artifacts/scorer and artifacts/routing_policy."""
         artifacts = folder / "artifacts"
-        policy_file = next(artifacts.glob("routing_policy*"))
+        policy_file = next(artifacts.glob("routing_policy*"), None)
+        if policy_file is None:
+            raise FileNotFoundError(
+                f"{name} version {version} has no routing policy: it predates evaluation; retrain it"
+            )
         policy = RoutingPolicy.model_validate(json.loads(policy_file.read_text()))
         return cls(load_scorer(artifacts / "scorer"), policy, name, version)
 

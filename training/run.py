@@ -19,6 +19,7 @@ from rich.progress import Progress
 from transformers import TrainerCallback
 
 from prescore.data.load import EvidenceSet, load_evidence
+from prescore.data.problems import InputError, Problem
 from prescore.data.schema import Credential
 from prescore.eval.evaluate import evaluate
 from prescore.eval.report import POLICY_FILE, write_report
@@ -150,7 +151,8 @@ def train(
     evidence = evidence or load_evidence(config.data)
     splits, credentials = evidence.splits, evidence.credentials
     if len(splits["train"]) == 0:
-        raise ValueError("the train split is empty: check the data's split fractions")
+        message = "no evidence lands in the train split: raise data.split.train, or check consent"
+        raise InputError([Problem(str(config.data.path), None, "data.split", message)])
     scorer = config.scorer.build(config.seed)
     if hasattr(scorer, "callbacks"):
         scorer.callbacks = [EpochLossLogger(), RichProgress()]
@@ -166,7 +168,7 @@ def train(
         run_context = nullcontext()
     with run_context as run:
         if main:
-            _log_inputs(config, config_path, splits)
+            _log_inputs(config, config_path, splits, scorer)
         started = time.perf_counter()
         scorer.fit(scorer_input(splits["train"]), np.asarray(splits["train"]["label"]))
         fit_seconds = time.perf_counter() - started
@@ -195,7 +197,9 @@ def train(
     return TrainResult(run.info.run_id, config.model_name, version, metrics, fit_seconds)
 
 
-def _log_inputs(config: ExperimentConfig, config_path: Path | None, splits: Any) -> None:
+def _log_inputs(
+    config: ExperimentConfig, config_path: Path | None, splits: Any, scorer: Scorer
+) -> None:
     mlflow.set_tags({"prescore.config": config.name, "prescore.scorer": config.scorer.kind})
     mlflow.log_params(
         {
@@ -204,7 +208,7 @@ def _log_inputs(config: ExperimentConfig, config_path: Path | None, splits: Any)
             "data.path": str(config.data.path),
             "data.adapter": config.data.adapter or "",
             "data.split_seed": config.data.split.seed,
-            **{f"scorer.{k}": v for k, v in config.scorer.build(config.seed).get_params().items()},
+            **{f"scorer.{k}": v for k, v in scorer.get_params().items()},
         }
     )
     for name, split in splits.items():

@@ -225,3 +225,13 @@ def test_evaluate_command_writes_the_report_and_logs_it(
         app, ["evaluate", "--model", "7", "--config", str(config), "--out", str(out)], env=WIDE
     )
     assert missing.exit_code == 1 and "Cannot load" in missing.output
+
+
+def test_an_empty_train_split_is_a_clear_error(
+    tmp_path: Path, evidence_csv: Path, tracking: str
+) -> None:
+    split = {"train": 0.0, "calibration": 0.5, "test": 0.5}
+    config = write_config(tmp_path, {"kind": "tfidf"}, split=split)
+    result = runner.invoke(app, ["train", "--config", str(config)], env=WIDE)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "train split" in " ".join(result.output.split())
