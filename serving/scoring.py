@@ -53,7 +53,7 @@ class ScoringModel:
         policy_file = next(artifacts.glob("routing_policy*"), None)
         if policy_file is None:
             raise FileNotFoundError(
-                f"{name} version {version} has no routing policy: it predates evaluation; retrain it"
+                f"{name} version {version} has no routing policy (it predates evaluation); retrain"
             )
         policy = RoutingPolicy.model_validate(json.loads(policy_file.read_text()))
         return cls(load_scorer(artifacts / "scorer"), policy, name, version)
