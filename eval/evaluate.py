@@ -26,7 +26,7 @@ from prescore.eval.calibration import (
 from prescore.eval.input_checks import fit_input_profile
 from prescore.eval.qualification import CriterionAgreement, QualificationGates, measure, qualify
 from prescore.eval.risk_control import fit_threshold
-from prescore.eval.routing import CriterionPolicy, RoutingPolicy
+from prescore.eval.routing import CriterionPolicy, RoutingPolicy, suggestion_confidence
 from prescore.models.inputs import criterion_keys
 from prescore.models.scorer import Scorer
 
@@ -42,6 +42,12 @@ class EvaluationSettings(BaseModel):
     )
     fallback_target_error: float = Field(
         0.2, gt=0, lt=1, description="used where no item has a second human score"
+    )
+    error_tolerance: int = Field(
+        0,
+        ge=0,
+        description="levels an auto score may differ from the human's and still count as "
+        "agreement; 0: exact (the default), 1: adjacent, for fine scales like ELL's half points",
     )
     confidence_level: float = Field(0.9, gt=0, lt=1)
     set_coverage: float = Field(0.9, gt=0, lt=1, description="of the conformal prediction sets")
@@ -131,10 +137,11 @@ def second_levels(scores: pd.Series) -> list[int]:
     return [int(s[1]["level"]) if len(s) > 1 else -1 for s in scores]
 
 
-def human_disagreement(rows: pd.DataFrame) -> float | None:
-    """Share of double-scored items on which the first two raters differ."""
+def human_disagreement(rows: pd.DataFrame, tolerance: int = 0) -> float | None:
+    """Share of double-scored items on which the first two raters differ by more than
+    `tolerance` levels."""
     pairs = [(s[0]["level"], s[1]["level"]) for s in rows["scores"] if len(s) > 1]
-    return None if not pairs else float(np.mean([a != b for a, b in pairs]))
+    return None if not pairs else float(np.mean([abs(a - b) > tolerance for a, b in pairs]))
 
 
 def target_error(settings: EvaluationSettings, human_rate: float | None) -> float:
@@ -164,6 +171,7 @@ def evaluate(scorer: Scorer, evidence: EvidenceSet, settings: EvaluationSettings
     agreement: dict[str, CriterionAgreement] = {}
     ece: dict[str, tuple[float, float, float]] = {}
     triage: dict[str, Triage] = {}
+    tolerance = settings.error_tolerance
     for key in sorted(scorer.num_levels_):
         credential_id, criterion_id = key.split("/", 1)
         credential = evidence.credentials.get(credential_id)
@@ -181,11 +189,12 @@ def evaluate(scorer: Scorer, evidence: EvidenceSet, settings: EvaluationSettings
             labels = rows["label"].to_numpy()
             temperature = fit_temperature(probabilities, labels)
             calibrated = apply_temperature(probabilities, temperature)
-            target = target_error(settings, human_disagreement(rows))
+            target = target_error(settings, human_disagreement(rows, tolerance))
             set_threshold = conformal_set_threshold(calibrated, labels, settings.set_coverage)
+            suggested, confidence = suggestion_confidence(calibrated, tolerance)
             threshold_fit = fit_threshold(
-                calibrated.max(axis=1),
-                calibrated.argmax(axis=1) == labels,
+                confidence,
+                np.abs(suggested - labels) <= tolerance,
                 target,
                 settings.confidence_level,
             )
@@ -222,11 +231,12 @@ def evaluate(scorer: Scorer, evidence: EvidenceSet, settings: EvaluationSettings
             temperature=temperature,
             threshold=threshold,
             target_error=target,
+            error_tolerance=tolerance,
             confidence_level=settings.confidence_level,
         )
         if in_test.any():
-            confidence = calibrated_test[in_test].max(axis=1)
-            correct = calibrated_test[in_test].argmax(axis=1) == test[in_test]["label"].to_numpy()
+            suggested, confidence = suggestion_confidence(calibrated_test[in_test], tolerance)
+            correct = np.abs(suggested - test[in_test]["label"].to_numpy()) <= tolerance
             auto = (
                 confidence >= threshold
                 if threshold is not None

@@ -10,6 +10,7 @@ import numpy as np
 
 from prescore.eval.calibration import reliability_figure
 from prescore.eval.evaluate import Evaluation
+from prescore.eval.routing import CriterionPolicy, suggestion_confidence
 
 REPORT_FILE = "evaluation.md"
 POLICY_FILE = "routing_policy.json"
@@ -23,6 +24,21 @@ def _number(value: float, digits: int = 3) -> str:
     )
 
 
+def error_tolerance(evaluation: Evaluation) -> int:
+    """One run evaluates every criterion with the same tolerance."""
+    return max((c.error_tolerance for c in evaluation.policy.criteria.values()), default=0)
+
+
+def triage_route(policy: CriterionPolicy) -> str:
+    if policy.stakes.value == "high":
+        return "human (high stakes)"
+    if not policy.qualified:
+        return "human (not qualified)"
+    if policy.threshold is None:
+        return "human (no safe threshold)"
+    return "auto where confident"
+
+
 def risk_coverage_figure(evaluation: Evaluation) -> Any:
     """Error among auto-scored held-out items against the share auto-scored, per criterion."""
     import matplotlib
@@ -33,8 +49,9 @@ def risk_coverage_figure(evaluation: Evaluation) -> Any:
     figure, axis = plt.subplots(figsize=(5.5, 4.2))
     probabilities, labels = evaluation.test_probabilities, evaluation.test_labels
     if len(labels):
-        confidence = probabilities.max(axis=1)
-        correct = probabilities.argmax(axis=1) == labels
+        tolerance = error_tolerance(evaluation)
+        suggested, confidence = suggestion_confidence(probabilities, tolerance)
+        correct = np.abs(suggested - labels) <= tolerance
         order = np.argsort(-confidence)
         ranks = np.arange(1, len(order) + 1)
         axis.plot(ranks / len(order), 1 - np.cumsum(correct[order]) / ranks, label="all criteria")
@@ -88,16 +105,22 @@ def markdown(evaluation: Evaluation, title: str) -> str:
         "## Triage on held-out items",
         "",
         "Threshold: the lowest calibrated confidence at which disagreement with the human level "
-        "among auto-scored items stays at or below the target with the stated probability.",
+        "among auto-scored items stays at or below the target with the stated probability. "
+        "Auto share and error count the held-out items at or above the threshold; the route "
+        "column says whether the policy lets them go auto. "
+        + (
+            f"A suggestion counts as agreeing when it is within {error_tolerance(evaluation)} "
+            "level(s) of the human's."
+            if error_tolerance(evaluation)
+            else "A suggestion agrees only when it is the human's exact level."
+        ),
         "",
         "| criterion | stakes | target error | threshold | auto share | auto error | auto items | route |",
         "|---|---|---:|---:|---:|---:|---:|---|",
     ]
     for key, t in evaluation.triage.items():
         policy = evaluation.policy.criteria[key]
-        route = (
-            "auto where confident" if policy.qualified and policy.stakes.value == "low" else "human"
-        )
+        route = triage_route(policy)
         lines.append(
             f"| {key} | {policy.stakes.value} | {t.target_error:.3f} | "
             f"{'none' if t.threshold is None else f'{t.threshold:.2f}'} | {t.auto_share:.3f} | "

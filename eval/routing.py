@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from prescore.data.schema import Stakes
@@ -33,6 +34,22 @@ class Reason(StrEnum):
     input_unfamiliar_language_or_noise = "input_unfamiliar_language_or_noise"
 
 
+def suggestion_confidence(
+    probabilities: np.ndarray, tolerance: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: the most likely level, and the probability that the human's level lies within
+    `tolerance` levels of it (tolerance 0: the probability of that level alone)."""
+    probabilities = np.atleast_2d(probabilities)
+    best = probabilities.argmax(axis=1)
+    cumulative = np.concatenate(
+        [np.zeros((len(probabilities), 1)), probabilities.cumsum(axis=1)], axis=1
+    )
+    rows = np.arange(len(probabilities))
+    low = np.clip(best - tolerance, 0, probabilities.shape[1])
+    high = np.clip(best + tolerance + 1, 0, probabilities.shape[1])
+    return best, cumulative[rows, high] - cumulative[rows, low]
+
+
 class CriterionPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -48,6 +65,9 @@ class CriterionPolicy(BaseModel):
         None, description="lowest calibrated confidence that may go auto; None: never"
     )
     target_error: float
+    error_tolerance: int = Field(
+        0, ge=0, description="levels a suggestion may be off and still agree with the human"
+    )
     confidence_level: float
     set_threshold: float = Field(
         1.0,
@@ -55,6 +75,11 @@ class CriterionPolicy(BaseModel):
         "probability is at least 1 - set_threshold; 1.0 keeps every level",
     )
     set_coverage: float = 0.9
+
+    def suggest(self, probabilities: np.ndarray) -> tuple[int, float]:
+        """The suggested level and the confidence that routing compares with the threshold."""
+        best, confidence = suggestion_confidence(probabilities, self.error_tolerance)
+        return int(best[0]), float(confidence[0])
 
     def prediction_set(self, probabilities: list[float]) -> list[int]:
         """Levels the model cannot rule out: the true level is among them with set_coverage."""

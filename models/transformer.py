@@ -56,7 +56,8 @@ class OrdinalHeads(nn.Module):
         return (losses * mask).sum() / mask.sum().clamp(min=1)
 
     def probabilities(self, logits: torch.Tensor, heads: torch.Tensor) -> list[np.ndarray]:
-        above = torch.sigmoid(logits).cummin(dim=1).values  # rank-consistent: P(>k) never rises
+        # rank-consistent: P(>k) never rises; float32 whatever precision the model ran in
+        above = torch.sigmoid(logits.float()).cummin(dim=1).values
         out = []
         for row, head in zip(above.cpu().numpy(), heads.cpu().numpy(), strict=True):
             k = int(self.num_levels[head])
@@ -166,6 +167,7 @@ class TransformerScorer(Scorer):
         freeze_layers: int = 0,
         seed: int = 13,
         ddp_backend: str | None = None,
+        mixed_precision: bool = True,
     ) -> None:
         self.base_model = base_model
         self.max_length = max_length
@@ -179,6 +181,7 @@ class TransformerScorer(Scorer):
         self.freeze_layers = freeze_layers
         self.seed = seed
         self.ddp_backend = ddp_backend
+        self.mixed_precision = mixed_precision  # bf16 where a GPU supports it; CPU stays fp32
         self.callbacks: list[Any] = []  # Trainer callbacks (progress, MLflow logging); not saved
         self.eval_set: tuple[pd.DataFrame, np.ndarray] | None = None  # per-epoch held-out loss
 
@@ -266,6 +269,7 @@ class TransformerScorer(Scorer):
                 # Accelerate treats a torchrun launch on CPU as distributed only when told so.
                 use_cpu=not torch.cuda.is_available(),
                 ddp_find_unused_parameters=True,
+                bf16=self._use_bf16(),
                 dataloader_num_workers=0,
                 dataloader_pin_memory=False,
             )
@@ -320,6 +324,11 @@ class TransformerScorer(Scorer):
             if any(part in name for part in frozen):
                 parameter.requires_grad = False
 
+    def _use_bf16(self) -> bool:
+        return bool(
+            self.mixed_precision and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        )
+
     @torch.no_grad()
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         self.check_input(X)
@@ -333,7 +342,8 @@ class TransformerScorer(Scorer):
             batch = collate(batch_documents, pad_id)
             batch.pop("labels")
             batch = {k: v.to(device) for k, v in batch.items()}
-            logits = self.model_(**batch)["logits"]
+            with torch.autocast(device.type, torch.bfloat16, enabled=self._use_bf16()):
+                logits = self.model_(**batch)["logits"]
             probabilities = self.model_.heads.probabilities(logits, batch["target_head"])
             targets = [row for d in batch_documents for row in d.rows]
             for row, p in zip(targets, probabilities, strict=True):

@@ -18,13 +18,23 @@ def train(
     config: Path = typer.Option(
         ..., "--config", "-c", help="experiment config, e.g. experiments/quickstart.yaml"
     ),
+    no_track: bool = typer.Option(
+        False, "--no-track", help="fit and evaluate only: no MLflow run, no registered version"
+    ),
+    report: Path = typer.Option(
+        Path("reports/untracked"), help="with --no-track: folder for the evaluation report"
+    ),
 ) -> None:
     """Fit the configured scorer, log the run to MLflow and register a new model version."""
     from prescore.training.config import load_config
-    from prescore.training.run import train as run_training
 
     try:
         experiment = load_config(config)
+        if no_track:
+            train_untracked(experiment, report)
+            return
+        from prescore.training.run import train as run_training
+
         result = run_training(experiment, config)
     except InputError as error:
         print_problems(error.problems, console)
@@ -34,37 +44,50 @@ def train(
     print_train_result(result)
 
 
+def train_untracked(experiment: object, report: Path) -> None:
+    """Fit and measure without MLflow, for machines without the tracking stack."""
+    import json
+
+    from prescore.data.load import load_evidence
+    from prescore.training.config import ExperimentConfig
+    from prescore.training.fit import fit_and_report
+
+    assert isinstance(experiment, ExperimentConfig)
+    metrics = fit_and_report(experiment, load_evidence(experiment.data), report)
+    (report / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    print_metrics_table(f"{experiment.model_name} (not tracked)", metrics)
+    console.print(f"Fitted in {metrics['fit_seconds']:.1f}s. Report: {report}/evaluation.md")
+
+
 def print_train_result(result: object) -> None:
     from prescore.training.run import TrainResult
 
     assert isinstance(result, TrainResult)
-    table = Table(
-        title=f"{result.model_name} version {result.version} (run {result.run_id})",
-        title_justify="left",
+    print_metrics_table(
+        f"{result.model_name} version {result.version} (run {result.run_id})", result.metrics
     )
-    table.add_column("criterion")
-    for name in ("qwk", "exact", "adjacent"):
-        table.add_column(f"test {name}", justify="right")
-    criteria = sorted({k.split(".", 1)[1] for k in result.metrics if k.startswith("test_qwk.")})
-    for criterion in criteria:
-        table.add_row(
-            criterion,
-            *(
-                f"{result.metrics.get(f'test_{n}.{criterion}', float('nan')):.3f}"
-                for n in ("qwk", "exact", "adjacent")
-            ),
-        )
-    table.add_row(
-        "[bold]mean[/bold]",
-        *(
-            f"{result.metrics.get(f'test_{n}_mean', float('nan')):.3f}"
-            for n in ("qwk", "exact", "adjacent")
-        ),
-    )
-    console.print(table)
     console.print(
         f"Fitted in {result.fit_seconds:.1f}s. See it with: mlflow ui --backend-store-uri sqlite:///mlflow.db"
     )
+
+
+def print_metrics_table(title: str, metrics: dict[str, float]) -> None:
+    table = Table(title=title, title_justify="left")
+    table.add_column("criterion")
+    names = ("qwk", "exact", "adjacent")
+    for name in names:
+        table.add_column(f"test {name}", justify="right")
+    criteria = sorted({k.split(".", 1)[1] for k in metrics if k.startswith("test_qwk.")})
+    for criterion in criteria:
+        table.add_row(
+            criterion,
+            *(f"{metrics.get(f'test_{n}.{criterion}', float('nan')):.3f}" for n in names),
+        )
+    table.add_row(
+        "[bold]mean[/bold]",
+        *(f"{metrics.get(f'test_{n}_mean', float('nan')):.3f}" for n in names),
+    )
+    console.print(table)
 
 
 def promote(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-import time
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,17 +14,15 @@ import mlflow
 import numpy as np
 import pandas as pd
 from datasets import Dataset
-from rich.progress import Progress
 from transformers import TrainerCallback
 
 from prescore.data.load import EvidenceSet, load_evidence
-from prescore.data.problems import InputError, Problem
 from prescore.data.schema import Credential
-from prescore.eval.evaluate import evaluate
 from prescore.eval.report import POLICY_FILE, write_report
 from prescore.models.pyfunc import MODEL_CODE, signature
 from prescore.models.scorer import Scorer
 from prescore.training.config import ExperimentConfig
+from prescore.training.fit import RichProgress, build_scorer, fit_scorer, measure
 from prescore.training.tracking import configure_tracking, experiment_id
 
 MODEL_ARTIFACT = "model"
@@ -64,10 +61,6 @@ def fingerprint(split: Dataset) -> str:
             hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
         )
     return digest.hexdigest()[:16]
-
-
-def scorer_input(split: Dataset) -> pd.DataFrame:
-    return split.select_columns(["text", "credential_id", "criterion_id", "num_levels"]).to_pandas()
 
 
 def confusion_figure(matrices: dict[str, np.ndarray], credentials: dict[str, Credential]) -> Any:
@@ -114,32 +107,6 @@ class EpochLossLogger(TrainerCallback):  # type: ignore[misc]
                 mlflow.log_metric(target, float(logs[source]), step=step)
 
 
-class RichProgress(TrainerCallback):  # type: ignore[misc]
-    """A rich progress bar over optimisation steps, on the main process only."""
-
-    def on_train_begin(self, args: Any, state: Any, control: Any, **_: Any) -> None:
-        self.progress = Progress(disable=not state.is_world_process_zero)
-        self.progress.start()
-        self.task = self.progress.add_task("Fine-tuning", total=state.max_steps)
-
-    def on_step_end(self, args: Any, state: Any, control: Any, **_: Any) -> None:
-        self.progress.update(self.task, completed=state.global_step)
-
-    def on_log(
-        self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **_: Any
-    ) -> None:
-        losses = {k: v for k, v in (logs or {}).items() if k in ("loss", "eval_loss")}
-        if losses and state.is_world_process_zero:
-            shown = ", ".join(
-                f"{'calibration' if k == 'eval_loss' else 'train'} loss {v:.4f}"
-                for k, v in losses.items()
-            )
-            self.progress.console.print(f"epoch {state.epoch:.0f}: {shown}")
-
-    def on_train_end(self, args: Any, state: Any, control: Any, **_: Any) -> None:
-        self.progress.stop()
-
-
 def train(
     config: ExperimentConfig, config_path: Path | None = None, evidence: EvidenceSet | None = None
 ) -> TrainResult | None:
@@ -149,16 +116,7 @@ def train(
     Returns None on the non-main processes of a distributed run.
     """
     evidence = evidence or load_evidence(config.data)
-    splits, credentials = evidence.splits, evidence.credentials
-    if len(splits["train"]) == 0:
-        message = "no evidence lands in the train split: raise data.split.train, or check consent"
-        raise InputError([Problem(str(config.data.path), None, "data.split", message)])
-    scorer = config.scorer.build(config.seed)
-    if hasattr(scorer, "callbacks"):
-        scorer.callbacks = [EpochLossLogger(), RichProgress()]
-        if len(splits["calibration"]):
-            calibration = splits["calibration"]
-            scorer.eval_set = (scorer_input(calibration), np.asarray(calibration["label"]))
+    scorer = build_scorer(config, evidence, callbacks=[EpochLossLogger(), RichProgress()])
 
     main = is_main_process()
     if main:
@@ -168,19 +126,14 @@ def train(
         run_context = nullcontext()
     with run_context as run:
         if main:
-            _log_inputs(config, config_path, splits, scorer)
-        started = time.perf_counter()
-        scorer.fit(scorer_input(splits["train"]), np.asarray(splits["train"]["label"]))
-        fit_seconds = time.perf_counter() - started
+            _log_inputs(config, config_path, evidence.splits, scorer)
+        fit_seconds = fit_scorer(scorer, evidence)
         if not main:
             return None
-        evaluation = evaluate(scorer, evidence, config.evaluation)
-        metrics = evaluation.metrics()
-        metrics["fit_seconds"] = fit_seconds
-        metrics["fit_seconds_per_1000_items"] = 1000 * fit_seconds / len(splits["train"])
+        evaluation, metrics = measure(scorer, evidence, config, fit_seconds)
+        credentials = evidence.credentials
         if hasattr(scorer, "world_size_"):
             mlflow.log_param("world_size", scorer.world_size_)
-            metrics["optimizer_steps"] = scorer.optimizer_steps_
         mlflow.log_metrics({k: v for k, v in metrics.items() if not np.isnan(v)})
         matrices = {key: a.confusion for key, a in evaluation.agreement.items() if a.items}
         if matrices:

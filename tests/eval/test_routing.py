@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -16,7 +17,7 @@ from prescore.eval.qualification import QualificationGates
 from prescore.eval.report import write_report
 from prescore.eval.routing import CriterionPolicy, Reason, Route, RoutingPolicy
 from prescore.models.tfidf import TfidfScorer
-from prescore.training.run import scorer_input
+from prescore.training.fit import scorer_input
 from tests.conftest import RUBRIC, evidence_row, write_csv
 
 TRAINING_TEXTS = [
@@ -166,3 +167,29 @@ def test_the_target_is_configured_else_human_else_fallback() -> None:
     assert target_error(EvaluationSettings(), 0.1) == 0.1
     assert target_error(EvaluationSettings(), 0.0) == 0.0  # humans always agree: no slack
     assert target_error(EvaluationSettings(fallback_target_error=0.25), None) == 0.25
+
+
+def test_a_tolerance_counts_near_misses_as_agreement() -> None:
+    from prescore.eval.evaluate import human_disagreement
+    from prescore.eval.routing import suggestion_confidence
+
+    probabilities = np.array([[0.1, 0.5, 0.3, 0.1], [0.6, 0.3, 0.1, 0.0], [0.0, 0.1, 0.2, 0.7]])
+    best, exact = suggestion_confidence(probabilities, 0)
+    assert best.tolist() == [1, 0, 3] and exact == pytest.approx([0.5, 0.6, 0.7])
+    best, adjacent = suggestion_confidence(probabilities, 1)
+    assert best.tolist() == [1, 0, 3] and adjacent == pytest.approx([0.9, 0.9, 0.9])
+    rater_pairs = [[{"level": 1}, {"level": 2}], [{"level": 0}, {"level": 3}], [{"level": 2}]]
+    rows = pd.DataFrame({"scores": rater_pairs})
+    assert human_disagreement(rows, 0) == 1.0  # both double-scored items differ
+    assert human_disagreement(rows, 1) == 0.5  # only the three-level gap counts
+
+
+def test_a_policy_with_a_tolerance_routes_on_the_window_probability() -> None:
+    routing = policy(threshold=0.85, error_tolerance=1)
+    criterion = routing.criterion("wait-time", "planning")
+    assert criterion is not None
+    level, confidence = criterion.suggest(np.array([0.05, 0.6, 0.35]))
+    assert level == 1 and confidence == pytest.approx(1.0)
+    assert routing.decide("wait-time", "planning", GOOD_TEXT, confidence).route is Route.auto
+    exact = policy(threshold=0.85).criterion("wait-time", "planning")
+    assert exact is not None and exact.suggest(np.array([0.05, 0.6, 0.35]))[1] == pytest.approx(0.6)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -18,8 +19,9 @@ from prescore.cli import app
 from prescore.data.load import load_evidence
 from prescore.models.tfidf import TfidfScorer
 from prescore.training.config import load_config
+from prescore.training.fit import scorer_input
 from prescore.training.registry import CHAMPION, list_versions, promote
-from prescore.training.run import scorer_input, train
+from prescore.training.run import train
 from prescore.training.tracking import configure_tracking
 from tests.conftest import evidence_row, write_csv
 
@@ -235,3 +237,22 @@ def test_an_empty_train_split_is_a_clear_error(
     result = runner.invoke(app, ["train", "--config", str(config)], env=WIDE)
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "train split" in " ".join(result.output.split())
+
+
+def test_an_untracked_run_writes_the_report_and_touches_no_store(
+    tmp_path: Path, evidence_csv: Path, tracking: str
+) -> None:
+    config = write_config(tmp_path, {"kind": "tfidf", "params": {"min_df": 1}})
+    report = tmp_path / "report"
+    result = runner.invoke(
+        app, ["train", "--config", str(config), "--no-track", "--report", str(report)], env=WIDE
+    )
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert 0 <= metrics["test_exact_mean"] <= 1 and metrics["fit_seconds"] > 0
+    assert {"evaluation.md", "routing_policy.json", "reliability.png"} <= {
+        p.name for p in report.iterdir()
+    }
+    assert "(not tracked)" in result.output
+    assert MlflowClient().search_registered_models() == []
+    assert MlflowClient().search_runs(experiment_ids=["0"]) == []

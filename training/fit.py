@@ -1,0 +1,103 @@
+"""Fit a configured scorer and measure it, with no tracking: the part of a run MLflow wraps.
+
+Kept apart from run.py so that a machine without the tracking stack (a lent GPU, a quick
+try of a config) can fit and evaluate with `prescore train --no-track`.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from datasets import Dataset
+from rich.progress import Progress
+from transformers import TrainerCallback
+
+from prescore.data.load import EvidenceSet
+from prescore.data.problems import InputError, Problem
+from prescore.eval.evaluate import Evaluation, evaluate
+from prescore.eval.report import write_report
+from prescore.models.scorer import Scorer
+from prescore.training.config import ExperimentConfig
+
+
+def scorer_input(split: Dataset) -> pd.DataFrame:
+    return split.select_columns(["text", "credential_id", "criterion_id", "num_levels"]).to_pandas()
+
+
+class RichProgress(TrainerCallback):  # type: ignore[misc]
+    """A rich progress bar over optimisation steps, on the main process only."""
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **_: Any) -> None:
+        self.progress = Progress(disable=not state.is_world_process_zero)
+        self.progress.start()
+        self.task = self.progress.add_task("Fine-tuning", total=state.max_steps)
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **_: Any) -> None:
+        self.progress.update(self.task, completed=state.global_step)
+
+    def on_log(
+        self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **_: Any
+    ) -> None:
+        losses = {k: v for k, v in (logs or {}).items() if k in ("loss", "eval_loss")}
+        if losses and state.is_world_process_zero:
+            shown = ", ".join(
+                f"{'calibration' if k == 'eval_loss' else 'train'} loss {v:.4f}"
+                for k, v in losses.items()
+            )
+            self.progress.console.print(f"epoch {state.epoch:.0f}: {shown}")
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **_: Any) -> None:
+        self.progress.stop()
+
+
+def build_scorer(
+    config: ExperimentConfig, evidence: EvidenceSet, callbacks: list[Any] | None = None
+) -> Scorer:
+    """The configured scorer, with Trainer callbacks and the calibration split as eval set."""
+    splits = evidence.splits
+    if len(splits["train"]) == 0:
+        message = "no evidence lands in the train split: raise data.split.train, or check consent"
+        raise InputError([Problem(str(config.data.path), None, "data.split", message)])
+    scorer = config.scorer.build(config.seed)
+    if hasattr(scorer, "callbacks"):
+        scorer.callbacks = list(callbacks or [RichProgress()])
+        if len(splits["calibration"]):
+            calibration = splits["calibration"]
+            scorer.eval_set = (scorer_input(calibration), np.asarray(calibration["label"]))
+    return scorer
+
+
+def fit_scorer(scorer: Scorer, evidence: EvidenceSet) -> float:
+    """Fit on the train split; returns the seconds it took."""
+    train = evidence.splits["train"]
+    started = time.perf_counter()
+    scorer.fit(scorer_input(train), np.asarray(train["label"]))
+    return time.perf_counter() - started
+
+
+def measure(
+    scorer: Scorer, evidence: EvidenceSet, config: ExperimentConfig, fit_seconds: float
+) -> tuple[Evaluation, dict[str, float]]:
+    """Evaluate once (calibration, thresholds, test agreement) and add the fit's costs."""
+    evaluation = evaluate(scorer, evidence, config.evaluation)
+    metrics = evaluation.metrics()
+    metrics["fit_seconds"] = fit_seconds
+    metrics["fit_seconds_per_1000_items"] = 1000 * fit_seconds / len(evidence.splits["train"])
+    if hasattr(scorer, "optimizer_steps_"):
+        metrics["optimizer_steps"] = scorer.optimizer_steps_
+    return evaluation, metrics
+
+
+def fit_and_report(
+    config: ExperimentConfig, evidence: EvidenceSet, report_folder: Path
+) -> dict[str, float]:
+    """Fit, evaluate and write the evaluation report to a folder; nothing is tracked."""
+    scorer = build_scorer(config, evidence)
+    fit_seconds = fit_scorer(scorer, evidence)
+    evaluation, metrics = measure(scorer, evidence, config, fit_seconds)
+    write_report(evaluation, report_folder, f"{config.model_name}: evaluation (not tracked)")
+    return metrics
