@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: quickstart test lint clean
+.PHONY: quickstart test lint bento clean
 
 $(BIN)/prescore: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -11,7 +11,7 @@ $(BIN)/prescore: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-quickstart: $(BIN)/prescore  ## set up, then run the main job on the bundled sample
+quickstart: $(BIN)/prescore  ## set up, run the main job on the bundled sample, then serve it
 	$(BIN)/prescore quickstart
 
 test: $(BIN)/prescore  ## set up, then run the whole test suite on CPU
@@ -20,5 +20,9 @@ test: $(BIN)/prescore  ## set up, then run the whole test suite on CPU
 lint: $(BIN)/prescore
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy prescore data training models eval serving
 
+bento: $(BIN)/prescore  ## a deployable Bento (then: bentoml containerize prescore:latest)
+	rm -rf build dist && $(BIN)/pip wheel --quiet --no-deps --no-build-isolation -w dist . && rm -rf build
+	$(BIN)/bentoml build
+
 clean:
-	rm -rf $(VENV) mlruns mlflow.db .pytest_cache
+	rm -rf $(VENV) mlruns mlflow.db .pytest_cache dist build

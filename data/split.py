@@ -25,14 +25,19 @@ class SplitConfig(BaseModel):
         return self
 
 
+def educator_position(educator_id: str, seed: int) -> float:
+    """A fixed point in [0, 1) per educator and seed: splits and folds cut this line."""
+    digest = hashlib.sha256(f"{seed}:{educator_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
 def educator_split(educator_id: str, config: SplitConfig) -> Split:
     """The split of one educator, from a seeded hash of the id.
 
     A hash rather than a shuffle keeps every educator's side fixed when new educators are
     added to the data, so a re-train never moves yesterday's test authors into training.
     """
-    digest = hashlib.sha256(f"{config.seed}:{educator_id}".encode()).digest()
-    position = int.from_bytes(digest[:8], "big") / 2**64
+    position = educator_position(educator_id, config.seed)
     if position < config.train:
         return Split.train
     if position < config.train + config.calibration:

@@ -13,7 +13,7 @@ from pathlib import Path  # noqa: E402
 import typer  # noqa: E402
 from rich.console import Console  # noqa: E402
 
-from prescore import training_cli  # noqa: E402
+from prescore import bench_cli, serving_cli, training_cli  # noqa: E402
 from prescore.data.problems import InputError  # noqa: E402
 from prescore.data_cli import app as data_app  # noqa: E402
 from prescore.data_cli import print_load_summary, print_problems  # noqa: E402
@@ -27,10 +27,12 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(data_app, name="data")
+app.add_typer(bench_cli.app, name="bench")
 app.command()(training_cli.train)
 app.command()(training_cli.promote)
 app.command()(training_cli.models)
 app.command()(training_cli.evaluate)
+app.command()(serving_cli.serve)
 console = Console()
 
 QUICKSTART_CONFIG = Path(__file__).resolve().parent.parent / "experiments" / "quickstart.yaml"
@@ -39,8 +41,10 @@ QUICKSTART_CONFIG = Path(__file__).resolve().parent.parent / "experiments" / "qu
 @app.command()
 def quickstart(
     config: Path = typer.Option(QUICKSTART_CONFIG, help="experiment config to run"),
+    serve: bool = typer.Option(True, help="end by serving the champion on port 3000"),
+    port: int = typer.Option(3000, help="HTTP port for the service"),
 ) -> None:
-    """Run the main job on the bundled sample: check the evidence, train, register, promote."""
+    """The main job on the bundled sample: check, train, register, promote, then serve."""
     from prescore.data.load import load_evidence
     from prescore.training.config import load_config
     from prescore.training.run import train
@@ -58,6 +62,17 @@ def quickstart(
     assert result is not None  # quickstart runs in one process
     training_cli.print_train_result(result)
     training_cli.promote(model=result.model_name, version=result.version)
+    if serve:
+        serving_cli.serve(
+            model=result.model_name,
+            alias="champion",
+            host="127.0.0.1",
+            port=port,
+            api_key_file=serving_cli.DEFAULT_KEY_FILE,
+            max_items=100,
+            max_text_chars=50_000,
+            ready_timeout=180,
+        )
 
 
 if __name__ == "__main__":

@@ -40,9 +40,67 @@ class ScoredEvidence(BaseModel):
     level: str = Field(description="label of the suggested level")
     level_value: float
     probabilities: list[LevelProbability]
-    confidence: float = Field(description="calibrated probability of the suggested level")
+    confidence: float = Field(
+        description="calibrated probability that a human agrees with the suggested level "
+        "(within the criterion's error tolerance, 0 levels unless configured)"
+    )
     prediction_set: list[str] = Field(description="levels the model cannot rule out")
     route: Route
     reasons: list[Reason]
     model_name: str
     model_version: str
+
+
+class ScoreRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[EvidenceToScore] = Field(min_length=1)
+
+
+class ScoreResponse(BaseModel):
+    model_name: str
+    model_version: str
+    scores: list[ScoredEvidence] = Field(description="one per item, in the order sent")
+
+
+class CriterionCard(BaseModel):
+    criterion_id: str
+    levels: list[str]
+    qualified: bool = Field(description="passed the agreement gates on held-out evidence")
+    qualification_failures: list[str]
+    auto_threshold: float | None = Field(
+        description="calibrated confidence from which a low-stakes item may go auto; "
+        "null: every item goes to a human"
+    )
+    target_error: float
+
+
+class CredentialCard(BaseModel):
+    credential_id: str
+    stakes: str = Field(description="high: every item goes to a human, with the suggestion")
+    criteria: list[CriterionCard]
+
+
+class ModelCard(BaseModel):
+    """What the loaded model scores: GET /credentials."""
+
+    model_name: str
+    model_version: str
+    credentials: list[CredentialCard]
+
+
+class ReloadRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    alias: str | None = Field(None, description="alias or version; default: the configured one")
+
+
+class ErrorDetail(BaseModel):
+    field: str = Field(description="where the problem is, e.g. items.3.text")
+    rule: str = Field(description="the rule it breaks, e.g. string_too_long")
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    error: str
+    details: list[ErrorDetail] = Field(default_factory=list)

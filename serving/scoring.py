@@ -13,9 +13,16 @@ import numpy as np
 import pandas as pd
 
 from prescore.eval.calibration import apply_temperature
-from prescore.eval.routing import RoutingPolicy
+from prescore.eval.routing import Reason, Route, RoutingPolicy
 from prescore.models.scorer import Scorer, load_scorer
-from prescore.serving.schemas import EvidenceToScore, LevelProbability, ScoredEvidence
+from prescore.serving.schemas import (
+    CredentialCard,
+    CriterionCard,
+    EvidenceToScore,
+    LevelProbability,
+    ModelCard,
+    ScoredEvidence,
+)
 
 
 class UnknownCriterion(ValueError):
@@ -58,6 +65,32 @@ class ScoringModel:
         policy = RoutingPolicy.model_validate(json.loads(policy_file.read_text()))
         return cls(load_scorer(artifacts / "scorer"), policy, name, version)
 
+    def card(self) -> ModelCard:
+        """What this model scores, with each criterion's qualification and stakes."""
+        credentials: dict[str, CredentialCard] = {}
+        for policy in self.policy.criteria.values():
+            card = credentials.setdefault(
+                policy.credential_id,
+                CredentialCard(
+                    credential_id=policy.credential_id, stakes=policy.stakes.value, criteria=[]
+                ),
+            )
+            card.criteria.append(
+                CriterionCard(
+                    criterion_id=policy.criterion_id,
+                    levels=policy.level_labels,
+                    qualified=policy.qualified,
+                    qualification_failures=policy.qualification_failures,
+                    auto_threshold=policy.threshold,
+                    target_error=policy.target_error,
+                )
+            )
+        return ModelCard(
+            model_name=self.name,
+            model_version=self.version,
+            credentials=sorted(credentials.values(), key=lambda c: c.credential_id),
+        )
+
     def unknown_criteria(self, items: list[EvidenceToScore]) -> list[tuple[int, str]]:
         """(position, 'credential/criterion') of each item this model cannot score."""
         return [
@@ -65,6 +98,32 @@ class ScoringModel:
             for i, item in enumerate(items)
             if self.policy.criterion(item.credential_id, item.criterion_id) is None
         ]
+
+    def score_or_flag(self, items: list[EvidenceToScore]) -> list[ScoredEvidence]:
+        """Like `score`, but an item this model cannot score comes back routed to a human with
+        reason `unknown_criterion` and no suggestion, so one item never fails a shared batch."""
+        unknown = {i for i, _ in self.unknown_criteria(items)}
+        known = [item for i, item in enumerate(items) if i not in unknown]
+        scored = iter(self.score(known))
+        return [
+            self._unscorable(item) if i in unknown else next(scored) for i, item in enumerate(items)
+        ]
+
+    def _unscorable(self, item: EvidenceToScore) -> ScoredEvidence:
+        return ScoredEvidence(
+            submission_id=item.submission_id,
+            credential_id=item.credential_id,
+            criterion_id=item.criterion_id,
+            level="",
+            level_value=0.0,
+            probabilities=[],
+            confidence=0.0,
+            prediction_set=[],
+            route=Route.human,
+            reasons=[Reason.unknown_criterion],
+            model_name=self.name,
+            model_version=self.version,
+        )
 
     def score(self, items: list[EvidenceToScore]) -> list[ScoredEvidence]:
         """One prediction per item, in order. Check `unknown_criteria` first: they raise."""
@@ -87,10 +146,8 @@ class ScoringModel:
         assert policy is not None
         levels = len(policy.level_labels)
         calibrated = apply_temperature(raw[None, :levels], policy.temperature)[0]
-        best = int(calibrated.argmax())
-        decision = self.policy.decide(
-            item.credential_id, item.criterion_id, item.text, float(calibrated[best])
-        )
+        best, confidence = policy.suggest(calibrated)
+        decision = self.policy.decide(item.credential_id, item.criterion_id, item.text, confidence)
         return ScoredEvidence(
             submission_id=item.submission_id,
             credential_id=item.credential_id,
@@ -103,7 +160,7 @@ class ScoringModel:
                     policy.level_labels, policy.level_values, calibrated, strict=True
                 )
             ],
-            confidence=float(calibrated[best]),
+            confidence=confidence,
             prediction_set=[
                 policy.level_labels[k] for k in policy.prediction_set(calibrated.tolist())
             ],

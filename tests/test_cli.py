@@ -31,7 +31,7 @@ def test_quickstart_checks_trains_registers_and_promotes_on_the_bundled_sample(
     quick = load_config(EXPERIMENTS / "quickstart.yaml")
     config = EXPERIMENTS / "quickstart-tfidf.yaml"
     assert load_config(config).data == quick.data  # same evidence as the real main job
-    result = runner.invoke(app, ["quickstart", "--config", str(config)], env=WIDE)
+    result = runner.invoke(app, ["quickstart", "--config", str(config), "--no-serve"], env=WIDE)
     assert result.exit_code == 0, result.output
     assert "2,400 valid records" in result.output  # 400 essays x 6 criteria
     for criterion in ("cohesion", "syntax", "vocabulary", "phraseology", "grammar", "conventions"):
@@ -73,7 +73,7 @@ def test_bad_configs_get_one_clear_message(
         load_config(config)
     problem = caught.value.problems[0]
     assert problem.field == field and message in problem.message
-    result = runner.invoke(app, ["quickstart", "--config", str(config)], env=WIDE)
+    result = runner.invoke(app, ["quickstart", "--config", str(config), "--no-serve"], env=WIDE)
     assert result.exit_code == 1 and "Traceback" not in result.output
 
 

@@ -88,6 +88,11 @@ def promote(
         return Promotion(True, candidate, None, None, "there was no champion")
     if champion.version == candidate.version:
         return Promotion(False, candidate, champion, 0.0, "it already is the champion")
+    if not has_routing_policy(champion) and has_routing_policy(candidate):
+        move()
+        return Promotion(
+            True, candidate, champion, None, "the champion predates routing and cannot be served"
+        )
     if champion.test_fingerprint != candidate.test_fingerprint:
         return Promotion(
             False,
@@ -102,6 +107,13 @@ def promote(
         move()
         return Promotion(True, candidate, champion, margin, f"{metric} is higher by {margin:.4f}")
     return Promotion(False, candidate, champion, margin, f"{metric} is not higher ({margin:+.4f})")
+
+
+def has_routing_policy(version: VersionSummary) -> bool:
+    """Runs log the routing policy beside their evaluation report; versions from before
+    evaluation existed have none, and the service refuses them."""
+    logged = MlflowClient().list_artifacts(version.run_id, "evaluation")
+    return any(a.path.endswith("routing_policy.json") for a in logged)
 
 
 def model_uri(model_name: str, alias: str = CHAMPION) -> str:

@@ -4,43 +4,21 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import yaml
 from pydantic import ValidationError
 
 from prescore.serving.schemas import EvidenceToScore
 from prescore.serving.scoring import ScoringModel, UnknownCriterion
-from prescore.training.config import load_config
-from prescore.training.run import train
 from prescore.training.tracking import configure_tracking
-from tests.conftest import evidence_row, write_csv
+from tests.conftest import evidence_row
+from tests.serving.conftest import MODEL, Registry
 
 
 @pytest.fixture(scope="module")
-def registered(tmp_path_factory: pytest.TempPathFactory) -> ScoringModel:
-    folder = tmp_path_factory.mktemp("serving")
-    (folder / "rubrics").mkdir()
-    from tests.conftest import RUBRIC
-
-    (folder / "rubrics" / "wait-time.yaml").write_text(yaml.safe_dump(RUBRIC))
-    rows = [evidence_row(n) for n in range(200)]
-    for row in rows:
-        row["text"] += f" Overall {row['final_level']}."
-    write_csv(folder / "evidence.csv", rows)
-    config = folder / "serve.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "name": "serve",
-                "data": {"path": "evidence.csv"},
-                "scorer": {"kind": "tfidf", "params": {"min_df": 1}},
-            }
-        )
-    )
+def registered(registry: Registry) -> ScoringModel:
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder / 'mlflow.db'}")
+        patch.setenv("MLFLOW_TRACKING_URI", registry.tracking_uri)
         configure_tracking()
-        train(load_config(config))
-        return ScoringModel.from_registry("prescore-serve", "1")
+        return ScoringModel.from_registry(MODEL, "1")
 
 
 def item(n: int, **overrides: str) -> EvidenceToScore:

@@ -1,0 +1,111 @@
+"""`prescore bench ...`: benchmarks that print Markdown tables (never timed tests)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from prescore.data.problems import InputError
+from prescore.data_cli import print_problems
+
+app = typer.Typer(help="Benchmarks that print Markdown tables.", no_args_is_help=True)
+console = Console()
+
+QUICKSTART_CONFIG = Path(__file__).resolve().parent.parent / "experiments" / "quickstart.yaml"
+
+
+@app.command()
+def serving(
+    model: str = typer.Option("prescore-quickstart", help="registered model name"),
+    alias: str = typer.Option("champion", help="registry alias or version number"),
+    config: Path = typer.Option(
+        QUICKSTART_CONFIG, help="experiment config whose test split supplies the evidence"
+    ),
+    items: int = typer.Option(200, min=10, help="how many test items to send"),
+    concurrency: int = typer.Option(8, min=1, help="concurrent clients for the throughput run"),
+) -> None:
+    """Latency and throughput of the HTTP service against the same model in-process."""
+    from prescore.data.load import load_evidence
+    from prescore.serving.bench import bench_serving
+    from prescore.serving.schemas import EvidenceToScore
+    from prescore.training.config import load_config
+    from prescore.training.tracking import configure_tracking
+
+    try:
+        test = load_evidence(load_config(config).data).splits["test"]
+    except InputError as error:
+        print_problems(error.problems, console)
+        raise typer.Exit(1) from None
+    evidence = [
+        EvidenceToScore(
+            submission_id=row["id"],
+            credential_id=row["credential_id"],
+            criterion_id=row["criterion_id"],
+            evidence_type=row["evidence_type"] or "evidence",
+            text=row["text"],
+        )
+        for row in test.select(range(min(items, len(test))))
+    ]
+    configure_tracking()
+    with console.status(f"Timing {len(evidence)} items in-process and over HTTP..."):
+        result = bench_serving(model, alias, evidence, concurrency)
+    console.print(result.markdown(), highlight=False, soft_wrap=True)
+
+
+@app.command()
+def accuracy(
+    config: Path = typer.Option(
+        ..., "--config", "-c", help="a benchmark config, e.g. experiments/asap-aes.yaml"
+    ),
+    quick: bool = typer.Option(
+        False, "--quick", help="the TF-IDF baseline only (minutes on CPU); else baseline + config"
+    ),
+    folds: str = typer.Option("", help="comma-separated folds to run, e.g. 1,2 [default: all]"),
+    results: Path = typer.Option(
+        Path("reports/bench/results.jsonl"), help="fold results are appended here (JSON lines)"
+    ),
+    out: Path | None = typer.Option(None, help="write the Markdown tables here as well"),
+) -> None:
+    """Accuracy, triage and speed on a public set under its standard protocol."""
+    from prescore.training.bench import BASELINE, markdown, run_benchmark
+    from prescore.training.config import load_config
+
+    try:
+        experiment = load_config(config)
+        scorers = (
+            [BASELINE] if quick or experiment.scorer == BASELINE else [BASELINE, experiment.scorer]
+        )
+        chosen = [int(f) for f in folds.split(",") if f.strip()]
+        fold_results = run_benchmark(experiment, scorers, chosen or None, results)
+    except InputError as error:
+        print_problems(error.problems, console)
+        raise typer.Exit(1) from None
+    except ValueError as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(1) from None
+    show(markdown(fold_results), out)
+
+
+@app.command()
+def report(
+    results: list[Path] = typer.Argument(..., help="JSON-lines files written by bench accuracy"),
+    out: Path | None = typer.Option(None, help="write the Markdown tables here as well"),
+) -> None:
+    """Tables from fold results, e.g. folds run in parallel or on another machine."""
+    from prescore.training.bench import markdown, read_results
+
+    missing = [str(p) for p in results if not p.is_file()]
+    if missing:
+        console.print(f"[red]no such file: {', '.join(missing)}[/red]")
+        raise typer.Exit(1)
+    show(markdown(read_results(results)), out)
+
+
+def show(tables: str, out: Path | None) -> None:
+    console.print(tables, highlight=False, soft_wrap=True, markup=False)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(tables)
+        console.print(f"Written to {out}")

@@ -1,0 +1,153 @@
+"""`prescore serve`: check that the model and keys are there, start BentoML, say how to call it."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+console = Console()
+
+DEFAULT_KEY_FILE = Path(".prescore/api-key")
+DEMO_TEXT = (
+    "Before the unit I planned three questions for each lesson and waited five seconds after "
+    "asking, so that more students answered; my exit tickets show who still needs support."
+)
+
+
+def ensure_api_key(path: Path) -> Path:
+    """A random key in a file only the owner can read; created once, kept after."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(secrets.token_urlsafe(32) + "\n")
+        console.print(f"Created an API key in {path} (keep it out of version control).")
+    return path.resolve()
+
+
+def check_servable(model: str, alias: str) -> str:
+    """Load the version `alias` names as the service will, so a broken one fails here, clearly,
+    rather than in a restart loop inside BentoML; returns the version."""
+    from prescore.serving.scoring import ScoringModel
+
+    version = resolve_version(model, alias)
+    try:
+        ScoringModel.from_registry(model, version)
+    except (FileNotFoundError, OSError, ValueError) as error:
+        raise SystemExit(
+            f"cannot serve {model} version {version}: {error}. Serve another version with "
+            "--alias VERSION, or move champion with `prescore promote --version N`."
+        ) from None
+    return version
+
+
+def resolve_version(model: str, alias: str) -> str:
+    """The registered version `alias` names, or a clear error saying how to get one."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    from prescore.training.tracking import configure_tracking
+
+    configure_tracking()
+    client = MlflowClient()
+    try:
+        if alias.isdigit():
+            return str(client.get_model_version(model, alias).version)
+        return str(client.get_model_version_by_alias(model, alias).version)
+    except MlflowException:
+        known = [m.name for m in client.search_registered_models()]
+        hint = (
+            f"registered models: {', '.join(known)}"
+            if known
+            else "none is registered yet: run `prescore quickstart`"
+        )
+        where = "version" if alias.isdigit() else "alias"
+        raise SystemExit(
+            f"cannot serve {model} {where} {alias!r}: not in the registry ({hint}). "
+            "`prescore models` lists versions and aliases; `prescore promote` sets champion."
+        ) from None
+
+
+def curl_example(base_url: str, key_file: Path, credential_id: str, criterion_id: str) -> str:
+    item = {
+        "submission_id": "demo-1",
+        "credential_id": credential_id,
+        "criterion_id": criterion_id,
+        "evidence_type": "reflection",
+        "text": DEMO_TEXT,
+    }
+    body = json.dumps({"items": [item]})
+    return (
+        f"curl -s {base_url}/score \\\n"
+        f'  -H "Authorization: Bearer $(cat {key_file})" \\\n'
+        f'  -H "Content-Type: application/json" \\\n'
+        f"  -d '{body}'"
+    )
+
+
+def first_criterion(base_url: str, key_file: Path) -> tuple[str, str]:
+    from prescore.serving.client import ScoringClient
+
+    card = ScoringClient(base_url, key_file.read_text().strip()).credentials().body
+    credential = card["credentials"][0]
+    return credential["credential_id"], credential["criteria"][0]["criterion_id"]
+
+
+def serve(
+    model: str = typer.Option("prescore-quickstart", help="registered model name"),
+    alias: str = typer.Option("champion", help="registry alias or version number to serve"),
+    host: str = typer.Option("127.0.0.1", help="address to bind; 0.0.0.0 for every interface"),
+    port: int = typer.Option(3000, help="HTTP port"),
+    api_key_file: Path = typer.Option(
+        DEFAULT_KEY_FILE,
+        help="file with one API key per line; created with a random key if missing, unless "
+        "PRESCORE_API_KEYS is set",
+    ),
+    max_items: int = typer.Option(100, help="most items one request may carry"),
+    max_text_chars: int = typer.Option(50_000, help="longest evidence text accepted"),
+    ready_timeout: float = typer.Option(180, help="seconds to wait for the service to start"),
+) -> None:
+    """Serve the registered model over HTTP with BentoML: POST /score, GET /credentials."""
+    version = check_servable(model, alias)
+    from prescore.serving.launch import start_service, stop, wait_until_ready
+
+    settings: dict[str, str] = {}
+    key_file = api_key_file.resolve()
+    if not os.environ.get("PRESCORE_API_KEYS"):
+        key_file = ensure_api_key(api_key_file)
+        settings["PRESCORE_API_KEYS_FILE"] = str(key_file)
+    settings.update(
+        PRESCORE_MODEL=model,
+        PRESCORE_MODEL_ALIAS=alias,
+        PRESCORE_MAX_ITEMS=str(max_items),
+        PRESCORE_MAX_TEXT_CHARS=str(max_text_chars),
+    )
+    console.print(f"Starting {model} version {version} ({alias}) on http://{host}:{port} ...")
+    process = start_service(settings, host, port)
+    base_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    try:
+        if not wait_until_ready(process, base_url, ready_timeout):
+            stop(process)
+            console.print("[red]The service did not become ready; see its log above.[/red]")
+            raise typer.Exit(1)
+        credential_id, criterion_id = (
+            first_criterion(base_url, key_file)
+            if key_file.is_file()
+            else ("CREDENTIAL", "CRITERION")
+        )
+        console.print(
+            f"\n[green]Ready.[/green] Score a piece of evidence:\n\n"
+            f"{curl_example(base_url, key_file, credential_id, criterion_id)}\n\n"
+            f"What it scores: GET {base_url}/credentials; API docs: {base_url}/api/docs. "
+            "Ctrl+C stops it.\n",
+            highlight=False,
+            soft_wrap=True,
+        )
+        process.wait()
+    except KeyboardInterrupt:
+        stop(process)

@@ -1,0 +1,66 @@
+"""Start `bentoml serve` for the scoring service as a child process and wait until it is ready.
+
+Shared by `prescore serve`, the serving benchmark and the loopback tests, so all three run the
+service exactly as an operator does.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import IO
+
+SERVICE = "prescore.serving.service:Prescore"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start_service(
+    settings: dict[str, str],
+    host: str = "127.0.0.1",
+    port: int = 3000,
+    output: IO[bytes] | None = None,
+    cwd: Path | None = None,
+) -> subprocess.Popen[bytes]:
+    """`bentoml serve` with PRESCORE_* `settings` added to this process's environment."""
+    bentoml = shutil.which("bentoml", path=str(Path(sys.executable).parent)) or "bentoml"
+    command = [bentoml, "serve", SERVICE, "--host", host, "--port", str(port)]
+    environment = {**os.environ, **settings}
+    if output is None:
+        return subprocess.Popen(command, env=environment, cwd=cwd)
+    return subprocess.Popen(
+        command, env=environment, cwd=cwd, stdout=output, stderr=subprocess.STDOUT
+    )
+
+
+def wait_until_ready(process: subprocess.Popen[bytes], base_url: str, timeout: float) -> bool:
+    """True once /readyz answers 200; False if the process exits or the time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            with urllib.request.urlopen(f"{base_url}/readyz", timeout=2) as response:
+                if response.status == 200:
+                    return True
+        except OSError:  # refused, reset or timed out while it starts
+            pass
+        time.sleep(0.5)
+    return False
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

@@ -1,0 +1,221 @@
+"""The BentoML services the assessment platform calls.
+
+`Prescore` is the public HTTP API: API keys, strict input, errors that name the field and the
+rule and never echo evidence text. It depends on `ScoringRunner`, which holds the registered
+model with its routing policy, batches concurrent requests adaptively (BentoML's dispatcher
+merges the items of concurrent calls into one model call) and swaps in a new version on
+`reload` without dropping requests in flight.
+
+Configured by PRESCORE_* environment variables (serving/settings.py); `prescore serve` sets them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import bentoml
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.requests import Request
+from starlette.responses import Response
+
+from prescore.eval.routing import Reason
+from prescore.serving.auth import key_is_valid, presented_key
+from prescore.serving.schemas import (
+    ErrorDetail,
+    ErrorResponse,
+    EvidenceToScore,
+    ModelCard,
+    ReloadRequest,
+    ScoredEvidence,
+    ScoreRequest,
+    ScoreResponse,
+)
+from prescore.serving.scoring import ScoringModel
+from prescore.serving.settings import ServiceSettings
+
+logger = logging.getLogger("prescore.serving")
+
+PROTECTED_PATHS = ("/score", "/credentials", "/reload")
+MODEL_VERSION_HEADER = "X-Prescore-Model-Version"
+
+
+@bentoml.service(name="prescore-model", workers=1, traffic={"timeout": 120})
+class ScoringRunner:
+    """The model. One worker per replica, so a reload reaches the only copy in memory."""
+
+    def __init__(self) -> None:
+        self.settings = ServiceSettings.from_environment()
+        self.model = ScoringModel.from_registry(self.settings.model_name, self.settings.model_alias)
+        logger.info("serving %s version %s", self.model.name, self.model.version)
+
+    @bentoml.api(batchable=True, max_batch_size=256, max_latency_ms=5000)
+    def predict(self, items: list[EvidenceToScore]) -> list[ScoredEvidence]:
+        model = self.model  # one reference per batch: a reload mid-batch cannot mix versions
+        return model.score_or_flag(items)
+
+    @bentoml.api
+    def describe(self) -> ModelCard:
+        return self.model.card()
+
+    @bentoml.api
+    def reload(self, alias: str | None = None) -> ModelCard:
+        """Load the version the alias names now; requests in flight finish on the old one."""
+        fresh = ScoringModel.from_registry(
+            self.settings.model_name, alias or self.settings.model_alias
+        )
+        self.model = fresh  # a single reference swap: atomic for the batches that follow
+        logger.info("now serving %s version %s", fresh.name, fresh.version)
+        return fresh.card()
+
+
+api = FastAPI(
+    title="prescore scoring API",
+    description="Pre-scores educator evidence against a micro-credential rubric.",
+    docs_url="/api/docs",
+    openapi_url="/api/openapi.json",
+    redoc_url=None,
+)
+
+
+def error(status: int, message: str, details: list[ErrorDetail] | None = None) -> JSONResponse:
+    body = ErrorResponse(error=message, details=details or [])
+    return JSONResponse(body.model_dump(), status_code=status)
+
+
+@api.exception_handler(RequestValidationError)
+async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """Field and rule only: pydantic's `input` would echo evidence text back."""
+    details = []
+    for problem in exc.errors():
+        rule = str(problem.get("type", "invalid"))
+        location = [str(part) for part in problem.get("loc", ())[1:]]
+        field = "body" if rule == "json_invalid" else ".".join(location) or "body"
+        message = str(problem.get("msg", "invalid value"))
+        if rule == "json_invalid" and location:
+            message += f" at character {location[0]}"
+        details.append(ErrorDetail(field=field, rule=rule, message=message))
+    return error(422, "the request does not match the schema", details)
+
+
+@api.middleware("http")
+async def require_key(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
+    """Checked before the body is read, so an unauthenticated caller learns nothing."""
+    service = getattr(request.app.state, "service", None)
+    if request.url.path.startswith(PROTECTED_PATHS) and service is not None:
+        settings: ServiceSettings = service.settings
+        if not settings.allow_anonymous and not key_is_valid(
+            presented_key(request), settings.api_keys
+        ):
+            response: Response = error(401, "a valid API key is required")
+            response.headers["WWW-Authenticate"] = "Bearer"
+            return response
+    response = await call_next(request)
+    if service is not None and service.card is not None:
+        response.headers[MODEL_VERSION_HEADER] = service.card.model_version
+    return response
+
+
+@bentoml.service(name="prescore", traffic={"timeout": 120, "max_concurrency": 64})
+@bentoml.asgi_app(api, path="/")
+class Prescore:
+    runner = bentoml.depends(ScoringRunner)
+
+    def __init__(self) -> None:
+        self.settings = ServiceSettings.from_environment()
+        self.card: ModelCard | None = None
+        api.state.service = self
+
+    async def model_card(self) -> ModelCard:
+        if self.card is None:
+            self.card = ModelCard.model_validate(await self.call_runner("describe"))
+        return self.card
+
+    async def call_runner(self, method: str, **arguments: Any) -> Any:
+        """Call the model service, once more if a pooled connection was closed under us.
+
+        BentoML's internal client keeps connections alive longer than the server does
+        (bentoml/BentoML#4971), so a reused one can be gone; predict and describe are safe
+        to repeat.
+        """
+        call = getattr(self.runner.to_async, method)
+        try:
+            return await call(**arguments)
+        except aiohttp.ClientConnectionError:
+            logger.info("connection to the model service was closed; calling %s again", method)
+            return await call(**arguments)
+
+    @api.post("/score", response_model=ScoreResponse, responses={401: {}, 422: {}, 503: {}})
+    async def score(self, body: ScoreRequest) -> Any:
+        """Pre-score evidence items: level, probabilities, confidence, route and reasons."""
+        problems = self.input_problems(body.items, await self.model_card())
+        if problems:
+            return error(422, "some items cannot be scored as sent", problems)
+        raw = await self.call_runner("predict", items=body.items)
+        scores = [ScoredEvidence.model_validate(s) for s in raw]
+        if any(Reason.unknown_criterion in s.reasons for s in scores):
+            self.card = None  # the model was swapped during the request; learn the new card
+            return error(503, "the model changed while this request was scored; send it again")
+        card = await self.model_card()
+        version = scores[0].model_version if scores else card.model_version
+        return ScoreResponse(model_name=card.model_name, model_version=version, scores=scores)
+
+    @api.get("/credentials", response_model=ModelCard, responses={401: {}})
+    async def credentials(self) -> ModelCard:
+        """What the loaded model scores, with each criterion's qualification and stakes."""
+        return await self.model_card()
+
+    @api.post("/reload", response_model=ModelCard, responses={401: {}, 503: {}})
+    async def reload(self, body: ReloadRequest | None = None) -> Any:
+        """Serve the version the alias names now (after `prescore promote`), without downtime."""
+        try:
+            card = ModelCard.model_validate(
+                await self.runner.to_async.reload(alias=body.alias if body else None)
+            )
+        except Exception as failure:  # the old model keeps serving
+            logger.warning("reload failed: %s", type(failure).__name__)
+            return error(503, "the model could not be reloaded; the previous version still serves")
+        self.card = card
+        return card
+
+    def input_problems(self, items: list[EvidenceToScore], card: ModelCard) -> list[ErrorDetail]:
+        limit = self.settings.max_items_per_request
+        if len(items) > limit:
+            message = f"at most {limit} items per request; split the batch"
+            return [ErrorDetail(field="items", rule="too_many_items", message=message)]
+        known = {(c.credential_id, k.criterion_id) for c in card.credentials for k in c.criteria}
+        credentials = {c.credential_id for c in card.credentials}
+        problems = []
+        for i, item in enumerate(items):
+            if item.credential_id not in credentials:
+                problems.append(
+                    ErrorDetail(
+                        field=f"items.{i}.credential_id",
+                        rule="unknown_credential",
+                        message="this model does not score that credential; see GET /credentials",
+                    )
+                )
+            elif (item.credential_id, item.criterion_id) not in known:
+                problems.append(
+                    ErrorDetail(
+                        field=f"items.{i}.criterion_id",
+                        rule="unknown_criterion",
+                        message="this credential has no such criterion in the loaded model; "
+                        "see GET /credentials",
+                    )
+                )
+            if len(item.text) > self.settings.max_text_chars:
+                problems.append(
+                    ErrorDetail(
+                        field=f"items.{i}.text",
+                        rule="text_too_long",
+                        message=f"at most {self.settings.max_text_chars} characters",
+                    )
+                )
+        return problems

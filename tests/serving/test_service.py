@@ -1,0 +1,229 @@
+"""The real BentoML service on loopback: scoring, every 4xx, auth, batching, logs, hot swap."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from prescore.eval.calibration import apply_temperature
+from prescore.serving.client import ScoringClient
+from prescore.serving.launch import free_port, start_service, stop, wait_until_ready
+from tests.conftest import evidence_row
+from tests.serving.conftest import MODEL, Registry
+
+KEY = "test-key-0f9c2d7be1"
+SECRET = "SECRET-EVIDENCE-8213 my student Jamie said"
+
+
+@dataclass
+class Server:
+    url: str
+    log: Path
+    registry: Registry
+
+    def call(
+        self, method: str, path: str, body: Any = None, key: str | None = KEY, raw: bytes = b""
+    ) -> tuple[int, Any, dict[str, str]]:
+        reply = ScoringClient(self.url, key).call(method, path, body, raw)
+        return reply.status, reply.body, reply.headers
+
+
+@pytest.fixture(scope="module")
+def server(registry: Registry, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    folder = tmp_path_factory.mktemp("service")
+    port = free_port()
+    settings = {
+        "MLFLOW_TRACKING_URI": registry.tracking_uri,
+        "BENTOML_HOME": str(folder / "bentoml"),
+        "HF_HUB_OFFLINE": "1",
+        "PRESCORE_MODEL": MODEL,
+        "PRESCORE_MODEL_ALIAS": "champion",
+        "PRESCORE_API_KEYS": f"other-key,{KEY}",
+        "PRESCORE_MAX_ITEMS": "8",
+        "PRESCORE_MAX_TEXT_CHARS": "2000",
+    }
+    log = folder / "service.log"
+    with log.open("wb") as sink:
+        process = start_service(settings, port=port, output=sink, cwd=folder)
+    url = f"http://127.0.0.1:{port}"
+    if not wait_until_ready(process, url, timeout=120):
+        stop(process)
+        pytest.fail("service did not start:\n" + log.read_text())
+    yield Server(url, log, registry)
+    stop(process)
+
+
+def item(n: int, **overrides: Any) -> dict[str, Any]:
+    row = evidence_row(n)
+    return {
+        "submission_id": f"sub-{n}",
+        "credential_id": "wait-time",
+        "criterion_id": row["criterion_id"],
+        "evidence_type": "reflection",
+        "text": row["text"] + f" Overall {row['final_level']}.",
+        **overrides,
+    }
+
+
+def test_scores_match_the_registered_pyfunc_model(server: Server) -> None:
+    import mlflow
+
+    from prescore.eval.routing import RoutingPolicy
+
+    items = [item(n) for n in range(500, 506)]
+    status, body, headers = server.call("POST", "/score", {"items": items})
+    assert status == 200, body
+    assert body["model_name"] == MODEL and body["model_version"] == "1"
+    assert headers["x-prescore-model-version"] == "1"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", server.registry.tracking_uri)
+        model = mlflow.pyfunc.load_model(f"models:/{MODEL}/1")
+        policy_file = mlflow.artifacts.download_artifacts(
+            f"models:/{MODEL}/1", dst_path=str(server.registry.folder / "v1")
+        )
+    policy = RoutingPolicy.model_validate_json(
+        next(Path(policy_file, "artifacts").glob("routing_policy*")).read_text()
+    )
+    frame = [{k: i[k] for k in ("text", "credential_id", "criterion_id")} for i in items]
+    import pandas as pd
+
+    expected = model.predict(pd.DataFrame(frame))
+    for scored, (_, row) in zip(body["scores"], expected.iterrows(), strict=True):
+        criterion = policy.criterion("wait-time", scored["criterion_id"])
+        assert criterion is not None
+        levels = len(criterion.level_labels)
+        raw = row.filter(like="p_").to_numpy(dtype=float)[None, :levels]
+        calibrated = apply_temperature(raw, criterion.temperature)[0]
+        served = [p["probability"] for p in scored["probabilities"]]
+        assert np.allclose(served, calibrated)
+        assert scored["level"] == criterion.level_labels[int(row["level"])]
+        assert scored["route"] in ("auto", "human") and scored["model_version"] == "1"
+
+
+def test_credentials_list_criteria_with_qualification_and_stakes(server: Server) -> None:
+    status, card, _ = server.call("GET", "/credentials")
+    assert status == 200
+    (credential,) = card["credentials"]
+    assert credential["credential_id"] == "wait-time" and credential["stakes"] == "low"
+    assert {c["criterion_id"] for c in credential["criteria"]} == {"planning", "reflection"}
+    assert all(isinstance(c["qualified"], bool) for c in credential["criteria"])
+
+
+def test_a_key_is_required_and_checked(server: Server) -> None:
+    for key in (None, "wrong-key", KEY + "x", ""):
+        status, body, headers = server.call("POST", "/score", {"items": [item(1)]}, key=key)
+        assert status == 401 and body["error"] == "a valid API key is required"
+        assert headers["www-authenticate"] == "Bearer"
+    assert server.call("GET", "/credentials", key=None)[0] == 401
+    assert server.call("POST", "/reload", {}, key=None)[0] == 401
+    assert server.call("POST", "/score", {"items": [item(1)]}, key="other-key")[0] == 200
+    with urllib.request.urlopen(server.url + "/readyz") as probe:  # probes need no key
+        assert probe.status == 200
+    with urllib.request.urlopen(server.url + "/metrics") as metrics:
+        assert b"bentoml_service_request" in metrics.read()
+
+
+BAD_REQUESTS = [
+    ({"items": [item(1, credential_id="pottery")]}, "items.0.credential_id", "unknown_credential"),
+    (
+        {"items": [item(1), item(2, criterion_id="nope")]},
+        "items.1.criterion_id",
+        "unknown_criterion",
+    ),
+    ({"items": [item(1, text="")]}, "items.0.text", "value_error"),
+    ({"items": [item(1, text=" \n\t ")]}, "items.0.text", "value_error"),
+    ({"items": [item(1, text=SECRET * 100)]}, "items.0.text", "text_too_long"),
+    ({"items": [item(1, text=[SECRET])]}, "items.0.text", "string_type"),
+    ({"items": [item(1, submission_id=7)]}, "items.0.submission_id", "string_type"),
+    ({"items": [item(n) for n in range(9)]}, "items", "too_many_items"),
+    ({"items": []}, "items", "too_short"),
+    ({"items": [{**item(1), "grade": "A"}]}, "items.0.grade", "extra_forbidden"),
+    (
+        {"items": [item(1, credential_id="Bad Id")]},
+        "items.0.credential_id",
+        "string_pattern_mismatch",
+    ),
+    ({}, "items", "missing"),
+]
+
+
+@pytest.mark.parametrize(("body", "field", "rule"), BAD_REQUESTS)
+def test_bad_input_is_a_422_naming_field_and_rule(
+    server: Server, body: dict[str, Any], field: str, rule: str
+) -> None:
+    status, error, _ = server.call("POST", "/score", body)
+    assert status == 422, error
+    assert {"field": field, "rule": rule} in [
+        {"field": d["field"], "rule": d["rule"]} for d in error["details"]
+    ]
+    assert SECRET not in json.dumps(error)
+
+
+def test_malformed_json_is_a_422_that_does_not_echo_the_body(server: Server) -> None:
+    status, error, _ = server.call("POST", "/score", raw=b'{"items": [' + SECRET.encode())
+    assert status == 422 and error["details"][0]["rule"] == "json_invalid"
+    assert SECRET not in json.dumps(error)
+
+
+def test_batch_and_single_requests_agree_under_concurrency(server: Server) -> None:
+    items = [item(n) for n in range(600, 608)]
+    status, batch, _ = server.call("POST", "/score", {"items": items})
+    assert status == 200
+    with ThreadPoolExecutor(8) as pool:
+        singles = list(pool.map(lambda i: server.call("POST", "/score", {"items": [i]}), items))
+    assert all(s[0] == 200 for s in singles)
+    assert [s[1]["scores"][0] for s in singles] == batch["scores"]
+
+
+def test_neither_evidence_text_nor_keys_reach_the_logs(server: Server) -> None:
+    server.call("POST", "/score", {"items": [item(1, text=SECRET + " waited longer.")]})
+    server.call("POST", "/score", {"items": [item(1, text=SECRET * 100)]})
+    server.call("POST", "/score", {"items": [item(1, text=SECRET, credential_id="x")]})
+    server.call("POST", "/score", raw=b'{"items": [' + SECRET.encode())
+    server.call("POST", "/score", {"items": [item(1, text=SECRET)]}, key=SECRET)
+    time.sleep(1)  # let the access log flush
+    log = server.log.read_text()
+    assert "path=/score" in log  # the log is being captured
+    assert "SECRET-EVIDENCE" not in log and "Jamie" not in log
+    assert KEY not in log and "other-key" not in log
+
+
+def test_reload_serves_the_new_champion_without_dropping_requests(server: Server) -> None:
+    from mlflow.tracking import MlflowClient
+
+    items = [item(n) for n in range(700, 704)]
+
+    def score(_: int) -> tuple[int, str]:
+        status, body, _ = server.call("POST", "/score", {"items": items})
+        return status, body.get("model_version", "")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", server.registry.tracking_uri)
+        MlflowClient().set_registered_model_alias(MODEL, "champion", "2")
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            during = pool.map(score, range(40))
+            status, card, _ = server.call("POST", "/reload", {})
+            results = list(during)
+        assert status == 200 and card["model_version"] == "2"
+        assert all(code == 200 for code, _ in results)
+        assert {version for _, version in results} <= {"1", "2"}
+        assert score(0) == (200, "2")
+        assert server.call("GET", "/credentials")[1]["model_version"] == "2"
+        status, error, _ = server.call("POST", "/reload", {"alias": "41"})
+        assert status == 503 and "previous version still serves" in error["error"]
+        assert score(0) == (200, "2")
+    finally:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("MLFLOW_TRACKING_URI", server.registry.tracking_uri)
+            MlflowClient().set_registered_model_alias(MODEL, "champion", "1")
+        server.call("POST", "/reload", {})

@@ -1,0 +1,84 @@
+"""Benchmark protocol on a small fixture: folds, fold results and the tables made from them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from prescore.data.load import load_evidence
+from prescore.training.bench import (
+    FoldResult,
+    folds,
+    markdown,
+    read_results,
+    run_benchmark,
+)
+from prescore.training.config import ScorerSpec, load_config
+from tests.conftest import COLUMNS, evidence_row, write_csv
+
+
+@pytest.fixture
+def folded_config(tmp_path: Path, rubric_dir: Path) -> Path:
+    rows = [evidence_row(n, fold=str(1 + (n // 6) % 3)) for n in range(180)]
+    for row in rows:
+        row["text"] += f" Overall r{row['final_level']}."  # one token per level
+    write_csv(tmp_path / "evidence.csv", rows, [*COLUMNS, "fold"])
+    config = tmp_path / "bench.yaml"
+    spec = {"name": "bench", "data": {"path": "evidence.csv"}, "scorer": {"kind": "tfidf"}}
+    config.write_text(yaml.safe_dump(spec))
+    return config
+
+
+def test_every_item_is_tested_once_and_never_trained_on_in_its_fold(folded_config: Path) -> None:
+    config = load_config(folded_config)
+    evidence = load_evidence(config.data)
+    total = sum(len(split) for split in evidence.splits.values())
+    runs = folds(config, evidence)
+    assert [fold for fold, _ in runs] == [1, 2, 3]
+    tested = [i for _, fold in runs for i in fold.splits["test"]["id"]]
+    assert len(tested) == len(set(tested)) == total
+    for _, fold in runs:
+        test = set(fold.splits["test"]["educator_id"])
+        assert not test & set(fold.splits["train"]["educator_id"])
+        assert not test & set(fold.splits["calibration"]["educator_id"])
+        assert len(fold.splits["calibration"]) > 0
+
+
+def test_fold_results_make_tables_and_survive_a_round_trip(
+    folded_config: Path, tmp_path: Path
+) -> None:
+    config = load_config(folded_config)
+    results_file = tmp_path / "results.jsonl"
+    sharp = ScorerSpec(kind="tfidf", params={"min_df": 1, "alpha": 0.01})
+    results = run_benchmark(config, [sharp], only_folds=[1, 3], results=results_file)
+    assert [r.fold for r in results] == [1, 3]
+    assert [r.to_json() for r in read_results([results_file])] == [r.to_json() for r in results]
+    for result in results:
+        assert set(result.qwk) == {"wait-time/planning", "wait-time/reflection"}
+        assert all(q > 0.5 for q in result.qwk.values())  # the text names its level
+        assert result.human_qwk["wait-time/planning"] == pytest.approx(1.0)  # raters agree
+        assert result.fit_seconds > 0 and result.predict_seconds > 0
+    tables = markdown(results)
+    assert "## bench" in tables and "Folds: 1, 3." in tables
+    planning = next(line for line in tables.splitlines() if line.startswith("| wait-time/planning"))
+    expected = np.mean([r.qwk["wait-time/planning"] for r in results])
+    assert f"{expected:.3f}" in planning
+
+
+def test_the_mean_row_averages_criteria_and_triage_weights_items() -> None:
+    def result(fold: int, qwk: float, share: float) -> FoldResult:
+        return FoldResult(
+            benchmark="b", scorer="tfidf", fold=fold,
+            qwk={"c/a": qwk, "c/b": qwk + 0.2}, human_qwk={}, rmse={},
+            target_error={"c/a": 0.1, "c/b": 0.1}, auto_share={"c/a": share, "c/b": 0.0},
+            auto_error={"c/a": 0.05, "c/b": float("nan")}, test_items={"c/a": 100, "c/b": 100},
+            train_items=1000, fit_seconds=2.0, predict_seconds=1.0, hardware="test",
+        )  # fmt: skip
+
+    tables = markdown([result(1, 0.5, 0.5), result(2, 0.7, 0.1)])
+    assert "| mean | **0.700** |" in tables  # (0.6 + 0.8) / 2
+    assert "| tfidf | 400 | 0.150 | 0.050 | 0.100 |" in tables  # 60 of 400 items auto
+    assert "| tfidf | test | 2.0 | 200 |" in tables

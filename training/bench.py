@@ -1,0 +1,293 @@
+"""Benchmarks on the public sets with their standard protocols: accuracy, triage and speed.
+
+Each fold is fitted and measured by the same code a training run uses (fit_scorer, evaluate),
+so a benchmark number and a run's number mean the same thing. A fold's result is a small JSON
+record; tables are made from any set of them, so folds can run in parallel (or on a lent GPU)
+and be merged afterwards.
+
+Protocols:
+- asap-aes: the five folds of folds.csv; QWK per essay set averaged over folds.
+- feedback-prize-ell: five folds by essay (a seeded hash); MCRMSE and QWK per criterion.
+- asap-sas, asap-plusplus: the fixed split the data defines.
+- files in the evidence schema: their `fold` column where every row has one, else their split.
+Within a fold, 15% of the training educators are held back as the calibration split, which
+fits the temperatures and routing thresholds; triage is then measured on the test fold.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from datasets import Dataset, DatasetDict, concatenate_datasets
+
+from prescore.data.load import EvidenceSet, load_evidence
+from prescore.data.split import SplitConfig, educator_position, educator_split
+from prescore.eval.evaluate import Evaluation, evaluate
+from prescore.training.config import ExperimentConfig, ScorerSpec
+from prescore.training.fit import build_scorer, fit_scorer, scorer_input
+
+HASH_FOLDED = {"feedback-prize-ell"}  # no published folds: five by essay, from a seeded hash
+NUM_FOLDS = 5
+CALIBRATION_SHARE = 0.15
+BASELINE = ScorerSpec(kind="tfidf")
+ANCHORS = {
+    "asap-aes": "human-human about 0.75 mean QWK; Taghipour & Ng 2016: 0.761; "
+    "R2BERT (Yang et al. 2020): 0.794",
+    "asap-sas": "human-human from Score1 vs Score2 (training set; the leaderboard has one score)",
+    "feedback-prize-ell": "winning Kaggle MCRMSE about 0.43 (lower is better)",
+}
+
+
+@dataclass
+class FoldResult:
+    """One scorer on one fold: per-criterion figures, and what fitting and scoring cost."""
+
+    benchmark: str
+    scorer: str
+    fold: int
+    qwk: dict[str, float]
+    human_qwk: dict[str, float]
+    rmse: dict[str, float]
+    target_error: dict[str, float]
+    auto_share: dict[str, float]
+    auto_error: dict[str, float]
+    test_items: dict[str, int]
+    train_items: int
+    fit_seconds: float
+    predict_seconds: float
+    hardware: str = field(default_factory=lambda: hardware())
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> FoldResult:
+        return cls(**json.loads(text))
+
+
+def hardware() -> str:
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return f"{torch.cuda.get_device_name(0)} GPU"
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    import os
+
+    return f"{os.cpu_count()} CPU cores ({platform.machine()})"
+
+
+def folds(config: ExperimentConfig, evidence: EvidenceSet) -> list[tuple[int, EvidenceSet]]:
+    """(fold number, evidence with train / calibration / test) for the set's protocol:
+    the data's own folds where every item has one, hashed folds for HASH_FOLDED sets, else
+    the one fixed split the data defines (fold 0)."""
+    everything = concatenate_datasets([evidence.splits[name] for name in evidence.splits])
+    given = np.asarray(everything["fold"])
+    seed = config.data.split.seed
+    if len(given) and (given >= 0).all():
+        fold_of = given
+    elif config.data.adapter in HASH_FOLDED:
+        fold_of = np.array(
+            [int(NUM_FOLDS * educator_position(e, seed)) + 1 for e in everything["educator_id"]]
+        )
+    else:
+        return [(0, evidence)]
+    held_back = SplitConfig(
+        train=1 - CALIBRATION_SHARE, calibration=CALIBRATION_SHARE, test=0.0, seed=seed
+    )
+    calibration = np.array(
+        [educator_split(e, held_back).value == "calibration" for e in everything["educator_id"]]
+    )
+    out = []
+    for fold in sorted(set(fold_of.tolist())):
+        test = fold_of == fold
+        splits = DatasetDict(
+            {
+                "train": select(everything, ~test & ~calibration),
+                "calibration": select(everything, ~test & calibration),
+                "test": select(everything, test),
+            }
+        )
+        out.append((int(fold), EvidenceSet(evidence.credentials, splits, evidence.report)))
+    return out
+
+
+def select(dataset: Dataset, mask: np.ndarray) -> Dataset:
+    return dataset.select(np.flatnonzero(mask).tolist())
+
+
+def run_fold(
+    config: ExperimentConfig, evidence: EvidenceSet, fold: int, scorer: ScorerSpec
+) -> FoldResult:
+    experiment = config.model_copy(update={"scorer": scorer})
+    model = build_scorer(experiment, evidence)
+    fit_seconds = fit_scorer(model, evidence)
+    started = time.perf_counter()
+    evaluation = evaluate(model, evidence, config.evaluation)
+    predict_seconds = time.perf_counter() - started
+    return FoldResult(
+        benchmark=config.name,
+        scorer=scorer.kind,
+        fold=fold,
+        qwk={k: a.qwk for k, a in evaluation.agreement.items() if a.items},
+        human_qwk={k: a.human_qwk for k, a in evaluation.agreement.items() if a.human_pairs},
+        rmse=rmse_per_criterion(evaluation, evidence),
+        target_error={k: t.target_error for k, t in evaluation.triage.items()},
+        auto_share={k: t.auto_share for k, t in evaluation.triage.items()},
+        auto_error={k: t.auto_error for k, t in evaluation.triage.items()},
+        test_items={k: a.items for k, a in evaluation.agreement.items()},
+        train_items=len(evidence.splits["train"]),
+        fit_seconds=fit_seconds,
+        # evaluate scores calibration and test once each
+        predict_seconds=predict_seconds
+        * len(evidence.splits["test"])
+        / max(1, len(evidence.splits["test"]) + len(evidence.splits["calibration"])),
+    )
+
+
+def rmse_per_criterion(evaluation: Evaluation, evidence: EvidenceSet) -> dict[str, float]:
+    """On the scale's values, from the expected value of the calibrated probabilities."""
+    test = scorer_input(evidence.splits["test"])
+    out = {}
+    for key, rows in test.groupby(
+        test["credential_id"] + "/" + test["criterion_id"]
+    ).groups.items():
+        credential, criterion = str(key).split("/", 1)
+        rubric = evidence.credentials[credential].criterion(criterion)
+        assert rubric is not None
+        values = np.asarray(rubric.values)
+        index = np.asarray(list(rows))
+        probabilities = evaluation.test_probabilities[index, : len(values)]
+        predicted = probabilities @ values
+        truth = values[evaluation.test_labels[index]]
+        out[str(key)] = float(np.sqrt(np.mean((predicted - truth) ** 2)))
+    return out
+
+
+def run_benchmark(
+    config: ExperimentConfig,
+    scorers: list[ScorerSpec],
+    only_folds: list[int] | None = None,
+    results: Path | None = None,
+) -> list[FoldResult]:
+    """Every scorer on every fold (or `only_folds`); each result is appended to `results`."""
+    evidence = load_evidence(config.data)
+    out = []
+    for fold, fold_evidence in folds(config, evidence):
+        if only_folds and fold not in only_folds:
+            continue
+        for scorer in scorers:
+            result = run_fold(config, fold_evidence, fold, scorer)
+            out.append(result)
+            if results is not None:
+                results.parent.mkdir(parents=True, exist_ok=True)
+                with results.open("a") as sink:
+                    sink.write(result.to_json() + "\n")
+    return out
+
+
+def mean(values: list[float]) -> float:
+    kept = [v for v in values if not math.isnan(v)]
+    return float(np.mean(kept)) if kept else float("nan")
+
+
+def fmt(value: float, digits: int = 3) -> str:
+    return "" if math.isnan(value) else f"{value:.{digits}f}"
+
+
+def average(runs: list[FoldResult], scorer: str, key: str, attribute: str) -> float:
+    """One criterion's figure for one scorer, averaged over the folds that have it."""
+    return mean([getattr(r, attribute).get(key, math.nan) for r in runs if r.scorer == scorer])
+
+
+def accuracy_table(runs: list[FoldResult], scorers: list[str], with_rmse: bool) -> list[str]:
+    keys = sorted({k for r in runs for k in r.qwk})
+    header = ["criterion", *[f"{s} QWK" for s in scorers], "human-human QWK"]
+    header += [f"{s} RMSE" for s in scorers] if with_rmse else []
+    lines = ["| " + " | ".join(header) + " |", "|---" + "|---:" * (len(header) - 1) + "|"]
+    for key in keys:
+        cells = [fmt(average(runs, s, key, "qwk")) for s in scorers]
+        cells.append(fmt(average(runs, scorers[0], key, "human_qwk")))
+        if with_rmse:
+            cells += [fmt(average(runs, s, key, "rmse")) for s in scorers]
+        lines.append("| " + " | ".join([key, *cells]) + " |")
+    means = [f"**{fmt(mean([average(runs, s, k, 'qwk') for k in keys]))}**" for s in scorers]
+    means.append(fmt(mean([average(runs, scorers[0], k, "human_qwk") for k in keys])))
+    if with_rmse:
+        means += [
+            f"**{fmt(mean([average(runs, s, k, 'rmse') for k in keys]))}** (MCRMSE)"
+            for s in scorers
+        ]
+    lines.append("| " + " | ".join(["mean", *means]) + " |")
+    return lines
+
+
+def triage_table(runs: list[FoldResult], scorers: list[str]) -> list[str]:
+    lines = [
+        "| scorer | test items | auto share | error among auto | mean target error |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for scorer in scorers:
+        items = auto = wrong = 0.0
+        targets = []
+        for run in (r for r in runs if r.scorer == scorer):
+            for key, count in run.test_items.items():
+                automatic = run.auto_share.get(key, 0.0) * count
+                items += count
+                auto += automatic
+                error = run.auto_error.get(key, math.nan)
+                wrong += 0.0 if math.isnan(error) else automatic * error
+                targets.append(run.target_error.get(key, math.nan))
+        lines.append(
+            f"| {scorer} | {items:.0f} | {fmt(auto / items if items else math.nan)} | "
+            f"{fmt(wrong / auto if auto else math.nan)} | {fmt(mean(targets))} |"
+        )
+    return lines
+
+
+def speed_table(runs: list[FoldResult], scorers: list[str]) -> list[str]:
+    lines = [
+        "| scorer | hardware | fit s per 1,000 items | scored items/s |",
+        "|---|---|---:|---:|",
+    ]
+    for scorer in scorers:
+        mine = [r for r in runs if r.scorer == scorer]
+        fit = 1000 * sum(r.fit_seconds for r in mine) / sum(r.train_items for r in mine)
+        scored = sum(sum(r.test_items.values()) for r in mine) / sum(
+            r.predict_seconds for r in mine
+        )
+        lines.append(f"| {scorer} | {mine[0].hardware} | {fit:.1f} | {scored:.0f} |")
+    return lines
+
+
+def markdown(results: list[FoldResult]) -> str:
+    """Accuracy, triage and speed tables, one section per benchmark."""
+    lines: list[str] = []
+    for benchmark in sorted({r.benchmark for r in results}):
+        runs = [r for r in results if r.benchmark == benchmark]
+        scorers = sorted({r.scorer for r in runs}, key=lambda s: (s != "tfidf", s))
+        folds_seen = ", ".join(str(f) for f in sorted({r.fold for r in runs}))
+        lines += [f"## {benchmark}", "", f"Folds: {folds_seen}. {ANCHORS.get(benchmark, '')}", ""]
+        lines += accuracy_table(runs, scorers, with_rmse=benchmark == "feedback-prize-ell")
+        lines += ["", "Triage on the held-out folds, thresholds fitted on calibration splits:", ""]
+        lines += triage_table(runs, scorers)
+        lines += ["", "Speed:", ""]
+        lines += speed_table(runs, scorers)
+        lines.append("")
+    return "\n".join(lines)
+
+
+def read_results(paths: list[Path]) -> list[FoldResult]:
+    return [
+        FoldResult.from_json(line)
+        for path in paths
+        for line in path.read_text().splitlines()
+        if line.strip()
+    ]
