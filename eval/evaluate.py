@@ -132,9 +132,9 @@ def frame(split: Dataset) -> pd.DataFrame:
     return split.select_columns(columns + groups).to_pandas()
 
 
-def second_levels(scores: pd.Series) -> list[int]:
-    """The second rater's level where two raters scored the item; -1 elsewhere."""
-    return [int(s[1]["level"]) if len(s) > 1 else -1 for s in scores]
+def rater_levels(scores: pd.Series, rater: int) -> list[int]:
+    """A rater's level (0: first, 1: second) where two raters scored the item; -1 elsewhere."""
+    return [int(s[rater]["level"]) if len(s) > 1 else -1 for s in scores]
 
 
 def human_disagreement(rows: pd.DataFrame, tolerance: int = 0) -> float | None:
@@ -214,7 +214,8 @@ def evaluate(scorer: Scorer, evidence: EvidenceSet, settings: EvaluationSettings
                 calibrated_test[in_test].argmax(axis=1).tolist(),
                 rows["label"].tolist(),
                 criterion.values,
-                second_levels(rows["scores"]),
+                second_human=rater_levels(rows["scores"], 1),
+                first_human=rater_levels(rows["scores"], 0),
             )
         agreement[key] = qualify(measured, settings.gates)
         threshold = threshold_fit.threshold if threshold_fit else None

@@ -68,10 +68,14 @@ def measure(
     human: list[int],
     values: list[float],
     second_human: list[int] | None = None,
+    first_human: list[int] | None = None,
 ) -> CriterionAgreement:
     """Agreement on one criterion; levels are indices into `values`, the scale's numbers.
 
-    `second_human` holds another rater's level per item, -1 where there is none.
+    `second_human` holds the second rater's level per item, -1 where there is none, and
+    `first_human` the first rater's. Human-human agreement is first rater against second (the
+    final level is often their sum or an adjudication, which would flatter the humans); without
+    `first_human` the final level stands in for the first rater.
     """
     levels = len(values)
     machine_values = [values[i] for i in machine]
@@ -89,7 +93,7 @@ def measure(
     if second_human is not None:
         pairs = [i for i, level in enumerate(second_human) if level >= 0]
         if pairs:
-            first = [human[i] for i in pairs]
+            first = [(first_human or human)[i] for i in pairs]
             second = [second_human[i] for i in pairs]
             result.human_pairs = len(pairs)
             result.human_qwk = quadratic_weighted_kappa(first, second, levels)

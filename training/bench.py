@@ -7,6 +7,7 @@ and be merged afterwards.
 
 Protocols:
 - asap-aes: the five folds of folds.csv; QWK per essay set averaged over folds.
+Human-human agreement is rater 1 against rater 2 on every double-scored item of the set.
 - feedback-prize-ell: five folds by essay (a seeded hash); MCRMSE and QWK per criterion.
 - asap-sas, asap-plusplus: the fixed split the data defines.
 - files in the evidence schema: their `fold` column where every row has one, else their split.
@@ -28,6 +29,7 @@ from datasets import Dataset, DatasetDict, concatenate_datasets
 
 from prescore.data.load import EvidenceSet, load_evidence
 from prescore.data.split import SplitConfig, educator_position, educator_split
+from prescore.eval.agreement import quadratic_weighted_kappa
 from prescore.eval.evaluate import Evaluation, evaluate
 from prescore.training.config import ExperimentConfig, ScorerSpec
 from prescore.training.fit import build_scorer, fit_scorer, scorer_input
@@ -39,7 +41,7 @@ BASELINE = ScorerSpec(kind="tfidf")
 ANCHORS = {
     "asap-aes": "human-human about 0.75 mean QWK; Taghipour & Ng 2016: 0.761; "
     "R2BERT (Yang et al. 2020): 0.794",
-    "asap-sas": "human-human from Score1 vs Score2 (training set; the leaderboard has one score)",
+    "asap-sas": "human-human: Score1 vs Score2 on the training set (the leaderboard has one).",
     "feedback-prize-ell": "winning Kaggle MCRMSE about 0.43 (lower is better)",
 }
 
@@ -137,7 +139,7 @@ def run_fold(
         scorer=scorer.kind,
         fold=fold,
         qwk={k: a.qwk for k, a in evaluation.agreement.items() if a.items},
-        human_qwk={k: a.human_qwk for k, a in evaluation.agreement.items() if a.human_pairs},
+        human_qwk=human_agreement(evidence),
         rmse=rmse_per_criterion(evaluation, evidence),
         target_error={k: t.target_error for k, t in evaluation.triage.items()},
         auto_share={k: t.auto_share for k, t in evaluation.triage.items()},
@@ -150,6 +152,24 @@ def run_fold(
         * len(evidence.splits["test"])
         / max(1, len(evidence.splits["test"]) + len(evidence.splits["calibration"])),
     )
+
+
+def human_agreement(evidence: EvidenceSet) -> dict[str, float]:
+    """First rater against second on every double-scored item, whichever split holds it (the
+    ASAP-SAS leaderboard has one score per answer, its training set two)."""
+    pairs: dict[str, tuple[list[int], list[int], int]] = {}
+    for split in evidence.splits.values():
+        for row in split.select_columns(["credential_id", "criterion_id", "scores", "num_levels"]):
+            if len(row["scores"]) > 1:
+                first, second, _ = pairs.setdefault(
+                    f"{row['credential_id']}/{row['criterion_id']}", ([], [], row["num_levels"])
+                )
+                first.append(row["scores"][0]["level"])
+                second.append(row["scores"][1]["level"])
+    return {
+        key: quadratic_weighted_kappa(first, second, levels)
+        for key, (first, second, levels) in pairs.items()
+    }
 
 
 def rmse_per_criterion(evaluation: Evaluation, evidence: EvidenceSet) -> dict[str, float]:

@@ -61,3 +61,17 @@ def test_gates_pass_a_good_model_and_name_every_failure_of_a_bad_one() -> None:
     )
     assert any(f.startswith("QWK") for f in random.failures)
     assert any("against human-human" in f for f in random.failures)
+
+
+def test_human_human_is_first_rater_against_second_not_final_against_second() -> None:
+    # the final level is the raters' adjudication: it sides with rater 2 whenever they differ
+    first = [0, 1, 2, 3, 0, 1, 2, 3, 0, 3]
+    second = [0, 1, 2, 3, 3, 0, 0, 1, 3, 0]
+    final = second
+    values = [1.0, 2.0, 3.0, 4.0]
+    flattering = measure("c/k", final, final, values, second)
+    honest = measure("c/k", final, final, values, second, first_human=first)
+    assert flattering.human_qwk == pytest.approx(1.0)
+    assert honest.human_qwk == pytest.approx(quadratic_weighted_kappa(first, second, 4))
+    assert honest.human_qwk < 0.5
+    assert honest.machine_qwk_on_pairs == pytest.approx(honest.human_qwk)  # machine == final
