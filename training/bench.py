@@ -251,12 +251,14 @@ def accuracy_table(runs: list[FoldResult], scorers: list[str], with_rmse: bool) 
 
 def triage_table(runs: list[FoldResult], scorers: list[str]) -> list[str]:
     lines = [
-        "| scorer | test items | auto share | error among auto | mean target error |",
-        "|---|---:|---:|---:|---:|",
+        "| scorer | test items | auto share | error among auto | mean target error "
+        "| criterion-folds with auto items | of them over their target |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for scorer in scorers:
         items = auto = wrong = 0.0
         targets = []
+        with_auto = over = 0
         for run in (r for r in runs if r.scorer == scorer):
             for key, count in run.test_items.items():
                 automatic = run.auto_share.get(key, 0.0) * count
@@ -265,9 +267,13 @@ def triage_table(runs: list[FoldResult], scorers: list[str]) -> list[str]:
                 error = run.auto_error.get(key, math.nan)
                 wrong += 0.0 if math.isnan(error) else automatic * error
                 targets.append(run.target_error.get(key, math.nan))
+                if automatic and not math.isnan(error):
+                    with_auto += 1
+                    over += error > run.target_error.get(key, math.inf)
         lines.append(
             f"| {scorer} | {items:.0f} | {fmt(auto / items if items else math.nan)} | "
-            f"{fmt(wrong / auto if auto else math.nan)} | {fmt(mean(targets))} |"
+            f"{fmt(wrong / auto if auto else math.nan)} | {fmt(mean(targets))} | "
+            f"{with_auto} | {over} |"
         )
     return lines
 

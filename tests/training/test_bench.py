@@ -80,5 +80,5 @@ def test_the_mean_row_averages_criteria_and_triage_weights_items() -> None:
 
     tables = markdown([result(1, 0.5, 0.5), result(2, 0.7, 0.1)])
     assert "| mean | **0.700** |" in tables  # (0.6 + 0.8) / 2
-    assert "| tfidf | 400 | 0.150 | 0.050 | 0.100 |" in tables  # 60 of 400 items auto
+    assert "| tfidf | 400 | 0.150 | 0.050 | 0.100 | 2 | 0 |" in tables  # 60 of 400 items auto
     assert "| tfidf | test | 2.0 | 200 |" in tables
