@@ -58,6 +58,9 @@ class CriterionPolicy(BaseModel):
     stakes: Stakes
     level_labels: list[str] = Field(description="the rubric's levels, lowest first")
     level_values: list[float]
+    title: str = Field("", description="the criterion's title in the rubric, for reviewers")
+    level_descriptions: list[str] = Field(default_factory=list)
+    met_index: int | None = Field(None, description="index of the lowest level that counts as met")
     qualified: bool
     qualification_failures: list[str] = Field(default_factory=list)
     temperature: float = 1.0

@@ -33,6 +33,10 @@ app.command()(training_cli.promote)
 app.command()(training_cli.models)
 app.command()(training_cli.evaluate)
 app.command()(serving_cli.serve)
+app.command(name="export-reviews")(serving_cli.export_reviews)
+reviewers = typer.Typer(help="Reviewer accounts for the triage page.", no_args_is_help=True)
+reviewers.command(name="add")(serving_cli.add_reviewer)
+app.add_typer(reviewers, name="reviewers")
 console = Console()
 
 QUICKSTART_CONFIG = Path(__file__).resolve().parent.parent / "experiments" / "quickstart.yaml"

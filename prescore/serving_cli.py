@@ -13,20 +13,22 @@ from rich.console import Console
 console = Console()
 
 DEFAULT_KEY_FILE = Path(".prescore/api-key")
+DEFAULT_SESSION_SECRET = Path(".prescore/session-secret")
+DEFAULT_REVIEW_DB = "sqlite:///.prescore/review.db"
 DEMO_TEXT = (
     "Before the unit I planned three questions for each lesson and waited five seconds after "
     "asking, so that more students answered; my exit tickets show who still needs support."
 )
 
 
-def ensure_api_key(path: Path) -> Path:
-    """A random key in a file only the owner can read; created once, kept after."""
+def ensure_secret(path: Path, what: str) -> Path:
+    """A random secret in a file only the owner can read; created once, kept after."""
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "w") as handle:
             handle.write(secrets.token_urlsafe(32) + "\n")
-        console.print(f"Created an API key in {path} (keep it out of version control).")
+        console.print(f"Created {what} in {path} (keep it out of version control).")
     return path.resolve()
 
 
@@ -110,6 +112,9 @@ def serve(
     ),
     max_items: int = typer.Option(100, help="most items one request may carry"),
     max_text_chars: int = typer.Option(50_000, help="longest evidence text accepted"),
+    review_db: str = typer.Option(
+        DEFAULT_REVIEW_DB, envvar="PRESCORE_REVIEW_DB", help="review queue (SQLAlchemy URL)"
+    ),
     ready_timeout: float = typer.Option(180, help="seconds to wait for the service to start"),
 ) -> None:
     """Serve the registered model over HTTP with BentoML: POST /score, GET /credentials."""
@@ -119,9 +124,13 @@ def serve(
     settings: dict[str, str] = {}
     key_file = api_key_file.resolve()
     if not os.environ.get("PRESCORE_API_KEYS"):
-        key_file = ensure_api_key(api_key_file)
+        key_file = ensure_secret(api_key_file, "an API key")
         settings["PRESCORE_API_KEYS_FILE"] = str(key_file)
+    if not os.environ.get("PRESCORE_SESSION_SECRET"):
+        secret = ensure_secret(DEFAULT_SESSION_SECRET, "the reviewers' session key")
+        settings["PRESCORE_SESSION_SECRET_FILE"] = str(secret)
     settings.update(
+        PRESCORE_REVIEW_DB=review_db,
         PRESCORE_MODEL=model,
         PRESCORE_MODEL_ALIAS=alias,
         PRESCORE_MAX_ITEMS=str(max_items),
@@ -143,7 +152,8 @@ def serve(
         console.print(
             f"\n[green]Ready.[/green] Score a piece of evidence:\n\n"
             f"{curl_example(base_url, key_file, credential_id, criterion_id)}\n\n"
-            f"What it scores: GET {base_url}/credentials; API docs: {base_url}/api/docs. "
+            f"What it scores: GET {base_url}/credentials; API docs: {base_url}/api/docs; "
+            f"reviewers: {base_url}/review/ (add one with `prescore reviewers add`). "
             "Ctrl+C stops it.\n",
             highlight=False,
             soft_wrap=True,
@@ -151,3 +161,41 @@ def serve(
         process.wait()
     except KeyboardInterrupt:
         stop(process)
+
+
+def add_reviewer(
+    name: str = typer.Argument(..., help="the reviewer's sign-in name"),
+    credentials: str = typer.Option(..., help="comma-separated credential ids they may score"),
+    review_db: str = typer.Option(DEFAULT_REVIEW_DB, envvar="PRESCORE_REVIEW_DB"),
+    password: str = typer.Option(
+        ..., prompt=True, hide_input=True, confirmation_prompt=True, envvar="PRESCORE_PASSWORD"
+    ),
+) -> None:
+    """Create a reviewer, or change their password and credentials."""
+    from prescore.serving.queue import ReviewQueue
+    from prescore.serving.reviewers import set_reviewer
+
+    assigned = [c.strip() for c in credentials.split(",") if c.strip()]
+    try:
+        set_reviewer(ReviewQueue(review_db), name, password, assigned)
+    except ValueError as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(1) from None
+    console.print(f"Reviewer {name} may score: {', '.join(sorted(set(assigned)))}")
+
+
+def export_reviews(
+    out: Path = typer.Option(..., help="JSON-lines file in the evidence schema"),
+    review_db: str = typer.Option(DEFAULT_REVIEW_DB, envvar="PRESCORE_REVIEW_DB"),
+) -> None:
+    """Write reviewed items as adjudicated expert scores, ready for `prescore train`.
+
+    Only evidence whose owner consented to training is written.
+    """
+    from prescore.serving.queue import ReviewQueue
+    from prescore.serving.queue import export_reviews as write
+
+    written, withheld = write(ReviewQueue(review_db), out)
+    console.print(
+        f"Wrote {written} reviewed item(s) to {out}; left out {withheld} without training consent."
+    )

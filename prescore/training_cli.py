@@ -59,6 +59,22 @@ def train_untracked(experiment: object, report: Path) -> None:
     console.print(f"Fitted in {metrics['fit_seconds']:.1f}s. Report: {report}/evaluation.md")
 
 
+def add_reviewer_agreement(report: Path, database: str, min_qwk: float) -> None:
+    """Append the weekly model-vs-reviewer table to the report; say so loudly on drift."""
+    from prescore.serving.drift import markdown, reviewer_agreement
+    from prescore.serving.queue import ReviewQueue
+
+    min_items = 20
+    rows = reviewer_agreement(ReviewQueue(database), min_qwk, min_items)
+    with report.open("a", encoding="utf-8") as sink:
+        sink.write("\n" + markdown(rows, min_qwk, min_items))
+    for row in (r for r in rows if r.alarm):
+        console.print(
+            f"[red]Drift:[/red] {row.criterion} {row.week} ({row.sample}): QWK {row.qwk:.3f} "
+            f"with reviewers on {row.items} items, below {min_qwk:.2f}"
+        )
+
+
 def print_train_result(result: object) -> None:
     from prescore.training.run import TrainResult
 
@@ -155,6 +171,11 @@ def evaluate(
         help="config whose data and gates to use",
     ),
     out: Path = typer.Option(Path("reports"), help="folder for the report, figures and policy"),
+    reviews: str | None = typer.Option(
+        None,
+        envvar="PRESCORE_REVIEW_DB",
+        help="review queue (SQLAlchemy URL): add model vs reviewer agreement over time",
+    ),
 ) -> None:
     """Measure a registered model on held-out data, fit its routing policy, write the report."""
     import mlflow
@@ -185,6 +206,8 @@ def evaluate(
         evaluation = run_evaluation(scorer, evidence, experiment.evaluation)
     folder = out / f"{experiment.model_name}-{model}"
     report = write_report(evaluation, folder, f"{experiment.model_name} {reference}: evaluation")
+    if reviews:
+        add_reviewer_agreement(report, reviews, experiment.evaluation.gates.min_qwk)
     with mlflow.start_run(
         experiment_id=experiment_id(experiment.name), run_name=f"evaluate {reference}"
     ):

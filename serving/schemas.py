@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from prescore.data.schema import SLUG_PATTERN
@@ -18,6 +20,13 @@ class EvidenceToScore(BaseModel):
     criterion_id: str = Field(pattern=SLUG_PATTERN, max_length=200)
     evidence_type: str = Field(min_length=1, max_length=100)
     text: str = Field(max_length=MAX_TEXT_CHARS, repr=False)  # never in reprs, so never in logs
+    educator_id: str | None = Field(
+        None, max_length=200, description="pseudonymous author; reviewed items keep it"
+    )
+    consent_to_train: bool = Field(
+        False, description="may a reviewed copy of this evidence be used for training"
+    )
+    deadline: datetime | None = Field(None, description="when a human score is due")
 
     @field_validator("text")
     @classmethod
@@ -65,7 +74,10 @@ class ScoreResponse(BaseModel):
 
 class CriterionCard(BaseModel):
     criterion_id: str
+    title: str = ""
     levels: list[str]
+    level_descriptions: list[str] = Field(default_factory=list)
+    met_index: int | None = Field(None, description="lowest level that counts as met")
     qualified: bool = Field(description="passed the agreement gates on held-out evidence")
     qualification_failures: list[str]
     auto_threshold: float | None = Field(

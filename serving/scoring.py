@@ -78,7 +78,10 @@ class ScoringModel:
             card.criteria.append(
                 CriterionCard(
                     criterion_id=policy.criterion_id,
+                    title=policy.title,
                     levels=policy.level_labels,
+                    level_descriptions=policy.level_descriptions,
+                    met_index=policy.met_index,
                     qualified=policy.qualified,
                     qualification_failures=policy.qualification_failures,
                     auto_threshold=policy.threshold,

@@ -12,10 +12,12 @@ Configured by PRESCORE_* environment variables (serving/settings.py); `prescore 
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
+import anyio
 import bentoml
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
@@ -23,8 +25,11 @@ from fastapi.responses import JSONResponse
 from starlette.requests import Request
 from starlette.responses import Response
 
-from prescore.eval.routing import Reason
+from prescore.eval.routing import Reason, Route
 from prescore.serving.auth import key_is_valid, presented_key
+from prescore.serving.queue import ReviewQueue, ToReview
+from prescore.serving.review_app import ROOT as REVIEW_ROOT
+from prescore.serving.review_app import connect, create_review_app
 from prescore.serving.schemas import (
     ErrorDetail,
     ErrorResponse,
@@ -122,14 +127,20 @@ async def require_key(
     return response
 
 
+review = create_review_app()
+
+
 @bentoml.service(name="prescore", traffic={"timeout": 120, "max_concurrency": 64})
 @bentoml.asgi_app(api, path="/")
+@bentoml.asgi_app(review, path=REVIEW_ROOT)
 class Prescore:
     runner = bentoml.depends(ScoringRunner)
 
     def __init__(self) -> None:
         self.settings = ServiceSettings.from_environment()
         self.card: ModelCard | None = None
+        self.queue = ReviewQueue(self.settings.review_db)
+        connect(review, self.queue, self.settings.session_secret)
         api.state.service = self
 
     async def model_card(self) -> ModelCard:
@@ -163,8 +174,27 @@ class Prescore:
             self.card = None  # the model was swapped during the request; learn the new card
             return error(503, "the model changed while this request was scored; send it again")
         card = await self.model_card()
+        # committed before the answer: an acknowledged human-routed item is never lost
+        await anyio.to_thread.run_sync(self.queue.enqueue, self.to_review(body.items, scores, card))
         version = scores[0].model_version if scores else card.model_version
         return ScoreResponse(model_name=card.model_name, model_version=version, scores=scores)
+
+    def to_review(
+        self, items: list[EvidenceToScore], scores: list[ScoredEvidence], card: ModelCard
+    ) -> list[ToReview]:
+        """Every human-routed item, and auto items at the audit rate."""
+        criteria = {
+            (c.credential_id, k.criterion_id): (k, c.stakes)
+            for c in card.credentials
+            for k in c.criteria
+        }
+        batch = []
+        for item, scored in zip(items, scores, strict=True):
+            criterion, stakes = criteria[(item.credential_id, item.criterion_id)]
+            audit = scored.route is Route.auto and random.random() < self.settings.audit_rate
+            if scored.route is Route.human or audit:
+                batch.append(ToReview(item, scored, criterion, stakes, audit))
+        return batch
 
     @api.get("/credentials", response_model=ModelCard, responses={401: {}})
     async def credentials(self) -> ModelCard:

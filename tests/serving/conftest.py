@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +47,34 @@ def register_versions(folder: Path, alphas: list[float]) -> Registry:
             train(load_config(config))
         MlflowClient().set_registered_model_alias(MODEL, "champion", "1")
     return Registry(folder, uri)
+
+
+@contextmanager
+def running_service(
+    registry: Registry, folder: Path, settings: dict[str, str]
+) -> Iterator[tuple[str, Path]]:
+    """`bentoml serve` on a free loopback port over the registry's champion; (url, log)."""
+    from prescore.serving.launch import free_port, start_service, stop, wait_until_ready
+
+    port = free_port()
+    environment = {
+        "MLFLOW_TRACKING_URI": registry.tracking_uri,
+        "BENTOML_HOME": str(folder / "bentoml"),
+        "HF_HUB_OFFLINE": "1",
+        "PRESCORE_MODEL": MODEL,
+        "PRESCORE_MODEL_ALIAS": "champion",
+        **settings,
+    }
+    log = folder / "service.log"
+    with log.open("wb") as sink:
+        process = start_service(environment, port=port, output=sink, cwd=folder)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        if not wait_until_ready(process, url, timeout=120):
+            pytest.fail("service did not start:\n" + log.read_text())
+        yield url, log
+    finally:
+        stop(process)
 
 
 @pytest.fixture(scope="package")

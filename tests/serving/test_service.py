@@ -16,9 +16,8 @@ import pytest
 
 from prescore.eval.calibration import apply_temperature
 from prescore.serving.client import ScoringClient
-from prescore.serving.launch import free_port, start_service, stop, wait_until_ready
 from tests.conftest import evidence_row
-from tests.serving.conftest import MODEL, Registry
+from tests.serving.conftest import MODEL, Registry, running_service
 
 KEY = "test-key-0f9c2d7be1"
 SECRET = "SECRET-EVIDENCE-8213 my student Jamie said"
@@ -40,26 +39,13 @@ class Server:
 @pytest.fixture(scope="module")
 def server(registry: Registry, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     folder = tmp_path_factory.mktemp("service")
-    port = free_port()
     settings = {
-        "MLFLOW_TRACKING_URI": registry.tracking_uri,
-        "BENTOML_HOME": str(folder / "bentoml"),
-        "HF_HUB_OFFLINE": "1",
-        "PRESCORE_MODEL": MODEL,
-        "PRESCORE_MODEL_ALIAS": "champion",
         "PRESCORE_API_KEYS": f"other-key,{KEY}",
         "PRESCORE_MAX_ITEMS": "8",
         "PRESCORE_MAX_TEXT_CHARS": "2000",
     }
-    log = folder / "service.log"
-    with log.open("wb") as sink:
-        process = start_service(settings, port=port, output=sink, cwd=folder)
-    url = f"http://127.0.0.1:{port}"
-    if not wait_until_ready(process, url, timeout=120):
-        stop(process)
-        pytest.fail("service did not start:\n" + log.read_text())
-    yield Server(url, log, registry)
-    stop(process)
+    with running_service(registry, folder, settings) as (url, log):
+        yield Server(url, log, registry)
 
 
 def item(n: int, **overrides: Any) -> dict[str, Any]:

@@ -1,0 +1,211 @@
+"""The review queue: ordering, assignment, one decision per item, nothing lost on restart."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+
+from prescore.eval.routing import Reason, Route
+from prescore.serving.queue import (
+    AlreadyDecided,
+    Filters,
+    NotAssigned,
+    ReviewQueue,
+    ToReview,
+    export_reviews,
+)
+from prescore.serving.reviewers import assigned, authenticate, set_reviewer
+from prescore.serving.schemas import (
+    CriterionCard,
+    EvidenceToScore,
+    LevelProbability,
+    ScoredEvidence,
+)
+from tests.conftest import RUBRIC
+
+LEVELS = ["Not yet", "Developing", "Proficient"]
+CRITERION = CriterionCard(
+    criterion_id="planning",
+    title="Plans pauses after questions",
+    levels=LEVELS,
+    level_descriptions=["none", "some", "every question"],
+    met_index=2,
+    qualified=True,
+    qualification_failures=[],
+    auto_threshold=0.9,
+    target_error=0.1,
+)
+
+
+def review(
+    n: int,
+    confidence: float = 0.5,
+    credential: str = "wait-time",
+    stakes: str = "low",
+    deadline: datetime | None = None,
+    prediction_set: tuple[str, ...] = ("Developing",),
+    consent: bool = True,
+    audit: bool = False,
+) -> ToReview:
+    item = EvidenceToScore(
+        submission_id=f"s{n}",
+        credential_id=credential,
+        criterion_id="planning",
+        evidence_type="reflection",
+        text=f"Evidence {n}: I waited after each question.",
+        educator_id=f"e{n}",
+        consent_to_train=consent,
+        deadline=deadline,
+    )
+    rest = (1 - confidence) / 2
+    scored = ScoredEvidence(
+        submission_id=item.submission_id,
+        credential_id=credential,
+        criterion_id="planning",
+        level="Developing",
+        level_value=2.0,
+        probabilities=[
+            LevelProbability(label=label, value=i + 1.0, probability=p)
+            for i, (label, p) in enumerate(zip(LEVELS, [rest, confidence, rest], strict=True))
+        ],
+        confidence=confidence,
+        prediction_set=list(prediction_set),
+        route=Route.human,
+        reasons=[Reason.low_confidence],
+        model_name="prescore-test",
+        model_version="3",
+    )
+    return ToReview(item, scored, CRITERION, stakes, audit)
+
+
+@pytest.fixture
+def queue(tmp_path: Path) -> ReviewQueue:
+    return ReviewQueue.at(tmp_path / "review.db")
+
+
+def test_high_stakes_by_deadline_first_then_the_most_uncertain(queue: ReviewQueue) -> None:
+    soon, later = datetime.now(UTC) + timedelta(days=1), datetime.now(UTC) + timedelta(days=9)
+    ids = queue.enqueue(
+        [
+            review(0, confidence=0.9),
+            review(1, confidence=0.4),
+            review(2, stakes="high", deadline=later, confidence=0.2),
+            review(3, stakes="high", deadline=soon, confidence=0.95),
+            review(4, confidence=0.8, prediction_set=("Developing", "Proficient")),  # met cut
+            review(5, confidence=0.9, audit=True),
+        ]
+    )
+    order = [e.id for e in queue.pending(["wait-time"])]
+    assert order == [ids[3], ids[2], ids[4], ids[1], ids[5], ids[0]]
+
+
+def test_a_reviewer_sees_and_decides_only_assigned_credentials(queue: ReviewQueue) -> None:
+    first, other = queue.enqueue([review(0), review(1, credential="feedback")])
+    assert [e.id for e in queue.pending(["wait-time"])] == [first]
+    assert [e.id for e in queue.pending(["wait-time", "feedback"], Filters("feedback"))] == [other]
+    assert queue.pending(["wait-time"], Filters(reason="high_stakes")) == []
+    with pytest.raises(NotAssigned):
+        queue.get(other, ["wait-time"])
+    with pytest.raises(NotAssigned):
+        queue.decide(other, "Developing", "ana", ["wait-time"], seen_version=1)
+
+
+def test_two_reviewers_deciding_one_item_at_once_score_it_once(queue: ReviewQueue) -> None:
+    (entry_id,) = queue.enqueue([review(0)])
+    version = queue.get(entry_id, ["wait-time"]).version  # type: ignore[union-attr]
+    outcomes: list[str] = []
+    start = threading.Barrier(2)
+
+    def decide(name: str, level: str) -> None:
+        start.wait()
+        try:
+            queue.decide(entry_id, level, name, ["wait-time"], version)
+            outcomes.append(f"{name} decided")
+        except AlreadyDecided:
+            outcomes.append(f"{name} refused")
+
+    threads = [
+        threading.Thread(target=decide, args=("ana", "Proficient")),
+        threading.Thread(target=decide, args=("ben", "Not yet")),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(o.split()[1] for o in outcomes) == ["decided", "refused"]
+    (decided,) = queue.decided()
+    winner = next(o.split()[0] for o in outcomes if o.endswith("decided"))
+    assert decided.decided_by == winner
+    with pytest.raises(AlreadyDecided):  # and later, with the old version, too
+        queue.decide(entry_id, "Developing", "cy", ["wait-time"], version)
+
+
+def test_a_level_off_the_rubric_is_refused(queue: ReviewQueue) -> None:
+    (entry_id,) = queue.enqueue([review(0)])
+    with pytest.raises(ValueError, match="not a level"):
+        queue.decide(entry_id, "Excellent", "ana", ["wait-time"], 1)
+
+
+def test_a_restart_loses_nothing_acknowledged(tmp_path: Path) -> None:
+    queue = ReviewQueue.at(tmp_path / "review.db")
+    ids = queue.enqueue([review(0), review(1)])
+    queue.decide(ids[0], "Proficient", "ana", ["wait-time"], 1)
+    queue.engine.dispose()
+    reopened = ReviewQueue.at(tmp_path / "review.db")
+    assert [e.id for e in reopened.pending(["wait-time"])] == [ids[1]]
+    (decided,) = reopened.decided()
+    assert (decided.id, decided.decided_level, decided.decided_by) == (ids[0], "Proficient", "ana")
+
+
+def test_export_writes_consented_decisions_as_evidence(queue: ReviewQueue, tmp_path: Path) -> None:
+    ids = queue.enqueue([review(0), review(1, consent=False), review(2)])
+    for entry_id in ids[:2]:
+        queue.decide(entry_id, "Proficient", "ana", ["wait-time"], 1)
+    written, withheld = export_reviews(queue, tmp_path / "out" / "reviews.jsonl")
+    assert (written, withheld) == (1, 1)
+    (record,) = [json.loads(line) for line in (tmp_path / "out" / "reviews.jsonl").open()]
+    assert record["final_level"] == "Proficient" and record["consent_to_train"] is True
+    assert record["scores"] == [{"rater_id": "ana", "rater_kind": "expert", "level": "Proficient"}]
+    assert record["educator_id"] == "e0" and record["text"].startswith("Evidence 0")
+    assert not list((tmp_path / "out").glob("*.partial"))
+    # and it is evidence `prescore train` reads: it passes the same checks as any export
+    from prescore.data.load import DataSource, load_evidence
+
+    (tmp_path / "rubrics").mkdir()
+    (tmp_path / "rubrics" / "wait-time.yaml").write_text(yaml.safe_dump(RUBRIC))
+    source = DataSource(path=tmp_path / "out" / "reviews.jsonl", rubrics=tmp_path / "rubrics")
+    loaded = load_evidence(source)
+    assert sum(len(split) for split in loaded.splits.values()) == 1
+
+
+def test_reviewer_accounts(queue: ReviewQueue) -> None:
+    set_reviewer(queue, "ana", "correct horse", ["wait-time"])
+    assert authenticate(queue, "ana", "correct horse") is not None
+    assert authenticate(queue, "ana", "wrong horse!") is None
+    assert authenticate(queue, "nobody", "correct horse") is None
+    assert assigned(queue, "ana") == ["wait-time"]
+    with pytest.raises(ValueError, match="8 characters"):
+        set_reviewer(queue, "ben", "short", ["wait-time"])
+
+
+def test_weekly_agreement_with_reviewers_raises_the_drift_alarm(queue: ReviewQueue) -> None:
+    from prescore.serving.drift import markdown, reviewer_agreement
+
+    ids = queue.enqueue([review(n, audit=n % 2 == 0) for n in range(8)])
+    for n, entry_id in enumerate(ids):
+        agrees = n < 2  # the model suggested Developing; reviewers mostly said otherwise
+        level = "Developing" if agrees else ("Proficient" if n % 3 else "Not yet")
+        queue.decide(entry_id, level, "ana", ["wait-time"], 1)
+    rows = reviewer_agreement(queue, min_qwk=0.7, min_items=3)
+    assert {r.sample for r in rows} == {"audit", "human-routed"}
+    assert sum(r.items for r in rows) == 8
+    assert all(r.alarm for r in rows)  # 4 items each, far below 0.70
+    assert [r.exact for r in rows] == [0.25, 0.25]
+    assert rows[0].week == datetime.now(UTC).strftime("%G-W%V")
+    assert "**drift**" in markdown(rows, 0.7, 3)
+    assert not any(r.alarm for r in reviewer_agreement(queue, min_qwk=0.7, min_items=5))
