@@ -53,6 +53,8 @@ def site(registry: Registry, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         ]
         reply = ScoringClient(url, KEY).score(items)
         assert reply.status == 200, reply.body
+        # committed before the answer: another connection already sees every item
+        assert len(ReviewQueue(database).pending(["wait-time"])) == len(items)
         yield url, database
 
 
@@ -71,6 +73,13 @@ def browser() -> Iterator[object]:
     driver.quit()
 
 
+def wait_for(browser: object, text: str) -> None:
+    """Until the page that a click started loading shows `text`."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(browser, 15).until(lambda driver: text in driver.page_source)
+
+
 def test_a_reviewer_scores_the_top_item_and_it_reaches_the_export(
     site: tuple[str, str], browser: object, tmp_path: Path
 ) -> None:
@@ -85,14 +94,14 @@ def test_a_reviewer_scores_the_top_item_and_it_reaches_the_export(
     browser.find_element(By.ID, "name").send_keys("ana")
     browser.find_element(By.ID, "password").send_keys("wrong password")
     browser.find_element(By.ID, "sign-in").click()
-    assert "Name or password is wrong" in browser.page_source
+    wait_for(browser, "Name or password is wrong")
     browser.find_element(By.ID, "name").send_keys("ana")
     browser.find_element(By.ID, "password").send_keys("correct horse", Keys.ENTER)
 
     assert browser.find_element(By.ID, "count").text == "4 item(s) waiting."
     browser.find_element(By.ID, "open-top").click()
+    assert "Reviewed item" in browser.find_element(By.ID, "evidence").text  # waits for the page
     top = browser.current_url.rsplit("/", 1)[1]
-    assert "Reviewed item" in browser.find_element(By.ID, "evidence").text
     assert "confidence" in browser.find_element(By.ID, "suggestion").text
     levels = browser.find_elements(By.CSS_SELECTOR, 'input[name="level"]')
     chosen = levels[1].get_attribute("value")
@@ -100,7 +109,7 @@ def test_a_reviewer_scores_the_top_item_and_it_reaches_the_export(
     assert levels[1].is_selected()
     browser.find_element(By.ID, "record").click()
 
-    assert f"Recorded {chosen} for item {top}." in browser.page_source
+    wait_for(browser, f"Recorded {chosen} for item {top}.")
     assert browser.current_url.rsplit("/", 1)[1] != top  # the next item opened
     browser.get(f"{url}/review/")
     assert browser.find_element(By.ID, "count").text == "3 item(s) waiting."
