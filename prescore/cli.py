@@ -75,6 +75,7 @@ def quickstart(
             api_key_file=serving_cli.DEFAULT_KEY_FILE,
             max_items=100,
             max_text_chars=50_000,
+            review_db=os.environ.get("PRESCORE_REVIEW_DB", serving_cli.DEFAULT_REVIEW_DB),
             ready_timeout=180,
         )
 

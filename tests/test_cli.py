@@ -39,6 +39,51 @@ def test_quickstart_checks_trains_registers_and_promotes_on_the_bundled_sample(
     assert "prescore-quickstart version 1 promoted to champion" in result.output
 
 
+class FinishedService:
+    """Stands in for the `bentoml serve` process: already exited, exit status 0."""
+
+    def poll(self) -> int:
+        return 0
+
+    def wait(self, timeout: float | None = None) -> int:
+        return 0
+
+    def terminate(self) -> None:
+        pass
+
+
+def test_quickstart_ends_by_serving_the_champion_with_a_curl_example(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import prescore.serving.launch as launch
+    from prescore import serving_cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.delenv("PRESCORE_API_KEYS", raising=False)
+    started: dict[str, str] = {}
+
+    def start(settings: dict[str, str], host: str, port: int, **_: object) -> FinishedService:
+        started.update(settings, host=host, port=str(port))
+        return FinishedService()
+
+    monkeypatch.setattr(launch, "start_service", start)
+    monkeypatch.setattr(launch, "wait_until_ready", lambda *_: True)
+    monkeypatch.setattr(serving_cli, "first_criterion", lambda *_: ("ell-writing", "cohesion"))
+    config = EXPERIMENTS / "quickstart-tfidf.yaml"
+    result = runner.invoke(app, ["quickstart", "--config", str(config)], env=WIDE)
+    assert result.exit_code == 0, result.output
+    assert all(isinstance(value, str) for value in started.values()), started
+    assert started["PRESCORE_MODEL"] == "prescore-quickstart"
+    assert started["PRESCORE_MODEL_ALIAS"] == "champion" and started["port"] == "3000"
+    key_file = tmp_path / ".prescore" / "api-key"
+    assert started["PRESCORE_API_KEYS_FILE"] == str(key_file.resolve())
+    assert oct(key_file.stat().st_mode & 0o777) == "0o600"
+    assert key_file.read_text().strip() not in result.output  # the key is never printed
+    assert "Ready." in result.output and "curl -s http://127.0.0.1:3000/score" in result.output
+    assert f"$(cat {key_file.resolve()})" in result.output
+
+
 def test_the_quickstart_config_is_the_default_and_fine_tunes_the_bundled_encoder() -> None:
     config = load_config(EXPERIMENTS / "quickstart.yaml")
     assert config.scorer.kind == "transformer"
