@@ -168,6 +168,7 @@ class TransformerScorer(Scorer):
         seed: int = 13,
         ddp_backend: str | None = None,
         mixed_precision: bool = True,
+        keep_best_epoch: bool = True,
     ) -> None:
         self.base_model = base_model
         self.max_length = max_length
@@ -182,6 +183,8 @@ class TransformerScorer(Scorer):
         self.seed = seed
         self.ddp_backend = ddp_backend
         self.mixed_precision = mixed_precision  # bf16 where a GPU supports it; CPU stays fp32
+        # with a calibration split: end on the epoch with the lowest calibration loss
+        self.keep_best_epoch = keep_best_epoch
         self.callbacks: list[Any] = []  # Trainer callbacks (progress, MLflow logging); not saved
         self.eval_set: tuple[pd.DataFrame, np.ndarray] | None = None  # per-epoch held-out loss
 
@@ -244,6 +247,7 @@ class TransformerScorer(Scorer):
 
         train = DocumentDataset(self.documents(X, y))
         evaluation = DocumentDataset(self.documents(*self.eval_set)) if self.eval_set else None
+        keep_best = self.keep_best_epoch and evaluation is not None
         import tempfile
 
         with tempfile.TemporaryDirectory() as output_dir:
@@ -259,7 +263,12 @@ class TransformerScorer(Scorer):
                 data_seed=self.seed,
                 logging_strategy="epoch",
                 eval_strategy="epoch" if evaluation else "no",
-                save_strategy="no",
+                save_strategy="epoch" if keep_best else "no",
+                save_total_limit=1 if keep_best else None,
+                load_best_model_at_end=keep_best,
+                metric_for_best_model="loss" if keep_best else None,
+                greater_is_better=False if keep_best else None,
+                save_only_model=True,
                 report_to="none",
                 disable_tqdm=True,
                 remove_unused_columns=False,
@@ -289,6 +298,10 @@ class TransformerScorer(Scorer):
             self.log_history_ = list(trainer.state.log_history)
             self.world_size_ = int(arguments.world_size)
             self.optimizer_steps_ = int(trainer.state.global_step)
+            losses = [(e["epoch"], e["eval_loss"]) for e in self.log_history_ if "eval_loss" in e]
+            self.best_epoch_ = (
+                float(min(losses, key=lambda pair: pair[1])[0]) if keep_best and losses else None
+            )
         self.model_.eval()
         return self
 

@@ -105,3 +105,26 @@ def test_ordinal_loss_costs_more_the_further_the_miss() -> None:
     assert losses == sorted(losses, reverse=True) and losses[-1] < 1e-3
     probabilities = heads.probabilities(torch.tensor([[2.0, 0.5, -1.0, -3.0]]), index)[0]
     assert np.isclose(probabilities.sum(), 1) and (probabilities >= 0).all()
+
+
+def test_the_transformer_ends_on_its_best_calibration_epoch(tiny_encoder: Path) -> None:
+    X, y = scoring_frame(60)
+    X_held, y_held = scoring_frame(30, seed=9)
+    # held-out levels turned upside down: the better it learns, the worse it does there
+    held_out = (X_held, X_held["num_levels"].to_numpy() - 1 - y_held)
+
+    def fit(keep_best_epoch: bool) -> TransformerScorer:
+        scorer = TransformerScorer(
+            base_model=str(tiny_encoder), max_length=32, stride=8, epochs=4, batch_size=8,
+            seed=7, learning_rate=3e-3, head_learning_rate=0.1, keep_best_epoch=keep_best_epoch,
+        )  # fmt: skip
+        scorer.eval_set = held_out
+        return scorer.fit(X, y)
+
+    best, last = fit(True), fit(False)
+    losses = {e["epoch"]: e["eval_loss"] for e in best.log_history_ if "eval_loss" in e}
+    assert len(losses) == 4 and best.best_epoch_ == min(losses, key=losses.__getitem__)
+    assert best.best_epoch_ < 4  # so the last epoch is not the best
+    # same seed, same training: only the weights it ends on differ
+    assert not np.allclose(best.predict_proba(held_out[0]), last.predict_proba(held_out[0]))
+    assert last.best_epoch_ is None
