@@ -119,6 +119,9 @@ def tiny_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
         intermediate_size=64,
         max_position_embeddings=128,
     )
+    import torch
+
+    torch.manual_seed(0)  # the same weights whichever test builds it first
     BertModel(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     (folder / "modules.json").write_text(

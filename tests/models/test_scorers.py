@@ -116,7 +116,7 @@ def test_the_transformer_ends_on_its_best_calibration_epoch(tiny_encoder: Path) 
     def fit(keep_best_epoch: bool) -> TransformerScorer:
         scorer = TransformerScorer(
             base_model=str(tiny_encoder), max_length=32, stride=8, epochs=4, batch_size=8,
-            seed=7, learning_rate=3e-3, head_learning_rate=0.1, keep_best_epoch=keep_best_epoch,
+            seed=7, learning_rate=1e-2, head_learning_rate=0.3, keep_best_epoch=keep_best_epoch,
         )  # fmt: skip
         scorer.eval_set = held_out
         return scorer.fit(X, y)
