@@ -67,6 +67,7 @@ def accuracy(
         Path("reports/bench/results.jsonl"), help="fold results are appended here (JSON lines)"
     ),
     out: Path | None = typer.Option(None, help="write the Markdown tables here as well"),
+    track: bool = typer.Option(True, help="log tables and headline metrics to MLflow"),
 ) -> None:
     """Accuracy, triage and speed on a public set under its standard protocol."""
     from prescore.training.bench import BASELINE, markdown, run_benchmark
@@ -85,13 +86,14 @@ def accuracy(
     except ValueError as error:
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(1) from None
-    show(markdown(fold_results), out)
+    show(markdown(fold_results), out, fold_results if track else None)
 
 
 @app.command()
 def report(
     results: list[Path] = typer.Argument(..., help="JSON-lines files written by bench accuracy"),
     out: Path | None = typer.Option(None, help="write the Markdown tables here as well"),
+    track: bool = typer.Option(True, help="log tables and headline metrics to MLflow"),
 ) -> None:
     """Tables from fold results, e.g. folds run in parallel or on another machine."""
     from prescore.training.bench import markdown, read_results
@@ -100,12 +102,19 @@ def report(
     if missing:
         console.print(f"[red]no such file: {', '.join(missing)}[/red]")
         raise typer.Exit(1)
-    show(markdown(read_results(results)), out)
+    fold_results = read_results(results)
+    show(markdown(fold_results), out, fold_results if track else None)
 
 
-def show(tables: str, out: Path | None) -> None:
+def show(tables: str, out: Path | None, track: list[object] | None = None) -> None:
+    """Print the tables; write them to `out`; log them to MLflow when given the results."""
     console.print(tables, highlight=False, soft_wrap=True, markup=False)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(tables)
         console.print(f"Written to {out}")
+    if track:
+        from prescore.training.bench import FoldResult, log_results
+
+        runs = log_results([r for r in track if isinstance(r, FoldResult)])
+        console.print(f"Logged to MLflow: run(s) {', '.join(runs)}")

@@ -317,3 +317,54 @@ def read_results(paths: list[Path]) -> list[FoldResult]:
         for line in path.read_text().splitlines()
         if line.strip()
     ]
+
+
+def summary_metrics(runs: list[FoldResult]) -> dict[str, float]:
+    """The headline numbers of one benchmark, per scorer, for MLflow."""
+    metrics: dict[str, float] = {}
+    keys = sorted({k for r in runs for k in r.qwk})
+    for scorer in sorted({r.scorer for r in runs}):
+        metrics[f"{scorer}.qwk_mean"] = mean([average(runs, scorer, k, "qwk") for k in keys])
+        rmse = mean([average(runs, scorer, k, "rmse") for k in keys])
+        if not math.isnan(rmse):
+            metrics[f"{scorer}.mcrmse"] = rmse
+        mine = [r for r in runs if r.scorer == scorer]
+        items = sum(sum(r.test_items.values()) for r in mine)
+        auto = sum(r.auto_share.get(k, 0.0) * n for r in mine for k, n in r.test_items.items())
+        metrics[f"{scorer}.auto_share"] = auto / items if items else 0.0
+    human = mean([average(runs, runs[0].scorer, k, "human_qwk") for k in keys])
+    if not math.isnan(human):
+        metrics["human_human.qwk_mean"] = human
+    return metrics
+
+
+def log_results(results: list[FoldResult]) -> list[str]:
+    """One MLflow run per benchmark (experiment bench-<name>): headline metrics, the tables
+    and the fold results; returns the run ids."""
+    import tempfile
+
+    import mlflow
+
+    from prescore.training.tracking import configure_tracking, experiment_id
+
+    configure_tracking()
+    run_ids = []
+    for benchmark in sorted({r.benchmark for r in results}):
+        runs = [r for r in results if r.benchmark == benchmark]
+        with mlflow.start_run(experiment_id=experiment_id(f"bench-{benchmark}")) as run:
+            mlflow.set_tags(
+                {
+                    "prescore.benchmark": benchmark,
+                    "hardware": ", ".join(sorted({r.hardware for r in runs})),
+                    "folds": ",".join(str(f) for f in sorted({r.fold for r in runs})),
+                }
+            )
+            mlflow.log_metrics(summary_metrics(runs))
+            with tempfile.TemporaryDirectory() as folder:
+                (Path(folder) / "bench.md").write_text(markdown(runs))
+                (Path(folder) / "results.jsonl").write_text(
+                    "".join(r.to_json() + "\n" for r in runs)
+                )
+                mlflow.log_artifacts(folder, artifact_path="bench")
+            run_ids.append(run.info.run_id)
+    return run_ids

@@ -2,7 +2,7 @@
 # process, all at once; fold results in $OUT/results.jsonl (merge with `prescore bench report`).
 set -u; REPO=$PWD; source eval/lent-gpu/setup.sh
 run() {
-  timeout ${LIMIT:-500} $PRESCORE bench accuracy --config $REPO/experiments/$1.yaml \
+  timeout ${LIMIT:-500} $PRESCORE bench accuracy --no-track --config $REPO/experiments/$1.yaml \
     --folds $2 --results /tmp/res/$1-$2.jsonl > /tmp/res/$1-$2.log 2>&1
   echo "$1 fold $2 rc $? $(date -u +%T)"
 }
@@ -10,4 +10,4 @@ for spec in "$@"; do run ${spec%%:*} ${spec##*:} & done
 wait
 cat /tmp/res/*.jsonl > $OUT/results.jsonl
 for f in /tmp/res/*.log; do echo "== $f"; grep -v "Fine-tuning\|Loading weights" $f | tail -4; done > $OUT/logs.txt
-$PRESCORE bench report $OUT/results.jsonl | tail -80
+$PRESCORE bench report --no-track $OUT/results.jsonl | tail -80

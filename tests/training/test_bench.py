@@ -82,3 +82,31 @@ def test_the_mean_row_averages_criteria_and_triage_weights_items() -> None:
     assert "| mean | **0.700** |" in tables  # (0.6 + 0.8) / 2
     assert "| tfidf | 400 | 0.150 | 0.050 | 0.100 | 2 | 0 |" in tables  # 60 of 400 items auto
     assert "| tfidf | test | 2.0 | 200 |" in tables
+
+
+def test_the_bench_command_logs_its_tables_and_headline_metrics_to_mlflow(
+    folded_config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlflow.tracking import MlflowClient
+    from typer.testing import CliRunner
+
+    from prescore.cli import app
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    results = tmp_path / "results.jsonl"
+    arguments = ["bench", "accuracy", "--config", str(folded_config), "--quick"]
+    outcome = CliRunner().invoke(app, [*arguments, "--results", str(results), "--folds", "2"])
+    assert outcome.exit_code == 0, outcome.output
+    assert "Logged to MLflow" in outcome.output
+    (run,) = MlflowClient().search_runs(
+        [MlflowClient().get_experiment_by_name("bench-bench").experiment_id]
+    )
+    (result,) = read_results([results])
+    assert run.data.metrics["tfidf.qwk_mean"] == pytest.approx(np.mean(list(result.qwk.values())))
+    assert run.data.metrics["human_human.qwk_mean"] == pytest.approx(1.0)
+    assert run.data.tags["folds"] == "2"
+    logged = {a.path for a in MlflowClient().list_artifacts(run.info.run_id, "bench")}
+    assert logged == {"bench/bench.md", "bench/results.jsonl"}
+
+    untracked = CliRunner().invoke(app, ["bench", "report", str(results), "--no-track"])
+    assert untracked.exit_code == 0 and "Logged to MLflow" not in untracked.output
