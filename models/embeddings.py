@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from prescore.models.base_model import BUNDLED, resolve_base_model
+from prescore.models.embedding_cache import EmbeddingCache
 from prescore.models.heads import make_heads
 from prescore.models.inputs import chunk_words, levels_per_criterion, pad_probabilities
 from prescore.models.scorer import Scorer
@@ -30,6 +31,7 @@ class EmbeddingScorer(Scorer):
         head: str = "ridge",
         alpha: float = 1.0,
         batch_size: int = 32,
+        cache_dir: str | None = None,
     ) -> None:
         self.base_model = base_model
         self.window_words = window_words
@@ -37,6 +39,8 @@ class EmbeddingScorer(Scorer):
         self.head = head  # "ridge" (ordinal) or "logistic"; see models/heads.py
         self.alpha = alpha
         self.batch_size = batch_size
+        # where text vectors are kept between fits (benchmark folds); None: nowhere
+        self.cache_dir = cache_dir
 
     def _encoder(self) -> Any:
         if getattr(self, "encoder_", None) is None:
@@ -46,18 +50,36 @@ class EmbeddingScorer(Scorer):
         return self.encoder_
 
     def embed(self, texts: list[str]) -> np.ndarray:
-        """One vector per text; identical texts (one essay, six criteria) are embedded once."""
-        unique = list(dict.fromkeys(texts))
-        windows = [chunk_words(t, self.window_words, self.overlap_words) for t in unique]
-        flat = [w for ws in windows for w in ws]
-        vectors = self._encoder().encode(
-            flat, batch_size=self.batch_size, convert_to_numpy=True, normalize_embeddings=True
+        """One vector per text; identical texts (one essay, six criteria) are embedded once,
+        and with a cache_dir, once across fits."""
+        cache = (
+            EmbeddingCache(Path(self.cache_dir), self._cache_namespace())
+            if self.cache_dir
+            else None
         )
-        out, start = {}, 0
-        for text, ws in zip(unique, windows, strict=True):
-            out[text] = vectors[start : start + len(ws)].mean(axis=0)
-            start += len(ws)
+        unique = list(dict.fromkeys(texts))
+        out = cache.get(unique) if cache else {}
+        missing = [t for t in unique if t not in out]
+        windows = [chunk_words(t, self.window_words, self.overlap_words) for t in missing]
+        flat = [w for ws in windows for w in ws]
+        if flat:
+            vectors = self._encoder().encode(
+                flat, batch_size=self.batch_size, convert_to_numpy=True, normalize_embeddings=True
+            )
+            fresh, start = {}, 0
+            for text, ws in zip(missing, windows, strict=True):
+                fresh[text] = vectors[start : start + len(ws)].mean(axis=0)
+                start += len(ws)
+            if cache:
+                cache.put(fresh)
+            out.update(fresh)
         return np.stack([out[t] for t in texts])
+
+    def _cache_namespace(self) -> str:
+        """Vectors are only reused for the same encoder weights and the same windows."""
+        folder = Path(resolve_base_model(self.base_model))
+        weights = sorted(f"{f.name}:{f.stat().st_size}" for f in folder.glob("*.safetensors"))
+        return f"{folder}|{weights}|{self.window_words}|{self.overlap_words}"
 
     def check_params(self) -> None:
         make_heads(self.head, self.alpha)  # raises on an unknown head

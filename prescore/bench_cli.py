@@ -60,7 +60,13 @@ def accuracy(
         ..., "--config", "-c", help="a benchmark config, e.g. experiments/asap-aes.yaml"
     ),
     quick: bool = typer.Option(
-        False, "--quick", help="the TF-IDF baseline only (minutes on CPU); else baseline + config"
+        False, "--quick", help="the baselines only (minutes on CPU); else baselines + config"
+    ),
+    embeddings: bool = typer.Option(
+        True, help="include the frozen-embeddings baseline (vectors cached across folds)"
+    ),
+    cache_dir: Path = typer.Option(
+        Path("reports/bench/embeddings-cache"), help="where text vectors are kept between folds"
     ),
     folds: str = typer.Option("", help="comma-separated folds to run, e.g. 1,2 [default: all]"),
     results: Path = typer.Option(
@@ -70,14 +76,14 @@ def accuracy(
     track: bool = typer.Option(True, help="log tables and headline metrics to MLflow"),
 ) -> None:
     """Accuracy, triage and speed on a public set under its standard protocol."""
-    from prescore.training.bench import BASELINE, markdown, run_benchmark
+    from prescore.training.bench import BASELINE, embeddings_baseline, markdown, run_benchmark
     from prescore.training.config import load_config
 
     try:
         experiment = load_config(config)
-        scorers = (
-            [BASELINE] if quick or experiment.scorer == BASELINE else [BASELINE, experiment.scorer]
-        )
+        baselines = [BASELINE, embeddings_baseline(cache_dir)] if embeddings else [BASELINE]
+        extra = [] if quick or experiment.scorer in baselines else [experiment.scorer]
+        scorers = baselines + extra
         chosen = [int(f) for f in folds.split(",") if f.strip()]
         fold_results = run_benchmark(experiment, scorers, chosen or None, results)
     except InputError as error:

@@ -38,6 +38,13 @@ HASH_FOLDED = {"feedback-prize-ell"}  # no published folds: five by essay, from 
 NUM_FOLDS = 5
 CALIBRATION_SHARE = 0.15
 BASELINE = ScorerSpec(kind="tfidf")
+
+
+def embeddings_baseline(cache_dir: Path) -> ScorerSpec:
+    """Frozen bundled MiniLM + ordinal heads; vectors cached so each fold encodes nothing new."""
+    return ScorerSpec(kind="embeddings", params={"cache_dir": str(cache_dir)})
+
+
 ANCHORS = {
     "asap-aes": "human-human about 0.75 mean QWK; Taghipour & Ng 2016: 0.761; "
     "R2BERT (Yang et al. 2020): 0.794",

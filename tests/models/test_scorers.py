@@ -128,3 +128,28 @@ def test_the_transformer_ends_on_its_best_calibration_epoch(tiny_encoder: Path) 
     # same seed, same training: only the weights it ends on differ
     assert not np.allclose(best.predict_proba(held_out[0]), last.predict_proba(held_out[0]))
     assert last.best_epoch_ is None
+
+
+def test_cached_embeddings_are_reused_and_equal_fresh_ones(
+    tiny_encoder: Path, tmp_path: Path
+) -> None:
+    X, y = scoring_frame(30)
+    cached = EmbeddingScorer(base_model=str(tiny_encoder), cache_dir=str(tmp_path / "cache"))
+    fresh = EmbeddingScorer(base_model=str(tiny_encoder))
+    first = cached.embed(X["text"].tolist())
+    assert np.allclose(first, fresh.embed(X["text"].tolist()), atol=1e-6)
+
+    class NoEncoder:
+        def encode(self, *_: object, **__: object) -> None:
+            raise AssertionError("encoded a text that was cached")
+
+    cached.encoder_ = NoEncoder()
+    assert np.array_equal(cached.embed(X["text"].tolist()), first.astype(np.float32))
+    database = (tmp_path / "cache" / "embeddings.sqlite").read_bytes()
+    assert X["text"].iloc[0].encode() not in database  # digests, not evidence text
+    other = EmbeddingScorer(
+        base_model=str(tiny_encoder), cache_dir=str(tmp_path / "cache"), window_words=50
+    )
+    other.encoder_ = NoEncoder()
+    with pytest.raises(AssertionError, match="encoded a text"):  # other windows, other vectors
+        other.embed(X["text"].tolist()[:1])

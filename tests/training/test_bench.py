@@ -94,7 +94,7 @@ def test_the_bench_command_logs_its_tables_and_headline_metrics_to_mlflow(
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     results = tmp_path / "results.jsonl"
-    arguments = ["bench", "accuracy", "--config", str(folded_config), "--quick"]
+    arguments = ["bench", "accuracy", "--config", str(folded_config), "--quick", "--no-embeddings"]
     outcome = CliRunner().invoke(app, [*arguments, "--results", str(results), "--folds", "2"])
     assert outcome.exit_code == 0, outcome.output
     assert "Logged to MLflow" in outcome.output
