@@ -11,16 +11,14 @@ from typing import Any, Self
 
 import joblib
 import numpy as np
-import pandas as pd
 
 from prescore.models.base_model import BUNDLED, resolve_base_model
 from prescore.models.embedding_cache import EmbeddingCache
-from prescore.models.heads import make_heads
-from prescore.models.inputs import chunk_words, levels_per_criterion, pad_probabilities
-from prescore.models.scorer import Scorer
+from prescore.models.heads import HeadsScorer
+from prescore.models.inputs import chunk_words
 
 
-class EmbeddingScorer(Scorer):
+class EmbeddingScorer(HeadsScorer):
     kind = "embeddings"
 
     def __init__(
@@ -29,24 +27,29 @@ class EmbeddingScorer(Scorer):
         window_words: int = 180,
         overlap_words: int = 30,
         head: str = "ridge",
-        alpha: float = 1.0,
+        alpha: float | None = None,
         batch_size: int = 32,
         cache_dir: str | None = None,
+        length_features: bool = False,
     ) -> None:
         self.base_model = base_model
         self.window_words = window_words
         self.overlap_words = overlap_words
         self.head = head  # "ridge" (ordinal) or "logistic"; see models/heads.py
-        self.alpha = alpha
+        self.alpha = alpha  # None: chosen per criterion (see models/heads.py)
+        self.length_features = length_features  # see models/length.py
         self.batch_size = batch_size
         # where text vectors are kept between fits (benchmark folds); None: nowhere
         self.cache_dir = cache_dir
 
     def _encoder(self) -> Any:
         if getattr(self, "encoder_", None) is None:
+            import torch
             from sentence_transformers import SentenceTransformer
 
-            self.encoder_ = SentenceTransformer(resolve_base_model(self.base_model), device="cpu")
+            # a GPU where there is one (a lent benchmark machine); the vectors match the CPU's
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+            self.encoder_ = SentenceTransformer(resolve_base_model(self.base_model), device=device)
         return self.encoder_
 
     def embed(self, texts: list[str]) -> np.ndarray:
@@ -82,28 +85,27 @@ class EmbeddingScorer(Scorer):
         return f"{folder}|{weights}|{self.window_words}|{self.overlap_words}"
 
     def check_params(self) -> None:
-        make_heads(self.head, self.alpha)  # raises on an unknown head
+        super().check_params()
+        if not 0 <= self.overlap_words < self.window_words:
+            raise ValueError(
+                f"overlap_words ({self.overlap_words}) must be at least 0 and smaller than "
+                f"window_words ({self.window_words})"
+            )
 
-    def fit(self, X: pd.DataFrame, y: np.ndarray) -> Self:
-        self.num_levels_ = levels_per_criterion(X)
-        features = self.embed(X["text"].tolist())
-        self.heads_ = make_heads(self.head, self.alpha).fit(
-            features, np.asarray(y), self.keys(X), self.num_levels_
-        )
-        return self
-
-    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        self.check_input(X)
-        features = self.embed(X["text"].tolist())
-        return pad_probabilities(self.heads_.predict_proba(features, self.keys(X)), self.width)
+    def text_features(self, texts: list[str], fitting: bool) -> np.ndarray:
+        return self.embed(texts)
 
     def _save_state(self, folder: Path) -> None:
         # The encoder travels with the model, so serving never depends on the training machine.
         self._encoder().save(str(folder / "encoder"))
         joblib.dump(self.heads_, folder / "heads.joblib")
+        if self.length_features:
+            joblib.dump(self.length_, folder / "length.joblib")
 
     @classmethod
     def _load_state(cls, folder: Path, params: dict[str, Any]) -> Self:
         scorer = cls(**{**params, "base_model": str(folder / "encoder")})
         scorer.heads_ = joblib.load(folder / "heads.joblib")
+        if scorer.length_features:
+            scorer.length_ = joblib.load(folder / "length.joblib")
         return scorer

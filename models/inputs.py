@@ -39,4 +39,4 @@ def chunk_words(text: str, size: int, overlap: int) -> list[str]:
     if len(words) <= size:
         return [" ".join(words)]
     step = max(1, size - overlap)
-    return [" ".join(words[i : i + size]) for i in range(0, len(words) - overlap, step)]
+    return [" ".join(words[i : i + size]) for i in range(0, max(1, len(words) - overlap), step)]

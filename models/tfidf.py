@@ -6,16 +6,13 @@ from pathlib import Path
 from typing import Any, Self
 
 import joblib
-import numpy as np
-import pandas as pd
+from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from prescore.models.heads import make_heads
-from prescore.models.inputs import levels_per_criterion, pad_probabilities
-from prescore.models.scorer import Scorer
+from prescore.models.heads import HeadsScorer
 
 
-class TfidfScorer(Scorer):
+class TfidfScorer(HeadsScorer):
     kind = "tfidf"
 
     def __init__(
@@ -24,42 +21,36 @@ class TfidfScorer(Scorer):
         ngram_max: int = 2,
         min_df: int = 2,
         head: str = "ridge",
-        alpha: float = 1.0,
+        alpha: float | None = None,
+        length_features: bool = False,
     ) -> None:
         self.max_features = max_features
         self.ngram_max = ngram_max
         self.min_df = min_df
         self.head = head  # "ridge" (ordinal) or "logistic"; see models/heads.py
-        self.alpha = alpha
+        self.alpha = alpha  # None: chosen per criterion (see models/heads.py)
+        self.length_features = length_features  # see models/length.py
 
-    def check_params(self) -> None:
-        make_heads(self.head, self.alpha)  # raises on an unknown head
-
-    def fit(self, X: pd.DataFrame, y: np.ndarray) -> Self:
-        self.num_levels_ = levels_per_criterion(X)
-        self.vectorizer_ = TfidfVectorizer(
-            max_features=self.max_features,
-            ngram_range=(1, self.ngram_max),
-            min_df=min(self.min_df, len(X)),
-            sublinear_tf=True,
-        )
-        features = self.vectorizer_.fit_transform(X["text"].tolist())
-        self.heads_ = make_heads(self.head, self.alpha).fit(
-            features, np.asarray(y), self.keys(X), self.num_levels_
-        )
-        return self
-
-    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        self.check_input(X)
-        features = self.vectorizer_.transform(X["text"].tolist())
-        return pad_probabilities(self.heads_.predict_proba(features, self.keys(X)), self.width)
+    def text_features(self, texts: list[str], fitting: bool) -> sparse.csr_matrix:
+        if fitting:
+            self.vectorizer_ = TfidfVectorizer(
+                max_features=self.max_features,
+                ngram_range=(1, self.ngram_max),
+                min_df=min(self.min_df, len(texts)),
+                sublinear_tf=True,
+            )
+            return self.vectorizer_.fit_transform(texts)
+        return self.vectorizer_.transform(texts)
 
     def _save_state(self, folder: Path) -> None:
-        joblib.dump({"vectorizer": self.vectorizer_, "heads": self.heads_}, folder / "tfidf.joblib")
+        state = {"vectorizer": self.vectorizer_, "heads": self.heads_}
+        joblib.dump({**state, "length": getattr(self, "length_", None)}, folder / "tfidf.joblib")
 
     @classmethod
     def _load_state(cls, folder: Path, params: dict[str, Any]) -> Self:
         scorer = cls(**params)
         state = joblib.load(folder / "tfidf.joblib")
         scorer.vectorizer_, scorer.heads_ = state["vectorizer"], state["heads"]
+        if state.get("length") is not None:
+            scorer.length_ = state["length"]
         return scorer

@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from prescore.models.embeddings import EmbeddingScorer
+from prescore.models.heads import OrdinalRidgeHeads
 from prescore.models.scorer import Scorer, load_scorer
 from prescore.models.tfidf import TfidfScorer
 from prescore.models.transformer import OrdinalHeads, TransformerScorer
@@ -20,14 +22,30 @@ def build(kind: str, encoder: Path) -> Scorer:
         return TfidfScorer(min_df=1)
     if kind == "tfidf-logistic":
         return TfidfScorer(min_df=1, head="logistic")
+    if kind == "tfidf-length":
+        return TfidfScorer(min_df=1, alpha=1.0, length_features=True)
     if kind == "embeddings":
         return EmbeddingScorer(base_model=str(encoder), window_words=20, overlap_words=5)
+    if kind == "embeddings-length":
+        return EmbeddingScorer(
+            base_model=str(encoder), window_words=20, overlap_words=5, length_features=True
+        )
     return TransformerScorer(
         base_model=str(encoder), max_length=32, stride=8, epochs=2, batch_size=8, seed=7
     )
 
 
-@pytest.fixture(scope="module", params=["tfidf", "tfidf-logistic", "embeddings", "transformer"])
+@pytest.fixture(
+    scope="module",
+    params=[
+        "tfidf",
+        "tfidf-logistic",
+        "tfidf-length",
+        "embeddings",
+        "embeddings-length",
+        "transformer",
+    ],
+)
 def fitted(request: pytest.FixtureRequest, tiny_encoder: Path) -> Scorer:
     X, y = scoring_frame(80)
     return build(request.param, tiny_encoder).fit(X, y)
@@ -66,9 +84,51 @@ def test_tfidf_learns_the_signal(head: str) -> None:
     assert np.mean(predicted == y_test) > 0.6  # chance is about 0.27
 
 
-def test_an_unknown_head_is_refused_before_training() -> None:
+def test_an_unknown_head_or_a_bad_alpha_is_refused_before_training() -> None:
     with pytest.raises(ValueError, match="head must be"):
         TfidfScorer(head="forest").check_params()
+    with pytest.raises(ValueError, match="alpha must be above 0"):
+        TfidfScorer(alpha=0).check_params()
+    with pytest.raises(ValueError, match="overlap_words"):
+        EmbeddingScorer(window_words=20, overlap_words=30).check_params()
+
+
+def test_leave_one_out_regularises_noise_hard_and_signal_lightly() -> None:
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(200, 20))
+    signal = np.clip(np.rint(2 + features[:, 0]), 0, 4).astype(int)
+    noise = rng.integers(0, 5, size=200)
+    keys = np.array(["c/signal"] * 200 + ["c/noise"] * 200)
+    heads = OrdinalRidgeHeads().fit(
+        np.vstack([features, features]), np.r_[signal, noise], keys, {"c/signal": 5, "c/noise": 5}
+    )
+    alphas = heads.chosen_alphas()
+    assert alphas["c/noise"] > alphas["c/signal"]
+    # the spread is the leave-one-out error: wider than the training residuals of the noise
+    ridge, spread = heads.heads_["c/noise"]
+    assert spread > np.std(noise - ridge.predict(features)) > 0
+
+
+def test_length_features_let_a_head_see_what_normalised_tfidf_cannot() -> None:
+    """The level is how long the text is; every text repeats the same words, so TF-IDF rows
+    (normalised) are identical and only the length features tell the levels apart."""
+
+    def frame(seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+        levels = np.random.default_rng(seed).integers(0, 3, size=90)
+        texts = [" ".join(["wait for answers"] * (2 + 6 * int(level))) for level in levels]
+        X = pd.DataFrame(
+            {"text": texts, "credential_id": "c", "criterion_id": "length", "num_levels": 3}
+        )
+        return X, levels
+
+    X, y = frame(0)
+    X_test, y_test = frame(1)
+    plain = TfidfScorer(min_df=1, ngram_max=1).fit(X, y)
+    with_length = TfidfScorer(min_df=1, ngram_max=1, length_features=True).fit(X, y)
+    assert np.mean(with_length.predict(X_test) == y_test) > 0.95
+    assert (
+        np.mean(plain.predict(X_test) == y_test) < 0.5
+    )  # one prediction for all: chance is about 1/3
 
 
 def test_transformer_training_is_deterministic_under_a_seed(tiny_encoder: Path) -> None:
