@@ -72,16 +72,41 @@ class Scorer:
         raise NotImplementedError
 
 
-def load_scorer(folder: Path) -> Scorer:
-    """A scorer saved by `Scorer.save`, of whichever kind it is."""
+def scorer_classes() -> dict[str, type[Scorer]]:
+    """Every scorer kind a config may name, by its `kind`."""
     from prescore.models.embeddings import EmbeddingScorer
+    from prescore.models.ensemble import EnsembleScorer
     from prescore.models.tfidf import TfidfScorer
     from prescore.models.transformer import TransformerScorer
 
+    classes: list[type[Scorer]] = [TfidfScorer, EmbeddingScorer, TransformerScorer, EnsembleScorer]
+    return {cls.kind: cls for cls in classes}
+
+
+def make_scorer(kind: str, params: dict[str, Any]) -> Scorer:
+    """A scorer of `kind` built from `params`; ValueError names whatever cannot work, before
+    any training starts."""
+    classes = scorer_classes()
+    if kind not in classes:
+        raise ValueError(f"unknown scorer kind {kind!r}; known: {sorted(classes)}")
+    cls = classes[kind]
+    accepted = cls().get_params()
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        raise ValueError(f"unknown parameter(s) {unknown} for {kind}; known: {sorted(accepted)}")
+    try:
+        scorer = cls(**params)
+    except TypeError as error:
+        raise ValueError(f"bad parameter for {kind}: {error}") from None
+    check = getattr(scorer, "check_params", None)
+    if check is not None:
+        check()
+    return scorer
+
+
+def load_scorer(folder: Path) -> Scorer:
+    """A scorer saved by `Scorer.save`, of whichever kind it is."""
     meta = json.loads((folder / SCORER_FILE).read_text())
-    kinds: dict[str, type[Scorer]] = {
-        cls.kind: cls for cls in (TfidfScorer, EmbeddingScorer, TransformerScorer)
-    }
-    scorer = kinds[meta["kind"]]._load_state(folder, meta["params"])
+    scorer = scorer_classes()[meta["kind"]]._load_state(folder, meta["params"])
     scorer.num_levels_ = {k: int(v) for k, v in meta["num_levels"].items()}
     return scorer

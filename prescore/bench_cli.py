@@ -65,6 +65,12 @@ def accuracy(
     embeddings: bool = typer.Option(
         True, help="include the frozen-embeddings baseline (vectors cached across folds)"
     ),
+    length: bool = typer.Option(
+        True, help="include TF-IDF with evidence-length features (see models/length.py)"
+    ),
+    ensemble: bool = typer.Option(
+        True, help="also pool the fold's scorers, weights chosen on its calibration split"
+    ),
     cache_dir: Path = typer.Option(
         Path("reports/bench/embeddings-cache"), help="where text vectors are kept between folds"
     ),
@@ -76,16 +82,23 @@ def accuracy(
     track: bool = typer.Option(True, help="log tables and headline metrics to MLflow"),
 ) -> None:
     """Accuracy, triage and speed on a public set under its standard protocol."""
-    from prescore.training.bench import BASELINE, embeddings_baseline, markdown, run_benchmark
+    from prescore.training.bench import (
+        BASELINE,
+        WITH_LENGTH,
+        embeddings_baseline,
+        markdown,
+        run_benchmark,
+    )
     from prescore.training.config import load_config
 
     try:
         experiment = load_config(config)
-        baselines = [BASELINE, embeddings_baseline(cache_dir)] if embeddings else [BASELINE]
+        baselines = [BASELINE, *([WITH_LENGTH] if length else [])]
+        baselines += [embeddings_baseline(cache_dir)] if embeddings else []
         extra = [] if quick or experiment.scorer in baselines else [experiment.scorer]
         scorers = baselines + extra
         chosen = [int(f) for f in folds.split(",") if f.strip()]
-        fold_results = run_benchmark(experiment, scorers, chosen or None, results)
+        fold_results = run_benchmark(experiment, scorers, chosen or None, results, ensemble)
     except InputError as error:
         print_problems(error.problems, console)
         raise typer.Exit(1) from None

@@ -144,4 +144,4 @@ def test_convert_writes_evidence_and_rubrics_that_check_cleanly(tmp_path: Path) 
 def test_every_shipped_config_is_valid(config: Path) -> None:
     loaded = load_config(config)
     assert loaded.data.path.is_absolute()
-    assert loaded.scorer.kind in ("tfidf", "embeddings", "transformer")
+    assert loaded.scorer.kind in ("tfidf", "embeddings", "transformer", "ensemble")

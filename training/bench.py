@@ -31,6 +31,8 @@ from prescore.data.load import EvidenceSet, load_evidence
 from prescore.data.split import SplitConfig, educator_position, educator_split
 from prescore.eval.agreement import quadratic_weighted_kappa
 from prescore.eval.evaluate import Evaluation, evaluate
+from prescore.models.ensemble import EnsembleScorer
+from prescore.models.scorer import Scorer
 from prescore.training.config import ExperimentConfig, ScorerSpec
 from prescore.training.fit import build_scorer, fit_scorer, scorer_input
 
@@ -38,6 +40,7 @@ HASH_FOLDED = {"feedback-prize-ell"}  # no published folds: five by essay, from 
 NUM_FOLDS = 5
 CALIBRATION_SHARE = 0.15
 BASELINE = ScorerSpec(kind="tfidf")
+WITH_LENGTH = ScorerSpec(kind="tfidf", params={"length_features": True})
 
 
 def embeddings_baseline(cache_dir: Path) -> ScorerSpec:
@@ -108,8 +111,10 @@ def folds(config: ExperimentConfig, evidence: EvidenceSet) -> list[tuple[int, Ev
         )
     else:
         return [(0, evidence)]
+    # Another seed than the hashed folds': with the same one the held-back educators would
+    # all sit in the last fold, which would then have no calibration split at all.
     held_back = SplitConfig(
-        train=1 - CALIBRATION_SHARE, calibration=CALIBRATION_SHARE, test=0.0, seed=seed
+        train=1 - CALIBRATION_SHARE, calibration=CALIBRATION_SHARE, test=0.0, seed=seed + 1
     )
     calibration = np.array(
         [educator_split(e, held_back).value == "calibration" for e in everything["educator_id"]]
@@ -132,18 +137,39 @@ def select(dataset: Dataset, mask: np.ndarray) -> Dataset:
     return dataset.select(np.flatnonzero(mask).tolist())
 
 
-def run_fold(
-    config: ExperimentConfig, evidence: EvidenceSet, fold: int, scorer: ScorerSpec
+def scorer_label(scorer: Scorer) -> str:
+    """The scorer's name in tables: its kind, marked where it also reads evidence length."""
+    return scorer.kind + ("-length" if getattr(scorer, "length_features", False) else "")
+
+
+def fit_fold(
+    config: ExperimentConfig, evidence: EvidenceSet, scorer: ScorerSpec
+) -> tuple[Scorer, float]:
+    """The scorer fitted on the fold's train split, and the seconds it took."""
+    model = build_scorer(config.model_copy(update={"scorer": scorer}), evidence)
+    return model, fit_scorer(model, evidence)
+
+
+def pool_fold(fitted: list[tuple[Scorer, float]], evidence: EvidenceSet) -> tuple[Scorer, float]:
+    """The ensemble of a fold's fitted scorers, weights chosen on its calibration split; its
+    fit time is the members' plus the weight search."""
+    started = time.perf_counter()
+    calibration = evidence.splits["calibration"]
+    held_out = (scorer_input(calibration), np.asarray(calibration["label"]))
+    ensemble = EnsembleScorer.of_fitted([model for model, _ in fitted], held_out)
+    seconds = time.perf_counter() - started + sum(seconds for _, seconds in fitted)
+    return ensemble, seconds
+
+
+def measure_fold(
+    config: ExperimentConfig, evidence: EvidenceSet, fold: int, model: Scorer, fit_seconds: float
 ) -> FoldResult:
-    experiment = config.model_copy(update={"scorer": scorer})
-    model = build_scorer(experiment, evidence)
-    fit_seconds = fit_scorer(model, evidence)
     started = time.perf_counter()
     evaluation = evaluate(model, evidence, config.evaluation)
     predict_seconds = time.perf_counter() - started
     return FoldResult(
         benchmark=config.name,
-        scorer=scorer.kind,
+        scorer=scorer_label(model),
         fold=fold,
         qwk={k: a.qwk for k, a in evaluation.agreement.items() if a.items},
         human_qwk=human_agreement(evidence),
@@ -203,20 +229,31 @@ def run_benchmark(
     scorers: list[ScorerSpec],
     only_folds: list[int] | None = None,
     results: Path | None = None,
+    ensemble: bool = False,
 ) -> list[FoldResult]:
-    """Every scorer on every fold (or `only_folds`); each result is appended to `results`."""
+    """Every scorer on every fold (or `only_folds`), and with `ensemble` the pool of them all;
+    each result is appended to `results` as soon as it is measured."""
     evidence = load_evidence(config.data)
-    out = []
+    out: list[FoldResult] = []
+
+    def record(result: FoldResult) -> None:
+        out.append(result)
+        if results is not None:
+            results.parent.mkdir(parents=True, exist_ok=True)
+            with results.open("a") as sink:
+                sink.write(result.to_json() + "\n")
+
     for fold, fold_evidence in folds(config, evidence):
         if only_folds and fold not in only_folds:
             continue
+        fitted = []
         for scorer in scorers:
-            result = run_fold(config, fold_evidence, fold, scorer)
-            out.append(result)
-            if results is not None:
-                results.parent.mkdir(parents=True, exist_ok=True)
-                with results.open("a") as sink:
-                    sink.write(result.to_json() + "\n")
+            model, fit_seconds = fit_fold(config, fold_evidence, scorer)
+            record(measure_fold(config, fold_evidence, fold, model, fit_seconds))
+            fitted.append((model, fit_seconds))
+        if ensemble and len(fitted) > 1:
+            model, fit_seconds = pool_fold(fitted, fold_evidence)
+            record(measure_fold(config, fold_evidence, fold, model, fit_seconds))
     return out
 
 
@@ -300,12 +337,17 @@ def speed_table(runs: list[FoldResult], scorers: list[str]) -> list[str]:
     return lines
 
 
+def table_order(scorer: str) -> tuple[int, str]:
+    """The baseline first, the ensemble last, the rest as they come alphabetically."""
+    return ({"tfidf": 0, "ensemble": 2}.get(scorer, 1), scorer)
+
+
 def markdown(results: list[FoldResult]) -> str:
     """Accuracy, triage and speed tables, one section per benchmark."""
     lines: list[str] = []
     for benchmark in sorted({r.benchmark for r in results}):
         runs = [r for r in results if r.benchmark == benchmark]
-        scorers = sorted({r.scorer for r in runs}, key=lambda s: (s != "tfidf", s))
+        scorers = sorted({r.scorer for r in runs}, key=table_order)
         folds_seen = ", ".join(str(f) for f in sorted({r.fold for r in runs}))
         lines += [f"## {benchmark}", "", f"Folds: {folds_seen}. {ANCHORS.get(benchmark, '')}", ""]
         lines += accuracy_table(runs, scorers, with_rmse=benchmark == "feedback-prize-ell")

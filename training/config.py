@@ -13,9 +13,7 @@ from prescore.data.load import DataSource
 from prescore.data.problems import InputError, Problem
 from prescore.eval.evaluate import EvaluationSettings
 from prescore.models.base_model import resolve_base_model
-from prescore.models.scorer import Scorer
-
-SCORER_KINDS = ("tfidf", "embeddings", "transformer")
+from prescore.models.scorer import Scorer, make_scorer, scorer_classes
 
 
 class ScorerSpec(BaseModel):
@@ -23,42 +21,19 @@ class ScorerSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["tfidf", "embeddings", "transformer"]
+    kind: Literal["tfidf", "embeddings", "transformer", "ensemble"]
     params: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _params_exist(self) -> ScorerSpec:
-        accepted = scorer_class(self.kind)().get_params()
-        unknown = sorted(set(self.params) - set(accepted))
-        if unknown:
-            raise ValueError(
-                f"unknown parameter(s) {unknown} for {self.kind}; known: {sorted(accepted)}"
-            )
-        try:
-            scorer = scorer_class(self.kind)(**self.params)
-        except TypeError as error:
-            raise ValueError(f"bad parameter for {self.kind}: {error}") from None
-        check = getattr(scorer, "check_params", None)
-        if check is not None:
-            check()
+    def _params_work(self) -> ScorerSpec:
+        make_scorer(self.kind, self.params)
         return self
 
     def build(self, seed: int) -> Scorer:
-        cls = scorer_class(self.kind)
         params = dict(self.params)
-        if "seed" in cls().get_params():
+        if "seed" in scorer_classes()[self.kind]().get_params():
             params.setdefault("seed", seed)
-        return cls(**params)
-
-
-def scorer_class(kind: str) -> type[Scorer]:
-    from prescore.models.embeddings import EmbeddingScorer
-    from prescore.models.tfidf import TfidfScorer
-    from prescore.models.transformer import TransformerScorer
-
-    return {"tfidf": TfidfScorer, "embeddings": EmbeddingScorer, "transformer": TransformerScorer}[
-        kind
-    ]
+        return make_scorer(self.kind, params)
 
 
 class ExperimentConfig(BaseModel):
@@ -98,15 +73,29 @@ def load_config(path: Path) -> ExperimentConfig:
             ]
         ) from None
     config = _resolve_paths(config, path.parent)
-    base_model = config.scorer.params.get("base_model")
-    if base_model is not None:
+    for where, params in scorer_params(config.scorer):
+        base_model = params.get("base_model")
+        if base_model is None:
+            continue
         try:
             resolve_base_model(str(base_model))
         except FileNotFoundError as error:
             raise InputError(
-                [Problem(str(path), None, "scorer.params.base_model", str(error))]
+                [Problem(str(path), None, f"{where}.base_model", str(error))]
             ) from None
     return config
+
+
+def scorer_params(scorer: ScorerSpec) -> list[tuple[str, dict[str, Any]]]:
+    """(where in the config, params) of the scorer and, for an ensemble, of each member."""
+    out = [("scorer.params", scorer.params)]
+    if scorer.kind == "ensemble":
+        members = scorer.params.get("members") or []
+        out += [
+            (f"scorer.params.members.{n}.params", dict(m.get("params") or {}))
+            for n, m in enumerate(members)
+        ]
+    return out
 
 
 def _config_message(error: ErrorDetails) -> str:
@@ -123,12 +112,22 @@ def _resolve_paths(config: ExperimentConfig, base: Path) -> ExperimentConfig:
             "rubrics": _resolve(data.rubrics, base) if data.rubrics else None,
         }
     )
-    scorer = config.scorer
-    base_model = scorer.params.get("base_model")
-    if isinstance(base_model, str) and (base / base_model).is_dir():
-        params = {**scorer.params, "base_model": str((base / base_model).resolve())}
-        scorer = scorer.model_copy(update={"params": params})
+    params = _resolve_base_model(config.scorer.params, base)
+    if config.scorer.kind == "ensemble" and isinstance(params.get("members"), list):
+        params["members"] = [
+            {**m, "params": _resolve_base_model(dict(m.get("params") or {}), base)}
+            for m in params["members"]
+        ]
+    scorer = config.scorer.model_copy(update={"params": params})
     return config.model_copy(update={"data": resolved, "scorer": scorer})
+
+
+def _resolve_base_model(params: dict[str, Any], base: Path) -> dict[str, Any]:
+    """A base model given as a folder relative to the config is made absolute."""
+    base_model = params.get("base_model")
+    if isinstance(base_model, str) and (base / base_model).is_dir():
+        return {**params, "base_model": str((base / base_model).resolve())}
+    return dict(params)
 
 
 def _resolve(path: Path, base: Path) -> Path:

@@ -20,6 +20,7 @@ from prescore.data.load import EvidenceSet
 from prescore.data.problems import InputError, Problem
 from prescore.eval.evaluate import Evaluation, evaluate
 from prescore.eval.report import write_report
+from prescore.models.ensemble import EnsembleScorer
 from prescore.models.scorer import Scorer
 from prescore.training.config import ExperimentConfig
 
@@ -89,6 +90,8 @@ def measure(
     metrics["fit_seconds_per_1000_items"] = 1000 * fit_seconds / len(evidence.splits["train"])
     if hasattr(scorer, "optimizer_steps_"):
         metrics["optimizer_steps"] = scorer.optimizer_steps_
+    if isinstance(scorer, EnsembleScorer):
+        metrics.update(scorer.weight_metrics())
     return evaluation, metrics
 
 

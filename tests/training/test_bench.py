@@ -19,6 +19,8 @@ from prescore.training.bench import (
 from prescore.training.config import ScorerSpec, load_config
 from tests.conftest import COLUMNS, evidence_row, write_csv
 
+QUICKSTART_ELL = Path(__file__).parents[2] / "experiments" / "quickstart-tfidf.yaml"
+
 
 @pytest.fixture
 def folded_config(tmp_path: Path, rubric_dir: Path) -> Path:
@@ -47,6 +49,18 @@ def test_every_item_is_tested_once_and_never_trained_on_in_its_fold(folded_confi
         assert len(fold.splits["calibration"]) > 0
 
 
+def test_hashed_folds_each_keep_a_calibration_split() -> None:
+    """ELL has no published folds: five come from a hash of the essay, and the calibration
+    educators must not all fall into one of them."""
+    config = load_config(QUICKSTART_ELL)
+    runs = folds(config, load_evidence(config.data))
+    assert [fold for fold, _ in runs] == [1, 2, 3, 4, 5]
+    for _, fold in runs:
+        held_out = len(fold.splits["calibration"])
+        share = held_out / (held_out + len(fold.splits["train"]))
+        assert 0.08 < share < 0.22, share
+
+
 def test_fold_results_make_tables_and_survive_a_round_trip(
     folded_config: Path, tmp_path: Path
 ) -> None:
@@ -66,6 +80,20 @@ def test_fold_results_make_tables_and_survive_a_round_trip(
     planning = next(line for line in tables.splitlines() if line.startswith("| wait-time/planning"))
     expected = np.mean([r.qwk["wait-time/planning"] for r in results])
     assert f"{expected:.3f}" in planning
+
+
+def test_the_ensemble_pools_the_folds_fitted_scorers(folded_config: Path) -> None:
+    config = load_config(folded_config)
+    ridge = ScorerSpec(kind="tfidf", params={"min_df": 1, "alpha": 0.01})
+    logistic = ScorerSpec(kind="tfidf", params={"min_df": 1, "head": "logistic"})
+    results = run_benchmark(config, [ridge, logistic], only_folds=[2], ensemble=True)
+    assert [r.scorer for r in results] == ["tfidf", "tfidf", "ensemble"]
+    members, pooled = results[:2], results[2]
+    assert pooled.fit_seconds >= sum(r.fit_seconds for r in members)
+    assert pooled.test_items == members[0].test_items
+    assert all(q > 0.5 for q in pooled.qwk.values())
+    alone = run_benchmark(config, [ridge], only_folds=[2], ensemble=True)
+    assert [r.scorer for r in alone] == ["tfidf"]  # nothing to pool
 
 
 def test_the_mean_row_averages_criteria_and_triage_weights_items() -> None:
@@ -101,8 +129,11 @@ def test_the_bench_command_logs_its_tables_and_headline_metrics_to_mlflow(
     (run,) = MlflowClient().search_runs(
         [MlflowClient().get_experiment_by_name("bench-bench").experiment_id]
     )
-    (result,) = read_results([results])
-    assert run.data.metrics["tfidf.qwk_mean"] == pytest.approx(np.mean(list(result.qwk.values())))
+    by_scorer = {r.scorer: r for r in read_results([results])}
+    assert list(by_scorer) == ["tfidf", "tfidf-length", "ensemble"]
+    for scorer, result in by_scorer.items():
+        expected = np.mean(list(result.qwk.values()))
+        assert run.data.metrics[f"{scorer}.qwk_mean"] == pytest.approx(expected)
     assert run.data.metrics["human_human.qwk_mean"] == pytest.approx(1.0)
     assert run.data.tags["folds"] == "2"
     logged = {a.path for a in MlflowClient().list_artifacts(run.info.run_id, "bench")}

@@ -109,6 +109,22 @@ def test_transformer_and_embedding_runs_log_losses_and_metrics(
     assert result is not None and result.version == "2"
     assert 0 <= result.metrics["test_exact_mean"] <= 1
 
+    members = [{"kind": "tfidf", "params": {"min_df": 1}}, embedding]
+    result = train(
+        load_config(write_config(tmp_path, {"kind": "ensemble", "params": {"members": members}}))
+    )
+    assert result is not None and result.version == "3"
+    logged = MlflowClient().get_run(result.run_id).data
+    assert logged.params["scorer"] == "ensemble"
+    weights = [logged.metrics[f"ensemble_weight.all.{m}"] for m in ("0-tfidf", "1-embeddings")]
+    assert sum(weights) == pytest.approx(1.0)
+    config = load_config(next(tmp_path.glob("tiny-2.yaml")))
+    test = scorer_input(load_evidence(config.data).splits["test"])
+    served = mlflow.pyfunc.load_model(f"models:/prescore-tiny/{result.version}").predict(
+        test.drop(columns=["num_levels"])
+    )
+    assert np.allclose(served.filter(like="p_").to_numpy().sum(axis=1), 1)
+
 
 def test_promotion_moves_champion_only_to_a_better_version(
     tmp_path: Path, evidence_csv: Path, tracking: str
@@ -146,6 +162,24 @@ def test_promotion_moves_champion_only_to_a_better_version(
             {"kind": "transformer", "params": {"base_model": "no/such-model"}},
             {},
             "neither a folder",
+        ),
+        (
+            {"kind": "ensemble", "params": {"members": [{"kind": "tfidf"}]}},
+            {},
+            "needs a list of at least two members",
+        ),
+        (
+            {
+                "kind": "ensemble",
+                "params": {
+                    "members": [
+                        {"kind": "tfidf"},
+                        {"kind": "embeddings", "params": {"base_model": "no/such-model"}},
+                    ]
+                },
+            },
+            {},
+            "scorer.params.members.1.params.base_model",
         ),
         ({"kind": "tfidf"}, {"path": "missing.csv"}, "no such file"),
         ({"kind": "tfidf"}, {"path": "mismatch.csv"}, "not on the rubric"),
