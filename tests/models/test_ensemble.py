@@ -49,12 +49,16 @@ def test_weights_go_to_the_member_that_gives_the_truth_most_probability() -> Non
     assert 0 < mixed[0] < 1
 
 
-def test_the_pool_is_the_weighted_mean_of_the_members() -> None:
-    X, y = scoring_frame(160)
-    X_eval, y_eval = scoring_frame(120, seed=3)
+@pytest.fixture(scope="module")
+def two_tfidfs() -> EnsembleScorer:
+    """Two TF-IDF heads pooled, weights chosen on 120 held-out items (60 per criterion)."""
     ensemble = EnsembleScorer(members=TWO_TFIDFS)
-    ensemble.eval_set = (X_eval, y_eval)
-    ensemble.fit(X, y)
+    ensemble.eval_set = scoring_frame(120, seed=3)
+    return ensemble.fit(*scoring_frame(160))
+
+
+def test_the_pool_is_the_weighted_mean_of_the_members(two_tfidfs: EnsembleScorer) -> None:
+    ensemble = two_tfidfs
     X_new, _ = scoring_frame(30, seed=4)
     weights = ensemble.weights_for(ensemble.keys(X_new))
     members = [m.predict_proba(X_new) for m in ensemble.members_]
@@ -65,12 +69,12 @@ def test_the_pool_is_the_weighted_mean_of_the_members() -> None:
     assert {"wait-time/planning", "wait-time/reflection", ALL_CRITERIA} == set(ensemble.weights_)
 
 
-def test_on_the_held_out_items_the_pool_is_never_worse_than_a_member() -> None:
-    X, y = scoring_frame(160)
-    X_eval, y_eval = scoring_frame(120, seed=3)
-    ensemble = EnsembleScorer(members=TWO_TFIDFS)
-    ensemble.eval_set = (X_eval, y_eval)
-    ensemble.fit(X, y)
+def test_on_the_held_out_items_the_pool_is_never_worse_than_a_member(
+    two_tfidfs: EnsembleScorer,
+) -> None:
+    ensemble = two_tfidfs
+    assert ensemble.eval_set is not None
+    X_eval, y_eval = ensemble.eval_set
     keys = ensemble.keys(X_eval)
     pooled = ensemble.predict_proba(X_eval)
     for key in set(keys):
@@ -86,14 +90,13 @@ def test_without_held_out_items_members_weigh_the_same() -> None:
     assert ensemble.weights_ == {ALL_CRITERIA: [0.5, 0.5]}
 
 
-def test_pooling_already_fitted_members_equals_fitting_the_ensemble() -> None:
+def test_pooling_already_fitted_members_equals_fitting_the_ensemble(
+    two_tfidfs: EnsembleScorer,
+) -> None:
+    fitted = two_tfidfs
     X, y = scoring_frame(160)
-    eval_set = scoring_frame(120, seed=3)
-    fitted = EnsembleScorer(members=TWO_TFIDFS)
-    fitted.eval_set = eval_set
-    fitted.fit(X, y)
     members = [TfidfScorer(min_df=1).fit(X, y), TfidfScorer(min_df=1, head="logistic").fit(X, y)]
-    pooled = EnsembleScorer.of_fitted(members, eval_set)
+    pooled = EnsembleScorer.of_fitted(members, fitted.eval_set)
     assert pooled.weights_ == fitted.weights_
     X_new, _ = scoring_frame(20, seed=5)
     assert np.array_equal(pooled.predict_proba(X_new), fitted.predict_proba(X_new))
