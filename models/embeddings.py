@@ -11,11 +11,14 @@ from typing import Any, Self
 
 import joblib
 import numpy as np
+from rich.progress import Progress
 
 from prescore.models.base_model import BUNDLED, resolve_base_model
 from prescore.models.embedding_cache import EmbeddingCache
 from prescore.models.heads import HeadsScorer
 from prescore.models.inputs import chunk_words
+
+PROGRESS_CHUNK_BATCHES = 32  # batches per progress step
 
 
 class EmbeddingScorer(HeadsScorer):
@@ -66,9 +69,7 @@ class EmbeddingScorer(HeadsScorer):
         windows = [chunk_words(t, self.window_words, self.overlap_words) for t in missing]
         flat = [w for ws in windows for w in ws]
         if flat:
-            vectors = self._encoder().encode(
-                flat, batch_size=self.batch_size, convert_to_numpy=True, normalize_embeddings=True
-            )
+            vectors = self.encode_windows(flat)
             fresh, start = {}, 0
             for text, ws in zip(missing, windows, strict=True):
                 fresh[text] = vectors[start : start + len(ws)].mean(axis=0)
@@ -77,6 +78,31 @@ class EmbeddingScorer(HeadsScorer):
                 cache.put(fresh)
             out.update(fresh)
         return np.stack([out[t] for t in texts])
+
+    def encode_windows(self, windows: list[str]) -> np.ndarray:
+        """Window vectors. A long encode (a benchmark set is minutes to tens of minutes on a
+        CPU) goes in chunks under a progress bar; a short one, as in serving, shows nothing."""
+        chunk = PROGRESS_CHUNK_BATCHES * self.batch_size
+
+        def encode(part: list[str]) -> np.ndarray:
+            return np.asarray(
+                self._encoder().encode(
+                    part,
+                    batch_size=self.batch_size,
+                    convert_to_numpy=True,
+                    normalize_embeddings=True,
+                )
+            )
+
+        if len(windows) <= chunk:
+            return encode(windows)
+        parts = []
+        with Progress(transient=True) as progress:
+            task = progress.add_task("Embedding evidence windows", total=len(windows))
+            for start in range(0, len(windows), chunk):
+                parts.append(encode(windows[start : start + chunk]))
+                progress.advance(task, len(parts[-1]))
+        return np.concatenate(parts)
 
     def _cache_namespace(self) -> str:
         """Vectors are only reused for the same encoder weights and the same windows."""

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from prescore.models.embeddings import EmbeddingScorer
+from prescore.models.embeddings import PROGRESS_CHUNK_BATCHES, EmbeddingScorer
 from prescore.models.heads import OrdinalRidgeHeads
 from prescore.models.scorer import Scorer, load_scorer
 from prescore.models.tfidf import TfidfScorer
@@ -129,6 +129,14 @@ def test_length_features_let_a_head_see_what_normalised_tfidf_cannot() -> None:
     assert (
         np.mean(plain.predict(X_test) == y_test) < 0.5
     )  # one prediction for all: chance is about 1/3
+
+
+def test_a_long_encode_in_chunks_gives_the_same_vectors(tiny_encoder: Path) -> None:
+    texts = [f"students wait {n} seconds before answering" for n in range(40)]
+    whole = EmbeddingScorer(base_model=str(tiny_encoder), batch_size=64).embed(texts)
+    chunked = EmbeddingScorer(base_model=str(tiny_encoder), batch_size=1)
+    assert len(texts) > PROGRESS_CHUNK_BATCHES * chunked.batch_size  # takes the chunked path
+    assert np.allclose(chunked.embed(texts), whole, atol=1e-6)
 
 
 def test_transformer_training_is_deterministic_under_a_seed(tiny_encoder: Path) -> None:
