@@ -6,6 +6,7 @@ from math import comb
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from prescore.models.ensemble import (
@@ -88,6 +89,19 @@ def test_without_held_out_items_members_weigh_the_same() -> None:
     X, y = scoring_frame(80)
     ensemble = EnsembleScorer(members=TWO_TFIDFS).fit(X, y)
     assert ensemble.weights_ == {ALL_CRITERIA: [0.5, 0.5]}
+
+
+def test_held_out_items_on_a_criterion_not_trained_on_are_left_out() -> None:
+    X, y = scoring_frame(160)
+    X_eval, y_eval = scoring_frame(120, seed=3)
+    ensemble = EnsembleScorer(members=TWO_TFIDFS)
+    ensemble.eval_set = (X_eval.assign(criterion_id="questioning"), y_eval)
+    assert ensemble.fit(X, y).weights_ == {ALL_CRITERIA: [0.5, 0.5]}
+    ensemble.eval_set = (
+        pd.concat([X_eval, X_eval.assign(criterion_id="questioning")]),
+        np.r_[y_eval, y_eval],
+    )
+    assert "wait-time/questioning" not in ensemble.fit(X, y).weights_
 
 
 def test_pooling_already_fitted_members_equals_fitting_the_ensemble(
