@@ -18,6 +18,8 @@ from typer.testing import CliRunner
 from prescore.cli import app
 from prescore.data.load import load_evidence
 from prescore.models.tfidf import TfidfScorer
+from prescore.serving.schemas import EvidenceToScore
+from prescore.serving.scoring import ScoringModel
 from prescore.training.config import load_config
 from prescore.training.fit import scorer_input
 from prescore.training.registry import CHAMPION, list_versions, promote
@@ -124,6 +126,18 @@ def test_transformer_and_embedding_runs_log_losses_and_metrics(
         test.drop(columns=["num_levels"])
     )
     assert np.allclose(served.filter(like="p_").to_numpy().sum(axis=1), 1)
+    # and the scoring service's loader serves it with its routing policy
+    first = test.iloc[0]
+    item = EvidenceToScore(
+        submission_id="s1",
+        credential_id=first["credential_id"],
+        criterion_id=first["criterion_id"],
+        evidence_type="reflection",
+        text=first["text"],
+    )
+    (scored,) = ScoringModel.from_registry("prescore-tiny", result.version).score([item])
+    assert scored.model_version == result.version
+    assert sum(p.probability for p in scored.probabilities) == pytest.approx(1.0)
 
 
 def test_promotion_moves_champion_only_to_a_better_version(
