@@ -53,16 +53,14 @@ def resolve_version(model: str, alias: str) -> str:
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
+    from prescore.training.registry import registered_version
     from prescore.training.tracking import configure_tracking
 
     configure_tracking()
-    client = MlflowClient()
     try:
-        if alias.isdigit():
-            return str(client.get_model_version(model, alias).version)
-        return str(client.get_model_version_by_alias(model, alias).version)
+        return str(registered_version(model, alias).version)
     except MlflowException:
-        known = [m.name for m in client.search_registered_models()]
+        known = [m.name for m in MlflowClient().search_registered_models()]
         hint = (
             f"registered models: {', '.join(known)}"
             if known

@@ -43,13 +43,10 @@ class ScoringModel:
     def from_registry(cls, name: str, alias_or_version: str = "champion") -> ScoringModel:
         """The scorer and routing policy of a registered model version."""
         import mlflow
-        from mlflow.tracking import MlflowClient
 
-        client = MlflowClient()
-        if alias_or_version.isdigit():
-            version = client.get_model_version(name, alias_or_version)
-        else:
-            version = client.get_model_version_by_alias(name, alias_or_version)
+        from prescore.training.registry import registered_version
+
+        version = registered_version(name, alias_or_version)
         folder = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version.version}"))
         return cls.from_folder(folder, name, str(version.version))
 

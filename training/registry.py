@@ -116,6 +116,15 @@ def has_routing_policy(version: VersionSummary) -> bool:
     return any(a.path.endswith("routing_policy.json") for a in logged)
 
 
+def registered_version(model_name: str, alias_or_version: str) -> Any:
+    """The MLflow ModelVersion an alias names, or the version itself when given its number;
+    MlflowException where there is none."""
+    client = MlflowClient()
+    if alias_or_version.isdigit():
+        return client.get_model_version(model_name, alias_or_version)
+    return client.get_model_version_by_alias(model_name, alias_or_version)
+
+
 def model_uri(model_name: str, alias: str = CHAMPION) -> str:
     return f"models:/{model_name}@{alias}"
 
