@@ -17,6 +17,7 @@ from prescore import bench_cli, serving_cli, training_cli  # noqa: E402
 from prescore.data.problems import InputError  # noqa: E402
 from prescore.data_cli import app as data_app  # noqa: E402
 from prescore.data_cli import print_load_summary, print_problems  # noqa: E402
+from prescore.serving import defaults  # noqa: E402
 
 app = typer.Typer(
     name="prescore",
@@ -73,10 +74,10 @@ def quickstart(
             host="127.0.0.1",
             port=port,
             api_key_file=serving_cli.DEFAULT_KEY_FILE,
-            max_items=100,
-            max_text_chars=50_000,
-            review_db=os.environ.get("PRESCORE_REVIEW_DB", serving_cli.DEFAULT_REVIEW_DB),
-            ready_timeout=180,
+            max_items=defaults.MAX_ITEMS_PER_REQUEST,
+            max_text_chars=defaults.MAX_TEXT_CHARS,
+            review_db=os.environ.get("PRESCORE_REVIEW_DB", defaults.REVIEW_DB),
+            ready_timeout=defaults.READY_TIMEOUT_SECONDS,
         )
 
 

@@ -10,11 +10,12 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from prescore.serving import defaults
+
 console = Console()
 
 DEFAULT_KEY_FILE = Path(".prescore/api-key")
 DEFAULT_SESSION_SECRET = Path(".prescore/session-secret")
-DEFAULT_REVIEW_DB = "sqlite:///.prescore/review.db"
 DEMO_TEXT = (
     "Before the unit I planned three questions for each lesson and waited five seconds after "
     "asking, so that more students answered; my exit tickets show who still needs support."
@@ -99,8 +100,10 @@ def first_criterion(base_url: str, key_file: Path) -> tuple[str, str]:
 
 
 def serve(
-    model: str = typer.Option("prescore-quickstart", help="registered model name"),
-    alias: str = typer.Option("champion", help="registry alias or version number to serve"),
+    model: str = typer.Option(defaults.MODEL_NAME, help="registered model name"),
+    alias: str = typer.Option(
+        defaults.MODEL_ALIAS, help="registry alias or version number to serve"
+    ),
     host: str = typer.Option("127.0.0.1", help="address to bind; 0.0.0.0 for every interface"),
     port: int = typer.Option(3000, help="HTTP port"),
     api_key_file: Path = typer.Option(
@@ -108,12 +111,18 @@ def serve(
         help="file with one API key per line; created with a random key if missing, unless "
         "PRESCORE_API_KEYS is set",
     ),
-    max_items: int = typer.Option(100, help="most items one request may carry"),
-    max_text_chars: int = typer.Option(50_000, help="longest evidence text accepted"),
-    review_db: str = typer.Option(
-        DEFAULT_REVIEW_DB, envvar="PRESCORE_REVIEW_DB", help="review queue (SQLAlchemy URL)"
+    max_items: int = typer.Option(
+        defaults.MAX_ITEMS_PER_REQUEST, help="most items one request may carry"
     ),
-    ready_timeout: float = typer.Option(180, help="seconds to wait for the service to start"),
+    max_text_chars: int = typer.Option(
+        defaults.MAX_TEXT_CHARS, help="longest evidence text accepted"
+    ),
+    review_db: str = typer.Option(
+        defaults.REVIEW_DB, envvar="PRESCORE_REVIEW_DB", help="review queue (SQLAlchemy URL)"
+    ),
+    ready_timeout: float = typer.Option(
+        defaults.READY_TIMEOUT_SECONDS, help="seconds to wait for the service to start"
+    ),
 ) -> None:
     """Serve the registered model over HTTP with BentoML: POST /score, GET /credentials."""
     version = check_servable(model, alias)
@@ -164,7 +173,7 @@ def serve(
 def add_reviewer(
     name: str = typer.Argument(..., help="the reviewer's sign-in name"),
     credentials: str = typer.Option(..., help="comma-separated credential ids they may score"),
-    review_db: str = typer.Option(DEFAULT_REVIEW_DB, envvar="PRESCORE_REVIEW_DB"),
+    review_db: str = typer.Option(defaults.REVIEW_DB, envvar="PRESCORE_REVIEW_DB"),
     password: str = typer.Option(
         ..., prompt=True, hide_input=True, confirmation_prompt=True, envvar="PRESCORE_PASSWORD"
     ),
@@ -184,7 +193,7 @@ def add_reviewer(
 
 def export_reviews(
     out: Path = typer.Option(..., help="JSON-lines file in the evidence schema"),
-    review_db: str = typer.Option(DEFAULT_REVIEW_DB, envvar="PRESCORE_REVIEW_DB"),
+    review_db: str = typer.Option(defaults.REVIEW_DB, envvar="PRESCORE_REVIEW_DB"),
 ) -> None:
     """Write reviewed items as adjudicated expert scores, ready for `prescore train`.
 

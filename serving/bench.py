@@ -20,6 +20,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from prescore.serving import defaults
 from prescore.serving.client import ScoringClient
 from prescore.serving.launch import free_port, start_service, stop, wait_until_ready
 from prescore.serving.schemas import EvidenceToScore
@@ -108,7 +109,7 @@ def bench_serving(
     alias: str,
     items: list[EvidenceToScore],
     concurrency: int = 8,
-    ready_timeout: float = 180,
+    ready_timeout: float = defaults.READY_TIMEOUT_SECONDS,
 ) -> ServingBench:
     """Time both paths on the same items; the first few calls of each warm up and are dropped."""
     model = ScoringModel.from_registry(model_name, alias)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from prescore.serving import defaults
 from prescore.serving.schemas import MAX_TEXT_CHARS
 
 
@@ -29,17 +30,31 @@ def secret_from(env: os._Environ[str] | dict[str, str]) -> str:
     return secret or secrets.token_urlsafe(32)
 
 
+ENVIRONMENT = {  # variable -> field, for the settings given as plain values
+    "PRESCORE_MODEL": "model_name",
+    "PRESCORE_MODEL_ALIAS": "model_alias",
+    "PRESCORE_MAX_ITEMS": "max_items_per_request",
+    "PRESCORE_MAX_TEXT_CHARS": "max_text_chars",
+    "PRESCORE_REVIEW_DB": "review_db",
+    "PRESCORE_AUDIT_RATE": "audit_rate",
+}
+
+
 class ServiceSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    model_name: str = "prescore-quickstart"
-    model_alias: str = Field("champion", description="registry alias, or a version number")
+    model_name: str = defaults.MODEL_NAME
+    model_alias: str = Field(
+        defaults.MODEL_ALIAS, description="registry alias, or a version number"
+    )
     api_keys: tuple[str, ...] = Field(default=(), repr=False)  # never in reprs or logs
     allow_anonymous: bool = False
-    max_items_per_request: int = Field(100, ge=1)
-    max_text_chars: int = Field(50_000, ge=1, le=MAX_TEXT_CHARS)
-    review_db: str = Field("sqlite:///.prescore/review.db", description="SQLAlchemy URL")
-    audit_rate: float = Field(0.05, ge=0, le=1, description="share of auto items also queued")
+    max_items_per_request: int = Field(defaults.MAX_ITEMS_PER_REQUEST, ge=1)
+    max_text_chars: int = Field(defaults.MAX_TEXT_CHARS, ge=1, le=MAX_TEXT_CHARS)
+    review_db: str = Field(defaults.REVIEW_DB, description="SQLAlchemy URL")
+    audit_rate: float = Field(
+        defaults.AUDIT_RATE, ge=0, le=1, description="share of auto items also queued"
+    )
     session_secret: str = Field(default="", repr=False)
 
     @classmethod
@@ -52,16 +67,15 @@ class ServiceSettings(BaseModel):
             if not path.is_file():
                 raise ConfigurationError(f"PRESCORE_API_KEYS_FILE={key_file} is not a file")
             keys += [line.strip() for line in path.read_text().splitlines() if line.strip()]
-        settings = cls(
-            model_name=env.get("PRESCORE_MODEL", cls.model_fields["model_name"].default),
-            model_alias=env.get("PRESCORE_MODEL_ALIAS", cls.model_fields["model_alias"].default),
-            api_keys=tuple(keys),
-            allow_anonymous=env.get("PRESCORE_ALLOW_ANONYMOUS", "") == "1",
-            max_items_per_request=int(env.get("PRESCORE_MAX_ITEMS", "100")),
-            max_text_chars=int(env.get("PRESCORE_MAX_TEXT_CHARS", "50000")),
-            review_db=env.get("PRESCORE_REVIEW_DB", cls.model_fields["review_db"].default),
-            audit_rate=float(env.get("PRESCORE_AUDIT_RATE", "0.05")),
-            session_secret=secret_from(env),
+        # pydantic parses the strings given; the fields left out keep their defaults
+        given = {field: env[name] for name, field in ENVIRONMENT.items() if name in env}
+        settings = cls.model_validate(
+            {
+                **given,
+                "api_keys": tuple(keys),
+                "allow_anonymous": env.get("PRESCORE_ALLOW_ANONYMOUS", "") == "1",
+                "session_secret": secret_from(env),
+            }
         )
         if not settings.api_keys and not settings.allow_anonymous:
             raise ConfigurationError(
