@@ -140,14 +140,14 @@ class EnsembleScorer(Scorer):
         if self.eval_set is None or len(self.eval_set[1]) == 0:
             return {ALL_CRITERIA: equal}
         X, y = self.eval_set
-        known = np.isin(self.keys(X), list(self.num_levels_))  # criteria seen in training
-        X, labels = X[known], np.asarray(y)[known]
+        keys = self.keys(X)
+        known = np.isin(keys, list(self.num_levels_))  # criteria seen in training
+        X, labels, keys = X[known], np.asarray(y)[known], keys[known]
         if len(labels) == 0:
             return {ALL_CRITERIA: equal}
         stacked = np.stack([m.predict_proba(X) for m in self.members_])
         grid = simplex_grid(count, self.grid_step)
         weights = {ALL_CRITERIA: best_weights(stacked, labels, grid).tolist()}
-        keys = self.keys(X)
         for key in sorted(set(keys)):
             rows = keys == key
             if rows.sum() >= MIN_WEIGHT_ITEMS:

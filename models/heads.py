@@ -58,7 +58,7 @@ class OrdinalRidgeHeads:
     def chosen_alphas(self) -> dict[str, float]:
         """Each criterion's regularisation strength, as given or as leave-one-out chose it."""
         return {
-            key: float(getattr(ridge, "alpha_", getattr(ridge, "alpha", np.nan)))
+            key: float(ridge.alpha_ if isinstance(ridge, RidgeCV) else ridge.alpha)
             for key, (ridge, _) in self.heads_.items()
         }
 

@@ -34,7 +34,7 @@ from prescore.eval.evaluate import Evaluation, evaluate
 from prescore.models.ensemble import EnsembleScorer
 from prescore.models.scorer import Scorer
 from prescore.training.config import ExperimentConfig, ScorerSpec
-from prescore.training.fit import build_scorer, fit_scorer, scorer_input
+from prescore.training.fit import build_scorer, calibration_set, fit_scorer, scorer_input
 
 HASH_FOLDED = {"feedback-prize-ell"}  # no published folds: five by essay, from a seeded hash
 NUM_FOLDS = 5
@@ -154,9 +154,7 @@ def pool_fold(fitted: list[tuple[Scorer, float]], evidence: EvidenceSet) -> tupl
     """The ensemble of a fold's fitted scorers, weights chosen on its calibration split; its
     fit time is the members' plus the weight search."""
     started = time.perf_counter()
-    calibration = evidence.splits["calibration"]
-    held_out = (scorer_input(calibration), np.asarray(calibration["label"]))
-    ensemble = EnsembleScorer.of_fitted([model for model, _ in fitted], held_out)
+    ensemble = EnsembleScorer.of_fitted([model for model, _ in fitted], calibration_set(evidence))
     seconds = time.perf_counter() - started + sum(seconds for _, seconds in fitted)
     return ensemble, seconds
 

@@ -66,10 +66,16 @@ def build_scorer(
     scorer = config.scorer.build(config.seed)
     if hasattr(scorer, "callbacks"):
         scorer.callbacks = list(callbacks or [RichProgress()])
-        if len(splits["calibration"]):
-            calibration = splits["calibration"]
-            scorer.eval_set = (scorer_input(calibration), np.asarray(calibration["label"]))
+        scorer.eval_set = calibration_set(evidence)
     return scorer
+
+
+def calibration_set(evidence: EvidenceSet) -> tuple[pd.DataFrame, np.ndarray] | None:
+    """The calibration split as (X, y), or None where it is empty."""
+    calibration = evidence.splits["calibration"]
+    if not len(calibration):
+        return None
+    return scorer_input(calibration), np.asarray(calibration["label"])
 
 
 def fit_scorer(scorer: Scorer, evidence: EvidenceSet) -> float:
