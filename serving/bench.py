@@ -161,7 +161,6 @@ def bench_serving(
             )
             batch = mean_batch_size(url)
         except RuntimeError:
-            stop(process)
             print((Path(folder) / "service.log").read_text()[-3000:])
             raise
         finally:

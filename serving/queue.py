@@ -117,6 +117,35 @@ def worth_a_look(scored: ScoredEvidence, criterion: CriterionCard, audit: bool) 
     return value + (0.25 if audit else 0.0)
 
 
+def queue_entry(review: ToReview, now: datetime) -> QueueEntry:
+    item, scored, criterion, audit = review.item, review.scored, review.criterion, review.audit
+    return QueueEntry(
+        created_at=now,
+        submission_id=item.submission_id,
+        educator_id=item.educator_id,
+        consent_to_train=item.consent_to_train,
+        credential_id=item.credential_id,
+        criterion_id=item.criterion_id,
+        criterion_title=criterion.title,
+        evidence_type=item.evidence_type,
+        text=item.text,
+        stakes=review.stakes,
+        deadline=item.deadline,
+        levels=criterion.levels,
+        level_descriptions=criterion.level_descriptions or [""] * len(criterion.levels),
+        suggested_level=scored.level,
+        confidence=scored.confidence,
+        probabilities=[p.probability for p in scored.probabilities],
+        prediction_set=scored.prediction_set,
+        route=scored.route.value,
+        reasons=[r.value for r in scored.reasons] + (["audit_sample"] if audit else []),
+        audit=audit,
+        priority=worth_a_look(scored, criterion, audit),
+        model_name=scored.model_name,
+        model_version=scored.model_version,
+    )
+
+
 @dataclass(frozen=True)
 class Filters:
     credential_id: str | None = None
@@ -140,36 +169,7 @@ class ReviewQueue:
     def enqueue(self, batch: list[ToReview]) -> list[int]:
         """One transaction for a request's items: all are stored, or none and it raises."""
         now = datetime.now(UTC)
-        entries = [
-            QueueEntry(
-                created_at=now,
-                submission_id=item.submission_id,
-                educator_id=item.educator_id,
-                consent_to_train=item.consent_to_train,
-                credential_id=item.credential_id,
-                criterion_id=item.criterion_id,
-                criterion_title=review.criterion.title,
-                evidence_type=item.evidence_type,
-                text=item.text,
-                stakes=review.stakes,
-                deadline=item.deadline,
-                levels=review.criterion.levels,
-                level_descriptions=review.criterion.level_descriptions
-                or [""] * len(review.criterion.levels),
-                suggested_level=scored.level,
-                confidence=scored.confidence,
-                probabilities=[p.probability for p in scored.probabilities],
-                prediction_set=scored.prediction_set,
-                route=scored.route.value,
-                reasons=[r.value for r in scored.reasons] + (["audit_sample"] if audit else []),
-                audit=audit,
-                priority=worth_a_look(scored, review.criterion, audit),
-                model_name=scored.model_name,
-                model_version=scored.model_version,
-            )
-            for review in batch
-            for item, scored, audit in [(review.item, review.scored, review.audit)]
-        ]
+        entries = [queue_entry(review, now) for review in batch]
         with self.sessions.begin() as session:
             session.add_all(entries)
         return [entry.id for entry in entries]

@@ -100,6 +100,14 @@ class ModelCard(BaseModel):
     model_version: str
     credentials: list[CredentialCard]
 
+    def criteria_by_key(self) -> dict[tuple[str, str], tuple[CriterionCard, str]]:
+        """(credential, criterion) -> (the criterion's card, its credential's stakes)."""
+        return {
+            (credential.credential_id, criterion.criterion_id): (criterion, credential.stakes)
+            for credential in self.credentials
+            for criterion in credential.criteria
+        }
+
 
 class ReloadRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")

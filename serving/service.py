@@ -183,11 +183,7 @@ class Prescore:
         self, items: list[EvidenceToScore], scores: list[ScoredEvidence], card: ModelCard
     ) -> list[ToReview]:
         """Every human-routed item, and auto items at the audit rate."""
-        criteria = {
-            (c.credential_id, k.criterion_id): (k, c.stakes)
-            for c in card.credentials
-            for k in c.criteria
-        }
+        criteria = card.criteria_by_key()
         batch = []
         for item, scored in zip(items, scores, strict=True):
             criterion, stakes = criteria[(item.credential_id, item.criterion_id)]
@@ -219,8 +215,8 @@ class Prescore:
         if len(items) > limit:
             message = f"at most {limit} items per request; split the batch"
             return [ErrorDetail(field="items", rule="too_many_items", message=message)]
-        known = {(c.credential_id, k.criterion_id) for c in card.credentials for k in c.criteria}
-        credentials = {c.credential_id for c in card.credentials}
+        known = card.criteria_by_key()
+        credentials = {credential for credential, _ in known}
         problems = []
         for i, item in enumerate(items):
             if item.credential_id not in credentials:
