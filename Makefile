@@ -18,7 +18,7 @@ test: $(BIN)/prescore  ## set up, then run the whole test suite on CPU
 	$(BIN)/pytest
 
 lint: $(BIN)/prescore
-	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy prescore data training models eval serving
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy -p prescore
 
 bento: $(BIN)/prescore  ## a deployable Bento (then: bentoml containerize prescore:latest)
 	rm -rf build dist && $(BIN)/pip wheel --quiet --no-deps --no-build-isolation -w dist . && rm -rf build

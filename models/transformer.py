@@ -121,7 +121,7 @@ class Document:
     rows: list[int]
 
 
-class DocumentDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
+class DocumentDataset(torch.utils.data.Dataset[Document]):
     def __init__(self, documents: list[Document]) -> None:
         self.documents = documents
 

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 
 from prescore.data.problems import InputError
 from prescore.data_cli import print_problems
+
+if TYPE_CHECKING:
+    from prescore.training.bench import FoldResult
 
 app = typer.Typer(help="Benchmarks that print Markdown tables.", no_args_is_help=True)
 console = Console()
@@ -125,7 +129,7 @@ def report(
     show(markdown(fold_results), out, fold_results if track else None)
 
 
-def show(tables: str, out: Path | None, track: list[object] | None = None) -> None:
+def show(tables: str, out: Path | None, track: list[FoldResult] | None = None) -> None:
     """Print the tables; write them to `out`; log them to MLflow when given the results."""
     console.print(tables, highlight=False, soft_wrap=True, markup=False)
     if out is not None:
@@ -133,7 +137,7 @@ def show(tables: str, out: Path | None, track: list[object] | None = None) -> No
         out.write_text(tables)
         console.print(f"Written to {out}")
     if track:
-        from prescore.training.bench import FoldResult, log_results
+        from prescore.training.bench import log_results
 
-        runs = log_results([r for r in track if isinstance(r, FoldResult)])
+        runs = log_results(track)
         console.print(f"Logged to MLflow: run(s) {', '.join(runs)}")

@@ -36,10 +36,10 @@ def reviewer_agreement(
     for entry in queue.decided():
         if entry.decided_at is None or entry.decided_level is None:
             continue
-        year, week, _ = entry.decided_at.isocalendar()
+        year, week_number, _ = entry.decided_at.isocalendar()
         key = (
             f"{entry.credential_id}/{entry.criterion_id}",
-            f"{year}-W{week:02d}",
+            f"{year}-W{week_number:02d}",
             "audit" if entry.audit else "human-routed",
         )
         reviewer, model, _ = groups[key]

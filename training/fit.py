@@ -29,7 +29,7 @@ def scorer_input(split: Dataset) -> pd.DataFrame:
     return split.select_columns(["text", "credential_id", "criterion_id", "num_levels"]).to_pandas()
 
 
-class RichProgress(TrainerCallback):  # type: ignore[misc]
+class RichProgress(TrainerCallback):
     """A rich progress bar over optimisation steps, on the main process only."""
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **_: Any) -> None:

@@ -93,7 +93,7 @@ def confusion_figure(matrices: dict[str, np.ndarray], credentials: dict[str, Cre
     return figure
 
 
-class EpochLossLogger(TrainerCallback):  # type: ignore[misc]
+class EpochLossLogger(TrainerCallback):
     """Per-epoch training and calibration loss into the active MLflow run."""
 
     def on_log(
