@@ -8,6 +8,7 @@ from pathlib import Path
 from datasets import Dataset, DatasetDict, Features, Value
 from pydantic import BaseModel, ConfigDict, Field
 
+from prescore import defaults
 from prescore.data.adapters import ADAPTERS, adapt
 from prescore.data.dedupe import DedupeResult, drop_duplicates
 from prescore.data.problems import InputError, Problem
@@ -15,11 +16,7 @@ from prescore.data.readers import read_records
 from prescore.data.rubrics import load_rubrics
 from prescore.data.schema import Credential, EvidenceItem, Split
 from prescore.data.split import SplitConfig, assign_splits, educators_on_several_sides
-from prescore.data.validate import (
-    DEFAULT_MAX_TEXT_CHARS,
-    ValidationLimits,
-    validate_records,
-)
+from prescore.data.validate import ValidationLimits, validate_records
 
 
 class DataSource(BaseModel):
@@ -39,7 +36,7 @@ class DataSource(BaseModel):
         description="rubric file or folder; default: rubrics/ beside the evidence file",
     )
     split: SplitConfig = Field(default_factory=SplitConfig)
-    max_text_chars: int = Field(DEFAULT_MAX_TEXT_CHARS, gt=0)
+    max_text_chars: int = Field(defaults.MAX_TEXT_CHARS_CEILING, gt=0)
     dedupe: bool = Field(
         True, description="drop exact and near-exact repeats; off for benchmarks' fixed test sets"
     )

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, field_validator
 
+from prescore import defaults
 from prescore.data.problems import Problem
 from prescore.data.readers import Record, Records
 from prescore.data.schema import (
@@ -31,13 +32,12 @@ REQUIRED_COLUMNS = (
 OPTIONAL_COLUMNS = ("submission_id", "final_level", "split", "fold", "scores", "groups")
 RATER_COLUMN = re.compile(r"^rater(\d+)_(id|kind|level)$")
 GROUP_PREFIX = "group_"
-DEFAULT_MAX_TEXT_CHARS = 200_000
 _UNDECODABLE = re.compile("[\udc80-\udcff]")
 
 
 @dataclass(frozen=True)
 class ValidationLimits:
-    max_text_chars: int = DEFAULT_MAX_TEXT_CHARS
+    max_text_chars: int = defaults.MAX_TEXT_CHARS_CEILING
     require_final_level: bool = True
 
 

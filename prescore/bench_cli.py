@@ -35,7 +35,6 @@ def serving(
     from prescore.serving.bench import bench_serving
     from prescore.serving.schemas import EvidenceToScore
     from prescore.training.config import load_config
-    from prescore.training.tracking import configure_tracking
 
     try:
         test = load_evidence(load_config(config).data).splits["test"]
@@ -52,7 +51,6 @@ def serving(
         )
         for row in test.select(range(min(items, len(test))))
     ]
-    configure_tracking()
     with console.status(f"Timing {len(evidence)} items in-process and over HTTP..."):
         result = bench_serving(model, alias, evidence, concurrency)
     console.print(result.markdown(), highlight=False, soft_wrap=True)

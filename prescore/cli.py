@@ -13,11 +13,15 @@ from pathlib import Path  # noqa: E402
 import typer  # noqa: E402
 from rich.console import Console  # noqa: E402
 
-from prescore import bench_cli, serving_cli, training_cli  # noqa: E402
+from prescore import (  # noqa: E402
+    bench_cli,
+    defaults,  # noqa: E402
+    serving_cli,
+    training_cli,
+)
 from prescore.data.problems import InputError  # noqa: E402
 from prescore.data_cli import app as data_app  # noqa: E402
 from prescore.data_cli import print_load_summary, print_problems  # noqa: E402
-from prescore.serving import defaults  # noqa: E402
 
 app = typer.Typer(
     name="prescore",

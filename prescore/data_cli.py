@@ -11,13 +11,13 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from prescore import defaults
 from prescore.data.adapters import ADAPTERS, adapt
 from prescore.data.load import DataSource, EvidenceSet, load_evidence, read_source
 from prescore.data.problems import InputError, Problem
 from prescore.data.rubrics import write_rubric
 from prescore.data.schema import Split
 from prescore.data.split import SplitConfig
-from prescore.data.validate import DEFAULT_MAX_TEXT_CHARS
 
 app = typer.Typer(help="Check evidence files and convert public data sets.", no_args_is_help=True)
 console = Console()
@@ -35,7 +35,7 @@ def check(
         None, help=f"read a foreign layout: {', '.join(sorted(ADAPTERS))}"
     ),
     max_text_chars: int = typer.Option(
-        DEFAULT_MAX_TEXT_CHARS, help="longest evidence text accepted"
+        defaults.MAX_TEXT_CHARS_CEILING, help="longest evidence text accepted"
     ),
     seed: int = typer.Option(13, help="seed of the educator split"),
     show: int = typer.Option(200, help="most problems to list (all are counted)"),

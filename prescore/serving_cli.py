@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from prescore.serving import defaults
+from prescore import defaults
 
 console = Console()
 
@@ -54,8 +54,7 @@ def resolve_version(model: str, alias: str) -> str:
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    from prescore.training.registry import registered_version
-    from prescore.training.tracking import configure_tracking
+    from prescore.models.registry import configure_tracking, registered_version
 
     configure_tracking()
     try:

@@ -82,8 +82,12 @@ def print_train_result(result: object) -> None:
     print_metrics_table(
         f"{result.model_name} version {result.version} (run {result.run_id})", result.metrics
     )
+    from prescore.models.registry import tracking_uri
+
     console.print(
-        f"Fitted in {result.fit_seconds:.1f}s. See it with: mlflow ui --backend-store-uri sqlite:///mlflow.db"
+        f"Fitted in {result.fit_seconds:.1f}s. See it with: "
+        f"mlflow ui --backend-store-uri {tracking_uri()}",
+        soft_wrap=True,
     )
 
 
@@ -111,8 +115,8 @@ def promote(
     version: str | None = typer.Option(None, help="version to promote [default: the newest]"),
 ) -> None:
     """Move the `champion` alias to a version, only if it beats the champion on held-out data."""
-    from prescore.training.registry import promote as run_promotion
-    from prescore.training.tracking import configure_tracking
+    from prescore.models.registry import configure_tracking
+    from prescore.models.registry import promote as run_promotion
 
     configure_tracking()
     try:
@@ -126,8 +130,7 @@ def promote(
 
 def models(model: str = typer.Option("prescore-quickstart", help="registered model name")) -> None:
     """List a registered model's versions, aliases and key held-out metrics."""
-    from prescore.training.registry import list_versions
-    from prescore.training.tracking import configure_tracking
+    from prescore.models.registry import configure_tracking, list_versions
 
     configure_tracking()
     versions = list_versions(model)
@@ -183,8 +186,9 @@ def evaluate(
     from prescore.data.load import load_evidence
     from prescore.eval.evaluate import evaluate as run_evaluation
     from prescore.eval.report import write_report
+    from prescore.models.registry import fetch
     from prescore.training.config import load_config
-    from prescore.training.tracking import configure_tracking, experiment_id
+    from prescore.training.tracking import experiment_id
 
     try:
         experiment = load_config(config)
@@ -192,11 +196,10 @@ def evaluate(
     except InputError as error:
         print_problems(error.problems, console)
         raise typer.Exit(1) from None
-    configure_tracking()
     reference = f"/{model}" if model.isdigit() else f"@{model}"
     uri = f"models:/{experiment.model_name}{reference}"
     try:
-        scorer = mlflow.pyfunc.load_model(uri).unwrap_python_model().scorer
+        scorer = fetch(experiment.model_name, model).scorer()
     except mlflow.exceptions.MlflowException as error:
         console.print(
             f"[red]Cannot load {uri}[/red]: {error.message}. List versions with `prescore models`."

@@ -20,7 +20,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from prescore.serving import defaults
+from prescore import defaults
 from prescore.serving.client import ScoringClient
 from prescore.serving.launch import free_port, start_service, stop, wait_until_ready
 from prescore.serving.schemas import EvidenceToScore

@@ -16,6 +16,8 @@ import urllib.request
 from pathlib import Path
 from typing import IO
 
+from prescore.models.registry import tracking_uri
+
 SERVICE = "prescore.serving.service:Prescore"
 
 
@@ -32,10 +34,12 @@ def start_service(
     output: IO[bytes] | None = None,
     cwd: Path | None = None,
 ) -> subprocess.Popen[bytes]:
-    """`bentoml serve` with PRESCORE_* `settings` added to this process's environment."""
+    """`bentoml serve` with PRESCORE_* `settings` added to this process's environment.
+
+    The service reads the registry this process uses, wherever it is started from."""
     bentoml = shutil.which("bentoml", path=str(Path(sys.executable).parent)) or "bentoml"
     command = [bentoml, "serve", SERVICE, "--host", host, "--port", str(port)]
-    environment = {**os.environ, **settings}
+    environment = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri(), **settings}
     if output is None:
         return subprocess.Popen(command, env=environment, cwd=cwd)
     return subprocess.Popen(

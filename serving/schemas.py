@@ -6,10 +6,9 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from prescore import defaults
 from prescore.data.schema import SLUG_PATTERN
 from prescore.eval.routing import Reason, Route
-
-MAX_TEXT_CHARS = 200_000
 
 
 class EvidenceToScore(BaseModel):
@@ -19,7 +18,8 @@ class EvidenceToScore(BaseModel):
     credential_id: str = Field(pattern=SLUG_PATTERN, max_length=200)
     criterion_id: str = Field(pattern=SLUG_PATTERN, max_length=200)
     evidence_type: str = Field(min_length=1, max_length=100)
-    text: str = Field(max_length=MAX_TEXT_CHARS, repr=False)  # never in reprs, so never in logs
+    # never in reprs, so never in logs
+    text: str = Field(max_length=defaults.MAX_TEXT_CHARS_CEILING, repr=False)
     educator_id: str | None = Field(
         None, max_length=200, description="pseudonymous author; reviewed items keep it"
     )

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from prescore.eval.calibration import apply_temperature
 from prescore.eval.routing import Reason, Route, RoutingPolicy
-from prescore.models.scorer import Scorer, load_scorer
+from prescore.models.registry import CHAMPION, RegisteredModel, fetch
+from prescore.models.scorer import Scorer
 from prescore.serving.schemas import (
     CredentialCard,
     CriterionCard,
@@ -40,27 +40,20 @@ class ScoringModel:
     version: str
 
     @classmethod
-    def from_registry(cls, name: str, alias_or_version: str = "champion") -> ScoringModel:
+    def from_registry(cls, name: str, alias_or_version: str = CHAMPION) -> ScoringModel:
         """The scorer and routing policy of a registered model version."""
-        import mlflow
-
-        from prescore.training.registry import registered_version
-
-        version = registered_version(name, alias_or_version)
-        folder = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version.version}"))
-        return cls.from_folder(folder, name, str(version.version))
+        return cls.from_registered(fetch(name, alias_or_version))
 
     @classmethod
-    def from_folder(cls, folder: Path, name: str, version: str) -> ScoringModel:
-        """From a downloaded MLflow model folder: artifacts/scorer and artifacts/routing_policy."""
-        artifacts = folder / "artifacts"
-        policy_file = next(artifacts.glob("routing_policy*"), None)
+    def from_registered(cls, registered: RegisteredModel) -> ScoringModel:
+        """From a downloaded version: its scorer and the routing policy fitted beside it."""
+        policy_file = registered.routing_policy_file()
         if policy_file is None:
             raise FileNotFoundError(
-                f"{name} version {version} has no routing policy (it predates evaluation); retrain"
+                f"{registered.name} version {registered.version} has no routing policy; retrain"
             )
         policy = RoutingPolicy.model_validate(json.loads(policy_file.read_text()))
-        return cls(load_scorer(artifacts / "scorer"), policy, name, version)
+        return cls(registered.scorer(), policy, registered.name, registered.version)
 
     def card(self) -> ModelCard:
         """What this model scores, with each criterion's qualification and stakes."""

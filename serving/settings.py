@@ -12,8 +12,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from prescore.serving import defaults
-from prescore.serving.schemas import MAX_TEXT_CHARS
+from prescore import defaults
 
 
 class ConfigurationError(RuntimeError):
@@ -50,7 +49,7 @@ class ServiceSettings(BaseModel):
     api_keys: tuple[str, ...] = Field(default=(), repr=False)  # never in reprs or logs
     allow_anonymous: bool = False
     max_items_per_request: int = Field(defaults.MAX_ITEMS_PER_REQUEST, ge=1)
-    max_text_chars: int = Field(defaults.MAX_TEXT_CHARS, ge=1, le=MAX_TEXT_CHARS)
+    max_text_chars: int = Field(defaults.MAX_TEXT_CHARS, ge=1, le=defaults.MAX_TEXT_CHARS_CEILING)
     review_db: str = Field(defaults.REVIEW_DB, description="SQLAlchemy URL")
     audit_rate: float = Field(
         defaults.AUDIT_RATE, ge=0, le=1, description="share of auto items also queued"

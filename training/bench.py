@@ -392,7 +392,8 @@ def log_results(results: list[FoldResult]) -> list[str]:
 
     import mlflow
 
-    from prescore.training.tracking import configure_tracking, experiment_id
+    from prescore.models.registry import configure_tracking
+    from prescore.training.tracking import experiment_id
 
     configure_tracking()
     run_ids = []

@@ -20,10 +20,11 @@ from prescore.data.load import EvidenceSet, load_evidence
 from prescore.data.schema import Credential
 from prescore.eval.report import POLICY_FILE, write_report
 from prescore.models.pyfunc import MODEL_CODE, signature
+from prescore.models.registry import configure_tracking
 from prescore.models.scorer import Scorer
 from prescore.training.config import ExperimentConfig
 from prescore.training.fit import RichProgress, build_scorer, fit_scorer, measure
-from prescore.training.tracking import configure_tracking, experiment_id
+from prescore.training.tracking import experiment_id
 
 MODEL_ARTIFACT = "model"
 MODEL_REQUIREMENTS = [

@@ -25,9 +25,9 @@ def register_versions(folder: Path, alphas: list[float]) -> Registry:
     """One TF-IDF version per alpha, on evidence whose text names its level; champion = 1."""
     from mlflow.tracking import MlflowClient
 
+    from prescore.models.registry import configure_tracking
     from prescore.training.config import load_config
     from prescore.training.run import train
-    from prescore.training.tracking import configure_tracking
 
     (folder / "rubrics").mkdir()
     (folder / "rubrics" / "wait-time.yaml").write_text(yaml.safe_dump(RUBRIC))

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from prescore.models.registry import configure_tracking
 from prescore.serving.schemas import EvidenceToScore
 from prescore.serving.scoring import ScoringModel, UnknownCriterion
-from prescore.training.tracking import configure_tracking
 from tests.conftest import evidence_row
 from tests.serving.conftest import MODEL, Registry
 

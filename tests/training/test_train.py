@@ -17,14 +17,13 @@ from typer.testing import CliRunner
 
 from prescore.cli import app
 from prescore.data.load import load_evidence
+from prescore.models.registry import CHAMPION, configure_tracking, list_versions, promote
 from prescore.models.tfidf import TfidfScorer
 from prescore.serving.schemas import EvidenceToScore
 from prescore.serving.scoring import ScoringModel
 from prescore.training.config import load_config
 from prescore.training.fit import scorer_input
-from prescore.training.registry import CHAMPION, list_versions, promote
 from prescore.training.run import train
-from prescore.training.tracking import configure_tracking
 from tests.conftest import evidence_row, write_csv
 
 runner = CliRunner()
@@ -305,3 +304,19 @@ def test_an_untracked_run_writes_the_report_and_touches_no_store(
     assert "(not tracked)" in result.output
     assert MlflowClient().search_registered_models() == []
     assert MlflowClient().search_runs(experiment_ids=["0"]) == []
+
+
+def test_a_run_started_outside_the_checkout_keeps_its_store_where_it_ran(
+    tmp_path: Path, evidence_csv: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = write_config(tmp_path, {"kind": "tfidf", "params": {"min_df": 1}})
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    result = runner.invoke(app, ["train", "--config", str(config)], env=WIDE)
+    assert result.exit_code == 0, result.output
+    assert (elsewhere / "mlflow.db").is_file()
+    logged = [p.name for p in (elsewhere / "mlruns").rglob("*") if p.is_file()]
+    assert "evaluation.md" in logged and "scorer.json" in logged
+    assert f"sqlite:///{elsewhere / 'mlflow.db'}" in " ".join(result.output.split())

@@ -1,0 +1,192 @@
+"""The MLflow store and its model registry: where runs live, which versions exist, how one
+is fetched, and moving `champion` only to a better version.
+
+Training registers versions; `prescore serve`, `evaluate`, `bench serving` and the scoring
+service fetch them, all through this module, so serving never imports training.
+
+The local store follows the user, as MLflow's own default does: `mlflow.db` and `mlruns/` in
+the working directory, unless MLFLOW_TRACKING_URI names another store (a tracking server).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from prescore import defaults
+
+if TYPE_CHECKING:
+    from prescore.models.scorer import Scorer
+
+CHAMPION = defaults.MODEL_ALIAS
+PROMOTION_METRIC = "test_qwk_mean"
+LOCAL_STORE = "mlflow.db"
+LOCAL_ARTIFACTS = "mlruns"
+SCORER_ARTIFACT = "scorer"
+POLICY_ARTIFACT_PREFIX = "routing_policy"  # the artifact name, with the file's suffix after it
+
+
+def tracking_uri() -> str:
+    """MLFLOW_TRACKING_URI where set, else the SQLite store in the working directory."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / LOCAL_STORE}"
+
+
+def configure_tracking() -> str:
+    """Point MLflow at the configured store and return its URI.
+
+    The registry lives in the same store unless MLFLOW_REGISTRY_URI, which MLflow reads
+    itself, names another.
+    """
+    import mlflow
+
+    uri = tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    return uri
+
+
+def local_artifact_location(uri: str) -> Path | None:
+    """Where a local SQLite store keeps run artifacts (`mlruns/` beside it); None for a server
+    or where MLFLOW_ARTIFACTS_DESTINATION decides."""
+    if not uri.startswith("sqlite:///") or "MLFLOW_ARTIFACTS_DESTINATION" in os.environ:
+        return None
+    return Path(uri.removeprefix("sqlite:///")).parent / LOCAL_ARTIFACTS
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    """One registered version, downloaded: the MLflow model folder with its artifacts."""
+
+    name: str
+    version: str
+    folder: Path
+
+    @property
+    def artifacts(self) -> Path:
+        return self.folder / "artifacts"
+
+    def scorer(self) -> Scorer:
+        from prescore.models.scorer import load_scorer
+
+        return load_scorer(self.artifacts / SCORER_ARTIFACT)
+
+    def routing_policy_file(self) -> Path | None:
+        """The routing policy fitted beside the scorer; None for versions from before it."""
+        return next(self.artifacts.glob(f"{POLICY_ARTIFACT_PREFIX}*"), None)
+
+
+def registered_version(model_name: str, alias_or_version: str) -> Any:
+    """The MLflow ModelVersion an alias names, or the version itself when given its number;
+    MlflowException where there is none."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    if alias_or_version.isdigit():
+        return client.get_model_version(model_name, alias_or_version)
+    return client.get_model_version_by_alias(model_name, alias_or_version)
+
+
+def fetch(model_name: str, alias_or_version: str = CHAMPION) -> RegisteredModel:
+    """Download the version an alias (or number) names from the configured store."""
+    import mlflow
+
+    configure_tracking()
+    version = str(registered_version(model_name, alias_or_version).version)
+    folder = Path(mlflow.artifacts.download_artifacts(f"models:/{model_name}/{version}"))
+    return RegisteredModel(model_name, version, folder)
+
+
+@dataclass(frozen=True)
+class VersionSummary:
+    version: str
+    aliases: list[str]
+    run_id: str
+    scorer: str
+    metrics: dict[str, float]
+    test_fingerprint: str
+
+
+@dataclass(frozen=True)
+class Promotion:
+    promoted: bool
+    candidate: VersionSummary
+    champion: VersionSummary | None
+    margin: float | None
+    reason: str
+
+
+def list_versions(model_name: str) -> list[VersionSummary]:
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    try:
+        # search results leave aliases out; the registered model holds them
+        aliases = client.get_registered_model(model_name).aliases
+        versions = client.search_model_versions(f"name='{model_name}'")
+    except MlflowException:
+        return []
+    summaries = (_summary(client, v, aliases) for v in versions)
+    return sorted(summaries, key=lambda s: int(s.version))
+
+
+def _summary(client: Any, version: Any, aliases: dict[str, str]) -> VersionSummary:
+    run = client.get_run(version.run_id)
+    return VersionSummary(
+        version=str(version.version),
+        aliases=sorted(a for a, v in aliases.items() if str(v) == str(version.version)),
+        run_id=str(version.run_id),
+        scorer=run.data.params.get("scorer", ""),
+        metrics=dict(run.data.metrics),
+        test_fingerprint=run.data.params.get("data.test.fingerprint", ""),
+    )
+
+
+def promote(
+    model_name: str, version: str | None = None, metric: str = PROMOTION_METRIC
+) -> Promotion:
+    """Point `champion` at `version` (default: the newest) only if it beats the champion.
+
+    Both must have been measured on the same held-out evidence (equal test fingerprints);
+    otherwise their numbers are not comparable and nothing moves.
+    """
+    from mlflow.tracking import MlflowClient
+
+    versions = list_versions(model_name)
+    if not versions:
+        raise LookupError(f"no registered model {model_name!r}; train one with `prescore train`")
+    by_version = {v.version: v for v in versions}
+    if version is not None and version not in by_version:
+        raise LookupError(
+            f"{model_name} has no version {version}; versions: {sorted(by_version, key=int)}"
+        )
+    candidate = by_version[version] if version else versions[-1]
+    champion = next((v for v in versions if CHAMPION in v.aliases), None)
+    if metric not in candidate.metrics:
+        raise LookupError(
+            f"version {candidate.version} has no {metric} (was its test split empty?)"
+        )
+
+    def move() -> None:
+        MlflowClient().set_registered_model_alias(model_name, CHAMPION, candidate.version)
+
+    if champion is None:
+        move()
+        return Promotion(True, candidate, None, None, "there was no champion")
+    if champion.version == candidate.version:
+        return Promotion(False, candidate, champion, 0.0, "it already is the champion")
+    if champion.test_fingerprint != candidate.test_fingerprint:
+        return Promotion(
+            False,
+            candidate,
+            champion,
+            None,
+            "the two were tested on different held-out evidence, so their scores don't compare; "
+            "retrain the champion's config on the same data first",
+        )
+    margin = candidate.metrics[metric] - champion.metrics.get(metric, float("-inf"))
+    if margin > 0:
+        move()
+        return Promotion(True, candidate, champion, margin, f"{metric} is higher by {margin:.4f}")
+    return Promotion(False, candidate, champion, margin, f"{metric} is not higher ({margin:+.4f})")

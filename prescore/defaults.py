@@ -1,0 +1,14 @@
+"""The product's defaults, said once: the CLI's options, the service's settings, the registry
+and the data checks all read them here. Plain constants, so the CLI imports them at no cost."""
+
+MODEL_NAME = "prescore-quickstart"  # registered model the CLI and the service use by default
+MODEL_ALIAS = "champion"  # the alias promotion moves and the service serves
+
+MAX_ITEMS_PER_REQUEST = 100
+MAX_TEXT_CHARS = 50_000  # longest evidence text the service accepts by default
+# longest text anywhere: the data checks' default and the API schema's ceiling
+MAX_TEXT_CHARS_CEILING = 200_000
+
+REVIEW_DB = "sqlite:///.prescore/review.db"
+AUDIT_RATE = 0.05
+READY_TIMEOUT_SECONDS = 180.0
