@@ -1,11 +1,15 @@
-"""Load scored evidence into Hugging Face datasets: validate, respect consent, dedupe, split."""
+"""Load scored evidence into one table per split: validate, respect consent, dedupe, split.
+
+Every consumer (fitting, evaluation, benchmarks, the CLI's summaries) reads the same pandas
+table, one row per evidence item and criterion (see EVIDENCE_COLUMNS); nothing converts it.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from datasets import Dataset, DatasetDict, Features, Value
+import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from prescore import defaults
@@ -58,7 +62,7 @@ class LoadReport:
 @dataclass(frozen=True)
 class EvidenceSet:
     credentials: dict[str, Credential]
-    splits: DatasetDict
+    splits: dict[str, pd.DataFrame]  # "train", "calibration", "test": EVIDENCE_COLUMNS + groups
     report: LoadReport
 
 
@@ -92,9 +96,7 @@ def load_evidence(source: DataSource) -> EvidenceSet:
     deduped = drop_duplicates(consented) if source.dedupe else DedupeResult(consented, 0, 0)
     splits = assign_splits(deduped.kept, source.split)
     group_names = sorted({name for item in deduped.kept for name in item.groups})
-    dataset = DatasetDict(
-        {split.value: to_dataset(splits[split], credentials, group_names) for split in Split}
-    )
+    tables = {split.value: to_frame(splits[split], credentials, group_names) for split in Split}
     report = LoadReport(
         source=str(source.path),
         records=len(items),
@@ -104,32 +106,29 @@ def load_evidence(source: DataSource) -> EvidenceSet:
         educators_on_several_sides=len(educators_on_several_sides(splits)),
         ignored_columns=ignored,
     )
-    return EvidenceSet(credentials=credentials, splits=dataset, report=report)
+    return EvidenceSet(credentials=credentials, splits=tables, report=report)
 
 
-def evidence_features(group_names: list[str]) -> Features:
-    columns = {
-        "id": Value("string"),
-        "submission_id": Value("string"),
-        "educator_id": Value("string"),
-        "credential_id": Value("string"),
-        "criterion_id": Value("string"),
-        "evidence_type": Value("string"),
-        "text": Value("string"),
-        "label": Value("int32"),  # index of the final level; -1 when unscored
-        "num_levels": Value("int32"),
-        "scores": [
-            {"rater_id": Value("string"), "rater_kind": Value("string"), "level": Value("int32")}
-        ],
-        "fold": Value("int32"),  # a benchmark's predefined fold; -1 when none
-    }
-    columns.update({f"group_{name}": Value("string") for name in group_names})
-    return Features(columns)
+EVIDENCE_COLUMNS = (
+    "id",
+    "submission_id",
+    "educator_id",
+    "credential_id",
+    "criterion_id",
+    "evidence_type",
+    "text",
+    "label",  # index of the final level; -1 when unscored
+    "num_levels",
+    "scores",  # each rater's {rater_id, rater_kind, level (an index)}, in rater order
+    "fold",  # a benchmark's predefined fold; -1 when none
+)  # then one `group_<name>` column per group field found in the source
 
 
-def to_dataset(
+def to_frame(
     items: list[EvidenceItem], credentials: dict[str, Credential], group_names: list[str]
-) -> Dataset:
+) -> pd.DataFrame:
+    """One split's table: a row per item, positions 0..n-1 as its index."""
+    columns = [*EVIDENCE_COLUMNS, *(f"group_{name}" for name in group_names)]
     rows = [
         {
             "id": item.id,
@@ -150,10 +149,8 @@ def to_dataset(
         }
         for item in items
     ]
-    features = evidence_features(group_names)
-    if not rows:
-        return Dataset.from_dict({name: [] for name in features}, features=features)
-    return Dataset.from_list(rows, features=features)
+    frame = pd.DataFrame(rows, columns=columns)
+    return frame.astype({"label": "int64", "num_levels": "int64", "fold": "int64"})
 
 
 def _num_levels(credentials: dict[str, Credential], item: EvidenceItem) -> int:

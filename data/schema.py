@@ -4,11 +4,31 @@ from __future__ import annotations
 
 import math
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 SLUG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"
+KEY_SEPARATOR = "/"  # between credential and criterion ids in a CriterionKey's text
+
+
+class CriterionKey(NamedTuple):
+    """One criterion of one credential: the key that scorers, policies and reports share.
+
+    Written as text 'credential/criterion' where a plain string is needed (JSON keys, MLflow
+    metric names); ids never hold a '/' (SLUG_PATTERN), so the text splits back unambiguously.
+    """
+
+    credential_id: str
+    criterion_id: str
+
+    def __str__(self) -> str:
+        return f"{self.credential_id}{KEY_SEPARATOR}{self.criterion_id}"
+
+    @classmethod
+    def parse(cls, text: str) -> CriterionKey:
+        credential_id, criterion_id = text.split(KEY_SEPARATOR, 1)
+        return cls(credential_id, criterion_id)
 
 
 class Stakes(StrEnum):

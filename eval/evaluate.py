@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from datasets import Dataset
 from pydantic import BaseModel, ConfigDict, Field
 
 from prescore.data.load import EvidenceSet
+from prescore.data.schema import CriterionKey
 from prescore.eval.agreement import quadratic_weighted_kappa, standardised_mean_difference
 from prescore.eval.calibration import (
     apply_temperature,
@@ -118,20 +118,6 @@ class Evaluation:
         return {k: v for k, v in out.items() if not math.isnan(v)}
 
 
-def frame(split: Dataset) -> pd.DataFrame:
-    columns = [
-        "text",
-        "credential_id",
-        "criterion_id",
-        "num_levels",
-        "label",
-        "educator_id",
-        "scores",
-    ]
-    groups = [c for c in split.column_names if c.startswith("group_")]
-    return split.select_columns(columns + groups).to_pandas()
-
-
 def rater_levels(scores: pd.Series, rater: int) -> list[int]:
     """A rater's level (0: first, 1: second) where two raters scored the item; -1 elsewhere."""
     return [int(s[rater]["level"]) if len(s) > 1 else -1 for s in scores]
@@ -156,8 +142,8 @@ def target_error(settings: EvaluationSettings, human_rate: float | None) -> floa
 
 
 def evaluate(scorer: Scorer, evidence: EvidenceSet, settings: EvaluationSettings) -> Evaluation:
-    calibration = frame(evidence.splits["calibration"])
-    test = frame(evidence.splits["test"])
+    calibration = evidence.splits["calibration"]
+    test = evidence.splits["test"]
     train = evidence.splits["train"]
     profile = fit_input_profile(list(train["text"]), list(train["educator_id"]))
 
@@ -173,7 +159,7 @@ def evaluate(scorer: Scorer, evidence: EvidenceSet, settings: EvaluationSettings
     triage: dict[str, Triage] = {}
     tolerance = settings.error_tolerance
     for key in sorted(scorer.num_levels_):
-        credential_id, criterion_id = key.split("/", 1)
+        credential_id, criterion_id = CriterionKey.parse(key)
         credential = evidence.credentials.get(credential_id)
         criterion = credential.criterion(criterion_id) if credential else None
         if credential is None or criterion is None:
@@ -278,7 +264,7 @@ def fairness(
     keys = criterion_keys(test)
     predicted = probabilities.argmax(axis=1)
     for key in sorted(set(keys)):
-        credential_id, criterion_id = key.split("/", 1)
+        credential_id, criterion_id = CriterionKey.parse(key)
         criterion = evidence.credentials[credential_id].criterion(criterion_id)
         assert criterion is not None
         values = criterion.values

@@ -57,10 +57,6 @@ class CriterionAgreement:
         """Machine QWK minus human-human QWK on the same items; negative means worse than humans."""
         return self.machine_qwk_on_pairs - self.human_qwk
 
-    @property
-    def human_disagreement(self) -> float:
-        return 1 - self.human_exact
-
 
 def measure(
     key: str,

@@ -12,7 +12,7 @@ from enum import StrEnum
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from prescore.data.schema import Stakes
+from prescore.data.schema import CriterionKey, Stakes
 from prescore.eval.input_checks import InputProfile
 from prescore.eval.qualification import QualificationGates
 
@@ -100,10 +100,10 @@ class RoutingPolicy(BaseModel):
 
     gates: QualificationGates
     input_profile: InputProfile
-    criteria: dict[str, CriterionPolicy]  # key: "credential/criterion"
+    criteria: dict[str, CriterionPolicy]  # key: a CriterionKey's text
 
     def criterion(self, credential_id: str, criterion_id: str) -> CriterionPolicy | None:
-        return self.criteria.get(f"{credential_id}/{criterion_id}")
+        return self.criteria.get(str(CriterionKey(credential_id, criterion_id)))
 
     def decide(
         self, credential_id: str, criterion_id: str, text: str, confidence: float

@@ -5,12 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from prescore.data.schema import KEY_SEPARATOR
+
 INPUT_COLUMNS = ("text", "credential_id", "criterion_id")
 
 
 def criterion_keys(frame: pd.DataFrame) -> np.ndarray:
-    """One key per row naming its criterion: 'credential/criterion'."""
-    return (frame["credential_id"].astype(str) + "/" + frame["criterion_id"].astype(str)).to_numpy()
+    """One key per row naming its criterion: the text of its CriterionKey, built for a whole
+    table at once."""
+    credential, criterion = frame["credential_id"].astype(str), frame["criterion_id"].astype(str)
+    return (credential + KEY_SEPARATOR + criterion).to_numpy()
 
 
 def levels_per_criterion(frame: pd.DataFrame) -> dict[str, int]:

@@ -49,7 +49,7 @@ def serving(
             evidence_type=row["evidence_type"] or "evidence",
             text=row["text"],
         )
-        for row in test.select(range(min(items, len(test))))
+        for row in test.head(items).to_dict("records")
     ]
     with console.status(f"Timing {len(evidence)} items in-process and over HTTP..."):
         result = bench_serving(model, alias, evidence, concurrency)

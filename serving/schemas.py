@@ -7,7 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from prescore import defaults
-from prescore.data.schema import SLUG_PATTERN
+from prescore.data.schema import SLUG_PATTERN, CriterionKey
 from prescore.eval.routing import Reason, Route
 
 
@@ -100,10 +100,13 @@ class ModelCard(BaseModel):
     model_version: str
     credentials: list[CredentialCard]
 
-    def criteria_by_key(self) -> dict[tuple[str, str], tuple[CriterionCard, str]]:
-        """(credential, criterion) -> (the criterion's card, its credential's stakes)."""
+    def criteria_by_key(self) -> dict[CriterionKey, tuple[CriterionCard, str]]:
+        """Each criterion's card and its credential's stakes."""
         return {
-            (credential.credential_id, criterion.criterion_id): (criterion, credential.stakes)
+            CriterionKey(credential.credential_id, criterion.criterion_id): (
+                criterion,
+                credential.stakes,
+            )
             for credential in self.credentials
             for criterion in credential.criteria
         }

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from prescore.data.schema import CriterionKey
 from prescore.eval.calibration import apply_temperature
 from prescore.eval.routing import Reason, Route, RoutingPolicy
 from prescore.models.registry import CHAMPION, RegisteredModel, fetch
@@ -87,7 +88,7 @@ class ScoringModel:
     def unknown_criteria(self, items: list[EvidenceToScore]) -> list[tuple[int, str]]:
         """(position, 'credential/criterion') of each item this model cannot score."""
         return [
-            (i, f"{item.credential_id}/{item.criterion_id}")
+            (i, str(CriterionKey(item.credential_id, item.criterion_id)))
             for i, item in enumerate(items)
             if self.policy.criterion(item.credential_id, item.criterion_id) is None
         ]

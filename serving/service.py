@@ -25,6 +25,7 @@ from fastapi.responses import JSONResponse
 from starlette.requests import Request
 from starlette.responses import Response
 
+from prescore.data.schema import CriterionKey
 from prescore.eval.routing import Reason, Route
 from prescore.serving.auth import key_is_valid, presented_key
 from prescore.serving.queue import ReviewQueue, ToReview
@@ -186,7 +187,7 @@ class Prescore:
         criteria = card.criteria_by_key()
         batch = []
         for item, scored in zip(items, scores, strict=True):
-            criterion, stakes = criteria[(item.credential_id, item.criterion_id)]
+            criterion, stakes = criteria[CriterionKey(item.credential_id, item.criterion_id)]
             audit = scored.route is Route.auto and random.random() < self.settings.audit_rate
             if scored.route is Route.human or audit:
                 batch.append(ToReview(item, scored, criterion, stakes, audit))
@@ -227,7 +228,7 @@ class Prescore:
                         message="this model does not score that credential; see GET /credentials",
                     )
                 )
-            elif (item.credential_id, item.criterion_id) not in known:
+            elif CriterionKey(item.credential_id, item.criterion_id) not in known:
                 problems.append(
                     ErrorDetail(
                         field=f"items.{i}.criterion_id",

@@ -25,16 +25,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-from datasets import Dataset, DatasetDict, concatenate_datasets
+import pandas as pd
 
 from prescore.data.load import EvidenceSet, load_evidence
+from prescore.data.schema import CriterionKey
 from prescore.data.split import SplitConfig, educator_position, educator_split
 from prescore.eval.agreement import quadratic_weighted_kappa
 from prescore.eval.evaluate import Evaluation, evaluate
 from prescore.models.ensemble import EnsembleScorer
+from prescore.models.inputs import criterion_keys
 from prescore.models.scorer import Scorer
 from prescore.training.config import ExperimentConfig, ScorerSpec
-from prescore.training.fit import build_scorer, calibration_set, fit_scorer, scorer_input
+from prescore.training.fit import build_scorer, calibration_set, fit_scorer
 
 HASH_FOLDED = {"feedback-prize-ell"}  # no published folds: five by essay, from a seeded hash
 NUM_FOLDS = 5
@@ -100,7 +102,7 @@ def folds(config: ExperimentConfig, evidence: EvidenceSet) -> list[tuple[int, Ev
     """(fold number, evidence with train / calibration / test) for the set's protocol:
     the data's own folds where every item has one, hashed folds for HASH_FOLDED sets, else
     the one fixed split the data defines (fold 0)."""
-    everything = concatenate_datasets([evidence.splits[name] for name in evidence.splits])
+    everything = pd.concat(list(evidence.splits.values()), ignore_index=True)
     given = np.asarray(everything["fold"])
     seed = config.data.split.seed
     if len(given) and (given >= 0).all():
@@ -122,19 +124,18 @@ def folds(config: ExperimentConfig, evidence: EvidenceSet) -> list[tuple[int, Ev
     out = []
     for fold in sorted(set(fold_of.tolist())):
         test = fold_of == fold
-        splits = DatasetDict(
-            {
-                "train": select(everything, ~test & ~calibration),
-                "calibration": select(everything, ~test & calibration),
-                "test": select(everything, test),
-            }
-        )
+        splits = {
+            "train": select(everything, ~test & ~calibration),
+            "calibration": select(everything, ~test & calibration),
+            "test": select(everything, test),
+        }
         out.append((int(fold), EvidenceSet(evidence.credentials, splits, evidence.report)))
     return out
 
 
-def select(dataset: Dataset, mask: np.ndarray) -> Dataset:
-    return dataset.select(np.flatnonzero(mask).tolist())
+def select(table: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
+    """The rows a mask picks, renumbered 0..n-1 as every split is."""
+    return table[mask].reset_index(drop=True)
 
 
 def scorer_label(scorer: Scorer) -> str:
@@ -190,13 +191,13 @@ def human_agreement(evidence: EvidenceSet) -> dict[str, float]:
     ASAP-SAS leaderboard has one score per answer, its training set two)."""
     pairs: dict[str, tuple[list[int], list[int], int]] = {}
     for split in evidence.splits.values():
-        for row in split.select_columns(["credential_id", "criterion_id", "scores", "num_levels"]):
-            if len(row["scores"]) > 1:
-                first, second, _ = pairs.setdefault(
-                    f"{row['credential_id']}/{row['criterion_id']}", ([], [], row["num_levels"])
-                )
-                first.append(row["scores"][0]["level"])
-                second.append(row["scores"][1]["level"])
+        for key, scores, levels in zip(
+            criterion_keys(split), split["scores"], split["num_levels"], strict=True
+        ):
+            if len(scores) > 1:
+                first, second, _ = pairs.setdefault(str(key), ([], [], int(levels)))
+                first.append(scores[0]["level"])
+                second.append(scores[1]["level"])
     return {
         key: quadratic_weighted_kappa(first, second, levels)
         for key, (first, second, levels) in pairs.items()
@@ -205,12 +206,10 @@ def human_agreement(evidence: EvidenceSet) -> dict[str, float]:
 
 def rmse_per_criterion(evaluation: Evaluation, evidence: EvidenceSet) -> dict[str, float]:
     """On the scale's values, from the expected value of the calibrated probabilities."""
-    test = scorer_input(evidence.splits["test"])
+    test = evidence.splits["test"]
     out = {}
-    for key, rows in test.groupby(
-        test["credential_id"] + "/" + test["criterion_id"]
-    ).groups.items():
-        credential, criterion = str(key).split("/", 1)
+    for key, rows in test.groupby(criterion_keys(test)).groups.items():
+        credential, criterion = CriterionKey.parse(str(key))
         rubric = evidence.credentials[credential].criterion(criterion)
         assert rubric is not None
         values = np.asarray(rubric.values)

@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from datasets import Dataset
 from rich.progress import Progress
 from transformers import TrainerCallback
 
@@ -23,10 +22,6 @@ from prescore.eval.report import write_report
 from prescore.models.ensemble import EnsembleScorer
 from prescore.models.scorer import Scorer
 from prescore.training.config import ExperimentConfig
-
-
-def scorer_input(split: Dataset) -> pd.DataFrame:
-    return split.select_columns(["text", "credential_id", "criterion_id", "num_levels"]).to_pandas()
 
 
 class RichProgress(TrainerCallback):
@@ -75,14 +70,14 @@ def calibration_set(evidence: EvidenceSet) -> tuple[pd.DataFrame, np.ndarray] | 
     calibration = evidence.splits["calibration"]
     if not len(calibration):
         return None
-    return scorer_input(calibration), np.asarray(calibration["label"])
+    return calibration, calibration["label"].to_numpy()
 
 
 def fit_scorer(scorer: Scorer, evidence: EvidenceSet) -> float:
     """Fit on the train split; returns the seconds it took."""
     train = evidence.splits["train"]
     started = time.perf_counter()
-    scorer.fit(scorer_input(train), np.asarray(train["label"]))
+    scorer.fit(train, train["label"].to_numpy())
     return time.perf_counter() - started
 
 

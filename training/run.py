@@ -13,11 +13,10 @@ from typing import Any
 import mlflow
 import numpy as np
 import pandas as pd
-from datasets import Dataset
 from transformers import TrainerCallback
 
 from prescore.data.load import EvidenceSet, load_evidence
-from prescore.data.schema import Credential
+from prescore.data.schema import Credential, CriterionKey
 from prescore.eval.report import POLICY_FILE, write_report
 from prescore.models.pyfunc import MODEL_CODE, signature
 from prescore.models.registry import configure_tracking
@@ -51,7 +50,7 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
-def fingerprint(split: Dataset) -> str:
+def fingerprint(split: pd.DataFrame) -> str:
     """A digest of ids, levels and texts: equal fingerprints mean the same evidence, same scores."""
     digest = hashlib.sha256()
     for item_id, label, text in sorted(
@@ -76,7 +75,7 @@ def confusion_figure(matrices: dict[str, np.ndarray], credentials: dict[str, Cre
     for axis in axes.flat[len(matrices) :]:
         axis.axis("off")
     for axis, (key, matrix) in zip(axes.flat, matrices.items(), strict=False):
-        credential_id, criterion_id = key.split("/", 1)
+        credential_id, criterion_id = CriterionKey.parse(key)
         criterion = credentials[credential_id].criterion(criterion_id)
         labels = criterion.labels if criterion else [str(i) for i in range(len(matrix))]
         axis.imshow(matrix, cmap="Blues")
@@ -152,7 +151,10 @@ def train(
 
 
 def _log_inputs(
-    config: ExperimentConfig, config_path: Path | None, splits: Any, scorer: Scorer
+    config: ExperimentConfig,
+    config_path: Path | None,
+    splits: dict[str, pd.DataFrame],
+    scorer: Scorer,
 ) -> None:
     mlflow.set_tags({"prescore.config": config.name, "prescore.scorer": config.scorer.kind})
     mlflow.log_params(
@@ -176,7 +178,7 @@ def _log_inputs(
 
 def synthetic_example(scorer: Scorer) -> pd.DataFrame:
     """An input example that is not anyone's evidence: MLflow stores it beside the model."""
-    credential_id, criterion_id = next(iter(sorted(scorer.num_levels_))).split("/", 1)
+    credential_id, criterion_id = CriterionKey.parse(min(scorer.num_levels_))
     text = "I paused for five seconds after each question so that more students could answer."
     return pd.DataFrame(
         [{"text": text, "credential_id": credential_id, "criterion_id": criterion_id}]

@@ -30,7 +30,7 @@ def write_aes(folder: Path) -> Path:
 
 def load(path: Path, adapter: str, **source: object):  # type: ignore[no-untyped-def]
     evidence = load_evidence(DataSource(path=path, adapter=adapter, **source))
-    rows = [row for split in evidence.splits.values() for row in split]
+    rows = [row for split in evidence.splits.values() for row in split.to_dict("records")]
     return evidence, {row["id"]: row for row in rows}
 
 
@@ -120,7 +120,9 @@ def test_feedback_prize_ell_makes_six_criteria_per_essay(tmp_path: Path) -> None
     assert credential.stakes.value == "low"
     assert len(rows) == 12
     assert credential.criteria[0].levels[rows["A1:cohesion"]["label"]].value == 3.5
-    splits_of_a1 = {name for name, split in evidence.splits.items() if "A1" in split["educator_id"]}
+    splits_of_a1 = {
+        name for name, split in evidence.splits.items() if "A1" in split["educator_id"].tolist()
+    }
     assert len(splits_of_a1) == 1  # all six items of an essay on one side
 
 

@@ -141,7 +141,7 @@ def test_json_lines_with_nested_scores_and_groups(tmp_path: Path, rubric_dir: Pa
     assert where(problems_of(path)) == {(5, None)}
     path.write_text("\n".join(json.dumps(r) for r in records) + "\n")
     evidence = load_evidence(DataSource(path=path))
-    everything = [row for split in evidence.splits.values() for row in split]
+    everything = [row for split in evidence.splits.values() for row in split.to_dict("records")]
     assert sorted(row["id"] for row in everything) == ["0", "1", "2", "3"]
     assert {row["group_ell"] for row in everything} == {"yes"}
     assert all(len(row["scores"]) == 1 for row in everything)
@@ -155,5 +155,7 @@ def test_parquet_is_read_like_csv(good_csv: Path) -> None:
     from_csv = load_evidence(DataSource(path=good_csv))
     from_parquet = load_evidence(DataSource(path=parquet))
     for split in from_csv.splits:
-        assert from_csv.splits[split]["id"] == from_parquet.splits[split]["id"]
-        assert from_csv.splits[split]["label"] == from_parquet.splits[split]["label"]
+        assert from_csv.splits[split]["id"].tolist() == from_parquet.splits[split]["id"].tolist()
+        assert (
+            from_csv.splits[split]["label"].tolist() == from_parquet.splits[split]["label"].tolist()
+        )

@@ -61,11 +61,11 @@ def test_split_keeps_each_educator_on_one_side_and_is_reproducible(
     assert not educators["train"] & educators["test"]
     assert not educators["calibration"] & educators["test"]
     for name in first.splits:
-        assert first.splits[name]["id"] == second.splits[name]["id"]
+        assert first.splits[name]["id"].tolist() == second.splits[name]["id"].tolist()
     sizes = {name: len(split) for name, split in first.splits.items()}
     assert 0.55 < sizes["train"] / 400 < 0.85 and sizes["test"] > 0 and sizes["calibration"] > 0
     other_seed = load_evidence(DataSource(path=path, split=SplitConfig(seed=14)))
-    assert other_seed.splits["test"]["id"] != first.splits["test"]["id"]
+    assert other_seed.splits["test"]["id"].tolist() != first.splits["test"]["id"].tolist()
 
 
 def test_an_educators_side_does_not_move_when_others_are_added() -> None:
@@ -85,7 +85,7 @@ def test_a_files_own_split_column_wins(tmp_path: Path, rubric_dir: Path) -> None
 def test_dataset_columns_carry_levels_scores_and_groups(good_csv: Path) -> None:
     evidence = load_evidence(DataSource(path=good_csv))
     train = evidence.splits["train"]
-    row = train[0]
+    row = train.iloc[0].to_dict()
     assert set(row) >= {
         "id",
         "educator_id",
@@ -96,7 +96,7 @@ def test_dataset_columns_carry_levels_scores_and_groups(good_csv: Path) -> None:
         "group_gender",
     }
     by_id = {f"item-{n}": evidence_row(n) for n in range(60)}
-    for row in train:
+    for row in train.to_dict("records"):
         criterion = evidence.credentials["wait-time"].criterion(row["criterion_id"])
         assert criterion is not None
         assert criterion.levels[row["label"]].label == by_id[row["id"]]["final_level"]

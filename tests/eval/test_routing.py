@@ -17,7 +17,6 @@ from prescore.eval.qualification import QualificationGates
 from prescore.eval.report import write_report
 from prescore.eval.routing import CriterionPolicy, Reason, Route, RoutingPolicy
 from prescore.models.tfidf import TfidfScorer
-from prescore.training.fit import scorer_input
 from tests.conftest import RUBRIC, evidence_row, write_csv
 
 TRAINING_TEXTS = [
@@ -121,7 +120,7 @@ def learnable_evidence(folder: Path, stakes: str) -> DataSource:
 def fitted(folder: Path, stakes: str) -> tuple[EvidenceSet, TfidfScorer]:
     evidence = load_evidence(learnable_evidence(folder, stakes))
     train = evidence.splits["train"]
-    scorer = TfidfScorer(min_df=1, alpha=0.01).fit(scorer_input(train), np.asarray(train["label"]))
+    scorer = TfidfScorer(min_df=1, alpha=0.01).fit(train, np.asarray(train["label"]))
     return evidence, scorer
 
 
@@ -148,8 +147,8 @@ def test_high_stakes_and_unqualified_criteria_route_everything_to_humans(tmp_pat
     strict = EvaluationSettings(target_error=0.2, gates=QualificationGates(min_items=10_000))
     evaluation = evaluate(scorer, evidence, strict)
     test = evidence.splits["test"]
-    probabilities = scorer.predict_proba(scorer_input(test))
-    for row, p in zip(test, probabilities, strict=True):
+    probabilities = scorer.predict_proba(test)
+    for row, p in zip(test.to_dict("records"), probabilities, strict=True):
         decision = evaluation.policy.decide(
             row["credential_id"], row["criterion_id"], row["text"], float(p.max())
         )

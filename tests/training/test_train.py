@@ -17,12 +17,12 @@ from typer.testing import CliRunner
 
 from prescore.cli import app
 from prescore.data.load import load_evidence
+from prescore.models.inputs import INPUT_COLUMNS
 from prescore.models.registry import CHAMPION, configure_tracking, list_versions, promote
 from prescore.models.tfidf import TfidfScorer
 from prescore.serving.schemas import EvidenceToScore
 from prescore.serving.scoring import ScoringModel
 from prescore.training.config import load_config
-from prescore.training.fit import scorer_input
 from prescore.training.run import train
 from tests.conftest import evidence_row, write_csv
 
@@ -81,10 +81,10 @@ def test_a_baseline_run_is_tracked_registered_and_reloads_to_the_same_numbers(
 
     model = mlflow.pyfunc.load_model(f"models:/prescore-tiny/{result.version}")
     test = load_evidence(config.data).splits["test"]
-    served = model.predict(scorer_input(test).drop(columns=["num_levels"]))
+    served = model.predict(test[list(INPUT_COLUMNS)])
     train_split = load_evidence(config.data).splits["train"]
-    refit = TfidfScorer(min_df=1).fit(scorer_input(train_split), np.asarray(train_split["label"]))
-    expected = refit.predict_proba(scorer_input(test))
+    refit = TfidfScorer(min_df=1).fit(train_split, np.asarray(train_split["label"]))
+    expected = refit.predict_proba(test)
     assert np.array_equal(served["level"].to_numpy(), expected.argmax(axis=1))
     assert np.allclose(served.filter(like="p_").to_numpy(), expected)
 
@@ -120,9 +120,9 @@ def test_transformer_and_embedding_runs_log_losses_and_metrics(
     weights = [logged.metrics[f"ensemble_weight.all.{m}"] for m in ("0-tfidf", "1-embeddings")]
     assert sum(weights) == pytest.approx(1.0)
     config = load_config(next(tmp_path.glob("tiny-2.yaml")))
-    test = scorer_input(load_evidence(config.data).splits["test"])
+    test = load_evidence(config.data).splits["test"]
     served = mlflow.pyfunc.load_model(f"models:/prescore-tiny/{result.version}").predict(
-        test.drop(columns=["num_levels"])
+        test[list(INPUT_COLUMNS)]
     )
     assert np.allclose(served.filter(like="p_").to_numpy().sum(axis=1), 1)
     # and the scoring service's loader serves it with its routing policy
