@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import typer
 from rich.console import Console
 
+from prescore import defaults
 from prescore.data.problems import InputError
 from prescore.data_cli import print_problems
 
@@ -22,8 +23,8 @@ QUICKSTART_CONFIG = Path(__file__).resolve().parent.parent / "experiments" / "qu
 
 @app.command()
 def serving(
-    model: str = typer.Option("prescore-quickstart", help="registered model name"),
-    alias: str = typer.Option("champion", help="registry alias or version number"),
+    model: str = typer.Option(defaults.MODEL_NAME, help="registered model name"),
+    alias: str = typer.Option(defaults.MODEL_ALIAS, help="registry alias or version number"),
     config: Path = typer.Option(
         QUICKSTART_CONFIG, help="experiment config whose test split supplies the evidence"
     ),

@@ -74,7 +74,7 @@ def quickstart(
     if serve:
         serving_cli.serve(
             model=result.model_name,
-            alias="champion",
+            alias=defaults.MODEL_ALIAS,
             host="127.0.0.1",
             port=port,
             api_key_file=serving_cli.DEFAULT_KEY_FILE,

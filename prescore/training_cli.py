@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from prescore import defaults
 from prescore.data.problems import InputError
 from prescore.data_cli import print_problems
 
@@ -111,7 +112,7 @@ def print_metrics_table(title: str, metrics: dict[str, float]) -> None:
 
 
 def promote(
-    model: str = typer.Option("prescore-quickstart", help="registered model name"),
+    model: str = typer.Option(defaults.MODEL_NAME, help="registered model name"),
     version: str | None = typer.Option(None, help="version to promote [default: the newest]"),
 ) -> None:
     """Move the `champion` alias to a version, only if it beats the champion on held-out data."""
@@ -128,7 +129,7 @@ def promote(
     console.print(f"{model} version {outcome.candidate.version} {verdict}: {outcome.reason}.")
 
 
-def models(model: str = typer.Option("prescore-quickstart", help="registered model name")) -> None:
+def models(model: str = typer.Option(defaults.MODEL_NAME, help="registered model name")) -> None:
     """List a registered model's versions, aliases and key held-out metrics."""
     from prescore.models.registry import configure_tracking, list_versions
 
@@ -166,7 +167,9 @@ def models(model: str = typer.Option("prescore-quickstart", help="registered mod
 
 
 def evaluate(
-    model: str = typer.Option("champion", help="registry alias (e.g. champion) or version number"),
+    model: str = typer.Option(
+        defaults.MODEL_ALIAS, help="registry alias (e.g. champion) or version number"
+    ),
     config: Path = typer.Option(
         Path("experiments/quickstart.yaml"),
         "--config",
