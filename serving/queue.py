@@ -31,6 +31,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
+from prescore.eval.drift import ReviewedDecision
 from prescore.eval.routing import Reason, Route
 from prescore.serving.schemas import CriterionCard, EvidenceToScore, ScoredEvidence
 
@@ -223,6 +224,22 @@ class ReviewQueue:
         with self.sessions() as session:
             query = select(QueueEntry).where(QueueEntry.status == DECIDED).order_by(QueueEntry.id)
             return list(session.scalars(query))
+
+    def reviewed_decisions(self) -> list[ReviewedDecision]:
+        """Decided entries as level indices, for the drift report (eval knows no queue)."""
+        return [
+            ReviewedDecision(
+                credential_id=entry.credential_id,
+                criterion_id=entry.criterion_id,
+                decided_at=entry.decided_at,
+                decided_index=entry.levels.index(entry.decided_level),
+                suggested_index=entry.levels.index(entry.suggested_level),
+                levels=len(entry.levels),
+                audit=entry.audit,
+            )
+            for entry in self.decided()
+            if entry.decided_at is not None and entry.decided_level is not None
+        ]
 
 
 def queue_order(entry: QueueEntry) -> tuple[Any, ...]:

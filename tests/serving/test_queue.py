@@ -191,21 +191,3 @@ def test_reviewer_accounts(queue: ReviewQueue) -> None:
     assert assigned(queue, "ana") == ["wait-time"]
     with pytest.raises(ValueError, match="8 characters"):
         set_reviewer(queue, "ben", "short", ["wait-time"])
-
-
-def test_weekly_agreement_with_reviewers_raises_the_drift_alarm(queue: ReviewQueue) -> None:
-    from prescore.serving.drift import markdown, reviewer_agreement
-
-    ids = queue.enqueue([review(n, audit=n % 2 == 0) for n in range(8)])
-    for n, entry_id in enumerate(ids):
-        agrees = n < 2  # the model suggested Developing; reviewers mostly said otherwise
-        level = "Developing" if agrees else ("Proficient" if n % 3 else "Not yet")
-        queue.decide(entry_id, level, "ana", ["wait-time"], 1)
-    rows = reviewer_agreement(queue, min_qwk=0.7, min_items=3)
-    assert {r.sample for r in rows} == {"audit", "human-routed"}
-    assert sum(r.items for r in rows) == 8
-    assert all(r.alarm for r in rows)  # 4 items each, far below 0.70
-    assert [r.exact for r in rows] == [0.25, 0.25]
-    assert rows[0].week == datetime.now(UTC).strftime("%G-W%V")
-    assert "**drift**" in markdown(rows, 0.7, 3)
-    assert not any(r.alarm for r in reviewer_agreement(queue, min_qwk=0.7, min_items=5))
