@@ -9,7 +9,6 @@ scoring the item twice (SQLAlchemy's optimistic version counter).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +30,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
+from prescore.data.review_export import ReviewedItem
 from prescore.eval.drift import ReviewedDecision
 from prescore.eval.routing import Reason, Route
 from prescore.serving.schemas import CriterionCard, EvidenceToScore, ScoredEvidence
@@ -225,6 +225,10 @@ class ReviewQueue:
             query = select(QueueEntry).where(QueueEntry.status == DECIDED).order_by(QueueEntry.id)
             return list(session.scalars(query))
 
+    def reviewed_items(self) -> list[ReviewedItem]:
+        """Decided entries as the data stage's records, for `prescore export-reviews`."""
+        return [reviewed_item(entry) for entry in self.decided()]
+
     def reviewed_decisions(self) -> list[ReviewedDecision]:
         """Decided entries as level indices, for the drift report (eval knows no queue)."""
         return [
@@ -248,56 +252,29 @@ def queue_order(entry: QueueEntry) -> tuple[Any, ...]:
     return (not high, deadline if high else 0.0, -entry.priority, entry.id)
 
 
+def reviewed_item(entry: QueueEntry) -> ReviewedItem:
+    return ReviewedItem(
+        entry_id=entry.id,
+        submission_id=entry.submission_id,
+        educator_id=entry.educator_id,
+        credential_id=entry.credential_id,
+        criterion_id=entry.criterion_id,
+        evidence_type=entry.evidence_type,
+        text=entry.text,
+        consent_to_train=entry.consent_to_train,
+        decided_level=entry.decided_level,
+        decided_by=entry.decided_by,
+        decided_at=entry.decided_at,
+        model_version=entry.model_version,
+        suggested_level=entry.suggested_level,
+    )
+
+
 def _sqlite_pragmas(connection: Any, _: Any) -> None:
     cursor = connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")  # readers do not block the writer
     cursor.execute("PRAGMA synchronous=FULL")  # a committed entry survives a power cut
     cursor.close()
-
-
-def export_reviews(queue: ReviewQueue, out: Path) -> tuple[int, int]:
-    """Decided entries as evidence records (JSON lines), adjudicated by their reviewer.
-
-    Only evidence whose owner consented to training is written; returns (written, withheld).
-    The file is written whole to a temporary name and then renamed: never half a file.
-    """
-    written = withheld = 0
-    lines = []
-    for entry in queue.decided():
-        if not entry.consent_to_train:
-            withheld += 1
-            continue
-        lines.append(
-            json.dumps(
-                {
-                    "id": f"review-{entry.id}",
-                    "submission_id": entry.submission_id,
-                    "educator_id": entry.educator_id or f"submission-{entry.submission_id}",
-                    "credential_id": entry.credential_id,
-                    "criterion_id": entry.criterion_id,
-                    "evidence_type": entry.evidence_type,
-                    "text": entry.text,
-                    "consent_to_train": True,
-                    "final_level": entry.decided_level,
-                    "scores": [
-                        {
-                            "rater_id": entry.decided_by,
-                            "rater_kind": "expert",
-                            "level": entry.decided_level,
-                        }
-                    ],
-                    "reviewed_at": entry.decided_at.isoformat() if entry.decided_at else None,
-                    "model_version": entry.model_version,
-                    "suggested_level": entry.suggested_level,
-                }
-            )
-        )
-        written += 1
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(out.name + ".partial")
-    partial.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    partial.replace(out)
-    return written, withheld
 
 
 ROUTES = (Route.auto.value, Route.human.value)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import yaml
 
 from prescore.eval.routing import Reason, Route
 from prescore.serving.queue import (
@@ -17,7 +15,6 @@ from prescore.serving.queue import (
     NotAssigned,
     ReviewQueue,
     ToReview,
-    export_reviews,
 )
 from prescore.serving.reviewers import assigned, authenticate, set_reviewer
 from prescore.serving.schemas import (
@@ -26,7 +23,6 @@ from prescore.serving.schemas import (
     LevelProbability,
     ScoredEvidence,
 )
-from tests.conftest import RUBRIC
 
 LEVELS = ["Not yet", "Developing", "Proficient"]
 CRITERION = CriterionCard(
@@ -104,6 +100,30 @@ def test_high_stakes_by_deadline_first_then_the_most_uncertain(queue: ReviewQueu
     assert order == [ids[3], ids[2], ids[4], ids[1], ids[5], ids[0]]
 
 
+def test_decided_entries_become_records_for_export_and_drift(queue: ReviewQueue) -> None:
+    ids = queue.enqueue([review(0, audit=True), review(1, consent=False), review(2)])
+    queue.decide(ids[0], "Proficient", "ana", ["wait-time"], 1)
+    queue.decide(ids[1], "Not yet", "ben", ["wait-time"], 1)
+    first, second = queue.reviewed_items()  # the pending entry is not reviewed yet
+    assert (first.entry_id, first.decided_level, first.decided_by) == (ids[0], "Proficient", "ana")
+    assert (first.educator_id, first.consent_to_train, second.consent_to_train) == (
+        "e0",
+        True,
+        False,
+    )
+    assert (first.suggested_level, first.model_version) == ("Developing", "3")
+    assert first.text.startswith("Evidence 0") and first.decided_at is not None
+    audit, human = queue.reviewed_decisions()
+    assert (audit.decided_index, audit.suggested_index, audit.levels, audit.audit) == (
+        2,
+        1,
+        3,
+        True,
+    )
+    assert (human.decided_index, human.audit) == (0, False)
+    assert (human.credential_id, human.criterion_id) == ("wait-time", "planning")
+
+
 def test_a_reviewer_sees_and_decides_only_assigned_credentials(queue: ReviewQueue) -> None:
     first, other = queue.enqueue([review(0), review(1, credential="feedback")])
     assert [e.id for e in queue.pending(["wait-time"])] == [first]
@@ -160,27 +180,6 @@ def test_a_restart_loses_nothing_acknowledged(tmp_path: Path) -> None:
     assert [e.id for e in reopened.pending(["wait-time"])] == [ids[1]]
     (decided,) = reopened.decided()
     assert (decided.id, decided.decided_level, decided.decided_by) == (ids[0], "Proficient", "ana")
-
-
-def test_export_writes_consented_decisions_as_evidence(queue: ReviewQueue, tmp_path: Path) -> None:
-    ids = queue.enqueue([review(0), review(1, consent=False), review(2)])
-    for entry_id in ids[:2]:
-        queue.decide(entry_id, "Proficient", "ana", ["wait-time"], 1)
-    written, withheld = export_reviews(queue, tmp_path / "out" / "reviews.jsonl")
-    assert (written, withheld) == (1, 1)
-    (record,) = [json.loads(line) for line in (tmp_path / "out" / "reviews.jsonl").open()]
-    assert record["final_level"] == "Proficient" and record["consent_to_train"] is True
-    assert record["scores"] == [{"rater_id": "ana", "rater_kind": "expert", "level": "Proficient"}]
-    assert record["educator_id"] == "e0" and record["text"].startswith("Evidence 0")
-    assert not list((tmp_path / "out").glob("*.partial"))
-    # and it is evidence `prescore train` reads: it passes the same checks as any export
-    from prescore.data.load import DataSource, load_evidence
-
-    (tmp_path / "rubrics").mkdir()
-    (tmp_path / "rubrics" / "wait-time.yaml").write_text(yaml.safe_dump(RUBRIC))
-    source = DataSource(path=tmp_path / "out" / "reviews.jsonl", rubrics=tmp_path / "rubrics")
-    loaded = load_evidence(source)
-    assert sum(len(split) for split in loaded.splits.values()) == 1
 
 
 def test_reviewer_accounts(queue: ReviewQueue) -> None:
