@@ -17,13 +17,18 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Boolean,
+    ColumnElement,
     DateTime,
     Float,
     Integer,
     String,
     Text,
+    and_,
+    case,
+    cast,
     create_engine,
     event,
+    func,
     select,
 )
 from sqlalchemy.engine import Engine
@@ -176,19 +181,29 @@ class ReviewQueue:
         return [entry.id for entry in entries]
 
     def pending(
-        self, credentials: list[str], filters: Filters = Filters(), limit: int = 100
+        self,
+        credentials: list[str],
+        filters: Filters = Filters(),
+        limit: int = 100,
+        offset: int = 0,
     ) -> list[QueueEntry]:
-        """A reviewer's queue: high stakes first by deadline, then by how much a look is worth."""
-        query = select(QueueEntry).where(
-            QueueEntry.status == PENDING, QueueEntry.credential_id.in_(credentials)
+        """A page of a reviewer's queue: high stakes first by deadline, then by how much a look
+        is worth. The database orders and pages, so a long queue is never loaded whole."""
+        query = (
+            select(QueueEntry)
+            .where(*pending_conditions(credentials, filters))
+            .order_by(*QUEUE_ORDER)
+            .limit(limit)
+            .offset(offset)
         )
-        if filters.credential_id:
-            query = query.where(QueueEntry.credential_id == filters.credential_id)
         with self.sessions() as session:
-            rows = list(session.scalars(query))
-        if filters.reason:
-            rows = [row for row in rows if filters.reason in row.reasons]
-        return sorted(rows, key=queue_order)[:limit]
+            return list(session.scalars(query))
+
+    def count_pending(self, credentials: list[str], filters: Filters = Filters()) -> int:
+        """How many entries `pending` pages through with these filters."""
+        query = select(func.count(QueueEntry.id)).where(*pending_conditions(credentials, filters))
+        with self.sessions() as session:
+            return session.scalar(query) or 0
 
     def get(self, entry_id: int, credentials: list[str]) -> QueueEntry | None:
         with self.sessions() as session:
@@ -246,10 +261,29 @@ class ReviewQueue:
         ]
 
 
-def queue_order(entry: QueueEntry) -> tuple[Any, ...]:
-    high = entry.stakes == "high"
-    deadline = entry.deadline.timestamp() if entry.deadline else float("inf")
-    return (not high, deadline if high else 0.0, -entry.priority, entry.id)
+def pending_conditions(credentials: list[str], filters: Filters) -> list[ColumnElement[bool]]:
+    """The WHERE of a reviewer's queue; `pending` and `count_pending` share it so they agree."""
+    conditions = [QueueEntry.status == PENDING, QueueEntry.credential_id.in_(credentials)]
+    if filters.credential_id:
+        conditions.append(QueueEntry.credential_id == filters.credential_id)
+    if filters.reason:
+        # reasons is a JSON list of enum values; its text holds each one quoted. Matching that
+        # works alike on SQLite and Postgres, where JSON functions differ.
+        quoted = f'"{filters.reason}"'
+        conditions.append(cast(QueueEntry.reasons, Text).contains(quoted, autoescape=True))
+    return conditions
+
+
+_high = QueueEntry.stakes == "high"
+QUEUE_ORDER = (
+    case((_high, 0), else_=1),  # high stakes first
+    # among high stakes, by deadline, none last: an explicit key, since SQLite and Postgres put
+    # NULLs at opposite ends
+    case((and_(_high, QueueEntry.deadline.is_(None)), 1), else_=0),
+    case((_high, QueueEntry.deadline), else_=None),
+    QueueEntry.priority.desc(),
+    QueueEntry.id,
+)
 
 
 def reviewed_item(entry: QueueEntry) -> ReviewedItem:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import random
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,6 +15,7 @@ from prescore.serving.queue import (
     AlreadyDecided,
     Filters,
     NotAssigned,
+    QueueEntry,
     ReviewQueue,
     ToReview,
 )
@@ -47,6 +50,7 @@ def review(
     prediction_set: tuple[str, ...] = ("Developing",),
     consent: bool = True,
     audit: bool = False,
+    reasons: tuple[Reason, ...] = (Reason.low_confidence,),
 ) -> ToReview:
     item = EvidenceToScore(
         submission_id=f"s{n}",
@@ -72,7 +76,7 @@ def review(
         confidence=confidence,
         prediction_set=list(prediction_set),
         route=Route.human,
-        reasons=[Reason.low_confidence],
+        reasons=list(reasons),
         model_name="prescore-test",
         model_version="3",
     )
@@ -98,6 +102,90 @@ def test_high_stakes_by_deadline_first_then_the_most_uncertain(queue: ReviewQueu
     )
     order = [e.id for e in queue.pending(["wait-time"])]
     assert order == [ids[3], ids[2], ids[4], ids[1], ids[5], ids[0]]
+
+
+def test_high_stakes_without_a_deadline_come_after_those_with_one(queue: ReviewQueue) -> None:
+    soon, later = datetime.now(UTC) + timedelta(days=1), datetime.now(UTC) + timedelta(days=9)
+    ids = queue.enqueue(
+        [
+            review(0, confidence=0.9),
+            review(1, stakes="high", confidence=0.9),
+            review(2, stakes="high", deadline=later, confidence=0.5),
+            review(3, stakes="high", confidence=0.2),
+            review(4, stakes="high", deadline=soon, confidence=0.9),
+            review(5, deadline=soon, confidence=0.3),  # a low-stakes deadline does not count
+            review(6, confidence=0.9),  # ties with 0: the older entry first
+        ]
+    )
+    order = [e.id for e in queue.pending(["wait-time"])]
+    assert order == [ids[4], ids[2], ids[3], ids[1], ids[5], ids[0], ids[6]]
+
+
+def python_order(entry: QueueEntry) -> tuple[Any, ...]:
+    """The order the queue kept in Python before the database sorted it."""
+    high = entry.stakes == "high"
+    deadline = entry.deadline.timestamp() if entry.deadline else float("inf")
+    return (not high, deadline if high else 0.0, -entry.priority, entry.id)
+
+
+def test_the_database_orders_as_the_python_sort_did(queue: ReviewQueue) -> None:
+    draw = random.Random(12)
+    start = datetime.now(UTC)
+    queue.enqueue(
+        [
+            review(
+                n,
+                confidence=draw.choice([0.2, 0.5, 0.5, 0.9]),
+                stakes=draw.choice(["low", "high"]),
+                deadline=draw.choice([None, start + timedelta(hours=draw.randint(1, 5))]),
+                audit=draw.random() < 0.3,
+            )
+            for n in range(60)
+        ]
+    )
+    everything = queue.pending(["wait-time"], limit=1000)
+    assert [e.id for e in everything] == [e.id for e in sorted(everything, key=python_order)]
+
+
+def test_the_reason_filter_matches_whole_reasons(queue: ReviewQueue) -> None:
+    short, long, audited, high = queue.enqueue(
+        [
+            review(0, reasons=(Reason.input_too_short,)),
+            review(1, reasons=(Reason.input_too_long, Reason.low_confidence)),
+            review(2, audit=True),
+            review(3, reasons=(Reason.high_stakes,)),
+        ]
+    )
+
+    def matching(reason: str) -> list[int]:
+        return sorted(e.id for e in queue.pending(["wait-time"], Filters(reason=reason)))
+
+    assert matching("input_too_short") == [short]
+    assert matching("input_too_long") == [long]
+    assert matching("low_confidence") == [long, audited]
+    assert matching("audit_sample") == [audited]
+    assert matching("high_stakes") == [high]
+    assert matching("input_too") == []  # a part of a reason is no reason
+    assert matching("input%short") == matching("input_too_shor_") == []  # no wildcards
+    assert queue.count_pending(["wait-time"], Filters(reason="low_confidence")) == 2
+    assert queue.count_pending(["feedback"], Filters(reason="low_confidence")) == 0
+
+
+def test_pages_of_the_queue_cover_it_once_in_order(queue: ReviewQueue) -> None:
+    queue.enqueue(
+        [review(n, confidence=n / 10, stakes="high" if n % 3 else "low") for n in range(7)]
+    )
+    queue.enqueue([review(7, credential="feedback")])
+    whole = [e.id for e in queue.pending(["wait-time"])]
+    pages = [[e.id for e in queue.pending(["wait-time"], limit=3, offset=k)] for k in (0, 3, 6, 9)]
+    assert [len(page) for page in pages] == [3, 3, 1, 0]
+    assert sum(pages, []) == whole
+    assert queue.count_pending(["wait-time"]) == 7
+    assert queue.count_pending(["wait-time", "feedback"]) == 8
+    assert queue.count_pending(["wait-time", "feedback"], Filters("feedback")) == 1
+    (first,) = queue.pending(["wait-time"], limit=1)
+    queue.decide(first.id, "Proficient", "ana", ["wait-time"], first.version)
+    assert queue.count_pending(["wait-time"]) == 6  # decided entries leave the count
 
 
 def test_decided_entries_become_records_for_export_and_drift(queue: ReviewQueue) -> None:
