@@ -37,7 +37,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from prescore.data.review_export import ReviewedItem
 from prescore.eval.drift import ReviewedDecision
-from prescore.eval.routing import Reason, Route
+from prescore.eval.routing import Reason
 from prescore.serving.schemas import CriterionCard, EvidenceToScore, ScoredEvidence
 
 PENDING, DECIDED = "pending", "decided"
@@ -311,5 +311,4 @@ def _sqlite_pragmas(connection: Any, _: Any) -> None:
     cursor.close()
 
 
-ROUTES = (Route.auto.value, Route.human.value)
 REASONS = [reason.value for reason in Reason] + ["audit_sample"]
