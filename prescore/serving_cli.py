@@ -198,10 +198,10 @@ def export_reviews(
 
     Only evidence whose owner consented to training is written.
     """
+    from prescore.data.review_export import write_reviews
     from prescore.serving.queue import ReviewQueue
-    from prescore.serving.queue import export_reviews as write
 
-    written, withheld = write(ReviewQueue(review_db), out)
+    written, withheld = write_reviews(ReviewQueue(review_db).reviewed_items(), out)
     console.print(
         f"Wrote {written} reviewed item(s) to {out}; left out {withheld} without training consent."
     )

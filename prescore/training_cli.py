@@ -62,11 +62,11 @@ def train_untracked(experiment: object, report: Path) -> None:
 
 def add_reviewer_agreement(report: Path, database: str, min_qwk: float) -> None:
     """Append the weekly model-vs-reviewer table to the report; say so loudly on drift."""
-    from prescore.serving.drift import markdown, reviewer_agreement
+    from prescore.eval.drift import markdown, reviewer_agreement
     from prescore.serving.queue import ReviewQueue
 
     min_items = 20
-    rows = reviewer_agreement(ReviewQueue(database), min_qwk, min_items)
+    rows = reviewer_agreement(ReviewQueue(database).reviewed_decisions(), min_qwk, min_items)
     with report.open("a", encoding="utf-8") as sink:
         sink.write("\n" + markdown(rows, min_qwk, min_items))
     for row in (r for r in rows if r.alarm):

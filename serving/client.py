@@ -48,6 +48,3 @@ class ScoringClient:
 
     def credentials(self) -> Reply:
         return self.call("GET", "/credentials")
-
-    def reload(self, alias: str | None = None) -> Reply:
-        return self.call("POST", "/reload", {"alias": alias} if alias else {})

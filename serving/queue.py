@@ -9,7 +9,6 @@ scoring the item twice (SQLAlchemy's optimistic version counter).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,20 +17,27 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Boolean,
+    ColumnElement,
     DateTime,
     Float,
     Integer,
     String,
     Text,
+    and_,
+    case,
+    cast,
     create_engine,
     event,
+    func,
     select,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
-from prescore.eval.routing import Reason, Route
+from prescore.data.review_export import ReviewedItem
+from prescore.eval.drift import ReviewedDecision
+from prescore.eval.routing import Reason
 from prescore.serving.schemas import CriterionCard, EvidenceToScore, ScoredEvidence
 
 PENDING, DECIDED = "pending", "decided"
@@ -175,19 +181,29 @@ class ReviewQueue:
         return [entry.id for entry in entries]
 
     def pending(
-        self, credentials: list[str], filters: Filters = Filters(), limit: int = 100
+        self,
+        credentials: list[str],
+        filters: Filters = Filters(),
+        limit: int = 100,
+        offset: int = 0,
     ) -> list[QueueEntry]:
-        """A reviewer's queue: high stakes first by deadline, then by how much a look is worth."""
-        query = select(QueueEntry).where(
-            QueueEntry.status == PENDING, QueueEntry.credential_id.in_(credentials)
+        """A page of a reviewer's queue: high stakes first by deadline, then by how much a look
+        is worth. The database orders and pages, so a long queue is never loaded whole."""
+        query = (
+            select(QueueEntry)
+            .where(*pending_conditions(credentials, filters))
+            .order_by(*QUEUE_ORDER)
+            .limit(limit)
+            .offset(offset)
         )
-        if filters.credential_id:
-            query = query.where(QueueEntry.credential_id == filters.credential_id)
         with self.sessions() as session:
-            rows = list(session.scalars(query))
-        if filters.reason:
-            rows = [row for row in rows if filters.reason in row.reasons]
-        return sorted(rows, key=queue_order)[:limit]
+            return list(session.scalars(query))
+
+    def count_pending(self, credentials: list[str], filters: Filters = Filters()) -> int:
+        """How many entries `pending` pages through with these filters."""
+        query = select(func.count(QueueEntry.id)).where(*pending_conditions(credentials, filters))
+        with self.sessions() as session:
+            return session.scalar(query) or 0
 
     def get(self, entry_id: int, credentials: list[str]) -> QueueEntry | None:
         with self.sessions() as session:
@@ -224,11 +240,68 @@ class ReviewQueue:
             query = select(QueueEntry).where(QueueEntry.status == DECIDED).order_by(QueueEntry.id)
             return list(session.scalars(query))
 
+    def reviewed_items(self) -> list[ReviewedItem]:
+        """Decided entries as the data stage's records, for `prescore export-reviews`."""
+        return [reviewed_item(entry) for entry in self.decided()]
 
-def queue_order(entry: QueueEntry) -> tuple[Any, ...]:
-    high = entry.stakes == "high"
-    deadline = entry.deadline.timestamp() if entry.deadline else float("inf")
-    return (not high, deadline if high else 0.0, -entry.priority, entry.id)
+    def reviewed_decisions(self) -> list[ReviewedDecision]:
+        """Decided entries as level indices, for the drift report (eval knows no queue)."""
+        return [
+            ReviewedDecision(
+                credential_id=entry.credential_id,
+                criterion_id=entry.criterion_id,
+                decided_at=entry.decided_at,
+                decided_index=entry.levels.index(entry.decided_level),
+                suggested_index=entry.levels.index(entry.suggested_level),
+                levels=len(entry.levels),
+                audit=entry.audit,
+            )
+            for entry in self.decided()
+            if entry.decided_at is not None and entry.decided_level is not None
+        ]
+
+
+def pending_conditions(credentials: list[str], filters: Filters) -> list[ColumnElement[bool]]:
+    """The WHERE of a reviewer's queue; `pending` and `count_pending` share it so they agree."""
+    conditions = [QueueEntry.status == PENDING, QueueEntry.credential_id.in_(credentials)]
+    if filters.credential_id:
+        conditions.append(QueueEntry.credential_id == filters.credential_id)
+    if filters.reason:
+        # reasons is a JSON list of enum values; its text holds each one quoted. Matching that
+        # works alike on SQLite and Postgres, where JSON functions differ.
+        quoted = f'"{filters.reason}"'
+        conditions.append(cast(QueueEntry.reasons, Text).contains(quoted, autoescape=True))
+    return conditions
+
+
+_high = QueueEntry.stakes == "high"
+QUEUE_ORDER = (
+    case((_high, 0), else_=1),  # high stakes first
+    # among high stakes, by deadline, none last: an explicit key, since SQLite and Postgres put
+    # NULLs at opposite ends
+    case((and_(_high, QueueEntry.deadline.is_(None)), 1), else_=0),
+    case((_high, QueueEntry.deadline), else_=None),
+    QueueEntry.priority.desc(),
+    QueueEntry.id,
+)
+
+
+def reviewed_item(entry: QueueEntry) -> ReviewedItem:
+    return ReviewedItem(
+        entry_id=entry.id,
+        submission_id=entry.submission_id,
+        educator_id=entry.educator_id,
+        credential_id=entry.credential_id,
+        criterion_id=entry.criterion_id,
+        evidence_type=entry.evidence_type,
+        text=entry.text,
+        consent_to_train=entry.consent_to_train,
+        decided_level=entry.decided_level,
+        decided_by=entry.decided_by,
+        decided_at=entry.decided_at,
+        model_version=entry.model_version,
+        suggested_level=entry.suggested_level,
+    )
 
 
 def _sqlite_pragmas(connection: Any, _: Any) -> None:
@@ -238,50 +311,4 @@ def _sqlite_pragmas(connection: Any, _: Any) -> None:
     cursor.close()
 
 
-def export_reviews(queue: ReviewQueue, out: Path) -> tuple[int, int]:
-    """Decided entries as evidence records (JSON lines), adjudicated by their reviewer.
-
-    Only evidence whose owner consented to training is written; returns (written, withheld).
-    The file is written whole to a temporary name and then renamed: never half a file.
-    """
-    written = withheld = 0
-    lines = []
-    for entry in queue.decided():
-        if not entry.consent_to_train:
-            withheld += 1
-            continue
-        lines.append(
-            json.dumps(
-                {
-                    "id": f"review-{entry.id}",
-                    "submission_id": entry.submission_id,
-                    "educator_id": entry.educator_id or f"submission-{entry.submission_id}",
-                    "credential_id": entry.credential_id,
-                    "criterion_id": entry.criterion_id,
-                    "evidence_type": entry.evidence_type,
-                    "text": entry.text,
-                    "consent_to_train": True,
-                    "final_level": entry.decided_level,
-                    "scores": [
-                        {
-                            "rater_id": entry.decided_by,
-                            "rater_kind": "expert",
-                            "level": entry.decided_level,
-                        }
-                    ],
-                    "reviewed_at": entry.decided_at.isoformat() if entry.decided_at else None,
-                    "model_version": entry.model_version,
-                    "suggested_level": entry.suggested_level,
-                }
-            )
-        )
-        written += 1
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(out.name + ".partial")
-    partial.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    partial.replace(out)
-    return written, withheld
-
-
-ROUTES = (Route.auto.value, Route.human.value)
 REASONS = [reason.value for reason in Reason] + ["audit_sample"]

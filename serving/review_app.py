@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -19,6 +20,7 @@ from prescore.serving.queue import REASONS, AlreadyDecided, Filters, NotAssigned
 from prescore.serving.reviewers import assigned, authenticate
 
 ROOT = "/review"
+PAGE_SIZE = 100  # entries on one page of the queue
 templates = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 
 
@@ -33,6 +35,13 @@ def connect(app: FastAPI, queue: ReviewQueue, session_secret: str) -> None:
 def queue_of(request: Request) -> ReviewQueue:
     queue: ReviewQueue = request.app.state.queue
     return queue
+
+
+def queue_link(filters: Filters, offset: int) -> str:
+    """The queue page at `offset`, keeping the reviewer's filters."""
+    query = {"credential": filters.credential_id, "reason": filters.reason, "offset": offset}
+    kept = urlencode({key: value for key, value in query.items() if value})
+    return f"{ROOT}/?{kept}" if kept else f"{ROOT}/"
 
 
 def create_review_app() -> FastAPI:
@@ -50,8 +59,8 @@ def create_review_app() -> FastAPI:
 
     def problem_page(request: Request, status: int, message: str) -> HTMLResponse:
         return page(
-            request, "queue.html", status, entries=[], credentials=[], reasons=REASONS,
-            filters=Filters(), problem=message,
+            request, "queue.html", status, entries=[], total=0, offset=0, credentials=[],
+            reasons=REASONS, filters=Filters(), problem=message,
         )  # fmt: skip
 
     def signed_in(request: Request) -> str | None:
@@ -83,18 +92,26 @@ def create_review_app() -> FastAPI:
 
     @app.get("/", response_class=HTMLResponse)
     def queue_page(
-        request: Request, credential: str = "", reason: str = "", notice: str = ""
+        request: Request, credential: str = "", reason: str = "", offset: int = 0, notice: str = ""
     ) -> Response:
         name = signed_in(request)
         if name is None:
             return RedirectResponse(f"{ROOT}/login", status_code=303)
         credentials = assigned(queue_of(request), name)
         filters = Filters(credential or None, reason or None)
-        entries = queue_of(request).pending(credentials, filters)
+        offset = max(offset, 0)  # a hand-edited link shows the first page, not an error
+        entries = queue_of(request).pending(credentials, filters, PAGE_SIZE, offset)
+        total = queue_of(request).count_pending(credentials, filters)
         return page(
             request,
             "queue.html",
             entries=entries,
+            total=total,
+            offset=offset,
+            previous_link=queue_link(filters, max(offset - PAGE_SIZE, 0)) if offset else None,
+            next_link=queue_link(filters, offset + PAGE_SIZE)
+            if offset + PAGE_SIZE < total
+            else None,
             credentials=credentials,
             reasons=REASONS,
             filters=filters,

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-import json
+import random
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
-import yaml
 
 from prescore.eval.routing import Reason, Route
 from prescore.serving.queue import (
     AlreadyDecided,
     Filters,
     NotAssigned,
+    QueueEntry,
     ReviewQueue,
     ToReview,
-    export_reviews,
 )
 from prescore.serving.reviewers import assigned, authenticate, set_reviewer
 from prescore.serving.schemas import (
@@ -26,7 +26,6 @@ from prescore.serving.schemas import (
     LevelProbability,
     ScoredEvidence,
 )
-from tests.conftest import RUBRIC
 
 LEVELS = ["Not yet", "Developing", "Proficient"]
 CRITERION = CriterionCard(
@@ -51,6 +50,7 @@ def review(
     prediction_set: tuple[str, ...] = ("Developing",),
     consent: bool = True,
     audit: bool = False,
+    reasons: tuple[Reason, ...] = (Reason.low_confidence,),
 ) -> ToReview:
     item = EvidenceToScore(
         submission_id=f"s{n}",
@@ -76,7 +76,7 @@ def review(
         confidence=confidence,
         prediction_set=list(prediction_set),
         route=Route.human,
-        reasons=[Reason.low_confidence],
+        reasons=list(reasons),
         model_name="prescore-test",
         model_version="3",
     )
@@ -102,6 +102,114 @@ def test_high_stakes_by_deadline_first_then_the_most_uncertain(queue: ReviewQueu
     )
     order = [e.id for e in queue.pending(["wait-time"])]
     assert order == [ids[3], ids[2], ids[4], ids[1], ids[5], ids[0]]
+
+
+def test_high_stakes_without_a_deadline_come_after_those_with_one(queue: ReviewQueue) -> None:
+    soon, later = datetime.now(UTC) + timedelta(days=1), datetime.now(UTC) + timedelta(days=9)
+    ids = queue.enqueue(
+        [
+            review(0, confidence=0.9),
+            review(1, stakes="high", confidence=0.9),
+            review(2, stakes="high", deadline=later, confidence=0.5),
+            review(3, stakes="high", confidence=0.2),
+            review(4, stakes="high", deadline=soon, confidence=0.9),
+            review(5, deadline=soon, confidence=0.3),  # a low-stakes deadline does not count
+            review(6, confidence=0.9),  # ties with 0: the older entry first
+        ]
+    )
+    order = [e.id for e in queue.pending(["wait-time"])]
+    assert order == [ids[4], ids[2], ids[3], ids[1], ids[5], ids[0], ids[6]]
+
+
+def python_order(entry: QueueEntry) -> tuple[Any, ...]:
+    """The order the queue kept in Python before the database sorted it."""
+    high = entry.stakes == "high"
+    deadline = entry.deadline.timestamp() if entry.deadline else float("inf")
+    return (not high, deadline if high else 0.0, -entry.priority, entry.id)
+
+
+def test_the_database_orders_as_the_python_sort_did(queue: ReviewQueue) -> None:
+    draw = random.Random(12)
+    start = datetime.now(UTC)
+    queue.enqueue(
+        [
+            review(
+                n,
+                confidence=draw.choice([0.2, 0.5, 0.5, 0.9]),
+                stakes=draw.choice(["low", "high"]),
+                deadline=draw.choice([None, start + timedelta(hours=draw.randint(1, 5))]),
+                audit=draw.random() < 0.3,
+            )
+            for n in range(60)
+        ]
+    )
+    everything = queue.pending(["wait-time"], limit=1000)
+    assert [e.id for e in everything] == [e.id for e in sorted(everything, key=python_order)]
+
+
+def test_the_reason_filter_matches_whole_reasons(queue: ReviewQueue) -> None:
+    short, long, audited, high = queue.enqueue(
+        [
+            review(0, reasons=(Reason.input_too_short,)),
+            review(1, reasons=(Reason.input_too_long, Reason.low_confidence)),
+            review(2, audit=True),
+            review(3, reasons=(Reason.high_stakes,)),
+        ]
+    )
+
+    def matching(reason: str) -> list[int]:
+        return sorted(e.id for e in queue.pending(["wait-time"], Filters(reason=reason)))
+
+    assert matching("input_too_short") == [short]
+    assert matching("input_too_long") == [long]
+    assert matching("low_confidence") == [long, audited]
+    assert matching("audit_sample") == [audited]
+    assert matching("high_stakes") == [high]
+    assert matching("input_too") == []  # a part of a reason is no reason
+    assert matching("input%short") == matching("input_too_shor_") == []  # no wildcards
+    assert queue.count_pending(["wait-time"], Filters(reason="low_confidence")) == 2
+    assert queue.count_pending(["feedback"], Filters(reason="low_confidence")) == 0
+
+
+def test_pages_of_the_queue_cover_it_once_in_order(queue: ReviewQueue) -> None:
+    queue.enqueue(
+        [review(n, confidence=n / 10, stakes="high" if n % 3 else "low") for n in range(7)]
+    )
+    queue.enqueue([review(7, credential="feedback")])
+    whole = [e.id for e in queue.pending(["wait-time"])]
+    pages = [[e.id for e in queue.pending(["wait-time"], limit=3, offset=k)] for k in (0, 3, 6, 9)]
+    assert [len(page) for page in pages] == [3, 3, 1, 0]
+    assert sum(pages, []) == whole
+    assert queue.count_pending(["wait-time"]) == 7
+    assert queue.count_pending(["wait-time", "feedback"]) == 8
+    assert queue.count_pending(["wait-time", "feedback"], Filters("feedback")) == 1
+    (first,) = queue.pending(["wait-time"], limit=1)
+    queue.decide(first.id, "Proficient", "ana", ["wait-time"], first.version)
+    assert queue.count_pending(["wait-time"]) == 6  # decided entries leave the count
+
+
+def test_decided_entries_become_records_for_export_and_drift(queue: ReviewQueue) -> None:
+    ids = queue.enqueue([review(0, audit=True), review(1, consent=False), review(2)])
+    queue.decide(ids[0], "Proficient", "ana", ["wait-time"], 1)
+    queue.decide(ids[1], "Not yet", "ben", ["wait-time"], 1)
+    first, second = queue.reviewed_items()  # the pending entry is not reviewed yet
+    assert (first.entry_id, first.decided_level, first.decided_by) == (ids[0], "Proficient", "ana")
+    assert (first.educator_id, first.consent_to_train, second.consent_to_train) == (
+        "e0",
+        True,
+        False,
+    )
+    assert (first.suggested_level, first.model_version) == ("Developing", "3")
+    assert first.text.startswith("Evidence 0") and first.decided_at is not None
+    audit, human = queue.reviewed_decisions()
+    assert (audit.decided_index, audit.suggested_index, audit.levels, audit.audit) == (
+        2,
+        1,
+        3,
+        True,
+    )
+    assert (human.decided_index, human.audit) == (0, False)
+    assert (human.credential_id, human.criterion_id) == ("wait-time", "planning")
 
 
 def test_a_reviewer_sees_and_decides_only_assigned_credentials(queue: ReviewQueue) -> None:
@@ -162,27 +270,6 @@ def test_a_restart_loses_nothing_acknowledged(tmp_path: Path) -> None:
     assert (decided.id, decided.decided_level, decided.decided_by) == (ids[0], "Proficient", "ana")
 
 
-def test_export_writes_consented_decisions_as_evidence(queue: ReviewQueue, tmp_path: Path) -> None:
-    ids = queue.enqueue([review(0), review(1, consent=False), review(2)])
-    for entry_id in ids[:2]:
-        queue.decide(entry_id, "Proficient", "ana", ["wait-time"], 1)
-    written, withheld = export_reviews(queue, tmp_path / "out" / "reviews.jsonl")
-    assert (written, withheld) == (1, 1)
-    (record,) = [json.loads(line) for line in (tmp_path / "out" / "reviews.jsonl").open()]
-    assert record["final_level"] == "Proficient" and record["consent_to_train"] is True
-    assert record["scores"] == [{"rater_id": "ana", "rater_kind": "expert", "level": "Proficient"}]
-    assert record["educator_id"] == "e0" and record["text"].startswith("Evidence 0")
-    assert not list((tmp_path / "out").glob("*.partial"))
-    # and it is evidence `prescore train` reads: it passes the same checks as any export
-    from prescore.data.load import DataSource, load_evidence
-
-    (tmp_path / "rubrics").mkdir()
-    (tmp_path / "rubrics" / "wait-time.yaml").write_text(yaml.safe_dump(RUBRIC))
-    source = DataSource(path=tmp_path / "out" / "reviews.jsonl", rubrics=tmp_path / "rubrics")
-    loaded = load_evidence(source)
-    assert sum(len(split) for split in loaded.splits.values()) == 1
-
-
 def test_reviewer_accounts(queue: ReviewQueue) -> None:
     set_reviewer(queue, "ana", "correct horse", ["wait-time"])
     assert authenticate(queue, "ana", "correct horse") is not None
@@ -191,21 +278,3 @@ def test_reviewer_accounts(queue: ReviewQueue) -> None:
     assert assigned(queue, "ana") == ["wait-time"]
     with pytest.raises(ValueError, match="8 characters"):
         set_reviewer(queue, "ben", "short", ["wait-time"])
-
-
-def test_weekly_agreement_with_reviewers_raises_the_drift_alarm(queue: ReviewQueue) -> None:
-    from prescore.serving.drift import markdown, reviewer_agreement
-
-    ids = queue.enqueue([review(n, audit=n % 2 == 0) for n in range(8)])
-    for n, entry_id in enumerate(ids):
-        agrees = n < 2  # the model suggested Developing; reviewers mostly said otherwise
-        level = "Developing" if agrees else ("Proficient" if n % 3 else "Not yet")
-        queue.decide(entry_id, level, "ana", ["wait-time"], 1)
-    rows = reviewer_agreement(queue, min_qwk=0.7, min_items=3)
-    assert {r.sample for r in rows} == {"audit", "human-routed"}
-    assert sum(r.items for r in rows) == 8
-    assert all(r.alarm for r in rows)  # 4 items each, far below 0.70
-    assert [r.exact for r in rows] == [0.25, 0.25]
-    assert rows[0].week == datetime.now(UTC).strftime("%G-W%V")
-    assert "**drift**" in markdown(rows, 0.7, 3)
-    assert not any(r.alarm for r in reviewer_agreement(queue, min_qwk=0.7, min_items=5))

@@ -10,10 +10,28 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 from prescore.eval.agreement import exact_agreement, quadratic_weighted_kappa
-from prescore.serving.queue import ReviewQueue
+
+
+@dataclass(frozen=True)
+class ReviewedDecision:
+    """A reviewer's level beside the model's suggestion, as indices into the criterion's levels.
+
+    Plain values rather than queue entries, so that measuring drift needs no database (and eval
+    never imports serving); the review queue builds these from its decided entries.
+    """
+
+    credential_id: str
+    criterion_id: str
+    decided_at: datetime
+    decided_index: int
+    suggested_index: int
+    levels: int  # how many levels the criterion has: QWK's scale
+    audit: bool  # an auto-routed item queued at random, not an uncertain one
 
 
 @dataclass(frozen=True)
@@ -28,24 +46,23 @@ class WeekAgreement:
 
 
 def reviewer_agreement(
-    queue: ReviewQueue, min_qwk: float = 0.70, min_items: int = 20
+    decisions: Iterable[ReviewedDecision], min_qwk: float = 0.70, min_items: int = 20
 ) -> list[WeekAgreement]:
+    """One row per criterion, ISO week and sample; a week with enough items below the bar alarms."""
     groups: dict[tuple[str, str, str], tuple[list[int], list[int], int]] = defaultdict(
         lambda: ([], [], 0)
     )
-    for entry in queue.decided():
-        if entry.decided_at is None or entry.decided_level is None:
-            continue
-        year, week_number, _ = entry.decided_at.isocalendar()
+    for decision in decisions:
+        year, week_number, _ = decision.decided_at.isocalendar()
         key = (
-            f"{entry.credential_id}/{entry.criterion_id}",
+            f"{decision.credential_id}/{decision.criterion_id}",
             f"{year}-W{week_number:02d}",
-            "audit" if entry.audit else "human-routed",
+            "audit" if decision.audit else "human-routed",
         )
         reviewer, model, _ = groups[key]
-        reviewer.append(entry.levels.index(entry.decided_level))
-        model.append(entry.levels.index(entry.suggested_level))
-        groups[key] = (reviewer, model, len(entry.levels))
+        reviewer.append(decision.decided_index)
+        model.append(decision.suggested_index)
+        groups[key] = (reviewer, model, decision.levels)
     rows = []
     for (criterion, week, sample), (reviewer, model, levels) in sorted(groups.items()):
         qwk = quadratic_weighted_kappa(reviewer, model, levels)
