@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from prescore.data.schema import CriterionKey
 from prescore.eval.agreement import exact_agreement, quadratic_weighted_kappa
 
 
@@ -55,7 +56,7 @@ def reviewer_agreement(
     for decision in decisions:
         year, week_number, _ = decision.decided_at.isocalendar()
         key = (
-            f"{decision.credential_id}/{decision.criterion_id}",
+            str(CriterionKey(decision.credential_id, decision.criterion_id)),
             f"{year}-W{week_number:02d}",
             "audit" if decision.audit else "human-routed",
         )
