@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from enum import StrEnum
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -123,6 +124,44 @@ class Criterion(BaseModel):
         return None
 
 
+class AwardRule(BaseModel):
+    """How criteria add up to the credential, which one cannot half-earn.
+
+    `all_met` (the default): every criterion at or above its met level. `at_least`: at least
+    `count` criteria met. A rubric file writes `award: all_met`, `award: {at_least: 2}`, or
+    `award: {rule: at_least, count: 2}`.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rule: Literal["all_met", "at_least"] = "all_met"
+    count: int | None = Field(None, ge=1, description="with at_least: how many criteria")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            return {"rule": data}
+        if isinstance(data, dict) and set(data) == {"at_least"}:
+            return {"rule": "at_least", "count": data["at_least"]}
+        return data
+
+    @model_validator(mode="after")
+    def _count_fits_rule(self) -> AwardRule:
+        if self.rule == "at_least" and self.count is None:
+            raise ValueError("award rule at_least needs a count, e.g. award: {at_least: 2}")
+        if self.rule == "all_met" and self.count is not None:
+            raise ValueError("award rule all_met takes no count; use award: {at_least: N}")
+        return self
+
+    def required(self, criteria: int) -> int:
+        """How many of a rubric's `criteria` must be met to earn the credential."""
+        return criteria if self.count is None else self.count
+
+    def earned(self, met: Sequence[bool], criteria: int) -> bool:
+        return sum(bool(m) for m in met) >= self.required(criteria)
+
+
 class Credential(BaseModel):
     """One competency with its rubric; read from one YAML or JSON file."""
 
@@ -133,6 +172,17 @@ class Credential(BaseModel):
     stakes: Stakes
     description: str = ""
     criteria: tuple[Criterion, ...] = Field(min_length=1)
+    award: AwardRule = Field(default_factory=AwardRule)
+
+    @model_validator(mode="after")
+    def _award_is_reachable(self) -> Credential:
+        needed = self.award.required(len(self.criteria))
+        if needed > len(self.criteria):
+            raise ValueError(
+                f"award rule at_least {needed} cannot be met: the rubric has "
+                f"{len(self.criteria)} criteria"
+            )
+        return self
 
     @field_validator("criteria")
     @classmethod

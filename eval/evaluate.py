@@ -23,10 +23,24 @@ from prescore.eval.calibration import (
     expected_calibration_error,
     fit_temperature,
 )
-from prescore.eval.input_checks import fit_input_profile
+from prescore.eval.input_checks import InputProfile, fit_input_profile
 from prescore.eval.qualification import CriterionAgreement, QualificationGates, measure, qualify
 from prescore.eval.risk_control import fit_threshold
-from prescore.eval.routing import CriterionPolicy, RoutingPolicy, suggestion_confidence
+from prescore.eval.routing import (
+    CriterionPolicy,
+    DecisionPolicy,
+    Route,
+    RoutingPolicy,
+    suggestion_confidence,
+)
+from prescore.eval.submissions import (
+    DecisionGates,
+    DecisionSettings,
+    DecisionTriage,
+    decision_triage,
+    fit_decision_policy,
+    group_submissions,
+)
 from prescore.models.inputs import criterion_keys
 from prescore.models.scorer import Scorer
 
@@ -51,6 +65,23 @@ class EvaluationSettings(BaseModel):
     )
     confidence_level: float = Field(0.9, gt=0, lt=1)
     set_coverage: float = Field(0.9, gt=0, lt=1, description="of the conformal prediction sets")
+    decision_gates: DecisionGates = Field(default_factory=DecisionGates)
+    decision_target_error: float = Field(
+        0.1,
+        gt=0,
+        lt=1,
+        description="decision error allowed among auto decisions where no submission has two "
+        "raters; else the human-human disagreement on the decision",
+    )
+    max_false_award: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="a stricter bound on auto 'earned' decisions the humans would not award",
+    )
+    min_group_size: int = Field(
+        50, ge=1, description="smallest subgroup whose agreement is judged (and may be flagged)"
+    )
 
 
 @dataclass
@@ -72,7 +103,12 @@ class FairnessRow:
     items: int
     qwk: float
     smd: float
-    flagged: bool
+    flagged: bool  # judged (items >= min_group_size) and outside the subgroup bounds
+    why: str = ""
+
+
+SUBGROUP_MAX_ABS_SMD = 0.10  # RSMTool's per-subgroup bounds (Williamson et al. 2012)
+SUBGROUP_MIN_QWK = 0.70
 
 
 @dataclass
@@ -85,6 +121,7 @@ class Evaluation:
     test_probabilities: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     test_labels: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
     raw_test_probabilities: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    decisions: dict[str, DecisionTriage] = field(default_factory=dict)  # per credential
 
     def metrics(self) -> dict[str, float]:
         """Flat numbers for MLflow; test_qwk_mean is what promotion compares."""
@@ -114,6 +151,16 @@ class Evaluation:
             out |= {
                 f"triage_auto_share.{name}": t.auto_share,
                 f"triage_auto_error.{name}": t.auto_error,
+            }
+        for credential, d in self.decisions.items():
+            out |= {
+                f"decision_auto_share.{credential}": d.auto_share,
+                f"decision_auto_error.{credential}": d.auto_error,
+                f"decision_kappa.{credential}": d.kappa,
+                f"decision_target.{credential}": d.target_error,
+                f"decision_ece.{credential}": d.ece,
+                f"decision_false_awards.{credential}": float(d.false_awards),
+                f"decision_qualified.{credential}": float(d.qualified),
             }
         return {k: v for k, v in out.items() if not math.isnan(v)}
 
@@ -147,16 +194,18 @@ def evaluate(scorer: Scorer, evidence: EvidenceSet, settings: EvaluationSettings
     train = evidence.splits["train"]
     profile = fit_input_profile(list(train["text"]), list(train["educator_id"]))
 
-    calibration_probabilities = scorer.predict_proba(calibration) if len(calibration) else None
+    raw_calibration = (
+        scorer.predict_proba(calibration) if len(calibration) else np.zeros((0, scorer.width))
+    )
     test_probabilities = scorer.predict_proba(test) if len(test) else np.zeros((0, scorer.width))
     calibration_keys = criterion_keys(calibration) if len(calibration) else np.array([])
     test_keys = criterion_keys(test) if len(test) else np.array([])
+    calibrated_calibration = raw_calibration.copy()
     calibrated_test = test_probabilities.copy()
 
     criteria: dict[str, CriterionPolicy] = {}
     agreement: dict[str, CriterionAgreement] = {}
     ece: dict[str, tuple[float, float, float]] = {}
-    triage: dict[str, Triage] = {}
     tolerance = settings.error_tolerance
     for key in sorted(scorer.num_levels_):
         credential_id, criterion_id = CriterionKey.parse(key)
@@ -169,12 +218,13 @@ def evaluate(scorer: Scorer, evidence: EvidenceSet, settings: EvaluationSettings
 
         temperature, threshold_fit, target = 1.0, None, settings.fallback_target_error
         set_threshold = 1.0
-        if calibration_probabilities is not None and in_calibration.any():
+        if in_calibration.any():
             rows = calibration[in_calibration]
-            probabilities = calibration_probabilities[in_calibration]
+            probabilities = raw_calibration[in_calibration]
             labels = rows["label"].to_numpy()
             temperature = fit_temperature(probabilities, labels)
             calibrated = apply_temperature(probabilities, temperature)
+            calibrated_calibration[in_calibration] = calibrated
             target = target_error(settings, human_disagreement(rows, tolerance))
             set_threshold = conformal_set_threshold(calibrated, labels, settings.set_coverage)
             suggested, confidence = suggestion_confidence(calibrated, tolerance)
@@ -204,7 +254,6 @@ def evaluate(scorer: Scorer, evidence: EvidenceSet, settings: EvaluationSettings
                 first_human=rater_levels(rows["scores"], 0),
             )
         agreement[key] = qualify(measured, settings.gates)
-        threshold = threshold_fit.threshold if threshold_fit else None
         criteria[key] = CriterionPolicy(
             credential_id=credential_id,
             criterion_id=criterion_id,
@@ -213,50 +262,140 @@ def evaluate(scorer: Scorer, evidence: EvidenceSet, settings: EvaluationSettings
             level_values=criterion.values,
             title=criterion.title,
             level_descriptions=[level.description for level in criterion.levels],
-            met_index=criterion.level_index(criterion.met_level),
+            met_index=criterion.met_index,
             set_threshold=set_threshold,
             set_coverage=settings.set_coverage,
             qualified=agreement[key].qualified,
             qualification_failures=agreement[key].failures,
             temperature=temperature,
-            threshold=threshold,
+            threshold=threshold_fit.threshold if threshold_fit else None,
             target_error=target,
             error_tolerance=tolerance,
             confidence_level=settings.confidence_level,
         )
-        if in_test.any():
-            suggested, confidence = suggestion_confidence(calibrated_test[in_test], tolerance)
-            correct = np.abs(suggested - test[in_test]["label"].to_numpy()) <= tolerance
-            auto = (
-                confidence >= threshold
-                if threshold is not None
-                else np.zeros(len(confidence), bool)
-            )
-            triage[key] = Triage(
-                target_error=target,
-                threshold=threshold,
-                auto_share=float(auto.mean()),
-                auto_error=float(1 - correct[auto].mean()) if auto.any() else float("nan"),
-                auto_items=int(auto.sum()),
-            )
 
+    subgroups = fairness(test, calibrated_test, evidence, settings)
+    for row in subgroups:
+        if row.flagged:  # a group the model scores off counts against its qualification
+            failure = f"subgroup {row.group}={row.value}: {row.why}"
+            agreement[row.criterion].failures.append(failure)
+            agreement[row.criterion].qualified = False
+            criteria[row.criterion].qualification_failures.append(failure)
+            criteria[row.criterion].qualified = False
     policy = RoutingPolicy(gates=settings.gates, input_profile=profile, criteria=criteria)
+    triage = {
+        key: item_triage(policy, key, test[test_keys == key], calibrated_test[test_keys == key])
+        for key in criteria
+        if (test_keys == key).any()
+    }
+    decisions = fit_decisions(
+        evidence,
+        settings,
+        calibration,
+        calibrated_calibration,
+        test,
+        calibrated_test,
+        criteria,
+        profile,
+    )
+    policy.decisions = {credential: fitted for credential, (fitted, _) in decisions.items()}
     return Evaluation(
         policy=policy,
         agreement=agreement,
         calibration=ece,
         triage=triage,
-        fairness=fairness(test, calibrated_test, evidence, settings.gates),
+        fairness=subgroups,
         test_probabilities=calibrated_test,
         test_labels=test["label"].to_numpy() if len(test) else np.zeros(0, dtype=int),
         raw_test_probabilities=test_probabilities,
+        decisions={credential: measured for credential, (_, measured) in decisions.items()},
     )
 
 
+def item_triage(
+    policy: RoutingPolicy, key: str, rows: pd.DataFrame, probabilities: np.ndarray
+) -> Triage:
+    """What the live policy does with one criterion's held-out items: an item counts as auto
+    only where serving would route it so (stakes, qualification, threshold and input checks
+    together), not merely where its confidence clears the threshold."""
+    criterion = policy.criteria[key]
+    suggested, confidence = suggestion_confidence(probabilities, criterion.error_tolerance)
+    correct = np.abs(suggested - rows["label"].to_numpy()) <= criterion.error_tolerance
+    auto = np.array(
+        [
+            policy.decide(criterion.credential_id, criterion.criterion_id, text, c).route
+            is Route.auto
+            for text, c in zip(rows["text"], confidence, strict=True)
+        ],
+        dtype=bool,
+    )
+    return Triage(
+        target_error=criterion.target_error,
+        threshold=criterion.threshold,
+        auto_share=float(auto.mean()),
+        auto_error=float(1 - correct[auto].mean()) if auto.any() else float("nan"),
+        auto_items=int(auto.sum()),
+    )
+
+
+def fit_decisions(
+    evidence: EvidenceSet,
+    settings: EvaluationSettings,
+    calibration: pd.DataFrame,
+    calibrated_calibration: np.ndarray,
+    test: pd.DataFrame,
+    calibrated_test: np.ndarray,
+    criteria: dict[str, CriterionPolicy],
+    profile: InputProfile,
+) -> dict[str, tuple[DecisionPolicy, DecisionTriage]]:
+    """Each credential whose every criterion the model scores: its decision policy, fitted
+    on the calibration submissions, and what it does with the test submissions."""
+    decision_settings = DecisionSettings(
+        target_error=None,
+        fallback_target_error=settings.decision_target_error,
+        max_false_award=settings.max_false_award,
+        confidence_level=settings.confidence_level,
+        gates=settings.decision_gates,
+    )
+    scored = {
+        credential_id
+        for credential_id, credential in evidence.credentials.items()
+        if all(str(CriterionKey(credential_id, c.id)) in criteria for c in credential.criteria)
+    }
+    calibration = calibration[calibration["credential_id"].isin(scored)]
+    calibration_submissions = group_submissions(
+        calibration.reset_index(drop=True),
+        calibrated_calibration[calibration.index.to_numpy()],
+        evidence.credentials,
+    )
+    test_submissions = group_submissions(test, calibrated_test, evidence.credentials)
+    out = {}
+    for credential_id in sorted(scored):
+        credential = evidence.credentials[credential_id]
+        held = [s for s in calibration_submissions if s.credential_id == credential_id]
+        tested = [s for s in test_submissions if s.credential_id == credential_id]
+        fitted = fit_decision_policy(credential, held, tested, decision_settings)
+        measured = decision_triage(
+            fitted,
+            tested,
+            test,
+            profile,
+            settings.decision_gates,
+            settings.min_group_size,
+        )
+        out[credential_id] = (fitted, measured)
+    return out
+
+
 def fairness(
-    test: pd.DataFrame, probabilities: np.ndarray, evidence: EvidenceSet, gates: QualificationGates
+    test: pd.DataFrame,
+    probabilities: np.ndarray,
+    evidence: EvidenceSet,
+    settings: EvaluationSettings,
 ) -> list[FairnessRow]:
-    """Agreement by each group field, flagging groups the model scores systematically off."""
+    """Agreement by each group field, flagging groups the model scores systematically off:
+    |SMD| above 0.10 or QWK below 0.70 (RSMTool's subgroup bounds), judged only on groups of
+    at least `min_group_size` items, since a handful of essays flags noise."""
     rows: list[FairnessRow] = []
     group_columns = [c for c in test.columns if c.startswith("group_")]
     if not len(test) or not group_columns:
@@ -275,15 +414,23 @@ def fairness(
                 smd = standardised_mean_difference(
                     [values[i] for i in machine], [values[i] for i in human]
                 )
+                qwk = quadratic_weighted_kappa(human.tolist(), machine.tolist(), len(values))
+                problems = []
+                if len(members) >= settings.min_group_size:
+                    if not abs(smd) <= SUBGROUP_MAX_ABS_SMD:
+                        problems.append(f"|SMD| {abs(smd):.3f} > {SUBGROUP_MAX_ABS_SMD:.2f}")
+                    if not qwk >= SUBGROUP_MIN_QWK:
+                        problems.append(f"QWK {qwk:.3f} < {SUBGROUP_MIN_QWK:.2f}")
                 rows.append(
                     FairnessRow(
                         criterion=key,
                         group=column.removeprefix("group_"),
                         value=str(value),
                         items=len(members),
-                        qwk=quadratic_weighted_kappa(human.tolist(), machine.tolist(), len(values)),
+                        qwk=qwk,
                         smd=smd,
-                        flagged=abs(smd) > gates.max_abs_smd,
+                        flagged=bool(problems),
+                        why="; ".join(problems),
                     )
                 )
     return rows

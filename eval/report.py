@@ -67,6 +67,79 @@ def risk_coverage_figure(evaluation: Evaluation) -> Any:
     return figure
 
 
+def decision_reliability_figure(evaluation: Evaluation) -> Any:
+    """P(earned) against the share the humans awarded, per probability bin and credential."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(4.8, 4.2))
+    axis.plot([0, 1], [0, 1], color="grey", linewidth=0.8, linestyle="--")
+    for credential, triage in evaluation.decisions.items():
+        if triage.reliability:
+            mean, share, _ = zip(*triage.reliability, strict=True)
+            axis.plot(mean, share, marker="o", markersize=3, label=credential)
+    axis.set_xlabel("P(earned), recalibrated")
+    axis.set_ylabel("share the humans awarded")
+    axis.set_xlim(0, 1)
+    axis.set_ylim(0, 1)
+    if evaluation.decisions:
+        axis.legend(fontsize=6)
+    figure.tight_layout()
+    return figure
+
+
+def decision_lines(evaluation: Evaluation) -> list[str]:
+    """The credential decisions: what the platform automates, counted as serving routes them."""
+    if not evaluation.decisions:
+        return []
+    lines = [
+        "## Credential decisions",
+        "",
+        "One decision per submission (earned / not yet) under the credential's award rule. "
+        "Auto counts only the complete submissions the live policy would decide alone: low "
+        "stakes, qualified decision, inputs that pass the checks, and confidence at or above "
+        "the threshold fitted on the calibration submissions (error among auto decisions at or "
+        "below the target with the stated probability; a stricter threshold for awards where "
+        "a false-award bound is set).",
+        "",
+        "| credential | submissions | complete | kappa | human-human kappa | target | threshold "
+        "| award threshold | auto share | auto | error among auto | false awards | false not yet "
+        "| guarantee held | ECE of P(earned) | qualified |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|",
+    ]
+    for credential, t in evaluation.decisions.items():
+        verdict = "yes" if t.qualified else "no: " + "; ".join(t.failures)
+        lines.append(
+            f"| {credential} | {t.submissions} | {t.complete} | {_number(t.kappa)} | "
+            f"{_number(t.human_kappa)} | {t.target_error:.3f} | "
+            f"{'none' if t.threshold is None else f'{t.threshold:.2f}'} | "
+            f"{'none' if t.award_threshold is None else f'{t.award_threshold:.2f}'} | "
+            f"{t.auto_share:.3f} | {t.auto} | {_number(t.auto_error)} | {t.false_awards} | "
+            f"{t.false_not_yet} | {'yes' if t.guarantee_held else '**no**'} | "
+            f"{_number(t.ece)} | {verdict} |"
+        )
+    subgroups = [
+        (credential, group, row)
+        for credential, t in evaluation.decisions.items()
+        for group, row in t.subgroup_error.items()
+    ]
+    if subgroups:
+        lines += [
+            "",
+            "Decision error by subgroup (groups with enough submissions to judge):",
+            "",
+            "| credential | group | submissions | decided otherwise by humans | error |",
+            "|---|---|---:|---:|---:|",
+        ]
+        lines += [
+            f"| {credential} | {group} | {n} | {wrong} | {rate:.3f} |"
+            for credential, group, (n, wrong, rate) in subgroups
+        ]
+    return [*lines, "", "![decision reliability](decision_reliability.png)", ""]
+
+
 def markdown(evaluation: Evaluation, title: str) -> str:
     gates = evaluation.policy.gates
     lines = [
@@ -77,6 +150,7 @@ def markdown(evaluation: Evaluation, title: str) -> str:
         f"at least {gates.min_items} held-out items. Figures are on the test split; calibration "
         "and thresholds were fitted on the calibration split.",
         "",
+        *decision_lines(evaluation),
         "## Agreement with humans",
         "",
         "| criterion | items | QWK | exact | adjacent | Pearson r | SMD | human-human QWK | degradation | qualified |",
@@ -106,8 +180,8 @@ def markdown(evaluation: Evaluation, title: str) -> str:
         "",
         "Threshold: the lowest calibrated confidence at which disagreement with the human level "
         "among auto-scored items stays at or below the target with the stated probability. "
-        "Auto share and error count the held-out items at or above the threshold; the route "
-        "column says whether the policy lets them go auto. "
+        "Auto share and error count the held-out items the live policy routes auto (stakes, "
+        "qualification, threshold and input checks together). "
         + (
             f"A suggestion counts as agreeing when it is within {error_tolerance(evaluation)} "
             "level(s) of the human's."
@@ -131,11 +205,14 @@ def markdown(evaluation: Evaluation, title: str) -> str:
         lines += [
             "## Fairness by group",
             "",
+            "Groups of fewer items than the minimum are listed, not judged. A flagged group "
+            "counts against its criterion's qualification.",
+            "",
             "| criterion | group | value | items | QWK | SMD | flagged |",
             "|---|---|---|---:|---:|---:|---|",
         ]
         for row in evaluation.fairness:
-            flag = f"yes: \\|SMD\\| > {gates.max_abs_smd:.2f}" if row.flagged else ""
+            flag = "yes: " + row.why.replace("|", "\\|") if row.flagged else ""
             lines.append(
                 f"| {row.criterion} | {row.group} | {row.value} | {row.items} | {_number(row.qwk)} | "
                 f"{_number(row.smd)} | {flag} |"
@@ -156,6 +233,7 @@ def write_report(evaluation: Evaluation, folder: Path, title: str) -> Path:
     for figure, name in (
         (reliability_figure(curves), "reliability.png"),
         (risk_coverage_figure(evaluation), "risk_coverage.png"),
+        (decision_reliability_figure(evaluation), "decision_reliability.png"),
     ):
         figure.savefig(folder / name, dpi=120)
         plt.close(figure)

@@ -12,7 +12,8 @@ from enum import StrEnum
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from prescore.data.schema import CriterionKey, Stakes
+from prescore.data.schema import AwardRule, CriterionKey, Stakes
+from prescore.eval.decisions import EARNED, Recalibration, combined_p_earned
 from prescore.eval.input_checks import InputProfile
 from prescore.eval.qualification import QualificationGates
 
@@ -28,6 +29,7 @@ class Reason(StrEnum):
     low_confidence = "low_confidence"
     no_safe_threshold = "no_safe_threshold"
     unknown_criterion = "unknown_criterion"
+    incomplete_submission = "incomplete_submission"
     input_empty = "input_empty"
     input_too_short = "input_too_short"
     input_too_long = "input_too_long"
@@ -95,12 +97,63 @@ class Decision:
     reasons: tuple[Reason, ...]
 
 
+class DecisionPolicy(BaseModel):
+    """How one credential's submissions are decided and routed: the award rule, the
+    recalibration of P(earned), the decision's qualification and its risk-controlled
+    thresholds (see eval/decisions.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    credential_id: str
+    stakes: Stakes
+    award: AwardRule
+    criteria: list[str] = Field(description="the rubric's criterion ids, all needed to decide")
+    slope: float = 1.0
+    intercept: float = 0.0
+    qualified: bool
+    qualification_failures: list[str] = Field(default_factory=list)
+    threshold: float | None = Field(
+        None, description="lowest decision confidence that may go auto; None: never"
+    )
+    award_threshold: float | None = Field(
+        None,
+        description="lowest confidence at which an 'earned' may go auto, under the false-award "
+        "bound; equal to threshold where no separate bound is set; None: awards never go auto",
+    )
+    target_error: float
+    max_false_award: float | None = None
+    confidence_level: float
+
+    def p_earned(self, p_met_each: list[float]) -> float:
+        combined = combined_p_earned(p_met_each, self.award, len(self.criteria))
+        return float(Recalibration(self.slope, self.intercept).apply(np.array([combined]))[0])
+
+    def route(self, decision: str, confidence: float, item_reasons: set[Reason]) -> Decision:
+        """Route a complete submission's decision; `item_reasons` are its items' input and
+        criterion problems, which send the whole decision to a human."""
+        reasons: list[Reason] = []
+        if self.stakes is Stakes.high:
+            reasons.append(Reason.high_stakes)
+        if not self.qualified:
+            reasons.append(Reason.model_not_qualified)
+        threshold = self.award_threshold if decision == EARNED else self.threshold
+        if threshold is None:
+            reasons.append(Reason.no_safe_threshold)
+        elif confidence < threshold:
+            reasons.append(Reason.low_confidence)
+        reasons.extend(sorted(item_reasons))
+        return Decision(Route.human if reasons else Route.auto, tuple(reasons))
+
+
 class RoutingPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     gates: QualificationGates
     input_profile: InputProfile
     criteria: dict[str, CriterionPolicy]  # key: a CriterionKey's text
+    decisions: dict[str, DecisionPolicy] = Field(
+        default_factory=dict, description="per credential id"
+    )
 
     def criterion(self, credential_id: str, criterion_id: str) -> CriterionPolicy | None:
         return self.criteria.get(str(CriterionKey(credential_id, criterion_id)))
