@@ -84,7 +84,7 @@ def decision_reliability_figure(evaluation: Evaluation) -> Any:
     axis.set_ylabel("share the humans awarded")
     axis.set_xlim(0, 1)
     axis.set_ylim(0, 1)
-    if evaluation.decisions:
+    if any(t.reliability for t in evaluation.decisions.values()):
         axis.legend(fontsize=6)
     figure.tight_layout()
     return figure

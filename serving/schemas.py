@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from prescore import defaults
 from prescore.data.schema import SLUG_PATTERN, CriterionKey
-from prescore.eval.routing import Reason, Route
+from prescore.eval.routing import DecisionPolicy, Reason, Route
 
 
 class EvidenceToScore(BaseModel):
@@ -66,10 +67,33 @@ class ScoreRequest(BaseModel):
     items: list[EvidenceToScore] = Field(min_length=1)
 
 
+class SubmissionDecision(BaseModel):
+    """The credential decision for one submission: the items of a request that share
+    submission_id and credential_id, one per criterion of the rubric."""
+
+    submission_id: str
+    credential_id: str
+    decision: Literal["earned", "not_yet"]
+    p_earned: float = Field(description="calibrated probability that a human would award it")
+    confidence: float = Field(description="calibrated probability that the decision is right")
+    route: Route
+    reasons: list[Reason]
+    criteria_not_met: list[str] = Field(
+        description="criteria whose suggested level is below the met level: what to strengthen"
+    )
+    model_name: str
+    model_version: str
+
+
 class ScoreResponse(BaseModel):
     model_name: str
     model_version: str
     scores: list[ScoredEvidence] = Field(description="one per item, in the order sent")
+    submissions: list[SubmissionDecision] = Field(
+        default_factory=list,
+        description="one per (submission_id, credential_id) in the request, in the order first "
+        "seen; a decision needs every criterion of the rubric in the same request",
+    )
 
 
 class CriterionCard(BaseModel):
@@ -91,6 +115,12 @@ class CredentialCard(BaseModel):
     credential_id: str
     stakes: str = Field(description="high: every item goes to a human, with the suggestion")
     criteria: list[CriterionCard]
+    decision: DecisionPolicy | None = Field(
+        None,
+        description="how submissions are decided: the award rule, whether the decision is "
+        "qualified, its thresholds and target; null where the model scores only part of the "
+        "rubric",
+    )
 
 
 class ModelCard(BaseModel):

@@ -13,7 +13,8 @@ import pandas as pd
 
 from prescore.data.schema import CriterionKey
 from prescore.eval.calibration import apply_temperature
-from prescore.eval.routing import Reason, Route, RoutingPolicy
+from prescore.eval.decisions import EARNED, NOT_YET, decision_of, p_at_least
+from prescore.eval.routing import Decision, Reason, Route, RoutingPolicy
 from prescore.models.registry import CHAMPION, RegisteredModel, fetch
 from prescore.models.scorer import Scorer
 from prescore.serving.schemas import (
@@ -23,6 +24,7 @@ from prescore.serving.schemas import (
     LevelProbability,
     ModelCard,
     ScoredEvidence,
+    SubmissionDecision,
 )
 
 
@@ -63,7 +65,10 @@ class ScoringModel:
             card = credentials.setdefault(
                 policy.credential_id,
                 CredentialCard(
-                    credential_id=policy.credential_id, stakes=policy.stakes.value, criteria=[]
+                    credential_id=policy.credential_id,
+                    stakes=policy.stakes.value,
+                    criteria=[],
+                    decision=self.policy.decisions.get(policy.credential_id),
                 ),
             )
             card.criteria.append(
@@ -163,3 +168,69 @@ class ScoringModel:
             model_name=self.name,
             model_version=self.version,
         )
+
+
+def decide_submissions(
+    items: list[EvidenceToScore], scores: list[ScoredEvidence], card: ModelCard
+) -> list[SubmissionDecision]:
+    """One decision per (submission_id, credential_id), in the order first seen, from its
+    items' calibrated probabilities and the credential's decision policy."""
+    groups: dict[tuple[str, str], list[ScoredEvidence]] = {}
+    for item, scored in zip(items, scores, strict=True):
+        groups.setdefault((item.submission_id, item.credential_id), []).append(scored)
+    credentials = {c.credential_id: c for c in card.credentials}
+    criteria = card.criteria_by_key()
+    return [
+        decide_one(submission_id, members, credentials[credential_id], criteria)
+        for (submission_id, credential_id), members in groups.items()
+    ]
+
+
+def decide_one(
+    submission_id: str,
+    members: list[ScoredEvidence],
+    credential: CredentialCard,
+    criteria: dict[CriterionKey, tuple[CriterionCard, str]],
+) -> SubmissionDecision:
+    met_each, not_met = [], []
+    for scored in members:
+        criterion, _ = criteria[CriterionKey(scored.credential_id, scored.criterion_id)]
+        met = criterion.met_index or 0
+        met_each.append(sum(p.probability for p in scored.probabilities[met:]))
+        if criterion.levels.index(scored.level) < met:
+            not_met.append(scored.criterion_id)
+    reasons = {r for s in members for r in s.reasons if r in ITEM_REASONS_FOR_DECISIONS}
+    policy = credential.decision
+    first = members[0]
+    if policy is None:  # the model does not score the whole rubric: it cannot decide
+        p_earned = p_at_least(met_each, len(met_each))  # every criterion sent, met
+        decision, confidence = decision_of(p_earned)
+        route = Decision(Route.human, (Reason.model_not_qualified, *sorted(reasons)))
+    else:
+        if sorted(s.criterion_id for s in members) != sorted(policy.criteria):
+            reasons.add(Reason.incomplete_submission)
+        p_earned = policy.p_earned(met_each)
+        decision, confidence = decision_of(p_earned)
+        route = policy.route(decision, confidence, reasons)
+    return SubmissionDecision(
+        submission_id=submission_id,
+        credential_id=credential.credential_id,
+        decision=EARNED if decision == EARNED else NOT_YET,
+        p_earned=p_earned,
+        confidence=confidence,
+        route=route.route,
+        reasons=list(route.reasons),
+        criteria_not_met=not_met,
+        model_name=first.model_name,
+        model_version=first.model_version,
+    )
+
+
+# an item's problems that make its submission's decision a human's too
+ITEM_REASONS_FOR_DECISIONS = {
+    Reason.unknown_criterion,
+    Reason.input_empty,
+    Reason.input_too_short,
+    Reason.input_too_long,
+    Reason.input_unfamiliar_language_or_noise,
+}

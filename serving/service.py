@@ -41,7 +41,7 @@ from prescore.serving.schemas import (
     ScoreRequest,
     ScoreResponse,
 )
-from prescore.serving.scoring import ScoringModel
+from prescore.serving.scoring import ScoringModel, decide_submissions
 from prescore.serving.settings import ServiceSettings
 
 logger = logging.getLogger("prescore.serving")
@@ -175,10 +175,18 @@ class Prescore:
             self.card = None  # the model was swapped during the request; learn the new card
             return error(503, "the model changed while this request was scored; send it again")
         card = await self.model_card()
+        version = scores[0].model_version if scores else card.model_version
+        if card.model_version != version:  # swapped since the card was read: read it again
+            self.card = None
+            card = await self.model_card()
         # committed before the answer: an acknowledged human-routed item is never lost
         await anyio.to_thread.run_sync(self.queue.enqueue, self.to_review(body.items, scores, card))
-        version = scores[0].model_version if scores else card.model_version
-        return ScoreResponse(model_name=card.model_name, model_version=version, scores=scores)
+        return ScoreResponse(
+            model_name=card.model_name,
+            model_version=version,
+            scores=scores,
+            submissions=decide_submissions(body.items, scores, card),
+        )
 
     def to_review(
         self, items: list[EvidenceToScore], scores: list[ScoredEvidence], card: ModelCard
@@ -218,7 +226,7 @@ class Prescore:
             return [ErrorDetail(field="items", rule="too_many_items", message=message)]
         known = card.criteria_by_key()
         credentials = {credential for credential, _ in known}
-        problems = []
+        problems = submission_problems(items)
         for i, item in enumerate(items):
             if item.credential_id not in credentials:
                 problems.append(
@@ -246,3 +254,33 @@ class Prescore:
                     )
                 )
         return problems
+
+
+def submission_problems(items: list[EvidenceToScore]) -> list[ErrorDetail]:
+    """A submission is one credential, one item per criterion: its decision needs that."""
+    problems = []
+    credential_of: dict[str, str] = {}
+    seen: set[tuple[str, str, str]] = set()
+    for i, item in enumerate(items):
+        first = credential_of.setdefault(item.submission_id, item.credential_id)
+        if first != item.credential_id:
+            problems.append(
+                ErrorDetail(
+                    field=f"items.{i}.credential_id",
+                    rule="submission_mixes_credentials",
+                    message=f"items of submission {item.submission_id!r} name credential "
+                    f"{first!r} before; one submission is for one credential",
+                )
+            )
+        key = (item.submission_id, item.credential_id, item.criterion_id)
+        if key in seen:
+            problems.append(
+                ErrorDetail(
+                    field=f"items.{i}.criterion_id",
+                    rule="criterion_repeated",
+                    message=f"submission {item.submission_id!r} already has an item for "
+                    "this criterion; send one item per criterion",
+                )
+            )
+        seen.add(key)
+    return problems

@@ -76,3 +76,34 @@ def test_the_text_never_shows_in_a_repr_or_a_validation_error() -> None:
             text=secret,
         )
     assert [e["loc"] for e in caught.value.errors()] == [("credential_id",)]
+
+
+def test_a_submission_gets_one_decision_from_all_its_criteria(registered: ScoringModel) -> None:
+    from prescore.serving.scoring import decide_submissions
+
+    card = registered.card()
+    (credential,) = card.credentials
+    assert credential.decision is not None and credential.decision.award.rule == "all_met"
+    both = [item(10, submission_id="a"), item(11, submission_id="a")]  # planning, reflection
+    alone = [item(12, submission_id="b")]
+    items = both + alone
+    scores = registered.score(items)
+    first, second = decide_submissions(items, scores, card)
+    assert (first.submission_id, second.submission_id) == ("a", "b")
+    met = [
+        sum(p.probability for p in s.probabilities[c.met_index or 0 :])
+        for s, c in zip(scores[:2], credential.criteria, strict=True)
+    ]
+    assert first.p_earned == pytest.approx(credential.decision.p_earned(met))
+    assert first.decision == ("earned" if first.p_earned >= 0.5 else "not_yet")
+    assert first.confidence == pytest.approx(max(first.p_earned, 1 - first.p_earned))
+    assert "incomplete_submission" not in first.reasons
+    assert second.route == "human" and "incomplete_submission" in second.reasons
+    met_index = {c.criterion_id: c.met_index for c in credential.criteria}
+    for decided, members in ((first, scores[:2]), (second, scores[2:])):
+        below = [
+            s.criterion_id
+            for s in members
+            if [p.label for p in s.probabilities].index(s.level) < (met_index[s.criterion_id] or 0)
+        ]
+        assert decided.criteria_not_met == below

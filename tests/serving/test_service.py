@@ -95,6 +95,18 @@ def test_scores_match_the_registered_pyfunc_model(server: Server) -> None:
         assert scored["route"] in ("auto", "human") and scored["model_version"] == "1"
 
 
+def test_a_request_gets_one_decision_per_submission(server: Server) -> None:
+    items = [item(2, submission_id="s1"), item(3, submission_id="s1"), item(4)]
+    status, body, _ = server.call("POST", "/score", {"items": items})
+    assert status == 200, body
+    first, second = body["submissions"]
+    assert (first["submission_id"], second["submission_id"]) == ("s1", "sub-4")
+    assert first["decision"] in ("earned", "not_yet") and 0 <= first["p_earned"] <= 1
+    assert "incomplete_submission" not in first["reasons"]
+    assert second["route"] == "human" and "incomplete_submission" in second["reasons"]
+    assert first["model_version"] == "1"
+
+
 def test_credentials_list_criteria_with_qualification_and_stakes(server: Server) -> None:
     status, card, _ = server.call("GET", "/credentials")
     assert status == 200
@@ -139,6 +151,16 @@ BAD_REQUESTS = [
         "string_pattern_mismatch",
     ),
     ({}, "items", "missing"),
+    (
+        {"items": [item(1, submission_id="s"), item(3, submission_id="s", credential_id="other")]},
+        "items.1.credential_id",
+        "submission_mixes_credentials",
+    ),
+    (
+        {"items": [item(1, submission_id="s"), item(3, submission_id="s")]},
+        "items.1.criterion_id",
+        "criterion_repeated",
+    ),
 ]
 
 
