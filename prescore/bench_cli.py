@@ -116,15 +116,23 @@ def report(
     results: list[Path] = typer.Argument(..., help="JSON-lines files written by bench accuracy"),
     out: Path | None = typer.Option(None, help="write the Markdown tables here as well"),
     track: bool = typer.Option(True, help="log tables and headline metrics to MLflow"),
+    as_json: bool = typer.Option(
+        False, "--json", help="print only the headline figures per set and scorer, as JSON"
+    ),
 ) -> None:
     """Tables from fold results, e.g. folds run in parallel or on another machine."""
-    from prescore.training.bench import markdown, read_results
+    import json
+
+    from prescore.training.bench import headline, markdown, read_results
 
     missing = [str(p) for p in results if not p.is_file()]
     if missing:
         console.print(f"[red]no such file: {', '.join(missing)}[/red]")
         raise typer.Exit(1)
     fold_results = read_results(results)
+    if as_json:
+        print(json.dumps(headline(fold_results), indent=2))
+        return
     show(markdown(fold_results), out, fold_results if track else None)
 
 

@@ -76,6 +76,13 @@ class FoldResult:
     fit_seconds: float
     predict_seconds: float
     hardware: str = field(default_factory=lambda: hardware())
+    # per credential: complete test submissions, auto decisions, wrong among them (false awards
+    # and false not-yet), and the decision target; empty in results from before decisions
+    decision_submissions: dict[str, int] = field(default_factory=dict)
+    decision_auto: dict[str, int] = field(default_factory=dict)
+    decision_false_awards: dict[str, int] = field(default_factory=dict)
+    decision_false_not_yet: dict[str, int] = field(default_factory=dict)
+    decision_target: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -183,6 +190,11 @@ def measure_fold(
         predict_seconds=predict_seconds
         * len(evidence.splits["test"])
         / max(1, len(evidence.splits["test"]) + len(evidence.splits["calibration"])),
+        decision_submissions={k: d.complete for k, d in evaluation.decisions.items()},
+        decision_auto={k: d.auto for k, d in evaluation.decisions.items()},
+        decision_false_awards={k: d.false_awards for k, d in evaluation.decisions.items()},
+        decision_false_not_yet={k: d.false_not_yet for k, d in evaluation.decisions.items()},
+        decision_target={k: d.target_error for k, d in evaluation.decisions.items()},
     )
 
 
@@ -319,6 +331,64 @@ def triage_table(runs: list[FoldResult], scorers: list[str]) -> list[str]:
     return lines
 
 
+@dataclass(frozen=True)
+class DecisionTotals:
+    """One scorer's credential decisions over every fold of a benchmark."""
+
+    submissions: int
+    auto: int
+    false_awards: int
+    false_not_yet: int
+    mean_target: float
+    credential_folds_with_auto: int
+    over_target: int
+
+    @property
+    def auto_share(self) -> float:
+        return self.auto / self.submissions if self.submissions else math.nan
+
+    @property
+    def error(self) -> float:
+        return (self.false_awards + self.false_not_yet) / self.auto if self.auto else math.nan
+
+
+def decision_totals(runs: list[FoldResult], scorer: str) -> DecisionTotals:
+    mine = [r for r in runs if r.scorer == scorer]
+    submissions = auto = false_awards = false_not_yet = with_auto = over = 0
+    targets = []
+    for run in mine:
+        for key, count in run.decision_submissions.items():
+            automatic = run.decision_auto.get(key, 0)
+            wrong = run.decision_false_awards.get(key, 0) + run.decision_false_not_yet.get(key, 0)
+            submissions += count
+            auto += automatic
+            false_awards += run.decision_false_awards.get(key, 0)
+            false_not_yet += run.decision_false_not_yet.get(key, 0)
+            targets.append(run.decision_target.get(key, math.nan))
+            if automatic:
+                with_auto += 1
+                over += wrong / automatic > run.decision_target.get(key, math.inf)
+    return DecisionTotals(
+        submissions, auto, false_awards, false_not_yet, mean(targets), with_auto, over
+    )
+
+
+def decision_table(runs: list[FoldResult], scorers: list[str]) -> list[str]:
+    lines = [
+        "| scorer | submissions | auto share | error among auto | false awards | false not yet "
+        "| mean target | credential-folds with auto decisions | of them over their target |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for scorer in scorers:
+        t = decision_totals(runs, scorer)
+        lines.append(
+            f"| {scorer} | {t.submissions} | {fmt(t.auto_share)} | {fmt(t.error)} | "
+            f"{t.false_awards} | {t.false_not_yet} | {fmt(t.mean_target)} | "
+            f"{t.credential_folds_with_auto} | {t.over_target} |"
+        )
+    return lines
+
+
 def speed_table(runs: list[FoldResult], scorers: list[str]) -> list[str]:
     lines = [
         "| scorer | hardware | fit s per 1,000 items | scored items/s |",
@@ -350,6 +420,14 @@ def markdown(results: list[FoldResult]) -> str:
         lines += accuracy_table(runs, scorers, with_rmse=benchmark == "feedback-prize-ell")
         lines += ["", "Triage on the held-out folds, thresholds fitted on calibration splits:", ""]
         lines += triage_table(runs, scorers)
+        if any(r.decision_submissions for r in runs):
+            lines += [
+                "",
+                "Credential decisions (one per submission) on the held-out folds, as the live "
+                "policy routes them:",
+                "",
+            ]
+            lines += decision_table(runs, scorers)
         lines += ["", "Speed:", ""]
         lines += speed_table(runs, scorers)
         lines.append("")
@@ -377,11 +455,56 @@ def summary_metrics(runs: list[FoldResult]) -> dict[str, float]:
         mine = [r for r in runs if r.scorer == scorer]
         items = sum(sum(r.test_items.values()) for r in mine)
         auto = sum(r.auto_share.get(k, 0.0) * n for r in mine for k, n in r.test_items.items())
-        metrics[f"{scorer}.auto_share"] = auto / items if items else 0.0
+        wrong = sum(
+            r.auto_share.get(k, 0.0) * n * r.auto_error.get(k, 0.0)
+            for r in mine
+            for k, n in r.test_items.items()
+            if not math.isnan(r.auto_error.get(k, math.nan))
+        )
+        metrics[f"{scorer}.item_auto_share"] = auto / items if items else 0.0
+        metrics[f"{scorer}.item_error"] = wrong / auto if auto else math.nan
+        decisions = decision_totals(runs, scorer)
+        if decisions.submissions:
+            metrics[f"{scorer}.decision_auto_share"] = decisions.auto_share
+            metrics[f"{scorer}.decision_error"] = decisions.error
+            metrics[f"{scorer}.decision_target"] = decisions.mean_target
     human = mean([average(runs, runs[0].scorer, k, "human_qwk") for k in keys])
     if not math.isnan(human):
         metrics["human_human.qwk_mean"] = human
     return metrics
+
+
+HEADLINE = (
+    "qwk_mean",
+    "mcrmse",
+    "item_auto_share",
+    "item_error",
+    "decision_auto_share",
+    "decision_error",
+    "decision_target",
+)
+
+
+def headline(results: list[FoldResult]) -> dict[str, dict[str, dict[str, float | None]]]:
+    """benchmark -> scorer -> the headline figures (None where a figure does not apply, e.g.
+    MCRMSE outside ELL, or an error rate with nothing decided automatically)."""
+    out: dict[str, dict[str, dict[str, float | None]]] = {}
+    for benchmark in sorted({r.benchmark for r in results}):
+        metrics = summary_metrics([r for r in results if r.benchmark == benchmark])
+        scorers = sorted({r.scorer for r in results if r.benchmark == benchmark}, key=table_order)
+        out[benchmark] = {
+            scorer: {
+                name: (
+                    None
+                    if math.isnan(value := metrics.get(f"{scorer}.{name}", math.nan))
+                    else round(value, 4)
+                )
+                for name in HEADLINE
+                if name != "mcrmse" or benchmark == "feedback-prize-ell"
+            }
+            for scorer in scorers
+        }
+    return out
 
 
 def log_results(results: list[FoldResult]) -> list[str]:
@@ -406,7 +529,9 @@ def log_results(results: list[FoldResult]) -> list[str]:
                     "folds": ",".join(str(f) for f in sorted({r.fold for r in runs})),
                 }
             )
-            mlflow.log_metrics(summary_metrics(runs))
+            mlflow.log_metrics(
+                {k: v for k, v in summary_metrics(runs).items() if not math.isnan(v)}
+            )
             with tempfile.TemporaryDirectory() as folder:
                 (Path(folder) / "bench.md").write_text(markdown(runs))
                 (Path(folder) / "results.jsonl").write_text(

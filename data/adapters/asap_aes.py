@@ -1,4 +1,8 @@
-"""ASAP-AES (Hewlett, 2012): eight essay prompts, each a criterion of one credential.
+"""ASAP-AES (Hewlett, 2012): eight essay prompts, each a one-criterion credential.
+
+Each essay is a submission of one criterion (the holistic score), so its decision is whether
+that score reaches the met level: the middle level of the prompt's resolved scale (for
+example 7 on set 1's 2-12), i.e. at least half of the scale.
 
 The resolved score (domain1_score) is the final level; rater1 and rater2 are kept as scores so
 that human-human agreement can be measured. On sets 1, 7 and 8 the resolved score is the sum
@@ -21,7 +25,7 @@ from prescore.data.adapters.files import (
 from prescore.data.readers import Records
 from prescore.data.schema import Credential, Criterion, Stakes
 
-CREDENTIAL_ID = "asap-aes"
+CREDENTIAL_PREFIX = "asap-aes"
 # set -> (lowest, highest) resolved score, and the factor from a rater's scale to it
 SCORE_RANGES = {
     1: (2, 12),
@@ -46,24 +50,28 @@ TITLES = {
 }
 
 
-def credential() -> Credential:
-    criteria = []
+def credential_id(essay_set: int) -> str:
+    return f"{CREDENTIAL_PREFIX}-set{essay_set}"
+
+
+def credentials() -> dict[str, Credential]:
+    """One credential per prompt, its one criterion the prompt's holistic score."""
+    out = {}
     for essay_set, (low, high) in SCORE_RANGES.items():
         levels = integer_levels(low, high)
-        criteria.append(
-            Criterion(
-                id=f"set{essay_set}",
-                title=TITLES[essay_set],
-                levels=levels,
-                met_level=levels[len(levels) // 2].label,
-            )
+        criterion = Criterion(
+            id=f"set{essay_set}",
+            title=TITLES[essay_set],
+            levels=levels,
+            met_level=levels[len(levels) // 2].label,
         )
-    return Credential(
-        id=CREDENTIAL_ID,
-        title="ASAP automated essay scoring (8 prompts)",
-        stakes=Stakes.low,
-        criteria=tuple(criteria),
-    )
+        out[credential_id(essay_set)] = Credential(
+            id=credential_id(essay_set),
+            title=f"ASAP automated essay scoring, prompt {essay_set}",
+            stakes=Stakes.low,
+            criteria=(criterion,),
+        )
+    return out
 
 
 def read_essays(path: Path) -> list[dict[str, str]]:
@@ -95,7 +103,7 @@ def read(path: Path) -> tuple[dict[str, Credential], Records]:
             {
                 "id": f"aes-{row['essay_id']}",
                 "educator_id": f"aes-{row['essay_id']}",  # authors are anonymous: one per essay
-                "credential_id": CREDENTIAL_ID,
+                "credential_id": credential_id(essay_set),
                 "criterion_id": f"set{essay_set}",
                 "evidence_type": "essay",
                 "text": row["essay"],
@@ -109,4 +117,4 @@ def read(path: Path) -> tuple[dict[str, Credential], Records]:
                 "fold": folds.get(row["essay_id"]),
             }
         )
-    return {CREDENTIAL_ID: credential()}, records
+    return credentials(), records

@@ -1,4 +1,7 @@
-"""ASAP-SAS (Hewlett, 2012): ten short-answer items, each a criterion of one credential.
+"""ASAP-SAS (Hewlett, 2012): ten short-answer items, each a one-criterion credential.
+
+Each answer is a submission of one criterion; its decision is whether the score reaches the
+met level, the middle of the item's scale (1 of 0-2, 2 of 0-3): at least half the points.
 
 train_rel_2 is training data (Score1 is the final score, Score2 a second rater); the public
 leaderboard set, scored by public_leaderboard_solution.csv, is the fixed test split.
@@ -12,32 +15,39 @@ from prescore.data.adapters.files import find_file, integer_levels, read_table, 
 from prescore.data.readers import Records
 from prescore.data.schema import Credential, Criterion, Split, Stakes
 
-CREDENTIAL_ID = "asap-sas"
+CREDENTIAL_PREFIX = "asap-sas"
 FOUR_LEVEL_ITEMS = {1, 2, 5, 6}  # scored 0-3; the others 0-2
 
 
-def credential() -> Credential:
-    criteria = []
+def credential_id(item: int | str) -> str:
+    return f"{CREDENTIAL_PREFIX}-item{item}"
+
+
+def credentials() -> dict[str, Credential]:
+    """One credential per item, its one criterion the item's score."""
+    out = {}
     for item in range(1, 11):
         levels = integer_levels(0, 3 if item in FOUR_LEVEL_ITEMS else 2)
-        criteria.append(
-            Criterion(
-                id=f"item{item}", title=f"Short-answer item {item}", levels=levels, met_level="1"
-            )
+        criterion = Criterion(
+            id=f"item{item}",
+            title=f"Short-answer item {item}",
+            levels=levels,
+            met_level=levels[len(levels) // 2].label,
         )
-    return Credential(
-        id=CREDENTIAL_ID,
-        title="ASAP short answer scoring (10 items)",
-        stakes=Stakes.low,
-        criteria=tuple(criteria),
-    )
+        out[credential_id(item)] = Credential(
+            id=credential_id(item),
+            title=f"ASAP short answer scoring, item {item}",
+            stakes=Stakes.low,
+            criteria=(criterion,),
+        )
+    return out
 
 
 def _record(row: dict[str, str], final: str, split: Split | None) -> dict[str, object]:
     return {
         "id": f"sas-{row['Id']}",
         "educator_id": f"sas-{row['Id']}",  # authors are anonymous: one per answer
-        "credential_id": CREDENTIAL_ID,
+        "credential_id": credential_id(row["EssaySet"]),
         "criterion_id": f"item{row['EssaySet']}",
         "evidence_type": "short_answer",
         "text": row["EssayText"],
@@ -71,4 +81,4 @@ def read(path: Path) -> tuple[dict[str, Credential], Records]:
         test = read_table(test_file, delimiter="\t", encoding="cp1252")
         require_columns(test, test_file, ["Id", "EssaySet", "EssayText"])
         records += [_record(row, scores.get(row["Id"], ""), Split.test) for row in test]
-    return {CREDENTIAL_ID: credential()}, records
+    return credentials(), records

@@ -36,13 +36,13 @@ def load(path: Path, adapter: str, **source: object):  # type: ignore[no-untyped
 
 def test_asap_aes_keeps_folds_and_puts_raters_on_the_resolved_scale(tmp_path: Path) -> None:
     evidence, rows = load(write_aes(tmp_path / "asap-aes"), "asap-aes")
-    set1 = evidence.credentials["asap-aes"].criterion("set1")
+    set1 = evidence.credentials["asap-aes-set1"].criterion("set1")
     assert set1 is not None and set1.labels[0] == "2" and set1.labels[-1] == "12"
     first = rows["aes-1"]
     assert first["text"].startswith('"Dear newspaper') and "\u201c" in first["text"]
     assert set1.levels[first["label"]].value == 7
     assert [set1.levels[s["level"]].value for s in first["scores"]] == [8, 6]  # 4 and 3, doubled
-    set3 = evidence.credentials["asap-aes"].criterion("set3")
+    set3 = evidence.credentials["asap-aes-set3"].criterion("set3")
     assert set3 is not None
     assert [set3.levels[s["level"]].value for s in rows["aes-3"]["scores"]] == [1, 2]  # not doubled
     assert {row["fold"] for row in rows.values()} == {0, 1, 2, 4}
@@ -68,7 +68,7 @@ def test_asap_sas_uses_the_leaderboard_as_the_test_split(tmp_path: Path) -> None
     assert set(evidence.splits["train"]["id"]) == {"sas-1", "sas-2"}
     assert rows["sas-1"]["label"] == 2 and [s["level"] for s in rows["sas-1"]["scores"]] == [2, 3]
     assert rows["sas-1673"]["scores"] == []
-    item3 = evidence.credentials["asap-sas"].criterion("item3")
+    item3 = evidence.credentials["asap-sas-item3"].criterion("item3")
     assert item3 is not None and len(item3.levels) == 3
 
 
@@ -133,3 +133,15 @@ def test_an_adapter_pointed_at_the_wrong_file_says_so(tmp_path: Path) -> None:
         load(path, "feedback-prize-ell")
     with pytest.raises(InputError, match="training_set_rel3.tsv"):
         load(tmp_path, "asap-aes")
+
+
+def test_each_asap_prompt_is_a_one_criterion_credential_met_at_half_its_scale() -> None:
+    from prescore.data.adapters import asap_aes, asap_sas
+
+    for credentials in (asap_aes.credentials(), asap_sas.credentials()):
+        for credential in credentials.values():
+            (criterion,) = credential.criteria
+            assert criterion.met_index == len(criterion.levels) // 2
+    assert asap_sas.credentials()["asap-sas-item3"].criteria[0].met_level == "1"  # of 0-2
+    assert asap_sas.credentials()["asap-sas-item1"].criteria[0].met_level == "2"  # of 0-3
+    assert asap_aes.credentials()["asap-aes-set1"].criteria[0].met_level == "7"  # of 2-12

@@ -141,3 +141,43 @@ def test_the_bench_command_logs_its_tables_and_headline_metrics_to_mlflow(
 
     untracked = CliRunner().invoke(app, ["bench", "report", str(results), "--no-track"])
     assert untracked.exit_code == 0 and "Logged to MLflow" not in untracked.output
+
+
+def test_decisions_are_tabled_and_the_headline_prints_as_json(tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from prescore.cli import app
+
+    def result(fold: int, auto: int, false_awards: int) -> FoldResult:
+        return FoldResult(
+            benchmark="feedback-prize-ell", scorer="tfidf", fold=fold,
+            qwk={"c/a": 0.6}, human_qwk={}, rmse={"c/a": 0.5},
+            target_error={"c/a": 0.1}, auto_share={"c/a": 0.25}, auto_error={"c/a": 0.04},
+            test_items={"c/a": 100}, train_items=1000, fit_seconds=2.0, predict_seconds=1.0,
+            hardware="test", decision_submissions={"c": 50}, decision_auto={"c": auto},
+            decision_false_awards={"c": false_awards}, decision_false_not_yet={"c": 1},
+            decision_target={"c": 0.1},
+        )  # fmt: skip
+
+    runs = [result(1, 20, 1), result(2, 10, 3)]
+    # 30 of 100 decided alone; 6 of them wrong; fold 2 is over its target (4 of 10)
+    assert "| tfidf | 100 | 0.300 | 0.200 | 4 | 2 | 0.100 | 2 | 1 |" in markdown(runs)
+    results = tmp_path / "results.jsonl"
+    results.write_text("".join(r.to_json() + "\n" for r in runs))
+    printed = CliRunner().invoke(app, ["bench", "report", str(results), "--json"])
+    assert printed.exit_code == 0, printed.output
+    assert json.loads(printed.output) == {
+        "feedback-prize-ell": {
+            "tfidf": {
+                "qwk_mean": 0.6,
+                "mcrmse": 0.5,
+                "item_auto_share": 0.25,
+                "item_error": 0.04,
+                "decision_auto_share": 0.3,
+                "decision_error": 0.2,
+                "decision_target": 0.1,
+            }
+        }
+    }
