@@ -24,7 +24,7 @@ from torch import nn
 
 from prescore.models.base_model import BUNDLED, resolve_base_model
 from prescore.models.inputs import levels_per_criterion, pad_probabilities
-from prescore.models.scorer import Scorer
+from prescore.models.scorer import EvalSet, Scorer
 
 
 class OrdinalHeads(nn.Module):
@@ -185,8 +185,6 @@ class TransformerScorer(Scorer):
         self.mixed_precision = mixed_precision  # bf16 where a GPU supports it; CPU stays fp32
         # with a calibration split: end on the epoch with the lowest calibration loss
         self.keep_best_epoch = keep_best_epoch
-        self.callbacks: list[Any] = []  # Trainer callbacks (progress, MLflow logging); not saved
-        self.eval_set: tuple[pd.DataFrame, np.ndarray] | None = None  # per-epoch held-out loss
 
     def check_params(self) -> None:
         """Refuse settings that could only fail later, mid-training."""
@@ -224,7 +222,16 @@ class TransformerScorer(Scorer):
         return [list(ids) for ids in encoded["input_ids"]]
 
     # -- fit / predict ----------------------------------------------------------------------
-    def fit(self, X: pd.DataFrame, y: np.ndarray) -> Self:
+    def fit(
+        self,
+        X: pd.DataFrame,
+        y: np.ndarray,
+        *,
+        eval_set: EvalSet | None = None,
+        callbacks: list[Any] | None = None,
+    ) -> Self:
+        """Fine-tune with Trainer. `eval_set` gives the per-epoch held-out loss (and, with
+        keep_best_epoch, the epoch to end on); `callbacks` are Trainer callbacks, not saved."""
         from transformers import (
             AutoModel,
             AutoTokenizer,
@@ -246,7 +253,7 @@ class TransformerScorer(Scorer):
         self._freeze_lower_layers()
 
         train = DocumentDataset(self.documents(X, y))
-        evaluation = DocumentDataset(self.documents(*self.eval_set)) if self.eval_set else None
+        evaluation = DocumentDataset(self.documents(*eval_set)) if eval_set else None
         keep_best = self.keep_best_epoch and evaluation is not None
         import tempfile
 
@@ -289,7 +296,7 @@ class TransformerScorer(Scorer):
                 train_dataset=train,
                 eval_dataset=evaluation,
                 data_collator=lambda docs: collate(docs, pad_id),
-                callbacks=self.callbacks,
+                callbacks=list(callbacks or []),
                 optimizers=(self._optimizer(), None),
             )
             # our callbacks report progress and losses; Trainer's printer would repeat them
@@ -304,6 +311,10 @@ class TransformerScorer(Scorer):
             )
         self.model_.eval()
         return self
+
+    def fit_summary(self) -> dict[str, float]:
+        """Optimizer steps and processes of the last fit: a distributed run takes fewer steps."""
+        return {"optimizer_steps": self.optimizer_steps_, "world_size": self.world_size_}
 
     def _init_cut_points(self, X: pd.DataFrame, y: np.ndarray) -> None:
         """Start each cut-point at the training log-odds of being above it: steadier fits."""

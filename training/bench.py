@@ -139,7 +139,7 @@ def select(dataset: Dataset, mask: np.ndarray) -> Dataset:
 
 def scorer_label(scorer: Scorer) -> str:
     """The scorer's name in tables: its kind, marked where it also reads evidence length."""
-    return scorer.kind + ("-length" if getattr(scorer, "length_features", False) else "")
+    return scorer.kind + ("-length" if scorer.get_params().get("length_features") else "")
 
 
 def fit_fold(

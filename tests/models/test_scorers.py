@@ -186,8 +186,7 @@ def test_the_transformer_ends_on_its_best_calibration_epoch(tiny_encoder: Path) 
             base_model=str(tiny_encoder), max_length=32, stride=8, epochs=4, batch_size=8,
             seed=7, learning_rate=1e-2, head_learning_rate=0.3, keep_best_epoch=keep_best_epoch,
         )  # fmt: skip
-        scorer.eval_set = held_out
-        return scorer.fit(X, y)
+        return scorer.fit(X, y, eval_set=held_out)
 
     best, last = fit(True), fit(False)
     losses = {e["epoch"]: e["eval_loss"] for e in best.log_history_ if "eval_loss" in e}

@@ -1,0 +1,92 @@
+"""Scorers as scikit-learn estimators: params stored as given, so get_params / set_params /
+clone work for every kind, and a config's settings reach Trainer unchanged."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+
+from prescore.models.ensemble import EnsembleScorer
+from prescore.models.scorer import Scorer, make_scorer, scorer_classes
+from prescore.models.tfidf import TfidfScorer
+from tests.conftest import scoring_frame
+
+# every kind with params away from their defaults, mutable ones included
+NON_DEFAULT: dict[str, dict[str, Any]] = {
+    "tfidf": {"max_features": 500, "ngram_max": 1, "head": "logistic", "alpha": 0.5},
+    "embeddings": {"window_words": 50, "overlap_words": 10, "batch_size": 4},
+    "transformer": {
+        "max_length": 64,
+        "stride": 8,
+        "epochs": 1,
+        "ddp_backend": "gloo",
+        "freeze_layers": 2,
+        "seed": 7,
+    },
+    "ensemble": {
+        "members": [{"kind": "tfidf", "params": {"min_df": 1}}, {"kind": "embeddings"}],
+        "grid_step": 0.25,
+    },
+}
+
+
+def test_every_kind_is_covered() -> None:
+    assert set(NON_DEFAULT) == set(scorer_classes())
+
+
+@pytest.mark.parametrize("kind", sorted(NON_DEFAULT))
+def test_params_are_stored_as_given_and_round_trip(kind: str) -> None:
+    params = NON_DEFAULT[kind]
+    scorer = make_scorer(kind, params)
+    got = scorer.get_params(deep=False)
+    assert {name: got[name] for name in params} == params
+    for name in params:  # stored as given: the very object, not a rewritten copy
+        assert got[name] is params[name]
+    rebuilt = type(scorer)(**got)
+    assert rebuilt.get_params(deep=False) == got
+
+
+@pytest.mark.parametrize("kind", sorted(NON_DEFAULT))
+def test_a_clone_is_unfitted_with_equal_params(kind: str) -> None:
+    scorer = make_scorer(kind, NON_DEFAULT[kind])
+    scorer.num_levels_ = {"c/a": 3}  # as a fit would leave it
+    copy = clone(scorer)
+    assert type(copy) is type(scorer) and copy is not scorer
+    assert copy.get_params(deep=False) == scorer.get_params(deep=False)
+    assert not hasattr(copy, "num_levels_")
+    for name, value in NON_DEFAULT[kind].items():  # mutable params are copies, not shared
+        if isinstance(value, dict | list):
+            assert copy.get_params()[name] is not value
+
+
+@pytest.mark.parametrize("kind", sorted(NON_DEFAULT))
+def test_set_params_changes_only_what_it_names(kind: str) -> None:
+    scorer = scorer_classes()[kind]()
+    before = scorer.get_params(deep=False)
+    name, value = next(iter(NON_DEFAULT[kind].items()))
+    assert scorer.set_params(**{name: value}) is scorer
+    assert scorer.get_params(deep=False) == {**before, name: value}
+    with pytest.raises(ValueError, match="Invalid parameter"):
+        scorer.set_params(no_such_param=1)
+
+
+def test_the_ensembles_default_members_are_chosen_when_used_not_when_built() -> None:
+    ensemble = EnsembleScorer()
+    assert ensemble.members is None
+    assert clone(ensemble).members is None  # clone refuses a constructor that rewrites
+    assert [m["kind"] for m in ensemble.member_specs()] == ["transformer", "tfidf"]
+
+
+def test_a_clone_of_a_fitted_scorer_fits_to_the_same_predictions() -> None:
+    X, y = scoring_frame(80)
+    fitted = TfidfScorer(min_df=1).fit(X, y)
+    again = clone(fitted).fit(X, y)
+    assert np.array_equal(again.predict_proba(X), fitted.predict_proba(X))
+
+
+def test_only_epoch_trained_scorers_report_a_fit_summary() -> None:
+    assert Scorer().fit_summary() == {}
+    assert TfidfScorer().fit_summary() == {}
