@@ -161,7 +161,7 @@ def _log_inputs(
             "data.path": str(config.data.path),
             "data.adapter": config.data.adapter or "",
             "data.split_seed": config.data.split.seed,
-            **{f"scorer.{k}": v for k, v in scorer.get_params(deep=False).items()},
+            **scorer_params(scorer),
         }
     )
     for name, split in splits.items():
@@ -171,6 +171,18 @@ def _log_inputs(
     if config_path is not None:
         mlflow.log_artifact(str(config_path), artifact_path="config")
     mlflow.log_dict(config.model_dump(mode="json"), "config/resolved.json")
+
+
+def scorer_params(scorer: Scorer) -> dict[str, Any]:
+    """The scorer's params for MLflow, a mapping (training_args) one param per key, so that
+    runs compare setting by setting."""
+    out: dict[str, Any] = {}
+    for name, value in scorer.get_params(deep=False).items():
+        if isinstance(value, dict):
+            out.update({f"scorer.{name}.{k}": v for k, v in value.items()})
+        else:
+            out[f"scorer.{name}"] = value
+    return out
 
 
 def synthetic_example(scorer: Scorer) -> pd.DataFrame:

@@ -12,6 +12,7 @@ from sklearn.base import clone
 from prescore.models.ensemble import EnsembleScorer
 from prescore.models.scorer import Scorer, make_scorer, scorer_classes
 from prescore.models.tfidf import TfidfScorer
+from prescore.models.transformer import DEFAULT_TRAINING_ARGS, TransformerScorer
 from tests.conftest import scoring_frame
 
 # every kind with params away from their defaults, mutable ones included
@@ -21,8 +22,7 @@ NON_DEFAULT: dict[str, dict[str, Any]] = {
     "transformer": {
         "max_length": 64,
         "stride": 8,
-        "epochs": 1,
-        "ddp_backend": "gloo",
+        "training_args": {"num_train_epochs": 1, "ddp_backend": "gloo"},
         "freeze_layers": 2,
         "seed": 7,
     },
@@ -85,6 +85,37 @@ def test_a_clone_of_a_fitted_scorer_fits_to_the_same_predictions() -> None:
     fitted = TfidfScorer(min_df=1).fit(X, y)
     again = clone(fitted).fit(X, y)
     assert np.array_equal(again.predict_proba(X), fitted.predict_proba(X))
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"epochs": 2}, r"unknown parameter\(s\) \['epochs'\] for transformer"),
+        ({"training_args": {"num_epochs": 2}}, "did you mean num_train_epochs"),
+        ({"training_args": {"warmup_ratio": 0.1}}, "did you mean warmup_steps"),
+        ({"training_args": {"output_dir": "x"}}, "set by the transformer scorer itself"),
+        ({"training_args": {"seed": 1}}, "the config's `seed`"),
+        ({"training_args": {"load_best_model_at_end": False}}, "keep_best_epoch"),
+        ({"training_args": {"num_train_epochs": 0}}, "num_train_epochs > 0"),
+        ({"training_args": [1]}, "training_args must be a mapping"),
+    ],
+)
+def test_bad_training_args_are_refused_before_training(
+    params: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        make_scorer("transformer", params)
+
+
+def test_training_args_merge_over_the_defaults() -> None:
+    settings = TransformerScorer().trainer_settings()
+    assert settings == {**DEFAULT_TRAINING_ARGS, "per_device_eval_batch_size": 8}
+    given = TransformerScorer(training_args={"per_device_train_batch_size": 32, "bf16": False})
+    settings = given.trainer_settings()
+    assert settings["per_device_train_batch_size"] == 32
+    assert settings["per_device_eval_batch_size"] == 32  # follows the training batch
+    assert settings["bf16"] is False and settings["learning_rate"] == 5e-5
+    assert not given._use_bf16()
 
 
 def test_only_epoch_trained_scorers_report_a_fit_summary() -> None:
