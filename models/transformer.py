@@ -263,29 +263,70 @@ class TransformerScorer(Scorer):
             )
 
     # -- data -------------------------------------------------------------------------------
-    def documents(self, X: pd.DataFrame, y: np.ndarray | None) -> list[Document]:
-        """Group rows by text and tokenize each distinct text once, into overlapping windows."""
-        by_text: dict[str, Document] = {}
+    def documents(
+        self, X: pd.DataFrame, y: np.ndarray | None, mapped: bool = False
+    ) -> list[Document]:
+        """Group rows by text and tokenize each distinct text once, into overlapping windows.
+
+        `mapped` tokenizes through a batched datasets.map (training and calibration texts);
+        without it the same function is called directly, as serving wants for one request."""
+        texts = list(dict.fromkeys(X["text"]))
+        windows = self._mapped_windows(texts) if mapped else self.tokenize_windows(texts)
+        by_text = {text: Document(ws, [], [], []) for text, ws in zip(texts, windows, strict=True)}
         keys = self.keys(X)
         labels = np.zeros(len(X), dtype=int) if y is None else np.asarray(y)
         for row, (text, key, label) in enumerate(zip(X["text"], keys, labels, strict=True)):
-            document = by_text.get(text)
-            if document is None:
-                document = by_text[text] = Document(self._windows(text), [], [], [])
+            document = by_text[text]
             document.heads.append(self.head_index_[str(key)])
             document.labels.append(int(label))
             document.rows.append(row)
         return list(by_text.values())
 
-    def _windows(self, text: str) -> list[list[int]]:
+    def tokenize_windows(self, texts: list[str]) -> list[list[list[int]]]:
+        """Each text's token windows of max_length, overlapping by `stride`, in one batched
+        tokenizer call; the fast tokenizer says which text each window came from."""
         encoded = self.tokenizer_(
-            text,
+            texts,
             truncation=True,
             max_length=self.max_length,
             stride=self.stride,
             return_overflowing_tokens=True,
         )
-        return [list(ids) for ids in encoded["input_ids"]]
+        windows: list[list[list[int]]] = [[] for _ in texts]
+        for ids, text in zip(
+            encoded["input_ids"], encoded["overflow_to_sample_mapping"], strict=True
+        ):
+            windows[text].append(list(ids))
+        return windows
+
+    def _mapped_windows(self, texts: list[str]) -> list[list[list[int]]]:
+        """tokenize_windows over a Dataset in batches, in memory: no cache files beside the
+        run, and no progress bar of its own (training shows one)."""
+        from datasets import (
+            Dataset,
+            are_progress_bars_disabled,
+            disable_progress_bars,
+            enable_progress_bars,
+        )
+
+        was_disabled = are_progress_bars_disabled()
+        disable_progress_bars()
+        try:
+            mapped = Dataset.from_dict({"text": texts}).map(
+                lambda batch: {"windows": self.tokenize_windows(batch["text"])},
+                batched=True,
+                remove_columns=["text"],
+                keep_in_memory=True,
+                new_fingerprint="prescore-token-windows",  # skips hashing the tokenizer
+            )
+        finally:
+            if not was_disabled:
+                enable_progress_bars()
+        return [list(windows) for windows in mapped["windows"]]
+
+    def _windows(self, text: str) -> list[list[int]]:
+        """One text's windows, for a reader checking what the encoder sees."""
+        return self.tokenize_windows([text])[0]
 
     # -- fit / predict ----------------------------------------------------------------------
     def fit(
@@ -318,8 +359,8 @@ class TransformerScorer(Scorer):
         self._init_cut_points(X, np.asarray(y))
         self._freeze_lower_layers()
 
-        train = DocumentDataset(self.documents(X, y))
-        evaluation = DocumentDataset(self.documents(*eval_set)) if eval_set else None
+        train = DocumentDataset(self.documents(X, y, mapped=True))
+        evaluation = DocumentDataset(self.documents(*eval_set, mapped=True)) if eval_set else None
         keep_best = self.keep_best_epoch and evaluation is not None
         settings = self.trainer_settings()
         settings["bf16"] = self._use_bf16()

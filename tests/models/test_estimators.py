@@ -3,6 +3,7 @@ clone work for every kind, and a config's settings reach Trainer unchanged."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -116,6 +117,29 @@ def test_training_args_merge_over_the_defaults() -> None:
     assert settings["per_device_eval_batch_size"] == 32  # follows the training batch
     assert settings["bf16"] is False and settings["learning_rate"] == 5e-5
     assert not given._use_bf16()
+
+
+def test_mapped_tokenization_gives_the_windows_of_one_text_at_a_time(
+    tiny_encoder: Path,
+) -> None:
+    from transformers import AutoTokenizer
+
+    scorer = TransformerScorer(base_model=str(tiny_encoder), max_length=32, stride=8)
+    scorer.tokenizer_ = AutoTokenizer.from_pretrained(tiny_encoder)
+    X, y = scoring_frame(12)
+    long_text = " ".join(f"word{i}" for i in range(120))
+    X.loc[[0, 5], "text"] = long_text  # one text scored on two criteria: one document
+    scorer.head_index_ = {key: i for i, key in enumerate(sorted(set(scorer.keys(X))))}
+    mapped = scorer.documents(X, y, mapped=True)
+    direct = scorer.documents(X, y)
+    assert mapped == direct
+    assert len(mapped) == len(set(X["text"])) and mapped[0].rows == [0, 5]
+    for document, text in zip(mapped, dict.fromkeys(X["text"]), strict=True):
+        alone = scorer.tokenizer_(
+            text, truncation=True, max_length=32, stride=8, return_overflowing_tokens=True
+        )["input_ids"]
+        assert document.windows == [list(ids) for ids in alone]
+    assert len(mapped[0].windows) > 1
 
 
 def test_only_epoch_trained_scorers_report_a_fit_summary() -> None:
