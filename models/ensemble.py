@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from prescore.models.inputs import levels_per_criterion
-from prescore.models.scorer import Scorer, load_scorer, make_scorer
+from prescore.models.scorer import EvalSet, Scorer, load_scorer, make_scorer, scorer_class
 
 MIN_WEIGHT_ITEMS = 50
 ALL_CRITERIA = "all"  # criteria keys always hold a "/", so this never clashes
@@ -60,11 +60,13 @@ class EnsembleScorer(Scorer):
         grid_step: float = 0.1,
         seed: int = 13,
     ) -> None:
-        self.members = members if members is not None else [dict(m) for m in DEFAULT_MEMBERS]
+        self.members = members  # None: DEFAULT_MEMBERS
         self.grid_step = grid_step
         self.seed = seed  # handed to every member that takes one
-        self.callbacks: list[Any] = []  # passed on to members that train with Trainer
-        self.eval_set: tuple[pd.DataFrame, np.ndarray] | None = None  # fits the weights
+
+    def member_specs(self) -> list[dict[str, Any]]:
+        """The members as configured, or the default pair."""
+        return [dict(m) for m in DEFAULT_MEMBERS] if self.members is None else self.members
 
     def check_params(self) -> None:
         self.member_scorers()
@@ -78,12 +80,13 @@ class EnsembleScorer(Scorer):
 
     def member_scorers(self) -> list[Scorer]:
         """Unfitted members, each checked as a config's scorer is."""
-        if not isinstance(self.members, list) or len(self.members) < 2:
+        members = self.member_specs()
+        if not isinstance(members, list) or len(members) < 2:
             raise ValueError(
                 "an ensemble needs a list of at least two members, each {kind, params}"
             )
         out = []
-        for number, member in enumerate(self.members, start=1):
+        for number, member in enumerate(members, start=1):
             params = member.get("params") or {} if isinstance(member, dict) else None
             if (
                 not isinstance(member, dict)
@@ -97,49 +100,53 @@ class EnsembleScorer(Scorer):
                 )
             if member["kind"] == self.kind:
                 raise ValueError(f"ensemble member {number}: an ensemble cannot hold an ensemble")
-            params = dict(params)
-            scorer = make_scorer(str(member["kind"]), params)
-            if "seed" in scorer.get_params() and "seed" not in params:
-                scorer.seed = self.seed  # type: ignore[attr-defined]
-            out.append(scorer)
+            kind = str(member["kind"])
+            if "seed" in scorer_class(kind)._get_param_names():
+                params = {"seed": self.seed, **params}
+            out.append(make_scorer(kind, params))
         return out
 
     @classmethod
     def of_fitted(
         cls,
         members: list[Scorer],
-        eval_set: tuple[pd.DataFrame, np.ndarray] | None,
+        eval_set: EvalSet | None,
         grid_step: float = 0.1,
     ) -> EnsembleScorer:
         """An ensemble of members already fitted on the same training data: the benchmark
         pools the scorers it has just measured instead of fitting them twice."""
         ensemble = cls(
-            members=[{"kind": m.kind, "params": m.get_params()} for m in members],
+            members=[{"kind": m.kind, "params": m.get_params(deep=False)} for m in members],
             grid_step=grid_step,
         )
         ensemble.num_levels_ = dict(members[0].num_levels_)
         ensemble.members_ = members
-        ensemble.eval_set = eval_set
-        ensemble.weights_ = ensemble._fit_weights()
+        ensemble.weights_ = ensemble._fit_weights(eval_set)
         return ensemble
 
-    def fit(self, X: pd.DataFrame, y: np.ndarray) -> Self:
+    def fit(
+        self,
+        X: pd.DataFrame,
+        y: np.ndarray,
+        *,
+        eval_set: EvalSet | None = None,
+        callbacks: list[Any] | None = None,
+    ) -> Self:
+        """Fit every member on (X, y), each given `eval_set` and `callbacks` as it would be
+        alone, then choose the pooling weights on `eval_set`."""
         self.num_levels_ = levels_per_criterion(X)
         self.members_ = self.member_scorers()
         for member in self.members_:
-            if hasattr(member, "callbacks"):
-                member.callbacks = self.callbacks
-                member.eval_set = self.eval_set
-            member.fit(X, y)
-        self.weights_ = self._fit_weights()
+            member.fit(X, y, eval_set=eval_set, callbacks=callbacks)
+        self.weights_ = self._fit_weights(eval_set)
         return self
 
-    def _fit_weights(self) -> dict[str, list[float]]:
+    def _fit_weights(self, eval_set: EvalSet | None) -> dict[str, list[float]]:
         count = len(self.members_)
         equal = [1 / count] * count
-        if self.eval_set is None or len(self.eval_set[1]) == 0:
+        if eval_set is None or len(eval_set[1]) == 0:
             return {ALL_CRITERIA: equal}
-        X, y = self.eval_set
+        X, y = eval_set
         keys = self.keys(X)
         known = np.isin(keys, list(self.num_levels_))  # criteria seen in training
         X, labels, keys = X[known], np.asarray(y)[known], keys[known]
@@ -154,9 +161,9 @@ class EnsembleScorer(Scorer):
                 weights[str(key)] = best_weights(stacked[:, rows], labels[rows], grid).tolist()
         return weights
 
-    def weight_metrics(self) -> dict[str, float]:
+    def fit_summary(self) -> dict[str, float]:
         """The chosen weights as flat numbers for MLflow: ensemble_weight.<criterion>.<member>."""
-        names = [f"{n}-{member['kind']}" for n, member in enumerate(self.members)]
+        names = [f"{n}-{member['kind']}" for n, member in enumerate(self.member_specs())]
         return {
             f"ensemble_weight.{key.replace('/', '.')}.{name}": float(weight)
             for key, weights in self.weights_.items()
@@ -184,7 +191,7 @@ class EnsembleScorer(Scorer):
     def _load_state(cls, folder: Path, params: dict[str, Any]) -> Self:
         scorer = cls(**params)
         scorer.members_ = [
-            load_scorer(folder / "members" / str(n)) for n in range(len(scorer.members))
+            load_scorer(folder / "members" / str(n)) for n in range(len(scorer.member_specs()))
         ]
         scorer.weights_ = json.loads((folder / "weights.json").read_text())
         return scorer

@@ -23,7 +23,7 @@ from sklearn.linear_model import Ridge, RidgeCV
 
 from prescore.models.inputs import levels_per_criterion, pad_probabilities
 from prescore.models.length import EvidenceLength
-from prescore.models.scorer import Scorer
+from prescore.models.scorer import EvalSet, Scorer
 
 ALPHA_GRID = np.logspace(-2, 3, 11)
 LOGISTIC_ALPHA = 0.1  # the logistic heads' strength when none is given
@@ -153,11 +153,21 @@ class HeadsScorer(Scorer):
         if fitting:
             self.length_ = EvidenceLength().fit(texts)
         lengths = self.length_.transform(texts)
+        columns: list[Any] = [features, lengths]  # dense or sparse text features, then lengths
         if sparse.issparse(features):
-            return sparse.hstack([features, lengths]).tocsr()
-        return np.hstack([features, lengths])
+            return sparse.hstack(columns).tocsr()
+        return np.hstack(columns)
 
-    def fit(self, X: pd.DataFrame, y: np.ndarray) -> Self:
+    def fit(
+        self,
+        X: pd.DataFrame,
+        y: np.ndarray,
+        *,
+        eval_set: EvalSet | None = None,
+        callbacks: list[Any] | None = None,
+    ) -> Self:
+        """Heads fit in closed form or to convergence, with no epochs to watch: `eval_set` and
+        `callbacks` are accepted, so any scorer fits the same way, and left unused."""
         self.num_levels_ = levels_per_criterion(X)
         features = self.features(X["text"].tolist(), fitting=True)
         self.heads_ = make_heads(self.head, self.alpha).fit(

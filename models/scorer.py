@@ -1,36 +1,58 @@
-"""What every scorer shares: scikit-learn style fit / predict_proba / predict, and save / load.
+"""What every scorer shares: scikit-learn's estimator contract (get_params / set_params /
+clone, fit / predict_proba / predict), and save / load.
 
 X is a table with `text`, `credential_id` and `criterion_id` (plus `num_levels` to fit); y is
 the index of the final level. predict_proba has one row per item and one column per level of
 the widest scale, zero beyond each item's own scale.
+
+Hyper-parameters are constructor arguments stored as given; what a single fit needs besides
+the training data (the held-out set, Trainer callbacks) arrives as fit parameters, so a
+scorer is built once, from its config, and never patched afterwards.
 """
 
 from __future__ import annotations
 
-import inspect
 import json
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator
 
 from prescore.models.inputs import INPUT_COLUMNS, criterion_keys, unknown_criteria
 
 SCORER_FILE = "scorer.json"
 
+# (X, y) held out from training: per-epoch loss and best epoch for the transformer, the
+# pooling weights for the ensemble
+EvalSet = tuple[pd.DataFrame, np.ndarray]
 
-class Scorer:
+
+class Scorer(BaseEstimator):
     kind: ClassVar[str]
     num_levels_: dict[str, int]
 
-    def get_params(self) -> dict[str, Any]:
-        """Constructor arguments as stored, read off the signature as scikit-learn does."""
-        names = [n for n in inspect.signature(type(self).__init__).parameters if n != "self"]
-        return {name: getattr(self, name) for name in names}
-
-    def fit(self, X: pd.DataFrame, y: np.ndarray) -> Self:
+    def fit(
+        self,
+        X: pd.DataFrame,
+        y: np.ndarray,
+        *,
+        eval_set: EvalSet | None = None,
+        callbacks: list[Any] | None = None,
+    ) -> Self:
+        """Fit on (X, y). `eval_set` and `callbacks` (Hugging Face Trainer callbacks: progress,
+        MLflow logging) serve scorers that train for epochs; the others accept and ignore them,
+        so one call fits any kind."""
         raise NotImplementedError
+
+    def check_params(self) -> None:
+        """Refuse settings that could only fail later, mid-training; a config check calls it."""
+
+    def fit_summary(self) -> dict[str, float]:
+        """Numbers the last fit reports beside the evaluation (optimizer steps, processes,
+        pooling weights), for MLflow; none by default."""
+        return {}
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         raise NotImplementedError
@@ -58,7 +80,11 @@ class Scorer:
         self._save_state(folder)
         (folder / SCORER_FILE).write_text(
             json.dumps(
-                {"kind": self.kind, "params": self.get_params(), "num_levels": self.num_levels_},
+                {
+                    "kind": self.kind,
+                    "params": self.get_params(deep=False),
+                    "num_levels": self.num_levels_,
+                },
                 indent=2,
             )
         )
@@ -83,24 +109,24 @@ def scorer_classes() -> dict[str, type[Scorer]]:
     return {cls.kind: cls for cls in classes}
 
 
-def make_scorer(kind: str, params: dict[str, Any]) -> Scorer:
-    """A scorer of `kind` built from `params`; ValueError names whatever cannot work, before
-    any training starts."""
+def scorer_class(kind: str) -> type[Scorer]:
     classes = scorer_classes()
     if kind not in classes:
         raise ValueError(f"unknown scorer kind {kind!r}; known: {sorted(classes)}")
-    cls = classes[kind]
-    accepted = cls().get_params()
+    return classes[kind]
+
+
+def make_scorer(kind: str, params: dict[str, Any]) -> Scorer:
+    """A scorer of `kind` built once from `params`; ValueError names whatever cannot work,
+    before any training starts. Names are checked against the class's constructor, so an
+    unknown one is reported as such rather than as a TypeError."""
+    cls = scorer_class(kind)
+    accepted = cls._get_param_names()
     unknown = sorted(set(params) - set(accepted))
     if unknown:
         raise ValueError(f"unknown parameter(s) {unknown} for {kind}; known: {sorted(accepted)}")
-    try:
-        scorer = cls(**params)
-    except TypeError as error:
-        raise ValueError(f"bad parameter for {kind}: {error}") from None
-    check = getattr(scorer, "check_params", None)
-    if check is not None:
-        check()
+    scorer = cls(**params)
+    scorer.check_params()
     return scorer
 
 

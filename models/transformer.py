@@ -8,11 +8,17 @@
 - One text, many criteria: items that share a text (one essay scored on six criteria) are
   encoded once per batch, which is most of the training cost.
 - Training runs through Hugging Face Trainer, so the same code runs on CPU, one GPU, or
-  several processes under `torchrun` / `accelerate launch`.
+  several processes under `torchrun` / `accelerate launch`. Trainer's settings are passed
+  through as `training_args`, under TrainingArguments' own names, rather than mirrored one
+  param at a time; the few the scorer must own (output folder, evaluation and saving, seed)
+  are refused there.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
@@ -24,7 +30,7 @@ from torch import nn
 
 from prescore.models.base_model import BUNDLED, resolve_base_model
 from prescore.models.inputs import levels_per_criterion, pad_probabilities
-from prescore.models.scorer import Scorer
+from prescore.models.scorer import EvalSet, Scorer
 
 
 class OrdinalHeads(nn.Module):
@@ -150,6 +156,47 @@ def collate(documents: list[Document], pad_id: int) -> dict[str, torch.Tensor]:
     }
 
 
+# Hugging Face TrainingArguments the scorer starts from; a config's `training_args` is merged
+# over them. per_device_eval_batch_size follows the training batch unless given.
+DEFAULT_TRAINING_ARGS: dict[str, Any] = {
+    "num_train_epochs": 3.0,
+    "per_device_train_batch_size": 8,
+    "learning_rate": 5e-5,  # the encoder's; the heads take head_learning_rate
+    "weight_decay": 0.01,
+    "warmup_steps": 0.1,  # a float below 1 is a share of all steps
+    "bf16": True,  # where a GPU supports it; a CPU stays fp32, so one config runs anywhere
+    "ddp_find_unused_parameters": True,
+    "disable_tqdm": True,  # the callbacks report progress and losses instead
+    "dataloader_num_workers": 0,
+    "dataloader_pin_memory": False,
+}
+
+# TrainingArguments the scorer sets itself, with what to do instead of setting them.
+OWNED_TRAINING_ARGS: dict[str, str] = {
+    "output_dir": "checkpoints go to a temporary folder; the model is saved with the scorer",
+    "seed": "set the config's `seed` (or the scorer's `seed` param)",
+    "data_seed": "set the config's `seed` (or the scorer's `seed` param)",
+    "eval_strategy": "evaluation runs each epoch on the calibration split",
+    "logging_strategy": "losses are logged per epoch",
+    "save_strategy": "use keep_best_epoch",
+    "save_total_limit": "use keep_best_epoch",
+    "save_only_model": "use keep_best_epoch",
+    "load_best_model_at_end": "use keep_best_epoch",
+    "metric_for_best_model": "the best epoch is the one with the lowest calibration loss",
+    "greater_is_better": "the best epoch is the one with the lowest calibration loss",
+    "report_to": "runs are tracked by prescore's own MLflow logging",
+    "remove_unused_columns": "the scorer's batches are built by its own collation",
+    "label_names": "the scorer's batches are built by its own collation",
+    "prediction_loss_only": "evaluation measures the calibration loss only",
+}
+
+
+def training_argument_names() -> set[str]:
+    from transformers import TrainingArguments
+
+    return {f.name for f in dataclasses.fields(TrainingArguments) if f.init}
+
+
 class TransformerScorer(Scorer):
     kind = "transformer"
 
@@ -158,35 +205,28 @@ class TransformerScorer(Scorer):
         base_model: str = BUNDLED,
         max_length: int = 256,
         stride: int = 32,
-        epochs: float = 3.0,
-        batch_size: int = 8,
-        learning_rate: float = 5e-5,
+        training_args: dict[str, Any] | None = None,
         head_learning_rate: float = 2e-3,
-        weight_decay: float = 0.01,
-        warmup_ratio: float = 0.1,
         freeze_layers: int = 0,
         seed: int = 13,
-        ddp_backend: str | None = None,
-        mixed_precision: bool = True,
         keep_best_epoch: bool = True,
     ) -> None:
         self.base_model = base_model
         self.max_length = max_length
         self.stride = stride
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
+        # Hugging Face TrainingArguments by their own names, over DEFAULT_TRAINING_ARGS
+        self.training_args = training_args
         self.head_learning_rate = head_learning_rate
-        self.weight_decay = weight_decay
-        self.warmup_ratio = warmup_ratio
         self.freeze_layers = freeze_layers
         self.seed = seed
-        self.ddp_backend = ddp_backend
-        self.mixed_precision = mixed_precision  # bf16 where a GPU supports it; CPU stays fp32
         # with a calibration split: end on the epoch with the lowest calibration loss
         self.keep_best_epoch = keep_best_epoch
-        self.callbacks: list[Any] = []  # Trainer callbacks (progress, MLflow logging); not saved
-        self.eval_set: tuple[pd.DataFrame, np.ndarray] | None = None  # per-epoch held-out loss
+
+    def trainer_settings(self) -> dict[str, Any]:
+        """DEFAULT_TRAINING_ARGS with the config's training_args over them."""
+        settings = {**DEFAULT_TRAINING_ARGS, **(self.training_args or {})}
+        settings.setdefault("per_device_eval_batch_size", settings["per_device_train_batch_size"])
+        return settings
 
     def check_params(self) -> None:
         """Refuse settings that could only fail later, mid-training."""
@@ -195,36 +235,110 @@ class TransformerScorer(Scorer):
                 f"stride ({self.stride}) must be smaller than max_length - 2 "
                 f"({self.max_length - 2}): windows overlap by `stride` tokens"
             )
-        if self.freeze_layers < 0 or self.epochs <= 0 or self.batch_size < 1:
-            raise ValueError("freeze_layers must be >= 0, epochs > 0 and batch_size >= 1")
+        if self.training_args is not None and not isinstance(self.training_args, dict):
+            raise ValueError(
+                "training_args must be a mapping of Hugging Face TrainingArguments names "
+                f"to values, e.g. {{num_train_epochs: 2}}; got {self.training_args!r}"
+            )
+        known = training_argument_names()
+        for name in self.training_args or {}:
+            if name in OWNED_TRAINING_ARGS:
+                raise ValueError(
+                    f"training_args.{name} is set by the transformer scorer itself: "
+                    f"{OWNED_TRAINING_ARGS[name]}"
+                )
+            if name not in known:
+                close = difflib.get_close_matches(name, sorted(known), n=3)
+                hint = f"; did you mean {', '.join(close)}?" if close else ""
+                raise ValueError(
+                    f"training_args.{name} is not a Hugging Face TrainingArguments setting{hint}"
+                )
+        settings = self.trainer_settings()
+        epochs, batch = settings["num_train_epochs"], settings["per_device_train_batch_size"]
+        numbers = isinstance(epochs, int | float) and isinstance(batch, int)
+        if self.freeze_layers < 0 or not numbers or epochs <= 0 or batch < 1:
+            raise ValueError(
+                "freeze_layers must be >= 0, training_args.num_train_epochs > 0 and "
+                "training_args.per_device_train_batch_size >= 1"
+            )
 
     # -- data -------------------------------------------------------------------------------
-    def documents(self, X: pd.DataFrame, y: np.ndarray | None) -> list[Document]:
-        """Group rows by text and tokenize each distinct text once, into overlapping windows."""
-        by_text: dict[str, Document] = {}
+    def documents(
+        self, X: pd.DataFrame, y: np.ndarray | None, mapped: bool = False
+    ) -> list[Document]:
+        """Group rows by text and tokenize each distinct text once, into overlapping windows.
+
+        `mapped` tokenizes through a batched datasets.map (training and calibration texts);
+        without it the same function is called directly, as serving wants for one request."""
+        texts = list(dict.fromkeys(X["text"]))
+        windows = self._mapped_windows(texts) if mapped else self.tokenize_windows(texts)
+        by_text = {text: Document(ws, [], [], []) for text, ws in zip(texts, windows, strict=True)}
         keys = self.keys(X)
         labels = np.zeros(len(X), dtype=int) if y is None else np.asarray(y)
         for row, (text, key, label) in enumerate(zip(X["text"], keys, labels, strict=True)):
-            document = by_text.get(text)
-            if document is None:
-                document = by_text[text] = Document(self._windows(text), [], [], [])
+            document = by_text[text]
             document.heads.append(self.head_index_[str(key)])
             document.labels.append(int(label))
             document.rows.append(row)
         return list(by_text.values())
 
-    def _windows(self, text: str) -> list[list[int]]:
+    def tokenize_windows(self, texts: list[str]) -> list[list[list[int]]]:
+        """Each text's token windows of max_length, overlapping by `stride`, in one batched
+        tokenizer call; the fast tokenizer says which text each window came from."""
         encoded = self.tokenizer_(
-            text,
+            texts,
             truncation=True,
             max_length=self.max_length,
             stride=self.stride,
             return_overflowing_tokens=True,
         )
-        return [list(ids) for ids in encoded["input_ids"]]
+        windows: list[list[list[int]]] = [[] for _ in texts]
+        for ids, text in zip(
+            encoded["input_ids"], encoded["overflow_to_sample_mapping"], strict=True
+        ):
+            windows[text].append(list(ids))
+        return windows
+
+    def _mapped_windows(self, texts: list[str]) -> list[list[list[int]]]:
+        """tokenize_windows over a Dataset in batches, in memory: no cache files beside the
+        run, and no progress bar of its own (training shows one)."""
+        from datasets import (
+            Dataset,
+            are_progress_bars_disabled,
+            disable_progress_bars,
+            enable_progress_bars,
+        )
+
+        was_disabled = are_progress_bars_disabled()
+        disable_progress_bars()
+        try:
+            mapped = Dataset.from_dict({"text": texts}).map(
+                lambda batch: {"windows": self.tokenize_windows(batch["text"])},
+                batched=True,
+                remove_columns=["text"],
+                keep_in_memory=True,
+                new_fingerprint="prescore-token-windows",  # skips hashing the tokenizer
+            )
+        finally:
+            if not was_disabled:
+                enable_progress_bars()
+        return [list(windows) for windows in mapped["windows"]]
+
+    def _windows(self, text: str) -> list[list[int]]:
+        """One text's windows, for a reader checking what the encoder sees."""
+        return self.tokenize_windows([text])[0]
 
     # -- fit / predict ----------------------------------------------------------------------
-    def fit(self, X: pd.DataFrame, y: np.ndarray) -> Self:
+    def fit(
+        self,
+        X: pd.DataFrame,
+        y: np.ndarray,
+        *,
+        eval_set: EvalSet | None = None,
+        callbacks: list[Any] | None = None,
+    ) -> Self:
+        """Fine-tune with Trainer. `eval_set` gives the per-epoch held-out loss (and, with
+        keep_best_epoch, the epoch to end on); `callbacks` are Trainer callbacks, not saved."""
         from transformers import (
             AutoModel,
             AutoTokenizer,
@@ -245,20 +359,18 @@ class TransformerScorer(Scorer):
         self._init_cut_points(X, np.asarray(y))
         self._freeze_lower_layers()
 
-        train = DocumentDataset(self.documents(X, y))
-        evaluation = DocumentDataset(self.documents(*self.eval_set)) if self.eval_set else None
+        train = DocumentDataset(self.documents(X, y, mapped=True))
+        evaluation = DocumentDataset(self.documents(*eval_set, mapped=True)) if eval_set else None
         keep_best = self.keep_best_epoch and evaluation is not None
-        import tempfile
+        settings = self.trainer_settings()
+        settings["bf16"] = self._use_bf16()
+        # Accelerate treats a torchrun launch on CPU as distributed only when told so.
+        settings.setdefault("use_cpu", not torch.cuda.is_available())
 
         with tempfile.TemporaryDirectory() as output_dir:
             arguments = TrainingArguments(
+                **settings,
                 output_dir=output_dir,
-                num_train_epochs=self.epochs,
-                per_device_train_batch_size=self.batch_size,
-                per_device_eval_batch_size=self.batch_size,
-                learning_rate=self.learning_rate,
-                weight_decay=self.weight_decay,
-                warmup_steps=self.warmup_ratio,  # a float below 1 is a share of all steps
                 seed=self.seed,
                 data_seed=self.seed,
                 logging_strategy="epoch",
@@ -270,17 +382,9 @@ class TransformerScorer(Scorer):
                 greater_is_better=False if keep_best else None,
                 save_only_model=True,
                 report_to="none",
-                disable_tqdm=True,
                 remove_unused_columns=False,
                 label_names=["labels"],
                 prediction_loss_only=True,
-                ddp_backend=self.ddp_backend,
-                # Accelerate treats a torchrun launch on CPU as distributed only when told so.
-                use_cpu=not torch.cuda.is_available(),
-                ddp_find_unused_parameters=True,
-                bf16=self._use_bf16(),
-                dataloader_num_workers=0,
-                dataloader_pin_memory=False,
             )
             pad_id = self.tokenizer_.pad_token_id or 0
             trainer = Trainer(
@@ -289,8 +393,8 @@ class TransformerScorer(Scorer):
                 train_dataset=train,
                 eval_dataset=evaluation,
                 data_collator=lambda docs: collate(docs, pad_id),
-                callbacks=self.callbacks,
-                optimizers=(self._optimizer(), None),
+                callbacks=list(callbacks or []),
+                optimizers=(self._optimizer(arguments), None),
             )
             # our callbacks report progress and losses; Trainer's printer would repeat them
             trainer.remove_callback(PrinterCallback)
@@ -305,6 +409,10 @@ class TransformerScorer(Scorer):
         self.model_.eval()
         return self
 
+    def fit_summary(self) -> dict[str, float]:
+        """Optimizer steps and processes of the last fit: a distributed run takes fewer steps."""
+        return {"optimizer_steps": self.optimizer_steps_, "world_size": self.world_size_}
+
     def _init_cut_points(self, X: pd.DataFrame, y: np.ndarray) -> None:
         """Start each cut-point at the training log-odds of being above it: steadier fits."""
         keys = self.keys(X)
@@ -315,18 +423,19 @@ class TransformerScorer(Scorer):
                     above = (np.sum(levels > k) + 1) / (len(levels) + 2)
                     self.model_.heads.bias[head, k] = float(np.log(above / (1 - above)))
 
-    def _optimizer(self) -> torch.optim.Optimizer:
-        """AdamW with a faster rate for the new heads than for the pretrained encoder."""
+    def _optimizer(self, arguments: Any) -> torch.optim.Optimizer:
+        """AdamW with a faster rate for the new heads than for the pretrained encoder;
+        the encoder's rate and the weight decay come from the TrainingArguments."""
         encoder = [p for p in self.model_.encoder.parameters() if p.requires_grad]
         return torch.optim.AdamW(
             [
-                {"params": encoder, "lr": self.learning_rate},
+                {"params": encoder, "lr": arguments.learning_rate},
                 {
                     "params": [*self.model_.heads.parameters(), *self.model_.norm.parameters()],
                     "lr": self.head_learning_rate,
                 },
             ],
-            weight_decay=self.weight_decay,
+            weight_decay=arguments.weight_decay,
         )
 
     def _freeze_lower_layers(self) -> None:
@@ -338,8 +447,11 @@ class TransformerScorer(Scorer):
                 parameter.requires_grad = False
 
     def _use_bf16(self) -> bool:
+        """training_args.bf16 means "where a GPU supports it", so a config runs on a CPU too."""
         return bool(
-            self.mixed_precision and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+            self.trainer_settings()["bf16"]
+            and torch.cuda.is_available()
+            and torch.cuda.is_bf16_supported()
         )
 
     @torch.no_grad()
@@ -350,8 +462,9 @@ class TransformerScorer(Scorer):
         documents = self.documents(X, None)
         rows: list[np.ndarray] = [np.empty(0)] * len(X)
         pad_id = self.tokenizer_.pad_token_id or 0
-        for start in range(0, len(documents), self.batch_size):
-            batch_documents = documents[start : start + self.batch_size]
+        batch_size = int(self.trainer_settings()["per_device_eval_batch_size"])
+        for start in range(0, len(documents), batch_size):
+            batch_documents = documents[start : start + batch_size]
             batch = collate(batch_documents, pad_id)
             batch.pop("labels")
             batch = {k: v.to(device) for k, v in batch.items()}

@@ -147,7 +147,7 @@ def select(table: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
 
 def scorer_label(scorer: Scorer) -> str:
     """The scorer's name in tables: its kind, marked where it also reads evidence length."""
-    return scorer.kind + ("-length" if getattr(scorer, "length_features", False) else "")
+    return scorer.kind + ("-length" if scorer.get_params().get("length_features") else "")
 
 
 def fit_fold(

@@ -13,7 +13,7 @@ from prescore.data.load import DataSource
 from prescore.data.problems import InputError, Problem
 from prescore.eval.evaluate import EvaluationSettings
 from prescore.models.base_model import resolve_base_model
-from prescore.models.scorer import Scorer, make_scorer, scorer_classes
+from prescore.models.scorer import Scorer, make_scorer, scorer_class
 
 
 class ScorerSpec(BaseModel):
@@ -26,14 +26,16 @@ class ScorerSpec(BaseModel):
 
     @model_validator(mode="after")
     def _params_work(self) -> ScorerSpec:
-        make_scorer(self.kind, self.params)
+        make_scorer(self.kind, self.params)  # one clear ValueError per problem
         return self
 
     def build(self, seed: int) -> Scorer:
-        params = dict(self.params)
-        if "seed" in scorer_classes()[self.kind]().get_params():
-            params.setdefault("seed", seed)
-        return make_scorer(self.kind, params)
+        """The scorer, unfitted; the config's seed unless its params name their own. The
+        params were checked when this spec was made, so it is built once, here."""
+        cls = scorer_class(self.kind)
+        if "seed" in cls._get_param_names():
+            return cls(**{"seed": seed, **self.params})
+        return cls(**self.params)
 
 
 class ExperimentConfig(BaseModel):

@@ -10,8 +10,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
 from rich.progress import Progress
 from transformers import TrainerCallback
 
@@ -19,8 +17,7 @@ from prescore.data.load import EvidenceSet
 from prescore.data.problems import InputError, Problem
 from prescore.eval.evaluate import Evaluation, evaluate
 from prescore.eval.report import write_report
-from prescore.models.ensemble import EnsembleScorer
-from prescore.models.scorer import Scorer
+from prescore.models.scorer import EvalSet, Scorer
 from prescore.training.config import ExperimentConfig
 
 
@@ -50,22 +47,16 @@ class RichProgress(TrainerCallback):
         self.progress.stop()
 
 
-def build_scorer(
-    config: ExperimentConfig, evidence: EvidenceSet, callbacks: list[Any] | None = None
-) -> Scorer:
-    """The configured scorer, with Trainer callbacks and the calibration split as eval set."""
+def build_scorer(config: ExperimentConfig, evidence: EvidenceSet) -> Scorer:
+    """The configured scorer, unfitted; refused when there is nothing to train on."""
     splits = evidence.splits
     if len(splits["train"]) == 0:
         message = "no evidence lands in the train split: raise data.split.train, or check consent"
         raise InputError([Problem(str(config.data.path), None, "data.split", message)])
-    scorer = config.scorer.build(config.seed)
-    if hasattr(scorer, "callbacks"):
-        scorer.callbacks = list(callbacks or [RichProgress()])
-        scorer.eval_set = calibration_set(evidence)
-    return scorer
+    return config.scorer.build(config.seed)
 
 
-def calibration_set(evidence: EvidenceSet) -> tuple[pd.DataFrame, np.ndarray] | None:
+def calibration_set(evidence: EvidenceSet) -> EvalSet | None:
     """The calibration split as (X, y), or None where it is empty."""
     calibration = evidence.splits["calibration"]
     if not len(calibration):
@@ -73,11 +64,17 @@ def calibration_set(evidence: EvidenceSet) -> tuple[pd.DataFrame, np.ndarray] | 
     return calibration, calibration["label"].to_numpy()
 
 
-def fit_scorer(scorer: Scorer, evidence: EvidenceSet) -> float:
-    """Fit on the train split; returns the seconds it took."""
+def fit_scorer(scorer: Scorer, evidence: EvidenceSet, callbacks: list[Any] | None = None) -> float:
+    """Fit on the train split, the calibration split as eval set, with Trainer `callbacks`
+    (default: a progress bar); returns the seconds it took."""
     train = evidence.splits["train"]
     started = time.perf_counter()
-    scorer.fit(train, train["label"].to_numpy())
+    scorer.fit(
+        train,
+        train["label"].to_numpy(),
+        eval_set=calibration_set(evidence),
+        callbacks=list(callbacks or [RichProgress()]),
+    )
     return time.perf_counter() - started
 
 
@@ -89,10 +86,7 @@ def measure(
     metrics = evaluation.metrics()
     metrics["fit_seconds"] = fit_seconds
     metrics["fit_seconds_per_1000_items"] = 1000 * fit_seconds / len(evidence.splits["train"])
-    if hasattr(scorer, "optimizer_steps_"):
-        metrics["optimizer_steps"] = scorer.optimizer_steps_
-    if isinstance(scorer, EnsembleScorer):
-        metrics.update(scorer.weight_metrics())
+    metrics.update(scorer.fit_summary())
     return evaluation, metrics
 
 

@@ -116,7 +116,7 @@ def train(
     Returns None on the non-main processes of a distributed run.
     """
     evidence = evidence or load_evidence(config.data)
-    scorer = build_scorer(config, evidence, callbacks=[EpochLossLogger(), RichProgress()])
+    scorer = build_scorer(config, evidence)
 
     main = is_main_process()
     if main:
@@ -127,13 +127,13 @@ def train(
     with run_context as run:
         if main:
             _log_inputs(config, config_path, evidence.splits, scorer)
-        fit_seconds = fit_scorer(scorer, evidence)
+        fit_seconds = fit_scorer(scorer, evidence, callbacks=[EpochLossLogger(), RichProgress()])
         if not main:
             return None
         evaluation, metrics = measure(scorer, evidence, config, fit_seconds)
         credentials = evidence.credentials
-        if hasattr(scorer, "world_size_"):
-            mlflow.log_param("world_size", scorer.world_size_)
+        if "world_size" in metrics:
+            mlflow.log_param("world_size", int(metrics["world_size"]))
         mlflow.log_metrics({k: v for k, v in metrics.items() if not np.isnan(v)})
         matrices = {key: a.confusion for key, a in evaluation.agreement.items() if a.items}
         if matrices:
@@ -164,7 +164,7 @@ def _log_inputs(
             "data.path": str(config.data.path),
             "data.adapter": config.data.adapter or "",
             "data.split_seed": config.data.split.seed,
-            **{f"scorer.{k}": v for k, v in scorer.get_params().items()},
+            **scorer_params(scorer),
         }
     )
     for name, split in splits.items():
@@ -174,6 +174,18 @@ def _log_inputs(
     if config_path is not None:
         mlflow.log_artifact(str(config_path), artifact_path="config")
     mlflow.log_dict(config.model_dump(mode="json"), "config/resolved.json")
+
+
+def scorer_params(scorer: Scorer) -> dict[str, Any]:
+    """The scorer's params for MLflow, a mapping (training_args) one param per key, so that
+    runs compare setting by setting."""
+    out: dict[str, Any] = {}
+    for name, value in scorer.get_params(deep=False).items():
+        if isinstance(value, dict):
+            out.update({f"scorer.{name}.{k}": v for k, v in value.items()})
+        else:
+            out[f"scorer.{name}"] = value
+    return out
 
 
 def synthetic_example(scorer: Scorer) -> pd.DataFrame:

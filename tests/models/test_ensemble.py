@@ -50,12 +50,13 @@ def test_weights_go_to_the_member_that_gives_the_truth_most_probability() -> Non
     assert 0 < mixed[0] < 1
 
 
+HELD_OUT = scoring_frame(120, seed=3)  # 60 items per criterion
+
+
 @pytest.fixture(scope="module")
 def two_tfidfs() -> EnsembleScorer:
     """Two TF-IDF heads pooled, weights chosen on 120 held-out items (60 per criterion)."""
-    ensemble = EnsembleScorer(members=TWO_TFIDFS)
-    ensemble.eval_set = scoring_frame(120, seed=3)
-    return ensemble.fit(*scoring_frame(160))
+    return EnsembleScorer(members=TWO_TFIDFS).fit(*scoring_frame(160), eval_set=HELD_OUT)
 
 
 def test_the_pool_is_the_weighted_mean_of_the_members(two_tfidfs: EnsembleScorer) -> None:
@@ -74,8 +75,7 @@ def test_on_the_held_out_items_the_pool_is_never_worse_than_a_member(
     two_tfidfs: EnsembleScorer,
 ) -> None:
     ensemble = two_tfidfs
-    assert ensemble.eval_set is not None
-    X_eval, y_eval = ensemble.eval_set
+    X_eval, y_eval = HELD_OUT
     keys = ensemble.keys(X_eval)
     pooled = ensemble.predict_proba(X_eval)
     for key in set(keys):
@@ -95,13 +95,13 @@ def test_held_out_items_on_a_criterion_not_trained_on_are_left_out() -> None:
     X, y = scoring_frame(160)
     X_eval, y_eval = scoring_frame(120, seed=3)
     ensemble = EnsembleScorer(members=TWO_TFIDFS)
-    ensemble.eval_set = (X_eval.assign(criterion_id="questioning"), y_eval)
-    assert ensemble.fit(X, y).weights_ == {ALL_CRITERIA: [0.5, 0.5]}
-    ensemble.eval_set = (
+    unknown = (X_eval.assign(criterion_id="questioning"), y_eval)
+    assert ensemble.fit(X, y, eval_set=unknown).weights_ == {ALL_CRITERIA: [0.5, 0.5]}
+    mixed = (
         pd.concat([X_eval, X_eval.assign(criterion_id="questioning")]),
         np.r_[y_eval, y_eval],
     )
-    assert "wait-time/questioning" not in ensemble.fit(X, y).weights_
+    assert "wait-time/questioning" not in ensemble.fit(X, y, eval_set=mixed).weights_
 
 
 def test_pooling_already_fitted_members_equals_fitting_the_ensemble(
@@ -110,7 +110,7 @@ def test_pooling_already_fitted_members_equals_fitting_the_ensemble(
     fitted = two_tfidfs
     X, y = scoring_frame(160)
     members = [TfidfScorer(min_df=1).fit(X, y), TfidfScorer(min_df=1, head="logistic").fit(X, y)]
-    pooled = EnsembleScorer.of_fitted(members, fitted.eval_set)
+    pooled = EnsembleScorer.of_fitted(members, HELD_OUT)
     assert pooled.weights_ == fitted.weights_
     X_new, _ = scoring_frame(20, seed=5)
     assert np.array_equal(pooled.predict_proba(X_new), fitted.predict_proba(X_new))
@@ -128,8 +128,7 @@ def test_an_ensemble_with_a_transformer_saves_and_loads_exactly(
     ]
     X, y = scoring_frame(60)
     ensemble = EnsembleScorer(members=members, seed=5)
-    ensemble.eval_set = scoring_frame(60, seed=2)
-    ensemble.fit(X, y)
+    ensemble.fit(X, y, eval_set=scoring_frame(60, seed=2))
     assert ensemble.members_[1].seed == 5  # the ensemble's seed reaches its members
     assert ensemble.members_[1].best_epoch_ is not None  # the eval set reached the encoder
     reloaded = load_scorer(ensemble.save(tmp_path / "ensemble"))

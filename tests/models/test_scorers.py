@@ -31,7 +31,11 @@ def build(kind: str, encoder: Path) -> Scorer:
             base_model=str(encoder), window_words=20, overlap_words=5, length_features=True
         )
     return TransformerScorer(
-        base_model=str(encoder), max_length=32, stride=8, epochs=2, batch_size=8, seed=7
+        base_model=str(encoder),
+        max_length=32,
+        stride=8,
+        training_args={"num_train_epochs": 2, "per_device_train_batch_size": 8},
+        seed=7,
     )
 
 
@@ -183,11 +187,13 @@ def test_the_transformer_ends_on_its_best_calibration_epoch(tiny_encoder: Path) 
 
     def fit(keep_best_epoch: bool) -> TransformerScorer:
         scorer = TransformerScorer(
-            base_model=str(tiny_encoder), max_length=32, stride=8, epochs=4, batch_size=8,
-            seed=7, learning_rate=1e-2, head_learning_rate=0.3, keep_best_epoch=keep_best_epoch,
+            base_model=str(tiny_encoder), max_length=32, stride=8,
+            training_args={
+                "num_train_epochs": 4, "per_device_train_batch_size": 8, "learning_rate": 1e-2
+            },
+            seed=7, head_learning_rate=0.3, keep_best_epoch=keep_best_epoch,
         )  # fmt: skip
-        scorer.eval_set = held_out
-        return scorer.fit(X, y)
+        return scorer.fit(X, y, eval_set=held_out)
 
     best, last = fit(True), fit(False)
     losses = {e["epoch"]: e["eval_loss"] for e in best.log_history_ if "eval_loss" in e}

@@ -96,8 +96,7 @@ def test_transformer_and_embedding_runs_log_losses_and_metrics(
         "base_model": str(tiny_encoder),
         "max_length": 32,
         "stride": 8,
-        "epochs": 2,
-        "batch_size": 16,
+        "training_args": {"num_train_epochs": 2, "per_device_train_batch_size": 16},
     }
     result = train(load_config(write_config(tmp_path, {"kind": "transformer", "params": params})))
     assert result is not None
@@ -172,6 +171,17 @@ def test_promotion_moves_champion_only_to_a_better_version(
         ({"kind": "forest"}, {}, "scorer.kind"),
         ({"kind": "transformer", "params": {"max_length": 32}}, {}, "stride (32) must be smaller"),
         (
+            {"kind": "transformer", "params": {"training_args": {"num_epochs": 2}}},
+            {},
+            "training_args.num_epochs is not a Hugging Face TrainingArguments setting; "
+            "did you mean num_train_epochs",
+        ),
+        (
+            {"kind": "transformer", "params": {"training_args": {"report_to": "mlflow"}}},
+            {},
+            "training_args.report_to is set by the transformer scorer itself",
+        ),
+        (
             {"kind": "transformer", "params": {"base_model": "no/such-model"}},
             {},
             "neither a folder",
@@ -217,9 +227,11 @@ def test_two_process_cpu_training_with_gloo(
         "base_model": str(tiny_encoder),
         "max_length": 32,
         "stride": 8,
-        "epochs": 1,
-        "batch_size": 8,
-        "ddp_backend": "gloo",
+        "training_args": {
+            "num_train_epochs": 1,
+            "per_device_train_batch_size": 8,
+            "ddp_backend": "gloo",
+        },
     }
     config = write_config(tmp_path, {"kind": "transformer", "params": params}, name="ddp")
     command = [
