@@ -44,13 +44,14 @@ class TfidfScorer(HeadsScorer):
 
     def _save_state(self, folder: Path) -> None:
         state = {"vectorizer": self.vectorizer_, "heads": self.heads_}
-        joblib.dump({**state, "length": getattr(self, "length_", None)}, folder / "tfidf.joblib")
+        length = self.length_ if self.length_features else None
+        joblib.dump({**state, "length": length}, folder / "tfidf.joblib")
 
     @classmethod
     def _load_state(cls, folder: Path, params: dict[str, Any]) -> Self:
         scorer = cls(**params)
         state = joblib.load(folder / "tfidf.joblib")
         scorer.vectorizer_, scorer.heads_ = state["vectorizer"], state["heads"]
-        if state.get("length") is not None:
+        if state["length"] is not None:
             scorer.length_ = state["length"]
         return scorer
