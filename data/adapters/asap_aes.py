@@ -17,13 +17,13 @@ from pathlib import Path
 
 from prescore.data.adapters.files import (
     find_file,
-    integer_levels,
+    one_criterion_credential,
     read_table,
     require_columns,
     score_cell,
 )
 from prescore.data.readers import Records
-from prescore.data.schema import Credential, Criterion, Stakes
+from prescore.data.schema import Credential
 
 CREDENTIAL_PREFIX = "asap-aes"
 # set -> (lowest, highest) resolved score, and the factor from a rater's scale to it
@@ -56,22 +56,17 @@ def credential_id(essay_set: int) -> str:
 
 def credentials() -> dict[str, Credential]:
     """One credential per prompt, its one criterion the prompt's holistic score."""
-    out = {}
-    for essay_set, (low, high) in SCORE_RANGES.items():
-        levels = integer_levels(low, high)
-        criterion = Criterion(
-            id=f"set{essay_set}",
-            title=TITLES[essay_set],
-            levels=levels,
-            met_level=levels[len(levels) // 2].label,
+    return {
+        credential_id(essay_set): one_criterion_credential(
+            credential_id(essay_set),
+            f"ASAP automated essay scoring, prompt {essay_set}",
+            f"set{essay_set}",
+            TITLES[essay_set],
+            low,
+            high,
         )
-        out[credential_id(essay_set)] = Credential(
-            id=credential_id(essay_set),
-            title=f"ASAP automated essay scoring, prompt {essay_set}",
-            stakes=Stakes.low,
-            criteria=(criterion,),
-        )
-    return out
+        for essay_set, (low, high) in SCORE_RANGES.items()
+    }
 
 
 def read_essays(path: Path) -> list[dict[str, str]]:

@@ -11,9 +11,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prescore.data.adapters.files import find_file, integer_levels, read_table, require_columns
+from prescore.data.adapters.files import (
+    find_file,
+    one_criterion_credential,
+    read_table,
+    require_columns,
+)
 from prescore.data.readers import Records
-from prescore.data.schema import Credential, Criterion, Split, Stakes
+from prescore.data.schema import Credential, Split
 
 CREDENTIAL_PREFIX = "asap-sas"
 FOUR_LEVEL_ITEMS = {1, 2, 5, 6}  # scored 0-3; the others 0-2
@@ -25,22 +30,17 @@ def credential_id(item: int | str) -> str:
 
 def credentials() -> dict[str, Credential]:
     """One credential per item, its one criterion the item's score."""
-    out = {}
-    for item in range(1, 11):
-        levels = integer_levels(0, 3 if item in FOUR_LEVEL_ITEMS else 2)
-        criterion = Criterion(
-            id=f"item{item}",
-            title=f"Short-answer item {item}",
-            levels=levels,
-            met_level=levels[len(levels) // 2].label,
+    return {
+        credential_id(item): one_criterion_credential(
+            credential_id(item),
+            f"ASAP short answer scoring, item {item}",
+            f"item{item}",
+            f"Short-answer item {item}",
+            0,
+            3 if item in FOUR_LEVEL_ITEMS else 2,
         )
-        out[credential_id(item)] = Credential(
-            id=credential_id(item),
-            title=f"ASAP short answer scoring, item {item}",
-            stakes=Stakes.low,
-            criteria=(criterion,),
-        )
-    return out
+        for item in range(1, 11)
+    }
 
 
 def _record(row: dict[str, str], final: str, split: Split | None) -> dict[str, object]:

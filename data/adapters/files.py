@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Literal
 
 from prescore.data.problems import InputError, Problem
-from prescore.data.schema import Level
+from prescore.data.schema import Credential, Criterion, Level, Stakes
 
 
 def find_file(path: Path, name: str) -> Path:
@@ -34,6 +34,21 @@ def read_table(
 
 def integer_levels(low: int, high: int) -> tuple[Level, ...]:
     return tuple(Level(value=v, label=str(v)) for v in range(low, high + 1))
+
+
+def one_criterion_credential(
+    credential_id: str, title: str, criterion_id: str, criterion_title: str, low: int, high: int
+) -> Credential:
+    """A public set's prompt as a low-stakes credential of one holistic criterion, met from the
+    middle of its integer scale (at least half the points): each response is one submission."""
+    levels = integer_levels(low, high)
+    criterion = Criterion(
+        id=criterion_id,
+        title=criterion_title,
+        levels=levels,
+        met_level=levels[len(levels) // 2].label,
+    )
+    return Credential(id=credential_id, title=title, stakes=Stakes.low, criteria=(criterion,))
 
 
 def score_cell(value: str | None) -> str | None:
