@@ -73,15 +73,20 @@ def resolve_version(model: str, alias: str) -> str:
         ) from None
 
 
-def curl_example(base_url: str, key_file: Path, credential_id: str, criterion_id: str) -> str:
-    item = {
-        "submission_id": "demo-1",
-        "credential_id": credential_id,
-        "criterion_id": criterion_id,
-        "evidence_type": "reflection",
-        "text": DEMO_TEXT,
-    }
-    body = json.dumps({"items": [item]})
+def curl_example(base_url: str, key_file: Path, credential_id: str, criteria: list[str]) -> str:
+    """A whole submission: one item per criterion of the credential, so the answer carries
+    the credential decision as well as each criterion's level."""
+    items = [
+        {
+            "submission_id": "demo-1",
+            "credential_id": credential_id,
+            "criterion_id": criterion_id,
+            "evidence_type": "reflection",
+            "text": DEMO_TEXT,
+        }
+        for criterion_id in criteria
+    ]
+    body = json.dumps({"items": items})
     return (
         f"curl -s {base_url}/score \\\n"
         f'  -H "Authorization: Bearer $(cat {key_file})" \\\n'
@@ -90,12 +95,13 @@ def curl_example(base_url: str, key_file: Path, credential_id: str, criterion_id
     )
 
 
-def first_criterion(base_url: str, key_file: Path) -> tuple[str, str]:
+def first_credential(base_url: str, key_file: Path) -> tuple[str, list[str]]:
+    """The first credential the served model scores, with its criteria."""
     from prescore.serving.client import ScoringClient
 
     card = ScoringClient(base_url, key_file.read_text().strip()).credentials().body
     credential = card["credentials"][0]
-    return credential["credential_id"], credential["criteria"][0]["criterion_id"]
+    return credential["credential_id"], [c["criterion_id"] for c in credential["criteria"]]
 
 
 def serve(
@@ -150,14 +156,14 @@ def serve(
             stop(process)
             console.print("[red]The service did not become ready; see its log above.[/red]")
             raise typer.Exit(1)
-        credential_id, criterion_id = (
-            first_criterion(base_url, key_file)
+        credential_id, criteria = (
+            first_credential(base_url, key_file)
             if key_file.is_file()
-            else ("CREDENTIAL", "CRITERION")
+            else ("CREDENTIAL", ["CRITERION"])
         )
         console.print(
-            f"\n[green]Ready.[/green] Score a piece of evidence:\n\n"
-            f"{curl_example(base_url, key_file, credential_id, criterion_id)}\n\n"
+            f"\n[green]Ready.[/green] Score a submission (one item per criterion):\n\n"
+            f"{curl_example(base_url, key_file, credential_id, criteria)}\n\n"
             f"What it scores: GET {base_url}/credentials; API docs: {base_url}/api/docs; "
             f"reviewers: {base_url}/review/ (add one with `prescore reviewers add`). "
             "Ctrl+C stops it.\n",

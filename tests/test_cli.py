@@ -69,7 +69,8 @@ def test_quickstart_ends_by_serving_the_champion_with_a_curl_example(
 
     monkeypatch.setattr(launch, "start_service", start)
     monkeypatch.setattr(launch, "wait_until_ready", lambda *_: True)
-    monkeypatch.setattr(serving_cli, "first_criterion", lambda *_: ("ell-writing", "cohesion"))
+    criteria = ["cohesion", "syntax"]
+    monkeypatch.setattr(serving_cli, "first_credential", lambda *_: ("ell-writing", criteria))
     config = EXPERIMENTS / "quickstart-tfidf.yaml"
     result = runner.invoke(app, ["quickstart", "--config", str(config)], env=WIDE)
     assert result.exit_code == 0, result.output
@@ -82,6 +83,10 @@ def test_quickstart_ends_by_serving_the_champion_with_a_curl_example(
     assert key_file.read_text().strip() not in result.output  # the key is never printed
     assert "Ready." in result.output and "curl -s http://127.0.0.1:3000/score" in result.output
     assert f"$(cat {key_file.resolve()})" in result.output
+    flat = "".join(result.output.split())  # the body, as one JSON document, whatever the wrapping
+    body = json.loads(flat[flat.index("-d'") + 3 : flat.index("'", flat.index("-d'") + 3)])
+    assert [i["criterion_id"] for i in body["items"]] == criteria
+    assert {i["submission_id"] for i in body["items"]} == {"demo-1"}
 
 
 def test_the_quickstart_config_is_the_default_and_fine_tunes_the_bundled_encoder() -> None:
