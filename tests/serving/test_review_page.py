@@ -112,6 +112,8 @@ def test_a_reviewer_decides_the_top_submission_by_keyboard_and_it_reaches_the_ex
     site: tuple[str, str],
     browser: object,
     tmp_path: Path,
+    registry: Registry,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
@@ -153,12 +155,14 @@ def test_a_reviewer_decides_the_top_submission_by_keyboard_and_it_reaches_the_ex
     assert browser.find_element(By.ID, "count").text == "1 submission(s) waiting."
 
     out = tmp_path / "reviews.jsonl"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", registry.tracking_uri)
     result = CliRunner().invoke(app, ["export-reviews", "--out", str(out), "--review-db", database])
     assert result.exit_code == 0, result.output
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["final_level"] for r in records] == chosen
     assert {r["reviewer_decision"] for r in records} == {"not_yet"}
     assert records[0]["scores"][0]["rater_id"] == "ana" and records[0]["consent_to_train"]
+    assert (tmp_path / "rubrics" / "wait-time.yaml").is_file()
 
 
 def test_an_audit_is_marked_a_forged_form_and_another_credential_are_refused(
