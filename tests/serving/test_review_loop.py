@@ -79,3 +79,28 @@ def test_an_export_whose_model_version_is_gone_writes_nothing(
     assert result.exit_code == 1 and "Nothing exported" in result.output
     assert "Essay" not in result.output  # evidence never reaches messages
     assert not out.exists() and not (tmp_path / "rubrics").exists()
+
+
+def test_evaluate_reviews_reports_and_warns_on_audited_decisions_above_target(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from prescore.training_cli import add_reviewer_agreement
+
+    database = f"sqlite:///{tmp_path / 'review.db'}"
+    queue = ReviewQueue(database)
+    ids = queue.enqueue([review(n, audit=True) for n in range(4)] + [review(9)])
+    for n, entry_id in enumerate(ids):
+        suggested = queue.get(entry_id, ["wait-time"]).decision  # type: ignore[union-attr]
+        overturned = "earned" if suggested == "not_yet" else "not_yet"
+        decision = overturned if n in (0, 4) else suggested  # 1 of 4 audits: 25% > 10%
+        verdict = Verdict({"planning": "Proficient", "reflection": "3"}, decision, "more")
+        queue.decide(entry_id, verdict, "ana", ["wait-time"], 1)
+    report = tmp_path / "evaluation.md"
+    report.write_text("# report\n")
+    add_reviewer_agreement(report, database, min_qwk=0.7)
+    text = report.read_text()
+    assert "## Audited auto decisions" in text
+    assert "| wait-time | 3 | 4 | 1 |" in text and "**above target**" in text
+    printed = " ".join(capsys.readouterr().out.split())  # rich wraps lines
+    assert "Audit:" in printed and "overturned 1 of 4 auto decisions (25.0%)" in printed
+    assert "Essay" not in printed  # evidence never reaches the output
