@@ -1,21 +1,26 @@
 """Reviewers' decisions written back as evidence records, so `prescore train` learns from them.
 
 The review queue lives in serving, but what a reviewed item becomes on disk is the evidence
-schema's business: the queue hands over plain `ReviewedItem`s and this module writes them.
+schema's business: the queue hands over plain `ReviewedItem`s and this module writes them,
+with the rubric files they need in `rubrics/` beside them (where `data/load.py` looks).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+
+from prescore.data.rubrics import write_rubric
+from prescore.data.schema import Credential
 
 
 @dataclass(frozen=True)
 class ReviewedItem:
-    """One decided queue entry: the evidence, who scored it, and what the model had suggested."""
+    """One decided criterion item: the evidence, who scored it, what the model had suggested,
+    and, for a reviewed submission, the reviewer's decision and feedback to the educator."""
 
     entry_id: int
     submission_id: str
@@ -23,18 +28,21 @@ class ReviewedItem:
     credential_id: str
     criterion_id: str
     evidence_type: str
-    text: str
+    text: str = field(repr=False)  # never in reprs, so never in logs
     consent_to_train: bool
     decided_level: str | None
     decided_by: str | None
     decided_at: datetime | None
     model_version: str
     suggested_level: str
+    model_name: str = ""  # which registered model scored it: whose rubric the export uses
+    decision: str | None = None  # earned / not_yet, the submission's
+    feedback: str | None = None
 
 
 def evidence_record(item: ReviewedItem) -> dict[str, object]:
     """The reviewer's level as one adjudicated expert score; the key order is the file's."""
-    return {
+    record: dict[str, object] = {
         "id": f"review-{item.entry_id}",
         "submission_id": item.submission_id,
         # the evidence schema needs an educator for the split; one per submission keeps it apart
@@ -52,6 +60,10 @@ def evidence_record(item: ReviewedItem) -> dict[str, object]:
         "model_version": item.model_version,
         "suggested_level": item.suggested_level,
     }
+    if item.decision is not None:  # a reviewed submission: extra fields, which loading ignores
+        record["reviewer_decision"] = item.decision
+        record["reviewer_feedback"] = item.feedback or ""
+    return record
 
 
 def write_reviews(items: Iterable[ReviewedItem], out: Path) -> tuple[int, int]:
@@ -71,3 +83,53 @@ def write_reviews(items: Iterable[ReviewedItem], out: Path) -> tuple[int, int]:
     partial.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     partial.replace(out)
     return len(lines), withheld
+
+
+def scored_by(items: Iterable[ReviewedItem]) -> dict[str, tuple[str, str]]:
+    """Per credential with consented items: the newest (model name, version) that scored one,
+    whose rubric the export writes."""
+    newest: dict[str, tuple[str, str]] = {}
+    for item in items:
+        if not item.consent_to_train:
+            continue
+        candidate = (item.model_name, item.model_version)
+        known = newest.get(item.credential_id)
+        if known is None or _version_order(candidate) > _version_order(known):
+            newest[item.credential_id] = candidate
+    return newest
+
+
+def _version_order(model: tuple[str, str]) -> tuple[int, str, str]:
+    name, version = model
+    return (int(version) if version.isdigit() else -1, version, name)
+
+
+def rubrics_path(out: Path) -> Path:
+    """Where the export's rubrics go: `rubrics/` beside the evidence file, load's default."""
+    return out.parent / "rubrics"
+
+
+def write_export(
+    items: list[ReviewedItem], rubrics: dict[str, Credential], out: Path
+) -> tuple[int, int, list[Path]]:
+    """The consented reviewed items and the rubrics they need; returns (written, withheld,
+    rubric files). Every item is checked against the rubrics first, so a mismatch writes
+    nothing; then each rubric and the evidence file are written whole."""
+    problems = []
+    needed = sorted({item.credential_id for item in items if item.consent_to_train})
+    for item in (item for item in items if item.consent_to_train):
+        credential = rubrics.get(item.credential_id)
+        criterion = credential.criterion(item.criterion_id) if credential else None
+        if criterion is None:
+            key = f"{item.credential_id}/{item.criterion_id}"
+            problems.append(f"review-{item.entry_id}: no rubric for {key}")
+        elif criterion.level_index(item.decided_level) is None:
+            problems.append(
+                f"review-{item.entry_id}: level {item.decided_level!r} is not on the rubric of "
+                f"{item.credential_id}/{item.criterion_id} ({criterion.labels})"
+            )
+    if problems:
+        raise ValueError("the reviews do not fit the rubrics: " + "; ".join(problems))
+    files = [write_rubric(rubrics[credential_id], rubrics_path(out)) for credential_id in needed]
+    written, withheld = write_reviews(items, out)
+    return written, withheld, files

@@ -3,7 +3,8 @@
 Audit samples (auto-routed items queued at random) estimate how the model does where it
 decides alone; human-routed items are the uncertain ones, so their agreement runs lower by
 design. Each is reported apart, and a week whose QWK drops below the qualification bar, on
-enough items, raises the drift alarm.
+enough items, raises the drift alarm. Audited auto decisions (whole submissions, earned or not
+yet) give the decision error where the model decides alone, warned about above its target.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from datetime import datetime
 
 from prescore.data.schema import CriterionKey
 from prescore.eval.agreement import exact_agreement, quadratic_weighted_kappa
+from prescore.eval.decisions import EARNED
 
 
 @dataclass(frozen=True)
@@ -96,5 +98,88 @@ def markdown(rows: list[WeekAgreement], min_qwk: float, min_items: int) -> str:
         lines.append(
             f"| {row.criterion} | {row.week} | {row.sample} | {row.items} | {qwk} | "
             f"{row.exact:.3f} | {'**drift**' if row.alarm else ''} |"
+        )
+    return "\n".join([*lines, ""])
+
+
+@dataclass(frozen=True)
+class ReviewedSubmission:
+    """A reviewer's decision on a submission beside the model's suggested decision."""
+
+    credential_id: str
+    model_version: str
+    decided_at: datetime
+    decided: str  # earned / not_yet, the reviewer's
+    suggested: str  # the model's
+    audit: bool  # an auto decision queued at random: the model would have decided alone
+    target_error: float | None  # the decision's target error in the routing policy
+
+
+@dataclass(frozen=True)
+class AuditError:
+    """How often the reviewers overturned a credential's audited auto decisions."""
+
+    credential_id: str
+    model_version: str
+    audits: int
+    errors: int
+    false_awards: int  # the model said earned, the reviewer not yet
+    target_error: float | None
+
+    @property
+    def error(self) -> float:
+        return self.errors / self.audits
+
+    @property
+    def warning(self) -> bool:
+        """The measured decision error on auto decisions is above the decision's target."""
+        return self.target_error is not None and self.error > self.target_error
+
+
+def audit_decision_error(reviewed: Iterable[ReviewedSubmission]) -> list[AuditError]:
+    """Per credential and model version: the decision error on audited auto decisions, the
+    estimate of how often the model errs where it decides alone."""
+    groups: dict[tuple[str, str], list[ReviewedSubmission]] = defaultdict(list)
+    for submission in reviewed:
+        if submission.audit:
+            groups[(submission.credential_id, submission.model_version)].append(submission)
+    rows = []
+    for (credential_id, version), members in sorted(groups.items()):
+        wrong = [s for s in members if s.decided != s.suggested]
+        rows.append(
+            AuditError(
+                credential_id=credential_id,
+                model_version=version,
+                audits=len(members),
+                errors=len(wrong),
+                false_awards=sum(s.suggested == EARNED for s in wrong),
+                target_error=members[-1].target_error,
+            )
+        )
+    return rows
+
+
+def audit_markdown(rows: list[AuditError]) -> str:
+    lines = [
+        "## Audited auto decisions",
+        "",
+        "Auto decisions queued at random (PRESCORE_AUDIT_RATE) and decided by a reviewer: how "
+        "often the reviewer's decision differs from the model's, against the decision's target "
+        "error. Above the target, the auto decisions of that credential err more than the "
+        "routing policy promised.",
+        "",
+    ]
+    if not rows:
+        return "\n".join([*lines, "No audited decisions yet.", ""])
+    lines += [
+        "| credential | model version | audits | errors | false awards | error | target | |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for row in rows:
+        target = "" if row.target_error is None else f"{row.target_error:.3f}"
+        lines.append(
+            f"| {row.credential_id} | {row.model_version} | {row.audits} | {row.errors} | "
+            f"{row.false_awards} | {row.error:.3f} | {target} | "
+            f"{'**above target**' if row.warning else ''} |"
         )
     return "\n".join([*lines, ""])

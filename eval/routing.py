@@ -12,7 +12,7 @@ from enum import StrEnum
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from prescore.data.schema import AwardRule, CriterionKey, Stakes
+from prescore.data.schema import AwardRule, Credential, Criterion, CriterionKey, Level, Stakes
 from prescore.eval.decisions import EARNED, Recalibration, combined_p_earned
 from prescore.eval.input_checks import InputProfile
 from prescore.eval.qualification import QualificationGates
@@ -105,6 +105,7 @@ class DecisionPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     credential_id: str
+    title: str = Field("", description="the credential's title in the rubric, for reviewers")
     stakes: Stakes
     award: AwardRule
     criteria: list[str] = Field(description="the rubric's criterion ids, all needed to decide")
@@ -176,3 +177,45 @@ class RoutingPolicy(BaseModel):
             reasons.append(Reason.low_confidence)
         reasons.extend(Reason(problem) for problem in self.input_profile.problems(text))
         return Decision(Route.human if reasons else Route.auto, tuple(reasons))
+
+    def credentials(self) -> dict[str, Credential]:
+        """The rubrics this policy was fitted on, rebuilt from its criteria (levels, met levels,
+        titles, stakes) and each credential's award rule: what a reviewed export needs to be
+        training data again. Raises ValueError for a policy too old to hold its met levels."""
+        grouped: dict[str, list[CriterionPolicy]] = {}
+        for policy in self.criteria.values():
+            grouped.setdefault(policy.credential_id, []).append(policy)
+        credentials = {}
+        for credential_id, policies in grouped.items():
+            decision = self.decisions.get(credential_id)
+            if decision is not None:  # the rubric's order, as the decision lists it
+                order = {criterion: i for i, criterion in enumerate(decision.criteria)}
+                policies.sort(key=lambda p: order.get(p.criterion_id, len(order)))
+            credentials[credential_id] = Credential(
+                id=credential_id,
+                title=(decision.title if decision else "") or credential_id,
+                stakes=decision.stakes if decision else policies[0].stakes,
+                criteria=tuple(rubric_criterion(policy) for policy in policies),
+                award=decision.award if decision else AwardRule(),
+            )
+        return credentials
+
+
+def rubric_criterion(policy: CriterionPolicy) -> Criterion:
+    if policy.met_index is None:
+        raise ValueError(
+            f"the routing policy of {policy.credential_id}/{policy.criterion_id} predates met "
+            "levels, so its rubric cannot be rebuilt; retrain the model"
+        )
+    descriptions = policy.level_descriptions or [""] * len(policy.level_labels)
+    return Criterion(
+        id=policy.criterion_id,
+        title=policy.title or policy.criterion_id,
+        levels=tuple(
+            Level(value=value, label=label, description=description)
+            for label, value, description in zip(
+                policy.level_labels, policy.level_values, descriptions, strict=True
+            )
+        ),
+        met_level=policy.level_labels[policy.met_index],
+    )

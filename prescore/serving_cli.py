@@ -200,14 +200,29 @@ def export_reviews(
     out: Path = typer.Option(..., help="JSON-lines file in the evidence schema"),
     review_db: str = typer.Option(defaults.REVIEW_DB, envvar="PRESCORE_REVIEW_DB"),
 ) -> None:
-    """Write reviewed items as adjudicated expert scores, ready for `prescore train`.
+    """Write reviewed criteria as adjudicated expert scores, and their rubrics in rubrics/
+    beside the file: ready for `prescore train` with `data.path` set to it.
 
-    Only evidence whose owner consented to training is written.
+    Only evidence whose owner consented to training is written. Each credential's rubric is
+    rebuilt from the routing policy of the newest model version that scored it (fetched from
+    the registry at MLFLOW_TRACKING_URI); nothing is written unless all of it resolves.
     """
-    from prescore.data.review_export import write_reviews
-    from prescore.serving.queue import ReviewQueue
+    from mlflow.exceptions import MlflowException
 
-    written, withheld = write_reviews(ReviewQueue(review_db).reviewed_items(), out)
+    from prescore.data.review_export import rubrics_path, scored_by, write_export
+    from prescore.serving.queue import ReviewQueue
+    from prescore.serving.scoring import rubrics_of
+
+    items = ReviewQueue(review_db).reviewed_items()
+    try:
+        rubrics = rubrics_of(scored_by(items))
+        written, withheld, files = write_export(items, rubrics, out)
+    except (MlflowException, OSError, LookupError, ValueError) as error:
+        message = error.message if isinstance(error, MlflowException) else str(error)
+        console.print(f"[red]Nothing exported[/red]: {message}")
+        raise typer.Exit(1) from None
     console.print(
-        f"Wrote {written} reviewed item(s) to {out}; left out {withheld} without training consent."
+        f"Wrote {written} reviewed item(s) to {out}; left out {withheld} without training "
+        f"consent. Rubrics: {len(files)} file(s) in {rubrics_path(out)}.",
+        soft_wrap=True,
     )

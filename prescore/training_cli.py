@@ -61,18 +61,33 @@ def train_untracked(experiment: object, report: Path) -> None:
 
 
 def add_reviewer_agreement(report: Path, database: str, min_qwk: float) -> None:
-    """Append the weekly model-vs-reviewer table to the report; say so loudly on drift."""
-    from prescore.eval.drift import markdown, reviewer_agreement
+    """Append the weekly model-vs-reviewer table and the audit error of auto decisions to the
+    report; say so loudly on drift and on audits above their target."""
+    from prescore.eval.drift import (
+        audit_decision_error,
+        audit_markdown,
+        markdown,
+        reviewer_agreement,
+    )
     from prescore.serving.queue import ReviewQueue
 
     min_items = 20
-    rows = reviewer_agreement(ReviewQueue(database).reviewed_decisions(), min_qwk, min_items)
+    queue = ReviewQueue(database)
+    rows = reviewer_agreement(queue.reviewed_decisions(), min_qwk, min_items)
+    audits = audit_decision_error(queue.reviewed_submissions())
     with report.open("a", encoding="utf-8") as sink:
         sink.write("\n" + markdown(rows, min_qwk, min_items))
+        sink.write("\n" + audit_markdown(audits))
     for row in (r for r in rows if r.alarm):
         console.print(
             f"[red]Drift:[/red] {row.criterion} {row.week} ({row.sample}): QWK {row.qwk:.3f} "
             f"with reviewers on {row.items} items, below {min_qwk:.2f}"
+        )
+    for audit in (a for a in audits if a.warning):
+        console.print(
+            f"[red]Audit:[/red] {audit.credential_id} (version {audit.model_version}): reviewers "
+            f"overturned {audit.errors} of {audit.audits} auto decisions ({audit.error:.1%}), "
+            f"above the target error {audit.target_error:.1%}"
         )
 
 

@@ -1,14 +1,19 @@
-"""The review queue: every human-routed prediction (and a sample of auto ones, for audit)
-waits here for a reviewer, in a real database through SQLAlchemy (SQLite file by default,
-Postgres by URL).
+"""The review queue: every human-routed submission decision (and a sample of auto ones, for
+audit) waits here for a reviewer, in a real database through SQLAlchemy (SQLite file by
+default, Postgres by URL).
 
-Writes commit before the API answers, so an acknowledged item survives a crash. A decision
-carries the entry's version number; a second decision on the same version fails instead of
-scoring the item twice (SQLAlchemy's optimistic version counter).
+A reviewer decides a submission, not a loose criterion item: one row per submission (the
+suggested decision, why it came to a human, its priority) with one child row per criterion
+item (the evidence, the rubric's levels, the suggested level). Writes commit before the API
+answers, so an acknowledged submission survives a crash. A decision carries the entry's
+version number; a second decision on the same version fails instead of deciding the
+submission twice (SQLAlchemy's optimistic version counter).
 """
 
 from __future__ import annotations
 
+import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +25,7 @@ from sqlalchemy import (
     ColumnElement,
     DateTime,
     Float,
+    ForeignKey,
     Integer,
     String,
     Text,
@@ -32,55 +38,99 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
 from prescore.data.review_export import ReviewedItem
-from prescore.eval.drift import ReviewedDecision
-from prescore.eval.routing import Reason
-from prescore.serving.schemas import CriterionCard, EvidenceToScore, ScoredEvidence
+from prescore.data.schema import CriterionKey
+from prescore.eval.decisions import EARNED, NOT_YET
+from prescore.eval.drift import ReviewedDecision, ReviewedSubmission
+from prescore.eval.routing import Reason, Route
+from prescore.serving.schemas import (
+    CriterionCard,
+    EvidenceToScore,
+    ModelCard,
+    ScoredEvidence,
+    SubmissionDecision,
+)
 
 PENDING, DECIDED = "pending", "decided"
+AUDIT_SAMPLE = "audit_sample"  # the reason an auto decision is in the queue
+DECISIONS = (EARNED, NOT_YET)
+MAX_FEEDBACK_CHARS = 10_000
 
 
 class Base(DeclarativeBase):
     pass
 
 
-class QueueEntry(Base):
-    __tablename__ = "review_queue"
+class SubmissionEntry(Base):
+    """One submission waiting for (or given) a reviewer's decision."""
+
+    __tablename__ = "review_submissions"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     version: Mapped[int] = mapped_column(Integer, nullable=False)
     status: Mapped[str] = mapped_column(String(16), default=PENDING, index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     submission_id: Mapped[str] = mapped_column(String(200))
+    credential_id: Mapped[str] = mapped_column(String(200), index=True)
     educator_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     consent_to_train: Mapped[bool] = mapped_column(Boolean, default=False)
-    credential_id: Mapped[str] = mapped_column(String(200), index=True)
-    criterion_id: Mapped[str] = mapped_column(String(200))
-    criterion_title: Mapped[str] = mapped_column(String(500), default="")
-    evidence_type: Mapped[str] = mapped_column(String(100))
-    text: Mapped[str] = mapped_column(Text)
     stakes: Mapped[str] = mapped_column(String(8))
     deadline: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    levels: Mapped[list[str]] = mapped_column(JSON)
-    level_descriptions: Mapped[list[str]] = mapped_column(JSON)
-    suggested_level: Mapped[str] = mapped_column(String(200))
+    decision: Mapped[str] = mapped_column(String(16))  # the model's suggestion
+    p_earned: Mapped[float] = mapped_column(Float)
     confidence: Mapped[float] = mapped_column(Float)
-    probabilities: Mapped[list[float]] = mapped_column(JSON)
-    prediction_set: Mapped[list[str]] = mapped_column(JSON)
     route: Mapped[str] = mapped_column(String(8))
     reasons: Mapped[list[str]] = mapped_column(JSON)
     audit: Mapped[bool] = mapped_column(Boolean, default=False)
     priority: Mapped[float] = mapped_column(Float, index=True)
+    target_error: Mapped[float | None] = mapped_column(Float, nullable=True)
     model_name: Mapped[str] = mapped_column(String(200))
     model_version: Mapped[str] = mapped_column(String(50))
-    decided_level: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    decided_decision: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    feedback: Mapped[str | None] = mapped_column(Text, nullable=True)
     decided_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    items: Mapped[list[ItemEntry]] = relationship(
+        order_by="ItemEntry.position", lazy="selectin", cascade="all, delete-orphan"
+    )
 
     __mapper_args__ = {"version_id_col": version}
+
+
+class ItemEntry(Base):
+    """One criterion item of a queued submission: its evidence, rubric and suggested level."""
+
+    __tablename__ = "review_items"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    submission_entry_id: Mapped[int] = mapped_column(
+        ForeignKey("review_submissions.id"), index=True
+    )
+    position: Mapped[int] = mapped_column(Integer)  # the order the request sent them in
+    criterion_id: Mapped[str] = mapped_column(String(200))
+    criterion_title: Mapped[str] = mapped_column(String(500), default="")
+    levels: Mapped[list[str]] = mapped_column(JSON)
+    level_descriptions: Mapped[list[str]] = mapped_column(JSON)
+    met_index: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    evidence_type: Mapped[str] = mapped_column(String(100))
+    text: Mapped[str] = mapped_column(Text)
+    suggested_level: Mapped[str] = mapped_column(String(200))
+    confidence: Mapped[float] = mapped_column(Float)
+    probabilities: Mapped[list[float]] = mapped_column(JSON)
+    prediction_set: Mapped[list[str]] = mapped_column(JSON)
+    reasons: Mapped[list[str]] = mapped_column(JSON)
+    decided_level: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+    def straddles(self) -> bool:
+        """The levels the model cannot rule out lie on both sides of the met level."""
+        if self.met_index is None:
+            return False
+        met = self.met_index
+        sides = {self.levels.index(level) >= met for level in self.prediction_set}
+        return len(sides) > 1
 
 
 class Reviewer(Base):
@@ -94,7 +144,7 @@ class Reviewer(Base):
 
 
 class AlreadyDecided(RuntimeError):
-    """Someone recorded a level for this entry first; reload it and look again."""
+    """Someone decided this submission first; reload it and look again."""
 
 
 class NotAssigned(PermissionError):
@@ -102,54 +152,125 @@ class NotAssigned(PermissionError):
 
 
 @dataclass(frozen=True)
-class ToReview:
-    """One scored item bound for the queue, with what a reviewer needs to see beside it."""
+class ItemToReview:
+    """One scored criterion item of a submission bound for the queue, with its rubric."""
 
     item: EvidenceToScore
     scored: ScoredEvidence
     criterion: CriterionCard
+
+
+@dataclass(frozen=True)
+class ToReview:
+    """One submission's decision bound for the queue, with what a reviewer needs beside it."""
+
+    decision: SubmissionDecision
+    items: list[ItemToReview]
     stakes: str
+    target_error: float | None  # the decision's; None where the model cannot decide
     audit: bool = False
 
 
-def worth_a_look(scored: ScoredEvidence, criterion: CriterionCard, audit: bool) -> float:
-    """Higher first: unsure predictions, predictions that straddle the met cut, audit samples."""
-    value = 1.0 - scored.confidence
-    if criterion.met_index is not None:
-        labels = criterion.levels
-        sides = {labels.index(level) >= criterion.met_index for level in scored.prediction_set}
-        if len(sides) > 1:
-            value += 0.5  # a human decides whether the credential is met
+@dataclass(frozen=True)
+class Verdict:
+    """What a reviewer records for one submission, in one form."""
+
+    levels: dict[str, str]  # criterion id -> level label
+    decision: str  # earned / not_yet
+    feedback: str  # to the educator: what to strengthen before resubmitting
+
+
+def submissions_to_review(
+    items: list[EvidenceToScore],
+    scores: list[ScoredEvidence],
+    decisions: list[SubmissionDecision],
+    card: ModelCard,
+    audit_rate: float,
+    draw: Callable[[], float] = random.random,
+) -> list[ToReview]:
+    """Every human-routed decision, and auto decisions at the audit rate, with their items."""
+    criteria = card.criteria_by_key()
+    members: dict[tuple[str, str], list[ItemToReview]] = {}
+    for item, scored in zip(items, scores, strict=True):
+        criterion, _ = criteria[CriterionKey(item.credential_id, item.criterion_id)]
+        members.setdefault((item.submission_id, item.credential_id), []).append(
+            ItemToReview(item, scored, criterion)
+        )
+    credentials = {credential.credential_id: credential for credential in card.credentials}
+    batch = []
+    for decision in decisions:
+        audit = decision.route is Route.auto and draw() < audit_rate
+        if decision.route is Route.human or audit:
+            credential = credentials[decision.credential_id]
+            batch.append(
+                ToReview(
+                    decision,
+                    members[(decision.submission_id, decision.credential_id)],
+                    credential.stakes,
+                    credential.decision.target_error if credential.decision else None,
+                    audit,
+                )
+            )
+    return batch
+
+
+def worth_a_look(confidence: float, items: list[ItemEntry], audit: bool) -> float:
+    """Higher first: unsure decisions, an item that straddles its met level, audit samples."""
+    value = 1.0 - confidence
+    if any(item.straddles() for item in items):
+        value += 0.5  # a human decides whether that criterion is met
     return value + (0.25 if audit else 0.0)
 
 
-def queue_entry(review: ToReview, now: datetime) -> QueueEntry:
-    item, scored, criterion, audit = review.item, review.scored, review.criterion, review.audit
-    return QueueEntry(
-        created_at=now,
-        submission_id=item.submission_id,
-        educator_id=item.educator_id,
-        consent_to_train=item.consent_to_train,
-        credential_id=item.credential_id,
+def item_entry(member: ItemToReview, position: int) -> ItemEntry:
+    item, scored, criterion = member.item, member.scored, member.criterion
+    return ItemEntry(
+        position=position,
         criterion_id=item.criterion_id,
         criterion_title=criterion.title,
-        evidence_type=item.evidence_type,
-        text=item.text,
-        stakes=review.stakes,
-        deadline=item.deadline,
         levels=criterion.levels,
         level_descriptions=criterion.level_descriptions or [""] * len(criterion.levels),
+        met_index=criterion.met_index,
+        evidence_type=item.evidence_type,
+        text=item.text,
         suggested_level=scored.level,
         confidence=scored.confidence,
         probabilities=[p.probability for p in scored.probabilities],
         prediction_set=scored.prediction_set,
-        route=scored.route.value,
-        reasons=[r.value for r in scored.reasons] + (["audit_sample"] if audit else []),
-        audit=audit,
-        priority=worth_a_look(scored, criterion, audit),
-        model_name=scored.model_name,
-        model_version=scored.model_version,
+        reasons=[r.value for r in scored.reasons],
     )
+
+
+def submission_entry(review: ToReview, now: datetime) -> SubmissionEntry:
+    decision, audit = review.decision, review.audit
+    items = [item_entry(member, n) for n, member in enumerate(review.items)]
+    deadlines = [as_utc(m.item.deadline) for m in review.items if m.item.deadline is not None]
+    return SubmissionEntry(
+        created_at=now,
+        submission_id=decision.submission_id,
+        credential_id=decision.credential_id,
+        educator_id=next((m.item.educator_id for m in review.items if m.item.educator_id), None),
+        # a submission goes to training only if every item's owner consented
+        consent_to_train=all(m.item.consent_to_train for m in review.items),
+        stakes=review.stakes,
+        deadline=min(deadlines) if deadlines else None,
+        decision=decision.decision,
+        p_earned=decision.p_earned,
+        confidence=decision.confidence,
+        route=decision.route.value,
+        reasons=[r.value for r in decision.reasons] + ([AUDIT_SAMPLE] if audit else []),
+        audit=audit,
+        priority=worth_a_look(decision.confidence, items, audit),
+        target_error=review.target_error,
+        model_name=decision.model_name,
+        model_version=decision.model_version,
+        items=items,
+    )
+
+
+def as_utc(moment: datetime) -> datetime:
+    """A deadline sent without a zone is read as UTC, so deadlines compare."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -173,9 +294,9 @@ class ReviewQueue:
         return cls(f"sqlite:///{path}")
 
     def enqueue(self, batch: list[ToReview]) -> list[int]:
-        """One transaction for a request's items: all are stored, or none and it raises."""
+        """One transaction for a request's submissions: all are stored, or none and it raises."""
         now = datetime.now(UTC)
-        entries = [queue_entry(review, now) for review in batch]
+        entries = [submission_entry(review, now) for review in batch]
         with self.sessions.begin() as session:
             session.add_all(entries)
         return [entry.id for entry in entries]
@@ -186,11 +307,11 @@ class ReviewQueue:
         filters: Filters = Filters(),
         limit: int = 100,
         offset: int = 0,
-    ) -> list[QueueEntry]:
+    ) -> list[SubmissionEntry]:
         """A page of a reviewer's queue: high stakes first by deadline, then by how much a look
         is worth. The database orders and pages, so a long queue is never loaded whole."""
         query = (
-            select(QueueEntry)
+            select(SubmissionEntry)
             .where(*pending_conditions(credentials, filters))
             .order_by(*QUEUE_ORDER)
             .limit(limit)
@@ -200,107 +321,169 @@ class ReviewQueue:
             return list(session.scalars(query))
 
     def count_pending(self, credentials: list[str], filters: Filters = Filters()) -> int:
-        """How many entries `pending` pages through with these filters."""
-        query = select(func.count(QueueEntry.id)).where(*pending_conditions(credentials, filters))
+        """How many submissions `pending` pages through with these filters."""
+        query = select(func.count(SubmissionEntry.id)).where(
+            *pending_conditions(credentials, filters)
+        )
         with self.sessions() as session:
             return session.scalar(query) or 0
 
-    def get(self, entry_id: int, credentials: list[str]) -> QueueEntry | None:
+    def get(self, entry_id: int, credentials: list[str]) -> SubmissionEntry | None:
         with self.sessions() as session:
-            entry = session.get(QueueEntry, entry_id)
+            entry = session.get(SubmissionEntry, entry_id)
         if entry is not None and entry.credential_id not in credentials:
-            raise NotAssigned(f"entry {entry_id} belongs to a credential not assigned to you")
+            raise NotAssigned(f"submission {entry_id} belongs to a credential not assigned to you")
         return entry
 
     def decide(
-        self, entry_id: int, level: str, reviewer: str, credentials: list[str], seen_version: int
-    ) -> QueueEntry:
-        """Record the reviewer's level, once: a stale `seen_version` raises AlreadyDecided."""
+        self,
+        entry_id: int,
+        verdict: Verdict,
+        reviewer: str,
+        credentials: list[str],
+        seen_version: int,
+    ) -> SubmissionEntry:
+        """Record the reviewer's levels, decision and feedback at once, in one transaction:
+        a stale `seen_version` raises AlreadyDecided, an incomplete verdict ValueError."""
         try:
             with self.sessions.begin() as session:
-                entry = session.get(QueueEntry, entry_id, with_for_update=True)
+                entry = session.get(SubmissionEntry, entry_id, with_for_update=True)
                 if entry is None:
-                    raise LookupError(f"no queue entry {entry_id}")
+                    raise LookupError(f"no queued submission {entry_id}")
                 if entry.credential_id not in credentials:
-                    raise NotAssigned(f"entry {entry_id} is not in your credentials")
+                    raise NotAssigned(f"submission {entry_id} is not in your credentials")
                 if entry.version != seen_version or entry.status != PENDING:
-                    raise AlreadyDecided(f"entry {entry_id} was decided by {entry.decided_by}")
-                if level not in entry.levels:
-                    raise ValueError(f"{level!r} is not a level of this criterion: {entry.levels}")
+                    raise AlreadyDecided(f"submission {entry_id} was decided by {entry.decided_by}")
+                check_verdict(verdict, entry)
+                for item in entry.items:
+                    item.decided_level = verdict.levels[item.criterion_id]
                 entry.status = DECIDED
-                entry.decided_level = level
+                entry.decided_decision = verdict.decision
+                entry.feedback = verdict.feedback.strip()
                 entry.decided_by = reviewer
                 entry.decided_at = datetime.now(UTC)
         except StaleDataError:
-            raise AlreadyDecided(f"entry {entry_id} was decided while you looked") from None
+            raise AlreadyDecided(f"submission {entry_id} was decided while you looked") from None
         return entry
 
-    def decided(self) -> list[QueueEntry]:
+    def decided(self) -> list[SubmissionEntry]:
         with self.sessions() as session:
-            query = select(QueueEntry).where(QueueEntry.status == DECIDED).order_by(QueueEntry.id)
+            query = (
+                select(SubmissionEntry)
+                .where(SubmissionEntry.status == DECIDED)
+                .order_by(SubmissionEntry.id)
+            )
             return list(session.scalars(query))
 
     def reviewed_items(self) -> list[ReviewedItem]:
-        """Decided entries as the data stage's records, for `prescore export-reviews`."""
-        return [reviewed_item(entry) for entry in self.decided()]
+        """Each criterion item of a decided submission as the data stage's record, for
+        `prescore export-reviews`."""
+        return [reviewed_item(entry, item) for entry in self.decided() for item in entry.items]
 
     def reviewed_decisions(self) -> list[ReviewedDecision]:
-        """Decided entries as level indices, for the drift report (eval knows no queue)."""
+        """Decided criterion levels as indices, for the drift report (eval knows no queue)."""
         return [
             ReviewedDecision(
                 credential_id=entry.credential_id,
-                criterion_id=entry.criterion_id,
+                criterion_id=item.criterion_id,
                 decided_at=entry.decided_at,
-                decided_index=entry.levels.index(entry.decided_level),
-                suggested_index=entry.levels.index(entry.suggested_level),
-                levels=len(entry.levels),
+                decided_index=item.levels.index(item.decided_level),
+                suggested_index=item.levels.index(item.suggested_level),
+                levels=len(item.levels),
                 audit=entry.audit,
             )
             for entry in self.decided()
-            if entry.decided_at is not None and entry.decided_level is not None
+            if entry.decided_at is not None
+            for item in entry.items
+            if item.decided_level is not None and item.suggested_level in item.levels
         ]
+
+    def reviewed_submissions(self) -> list[ReviewedSubmission]:
+        """Decided submissions, the reviewer's decision beside the model's, for the audit
+        error on auto decisions."""
+        return [
+            ReviewedSubmission(
+                credential_id=entry.credential_id,
+                model_version=entry.model_version,
+                decided_at=entry.decided_at,
+                decided=entry.decided_decision,
+                suggested=entry.decision,
+                audit=entry.audit,
+                target_error=entry.target_error,
+            )
+            for entry in self.decided()
+            if entry.decided_at is not None and entry.decided_decision is not None
+        ]
+
+
+def check_verdict(verdict: Verdict, entry: SubmissionEntry) -> None:
+    """A level on the rubric for every criterion, a decision, and feedback where not yet."""
+    problems = []
+    for item in entry.items:
+        level = verdict.levels.get(item.criterion_id)
+        if level is None:
+            problems.append(f"pick a level for {item.criterion_id}")
+        elif level not in item.levels:
+            problems.append(f"{level!r} is not a level of {item.criterion_id}: {item.levels}")
+    unknown = sorted(set(verdict.levels) - {item.criterion_id for item in entry.items})
+    if unknown:
+        problems.append(f"this submission has no criteria {unknown}")
+    if verdict.decision not in DECISIONS:
+        problems.append(f"the decision must be one of {list(DECISIONS)}")
+    if verdict.decision == NOT_YET and not verdict.feedback.strip():
+        problems.append("write the educator what to strengthen before resubmitting")
+    if len(verdict.feedback) > MAX_FEEDBACK_CHARS:
+        problems.append(f"feedback may be at most {MAX_FEEDBACK_CHARS} characters")
+    if problems:
+        raise ValueError("; ".join(problems))
 
 
 def pending_conditions(credentials: list[str], filters: Filters) -> list[ColumnElement[bool]]:
     """The WHERE of a reviewer's queue; `pending` and `count_pending` share it so they agree."""
-    conditions = [QueueEntry.status == PENDING, QueueEntry.credential_id.in_(credentials)]
+    conditions = [
+        SubmissionEntry.status == PENDING,
+        SubmissionEntry.credential_id.in_(credentials),
+    ]
     if filters.credential_id:
-        conditions.append(QueueEntry.credential_id == filters.credential_id)
+        conditions.append(SubmissionEntry.credential_id == filters.credential_id)
     if filters.reason:
         # reasons is a JSON list of enum values; its text holds each one quoted. Matching that
         # works alike on SQLite and Postgres, where JSON functions differ.
         quoted = f'"{filters.reason}"'
-        conditions.append(cast(QueueEntry.reasons, Text).contains(quoted, autoescape=True))
+        conditions.append(cast(SubmissionEntry.reasons, Text).contains(quoted, autoescape=True))
     return conditions
 
 
-_high = QueueEntry.stakes == "high"
+_high = SubmissionEntry.stakes == "high"
 QUEUE_ORDER = (
     case((_high, 0), else_=1),  # high stakes first
     # among high stakes, by deadline, none last: an explicit key, since SQLite and Postgres put
     # NULLs at opposite ends
-    case((and_(_high, QueueEntry.deadline.is_(None)), 1), else_=0),
-    case((_high, QueueEntry.deadline), else_=None),
-    QueueEntry.priority.desc(),
-    QueueEntry.id,
+    case((and_(_high, SubmissionEntry.deadline.is_(None)), 1), else_=0),
+    case((_high, SubmissionEntry.deadline), else_=None),
+    SubmissionEntry.priority.desc(),
+    SubmissionEntry.id,
 )
 
 
-def reviewed_item(entry: QueueEntry) -> ReviewedItem:
+def reviewed_item(entry: SubmissionEntry, item: ItemEntry) -> ReviewedItem:
     return ReviewedItem(
-        entry_id=entry.id,
+        entry_id=item.id,
         submission_id=entry.submission_id,
         educator_id=entry.educator_id,
         credential_id=entry.credential_id,
-        criterion_id=entry.criterion_id,
-        evidence_type=entry.evidence_type,
-        text=entry.text,
+        criterion_id=item.criterion_id,
+        evidence_type=item.evidence_type,
+        text=item.text,
         consent_to_train=entry.consent_to_train,
-        decided_level=entry.decided_level,
+        decided_level=item.decided_level,
         decided_by=entry.decided_by,
         decided_at=entry.decided_at,
         model_version=entry.model_version,
-        suggested_level=entry.suggested_level,
+        suggested_level=item.suggested_level,
+        model_name=entry.model_name,
+        decision=entry.decided_decision,
+        feedback=entry.feedback,
     )
 
 
@@ -311,4 +494,4 @@ def _sqlite_pragmas(connection: Any, _: Any) -> None:
     cursor.close()
 
 
-REASONS = [reason.value for reason in Reason] + ["audit_sample"]
+REASONS = [reason.value for reason in Reason] + [AUDIT_SAMPLE]

@@ -1,26 +1,38 @@
 """The reviewers' web page, served by the scoring service under /review.
 
-Server-rendered HTML (Jinja2), no JavaScript framework: sign in, see the queue for the
-credentials assigned to you, open an item, record a level, and the queue moves on. Forms carry
-a per-session CSRF token; sessions are signed cookies (Starlette's SessionMiddleware).
+Server-rendered HTML (Jinja2), no JavaScript framework: sign in, see the queue of submissions
+for the credentials assigned to you, open one, record a level per criterion, the decision and
+feedback to the educator in one form, and the queue moves on. Forms carry a per-session CSRF
+token; sessions are signed cookies (Starlette's SessionMiddleware).
 """
 
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from fastapi import FastAPI, Form, Request
+from fastapi import Depends, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from prescore.serving.queue import REASONS, AlreadyDecided, Filters, NotAssigned, ReviewQueue
+from prescore.serving.queue import (
+    REASONS,
+    AlreadyDecided,
+    Filters,
+    ItemEntry,
+    NotAssigned,
+    ReviewQueue,
+    Verdict,
+)
 from prescore.serving.reviewers import assigned, authenticate
 
 ROOT = "/review"
-PAGE_SIZE = 100  # entries on one page of the queue
+PAGE_SIZE = 100  # submissions on one page of the queue
+LEVEL_FIELD = "level:"  # form fields `level:<criterion id>`, one per criterion
+DECISION_LABELS = {"earned": "Earned", "not_yet": "Not yet"}
 templates = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 
 
@@ -118,26 +130,45 @@ def create_review_app() -> FastAPI:
             notice=notice,
         )
 
-    @app.get("/item/{entry_id}", response_class=HTMLResponse)
-    def item_page(request: Request, entry_id: int) -> Response:
-        name = signed_in(request)
-        if name is None:
+    def submission_page(
+        request: Request, entry_id: int, status: int = 200, **context: Any
+    ) -> Response:
+        entry = queue_of(request).get(
+            entry_id, assigned(queue_of(request), signed_in(request) or "")
+        )
+        if entry is None:
+            return problem_page(request, 404, "No such submission.")
+        evidence = evidence_shown(entry.items)
+        return page(
+            request,
+            "submission.html",
+            status,
+            e=entry,
+            evidence=evidence,
+            evidence_of={criterion: shown for shown in evidence for criterion in shown.criteria},
+            decisions=DECISION_LABELS,
+            verdict=context.pop("verdict", None),
+            **context,
+        )
+
+    @app.get("/submission/{entry_id}", response_class=HTMLResponse)
+    def open_submission(request: Request, entry_id: int) -> Response:
+        if signed_in(request) is None:
             return RedirectResponse(f"{ROOT}/login", status_code=303)
         try:
-            entry = queue_of(request).get(entry_id, assigned(queue_of(request), name))
+            return submission_page(request, entry_id, notice=request.session.pop("notice", ""))
         except NotAssigned:
-            return problem_page(request, 403, "That item is not in your credentials.")
-        if entry is None:
-            return problem_page(request, 404, "No such item.")
-        return page(request, "item.html", e=entry, notice=request.session.pop("notice", ""))
+            return problem_page(request, 403, "That submission is not in your credentials.")
 
-    @app.post("/item/{entry_id}")
+    @app.post("/submission/{entry_id}")
     def decide(
         request: Request,
         entry_id: int,
-        level: str = Form(...),
         version: int = Form(...),
+        decision: str = Form(""),
+        feedback: str = Form(""),
         csrf: str = Form(""),
+        levels: dict[str, str] = Depends(form_levels),
     ) -> Response:
         name = signed_in(request)
         if name is None:
@@ -145,18 +176,54 @@ def create_review_app() -> FastAPI:
         if not csrf_ok(request, csrf):
             return page(request, "login.html", 403, problem="The form expired; sign in again.")
         credentials = assigned(queue_of(request), name)
+        verdict = Verdict(levels, decision, feedback)
         try:
-            queue_of(request).decide(entry_id, level, name, credentials, version)
+            queue_of(request).decide(entry_id, verdict, name, credentials, version)
         except AlreadyDecided as conflict:
-            entry = queue_of(request).get(entry_id, credentials)
-            return page(request, "item.html", 409, e=entry, problem=str(conflict))
-        except (NotAssigned, LookupError, ValueError) as problem:
-            return problem_page(request, 400, str(problem))
+            return submission_page(request, entry_id, 409, problem=str(conflict))
+        except NotAssigned:
+            return problem_page(request, 403, "That submission is not in your credentials.")
+        except LookupError as problem:
+            return problem_page(request, 404, str(problem))
+        except ValueError as problem:  # an incomplete form: show it again with what is missing
+            return submission_page(request, entry_id, 400, problem=str(problem), verdict=verdict)
         waiting = queue_of(request).pending(credentials, limit=1)
-        notice = f"Recorded {level} for item {entry_id}."
+        notice = f"Recorded {DECISION_LABELS[decision]} for submission #{entry_id}."
         if waiting:
             request.session["notice"] = notice
-            return RedirectResponse(f"{ROOT}/item/{waiting[0].id}", status_code=303)
-        return RedirectResponse(f"{ROOT}/?notice={notice}", status_code=303)
+            return RedirectResponse(f"{ROOT}/submission/{waiting[0].id}", status_code=303)
+        return RedirectResponse(f"{ROOT}/?{urlencode({'notice': notice})}", status_code=303)
 
     return app
+
+
+async def form_levels(request: Request) -> dict[str, str]:
+    """The level picked for each criterion, from the form's `level:<criterion id>` fields."""
+    form = await request.form()
+    return {
+        key.removeprefix(LEVEL_FIELD): str(value)
+        for key, value in form.multi_items()
+        if key.startswith(LEVEL_FIELD)
+    }
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One text as the page shows it, with the criteria that were scored on it."""
+
+    number: int
+    evidence_type: str
+    text: str = field(repr=False)
+    criteria: list[str]
+
+
+def evidence_shown(items: list[ItemEntry]) -> list[Evidence]:
+    """Each distinct text once, in the order first sent: an essay scored on six criteria is
+    one text, shown once; where items differ, each is shown beside its criteria."""
+    shown: dict[tuple[str, str], Evidence] = {}
+    for item in items:
+        key = (item.evidence_type, item.text)
+        if key not in shown:
+            shown[key] = Evidence(len(shown) + 1, item.evidence_type, item.text, [])
+        shown[key].criteria.append(item.criterion_id)
+    return list(shown.values())

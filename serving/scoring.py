@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from prescore.data.schema import CriterionKey
+from prescore.data.schema import Credential, CriterionKey
 from prescore.eval.calibration import apply_temperature
 from prescore.eval.decisions import EARNED, NOT_YET, decision_of, p_at_least
 from prescore.eval.routing import Decision, Reason, Route, RoutingPolicy
@@ -50,12 +50,7 @@ class ScoringModel:
     @classmethod
     def from_registered(cls, registered: RegisteredModel) -> ScoringModel:
         """From a downloaded version: its scorer and the routing policy fitted beside it."""
-        policy_file = registered.routing_policy_file()
-        if policy_file is None:
-            raise FileNotFoundError(
-                f"{registered.name} version {registered.version} has no routing policy; retrain"
-            )
-        policy = RoutingPolicy.model_validate(json.loads(policy_file.read_text()))
+        policy = routing_policy(registered)
         return cls(registered.scorer(), policy, registered.name, registered.version)
 
     def card(self) -> ModelCard:
@@ -168,6 +163,32 @@ class ScoringModel:
             model_name=self.name,
             model_version=self.version,
         )
+
+
+def routing_policy(registered: RegisteredModel) -> RoutingPolicy:
+    """The routing policy fitted beside a downloaded version's scorer."""
+    policy_file = registered.routing_policy_file()
+    if policy_file is None:
+        raise FileNotFoundError(
+            f"{registered.name} version {registered.version} has no routing policy; retrain"
+        )
+    return RoutingPolicy.model_validate(json.loads(policy_file.read_text()))
+
+
+def rubrics_of(scored_by: dict[str, tuple[str, str]]) -> dict[str, Credential]:
+    """Each credential's rubric, rebuilt from the routing policy of the model version that
+    scored it (credential id -> (model name, version)); every version is fetched first, so a
+    missing one raises before anything is written."""
+    policies: dict[tuple[str, str], RoutingPolicy] = {}
+    rubrics = {}
+    for credential_id, (name, version) in sorted(scored_by.items()):
+        if (name, version) not in policies:
+            policies[(name, version)] = routing_policy(fetch(name, version))
+        credentials = policies[(name, version)].credentials()
+        if credential_id not in credentials:
+            raise LookupError(f"{name} version {version} does not score {credential_id}")
+        rubrics[credential_id] = credentials[credential_id]
+    return rubrics
 
 
 def decide_submissions(

@@ -12,7 +12,6 @@ Configured by PRESCORE_* environment variables (serving/settings.py); `prescore 
 from __future__ import annotations
 
 import logging
-import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -26,9 +25,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from prescore.data.schema import CriterionKey
-from prescore.eval.routing import Reason, Route
+from prescore.eval.routing import Reason
 from prescore.serving.auth import key_is_valid, presented_key
-from prescore.serving.queue import ReviewQueue, ToReview
+from prescore.serving.queue import ReviewQueue, submissions_to_review
 from prescore.serving.review_app import ROOT as REVIEW_ROOT
 from prescore.serving.review_app import connect, create_review_app
 from prescore.serving.schemas import (
@@ -179,27 +178,19 @@ class Prescore:
         if card.model_version != version:  # swapped since the card was read: read it again
             self.card = None
             card = await self.model_card()
-        # committed before the answer: an acknowledged human-routed item is never lost
-        await anyio.to_thread.run_sync(self.queue.enqueue, self.to_review(body.items, scores, card))
+        submissions = decide_submissions(body.items, scores, card)
+        # every human-routed decision and the audit sample, committed before the answer in one
+        # transaction: an acknowledged submission is never lost, nor half queued
+        to_review = submissions_to_review(
+            body.items, scores, submissions, card, self.settings.audit_rate
+        )
+        await anyio.to_thread.run_sync(self.queue.enqueue, to_review)
         return ScoreResponse(
             model_name=card.model_name,
             model_version=version,
             scores=scores,
-            submissions=decide_submissions(body.items, scores, card),
+            submissions=submissions,
         )
-
-    def to_review(
-        self, items: list[EvidenceToScore], scores: list[ScoredEvidence], card: ModelCard
-    ) -> list[ToReview]:
-        """Every human-routed item, and auto items at the audit rate."""
-        criteria = card.criteria_by_key()
-        batch = []
-        for item, scored in zip(items, scores, strict=True):
-            criterion, stakes = criteria[CriterionKey(item.credential_id, item.criterion_id)]
-            audit = scored.route is Route.auto and random.random() < self.settings.audit_rate
-            if scored.route is Route.human or audit:
-                batch.append(ToReview(item, scored, criterion, stakes, audit))
-        return batch
 
     @api.get("/credentials", response_model=ModelCard, responses={401: {}})
     async def credentials(self) -> ModelCard:

@@ -6,9 +6,16 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 import yaml
 
-from prescore.data.review_export import ReviewedItem, write_reviews
+from prescore.data.review_export import (
+    ReviewedItem,
+    scored_by,
+    write_export,
+    write_reviews,
+)
+from prescore.data.schema import Credential
 from tests.conftest import RUBRIC
 
 
@@ -18,6 +25,9 @@ def reviewed(
     educator: str | None = "",
     decided_at: datetime | None = datetime(2024, 5, 6, tzinfo=UTC),
     text: str = "",
+    level: str = "Proficient",
+    version: str = "3",
+    decision: str | None = None,
 ) -> ReviewedItem:
     return ReviewedItem(
         entry_id=n,
@@ -28,11 +38,14 @@ def reviewed(
         evidence_type="reflection",
         text=text or f"Evidence {n}: I waited after each question.",
         consent_to_train=consent,
-        decided_level="Proficient",
+        decided_level=level,
         decided_by="ana",
         decided_at=decided_at,
-        model_version="3",
+        model_version=version,
         suggested_level="Developing",
+        model_name="prescore-test",
+        decision=decision,
+        feedback="Say why you paused." if decision else None,
     )
 
 
@@ -91,3 +104,47 @@ def test_an_empty_export_replaces_the_file_whole(tmp_path: Path) -> None:
     assert write_reviews([reviewed(1, consent=False)], out) == (0, 1)
     assert out.read_bytes() == b""
     assert not list(tmp_path.glob("*.partial"))
+
+
+def test_an_export_writes_the_rubrics_beside_it_for_consented_credentials_only(
+    tmp_path: Path,
+) -> None:
+    rubric = Credential.model_validate(RUBRIC)
+    other = rubric.model_copy(update={"id": "feedback"})
+    hidden = ReviewedItem(**{**reviewed(2, consent=False).__dict__, "credential_id": "feedback"})
+    out = tmp_path / "export" / "reviews.jsonl"
+    items = [reviewed(0, decision="not_yet"), reviewed(1), hidden]
+    written, withheld, files = write_export(items, {"wait-time": rubric, "feedback": other}, out)
+    assert (written, withheld) == (2, 1)
+    assert files == [tmp_path / "export" / "rubrics" / "wait-time.yaml"]  # feedback: no consent
+    first, second = [json.loads(line) for line in out.open()]
+    assert (first["reviewer_decision"], first["reviewer_feedback"]) == (
+        "not_yet",
+        "Say why you paused.",
+    )
+    assert "reviewer_decision" not in second  # an item reviewed alone, as before
+    from prescore.data.load import DataSource, load_evidence
+
+    loaded = load_evidence(DataSource(path=out))  # rubrics/ beside it, found by default
+    assert loaded.credentials == {"wait-time": rubric}
+    assert sum(len(split) for split in loaded.splits.values()) == 2
+
+
+def test_an_export_that_does_not_fit_its_rubrics_writes_nothing(tmp_path: Path) -> None:
+    rubric = Credential.model_validate(RUBRIC)
+    out = tmp_path / "reviews.jsonl"
+    out.write_text("earlier export\n")
+    items = [reviewed(0), reviewed(1, level="Excellent")]
+    with pytest.raises(ValueError, match="review-1: level 'Excellent' is not on the rubric"):
+        write_export(items, {"wait-time": rubric}, out)
+    with pytest.raises(ValueError, match="no rubric for wait-time/planning"):
+        write_export(items[:1], {}, out)
+    assert out.read_text() == "earlier export\n" and not (tmp_path / "rubrics").exists()
+
+
+def test_the_newest_model_version_that_scored_a_credential_gives_its_rubric() -> None:
+    items = [reviewed(0, version="9"), reviewed(1, version="12"), reviewed(2, version="3")]
+    assert scored_by(items) == {"wait-time": ("prescore-test", "12")}
+    assert scored_by([reviewed(0, version="20", consent=False), *items]) == {
+        "wait-time": ("prescore-test", "12")
+    }

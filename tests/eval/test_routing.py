@@ -192,3 +192,51 @@ def test_a_policy_with_a_tolerance_routes_on_the_window_probability() -> None:
     assert routing.decide("wait-time", "planning", GOOD_TEXT, confidence).route is Route.auto
     exact = policy(threshold=0.85).criterion("wait-time", "planning")
     assert exact is not None and exact.suggest(np.array([0.05, 0.6, 0.35]))[1] == pytest.approx(0.6)
+
+
+def test_a_fitted_policy_gives_back_the_rubrics_it_was_fitted_on(tmp_path: Path) -> None:
+    with_descriptions = {
+        **RUBRIC,
+        "stakes": "high",
+        "award": {"at_least": 1},
+        "criteria": [
+            {
+                **RUBRIC["criteria"][0],  # type: ignore[index]
+                "levels": [
+                    {"value": 1, "label": "Not yet", "description": "no pause"},
+                    {"value": 2, "label": "Developing", "description": "some pauses"},
+                    {"value": 3, "label": "Proficient", "description": "every question"},
+                ],
+            },
+            RUBRIC["criteria"][1],  # type: ignore[index]
+        ],
+    }
+    source = learnable_evidence(tmp_path, "high")
+    (tmp_path / "rubrics" / "wait-time.yaml").write_text(yaml.safe_dump(with_descriptions))
+    evidence = load_evidence(source)
+    train = evidence.splits["train"]
+    scorer = TfidfScorer(min_df=1, alpha=0.01).fit(train, np.asarray(train["label"]))
+    settings = EvaluationSettings(gates=QualificationGates(min_items=20))
+    policy = evaluate(scorer, evidence, settings).policy
+    rebuilt = RoutingPolicy.model_validate_json(policy.model_dump_json()).credentials()
+    original = evidence.credentials["wait-time"]
+    # the title travels once the decision policy carries it; the criteria, levels, met levels,
+    # stakes and award rule come back as written
+    titled = policy.decisions["wait-time"].model_copy(update={"title": original.title})
+    assert rebuilt["wait-time"].model_copy(update={"title": original.title}) == original
+    assert policy.model_copy(update={"decisions": {"wait-time": titled}}).credentials() == {
+        "wait-time": original
+    }
+
+
+def test_a_policy_without_met_levels_cannot_rebuild_its_rubric() -> None:
+    with pytest.raises(ValueError, match="predates met levels"):
+        policy().credentials()
+    rebuilt = policy(met_index=2, title="Plans pauses").credentials()["wait-time"]
+    assert rebuilt.title == "wait-time" and rebuilt.stakes is Stakes.low  # no decision policy
+    (criterion,) = rebuilt.criteria
+    assert (criterion.title, criterion.met_level, criterion.labels) == (
+        "Plans pauses",
+        "Proficient",
+        ["Not yet", "Developing", "Proficient"],
+    )

@@ -1,4 +1,5 @@
-"""The review queue: ordering, assignment, one decision per item, nothing lost on restart."""
+"""The review queue of submissions: ordering, assignment, one decision per submission with its
+levels and feedback, audits, nothing lost on restart."""
 
 from __future__ import annotations
 
@@ -10,25 +11,32 @@ from typing import Any
 
 import pytest
 
-from prescore.eval.routing import Reason, Route
+from prescore.data.schema import AwardRule, Stakes
+from prescore.eval.routing import DecisionPolicy, Reason, Route
 from prescore.serving.queue import (
     AlreadyDecided,
     Filters,
     NotAssigned,
-    QueueEntry,
     ReviewQueue,
+    SubmissionEntry,
     ToReview,
+    Verdict,
+    as_utc,
+    submissions_to_review,
 )
 from prescore.serving.reviewers import assigned, authenticate, set_reviewer
 from prescore.serving.schemas import (
+    CredentialCard,
     CriterionCard,
     EvidenceToScore,
     LevelProbability,
+    ModelCard,
     ScoredEvidence,
 )
+from prescore.serving.scoring import decide_submissions
 
 LEVELS = ["Not yet", "Developing", "Proficient"]
-CRITERION = CriterionCard(
+PLANNING = CriterionCard(
     criterion_id="planning",
     title="Plans pauses after questions",
     levels=LEVELS,
@@ -39,6 +47,92 @@ CRITERION = CriterionCard(
     auto_threshold=0.9,
     target_error=0.1,
 )
+REFLECTION = CriterionCard(
+    criterion_id="reflection",
+    title="Reflects on the effect",
+    levels=["0", "1", "2", "3"],
+    level_descriptions=["", "", "", ""],
+    met_index=2,
+    qualified=True,
+    qualification_failures=[],
+    auto_threshold=0.9,
+    target_error=0.1,
+)
+LEVEL_OF = {"planning": "Developing", "reflection": "2"}
+
+
+def scored_item(
+    n: int,
+    criterion: CriterionCard,
+    credential: str = "wait-time",
+    confidence: float = 0.5,
+    prediction_set: tuple[str, ...] = (),
+    consent: bool = True,
+    deadline: datetime | None = None,
+    text: str | None = None,
+    model_version: str = "3",
+    model_name: str = "prescore-test",
+) -> tuple[EvidenceToScore, ScoredEvidence]:
+    item = EvidenceToScore(
+        submission_id=f"s{n}",
+        credential_id=credential,
+        criterion_id=criterion.criterion_id,
+        evidence_type="reflection",
+        text=text or f"Evidence {n}: I waited after each question.",
+        educator_id=f"e{n}",
+        consent_to_train=consent,
+        deadline=deadline,
+    )
+    level = LEVEL_OF[criterion.criterion_id]
+    others = (1 - confidence) / (len(criterion.levels) - 1)
+    scored = ScoredEvidence(
+        submission_id=item.submission_id,
+        credential_id=credential,
+        criterion_id=criterion.criterion_id,
+        level=level,
+        level_value=float(criterion.levels.index(level)),
+        probabilities=[
+            LevelProbability(
+                label=label, value=float(i), probability=confidence if label == level else others
+            )
+            for i, label in enumerate(criterion.levels)
+        ],
+        confidence=confidence,
+        prediction_set=list(prediction_set) or [level],
+        route=Route.human,
+        reasons=[Reason.low_confidence],
+        model_name=model_name,
+        model_version=model_version,
+    )
+    return item, scored
+
+
+def card(
+    stakes: str = "low", credentials: tuple[str, ...] = ("wait-time", "feedback")
+) -> ModelCard:
+    return ModelCard(
+        model_name="prescore-test",
+        model_version="3",
+        credentials=[
+            CredentialCard(
+                credential_id=credential,
+                stakes=stakes,
+                criteria=[PLANNING, REFLECTION],
+                decision=DecisionPolicy(
+                    credential_id=credential,
+                    stakes=Stakes(stakes),
+                    award=AwardRule(),
+                    criteria=["planning", "reflection"],
+                    qualified=True,
+                    threshold=0.5,
+                    award_threshold=0.5,
+                    target_error=0.1,
+                    confidence_level=0.9,
+                ),
+            )
+            for credential in credentials
+        ],
+    )
 
 
 def review(
@@ -47,45 +141,114 @@ def review(
     credential: str = "wait-time",
     stakes: str = "low",
     deadline: datetime | None = None,
-    prediction_set: tuple[str, ...] = ("Developing",),
+    prediction_set: tuple[str, ...] = (),
     consent: bool = True,
     audit: bool = False,
     reasons: tuple[Reason, ...] = (Reason.low_confidence,),
+    shared_text: bool = True,
+    model_version: str = "3",
+    model_name: str = "prescore-test",
 ) -> ToReview:
-    item = EvidenceToScore(
-        submission_id=f"s{n}",
-        credential_id=credential,
-        criterion_id="planning",
-        evidence_type="reflection",
-        text=f"Evidence {n}: I waited after each question.",
-        educator_id=f"e{n}",
-        consent_to_train=consent,
-        deadline=deadline,
+    """A submission of two criteria; `prediction_set` is planning's (default: its level)."""
+    essay = f"Essay {n}: I waited after each question."
+    texts = (essay, essay) if shared_text else (f"Plan {n}: pauses.", f"Reflection {n}: it helped.")
+    pairs = [
+        scored_item(
+            n,
+            PLANNING,
+            credential,
+            0.6,
+            prediction_set,
+            consent,
+            deadline,
+            texts[0],
+            model_version,
+            model_name,
+        ),
+        scored_item(
+            n, REFLECTION, credential, 0.7, (), consent, None, texts[1], model_version, model_name
+        ),
+    ]
+    items, scores = [p[0] for p in pairs], [p[1] for p in pairs]
+    (decision,) = decide_submissions(items, scores, card(stakes))
+    decision = decision.model_copy(
+        update={
+            "confidence": confidence,
+            "route": Route.auto if audit else Route.human,
+            "reasons": [] if audit else list(reasons),
+        }
     )
-    rest = (1 - confidence) / 2
-    scored = ScoredEvidence(
-        submission_id=item.submission_id,
-        credential_id=credential,
-        criterion_id="planning",
-        level="Developing",
-        level_value=2.0,
-        probabilities=[
-            LevelProbability(label=label, value=i + 1.0, probability=p)
-            for i, (label, p) in enumerate(zip(LEVELS, [rest, confidence, rest], strict=True))
-        ],
-        confidence=confidence,
-        prediction_set=list(prediction_set),
-        route=Route.human,
-        reasons=list(reasons),
-        model_name="prescore-test",
-        model_version="3",
+    (to_review,) = submissions_to_review(
+        items, scores, [decision], card(stakes), audit_rate=1.0, draw=lambda: 0.0
     )
-    return ToReview(item, scored, CRITERION, stakes, audit)
+    assert to_review.audit is audit
+    return to_review
+
+
+VERDICT = Verdict({"planning": "Proficient", "reflection": "1"}, "not_yet", "Say why you paused.")
 
 
 @pytest.fixture
 def queue(tmp_path: Path) -> ReviewQueue:
     return ReviewQueue.at(tmp_path / "review.db")
+
+
+def test_human_decisions_and_audited_auto_decisions_are_queued_with_their_items() -> None:
+    items, scores = [], []
+    for n in range(3):
+        for criterion in (PLANNING, REFLECTION):
+            item, scored = scored_item(n, criterion, credential="wait-time")
+            items.append(item)
+            scores.append(scored)
+    decisions = decide_submissions(items, scores, card())
+    routes = [Route.human, Route.auto, Route.auto]
+    decisions = [d.model_copy(update={"route": r}) for d, r in zip(decisions, routes, strict=True)]
+    draws = iter([0.9, 0.01])  # only auto decisions draw: the first is not audited, the second is
+    batch = submissions_to_review(items, scores, decisions, card(), 0.05, lambda: next(draws))
+    assert [(r.decision.submission_id, r.audit) for r in batch] == [("s0", False), ("s2", True)]
+    assert [m.item.criterion_id for m in batch[0].items] == ["planning", "reflection"]
+    assert all(m.item.submission_id == "s2" for m in batch[1].items)
+    assert batch[0].target_error == 0.1 and batch[0].stakes == "low"
+    none = submissions_to_review(items, scores, decisions, card(), 0.0)
+    assert [r.decision.submission_id for r in none] == ["s0"]
+
+
+def test_a_submission_row_keeps_the_decision_and_one_row_per_criterion(
+    queue: ReviewQueue,
+) -> None:
+    deadline = datetime(2030, 1, 2, 3, 4, tzinfo=UTC)
+    (entry_id,) = queue.enqueue([review(0, stakes="high", deadline=deadline, audit=True)])
+    entry = queue.get(entry_id, ["wait-time"])
+    assert entry is not None
+    assert (entry.submission_id, entry.credential_id, entry.educator_id) == (
+        "s0",
+        "wait-time",
+        "e0",
+    )
+    assert entry.deadline is not None and as_utc(entry.deadline) == deadline  # SQLite drops zones
+    assert (entry.stakes, entry.consent_to_train) == ("high", True)
+    assert entry.decision in ("earned", "not_yet") and entry.route == "auto" and entry.audit
+    assert entry.reasons == ["audit_sample"] and entry.target_error == 0.1
+    assert (entry.model_name, entry.model_version, entry.status) == (
+        "prescore-test",
+        "3",
+        "pending",
+    )
+    planning, reflection = entry.items
+    assert (planning.criterion_id, planning.criterion_title) == ("planning", PLANNING.title)
+    assert planning.levels == LEVELS and planning.level_descriptions == [
+        "none",
+        "some",
+        "every question",
+    ]
+    assert (planning.met_index, planning.suggested_level, planning.confidence) == (
+        2,
+        "Developing",
+        0.6,
+    )
+    assert planning.prediction_set == ["Developing"] and planning.reasons == ["low_confidence"]
+    assert planning.probabilities == pytest.approx([0.2, 0.6, 0.2])
+    assert reflection.text == planning.text and reflection.evidence_type == "reflection"
 
 
 def test_high_stakes_by_deadline_first_then_the_most_uncertain(queue: ReviewQueue) -> None:
@@ -121,7 +284,7 @@ def test_high_stakes_without_a_deadline_come_after_those_with_one(queue: ReviewQ
     assert order == [ids[4], ids[2], ids[3], ids[1], ids[5], ids[0], ids[6]]
 
 
-def python_order(entry: QueueEntry) -> tuple[Any, ...]:
+def python_order(entry: SubmissionEntry) -> tuple[Any, ...]:
     """The order the queue kept in Python before the database sorted it."""
     high = entry.stakes == "high"
     deadline = entry.deadline.timestamp() if entry.deadline else float("inf")
@@ -139,11 +302,13 @@ def test_the_database_orders_as_the_python_sort_did(queue: ReviewQueue) -> None:
                 stakes=draw.choice(["low", "high"]),
                 deadline=draw.choice([None, start + timedelta(hours=draw.randint(1, 5))]),
                 audit=draw.random() < 0.3,
+                prediction_set=draw.choice([(), ("Developing", "Proficient")]),
             )
             for n in range(60)
         ]
     )
     everything = queue.pending(["wait-time"], limit=1000)
+    assert len(everything) == 60
     assert [e.id for e in everything] == [e.id for e in sorted(everything, key=python_order)]
 
 
@@ -162,12 +327,12 @@ def test_the_reason_filter_matches_whole_reasons(queue: ReviewQueue) -> None:
 
     assert matching("input_too_short") == [short]
     assert matching("input_too_long") == [long]
-    assert matching("low_confidence") == [long, audited]
+    assert matching("low_confidence") == [long]
     assert matching("audit_sample") == [audited]
     assert matching("high_stakes") == [high]
     assert matching("input_too") == []  # a part of a reason is no reason
     assert matching("input%short") == matching("input_too_shor_") == []  # no wildcards
-    assert queue.count_pending(["wait-time"], Filters(reason="low_confidence")) == 2
+    assert queue.count_pending(["wait-time"], Filters(reason="low_confidence")) == 1
     assert queue.count_pending(["feedback"], Filters(reason="low_confidence")) == 0
 
 
@@ -184,32 +349,109 @@ def test_pages_of_the_queue_cover_it_once_in_order(queue: ReviewQueue) -> None:
     assert queue.count_pending(["wait-time", "feedback"]) == 8
     assert queue.count_pending(["wait-time", "feedback"], Filters("feedback")) == 1
     (first,) = queue.pending(["wait-time"], limit=1)
-    queue.decide(first.id, "Proficient", "ana", ["wait-time"], first.version)
+    queue.decide(first.id, VERDICT, "ana", ["wait-time"], first.version)
     assert queue.count_pending(["wait-time"]) == 6  # decided entries leave the count
 
 
-def test_decided_entries_become_records_for_export_and_drift(queue: ReviewQueue) -> None:
+def test_one_decision_records_every_level_the_decision_and_feedback(queue: ReviewQueue) -> None:
+    (entry_id,) = queue.enqueue([review(0)])
+    decided = queue.decide(entry_id, VERDICT, "ana", ["wait-time"], 1)
+    assert (decided.status, decided.decided_decision, decided.decided_by) == (
+        "decided",
+        "not_yet",
+        "ana",
+    )
+    stored = queue.get(entry_id, ["wait-time"])
+    assert stored is not None and stored.feedback == "Say why you paused."
+    assert [i.decided_level for i in stored.items] == ["Proficient", "1"]
+    assert stored.decided_at is not None and stored.version == 2
+
+
+@pytest.mark.parametrize(
+    ("verdict", "problem"),
+    [
+        (Verdict({"planning": "Proficient"}, "earned", ""), "pick a level for reflection"),
+        (Verdict({"planning": "Excellent", "reflection": "1"}, "earned", ""), "not a level"),
+        (Verdict({**VERDICT.levels, "pacing": "1"}, "earned", ""), "no criteria"),
+        (Verdict(VERDICT.levels, "maybe", "x"), "decision must be"),
+        (Verdict(VERDICT.levels, "not_yet", "  "), "what to strengthen"),
+    ],
+)
+def test_an_incomplete_or_off_rubric_verdict_changes_nothing(
+    queue: ReviewQueue, verdict: Verdict, problem: str
+) -> None:
+    (entry_id,) = queue.enqueue([review(0)])
+    with pytest.raises(ValueError, match=problem):
+        queue.decide(entry_id, verdict, "ana", ["wait-time"], 1)
+    entry = queue.get(entry_id, ["wait-time"])
+    assert entry is not None and entry.status == "pending" and entry.version == 1
+    assert [i.decided_level for i in entry.items] == [None, None]
+
+
+def test_earned_needs_no_feedback(queue: ReviewQueue) -> None:
+    (entry_id,) = queue.enqueue([review(0)])
+    queue.decide(entry_id, Verdict(VERDICT.levels, "earned", ""), "ana", ["wait-time"], 1)
+    assert queue.count_pending(["wait-time"]) == 0
+
+
+def test_decided_submissions_become_records_for_export_and_drift(queue: ReviewQueue) -> None:
     ids = queue.enqueue([review(0, audit=True), review(1, consent=False), review(2)])
-    queue.decide(ids[0], "Proficient", "ana", ["wait-time"], 1)
-    queue.decide(ids[1], "Not yet", "ben", ["wait-time"], 1)
-    first, second = queue.reviewed_items()  # the pending entry is not reviewed yet
-    assert (first.entry_id, first.decided_level, first.decided_by) == (ids[0], "Proficient", "ana")
-    assert (first.educator_id, first.consent_to_train, second.consent_to_train) == (
+    queue.decide(ids[0], VERDICT, "ana", ["wait-time"], 1)
+    queue.decide(ids[1], Verdict(VERDICT.levels, "earned", ""), "ben", ["wait-time"], 1)
+    records = queue.reviewed_items()  # the pending submission is not reviewed yet
+    assert [(r.submission_id, r.criterion_id) for r in records] == [
+        ("s0", "planning"),
+        ("s0", "reflection"),
+        ("s1", "planning"),
+        ("s1", "reflection"),
+    ]
+    first = records[0]
+    assert (first.decided_level, first.decided_by, first.decision) == (
+        "Proficient",
+        "ana",
+        "not_yet",
+    )
+    assert (first.educator_id, first.consent_to_train, records[2].consent_to_train) == (
         "e0",
         True,
         False,
     )
-    assert (first.suggested_level, first.model_version) == ("Developing", "3")
-    assert first.text.startswith("Evidence 0") and first.decided_at is not None
-    audit, human = queue.reviewed_decisions()
-    assert (audit.decided_index, audit.suggested_index, audit.levels, audit.audit) == (
-        2,
-        1,
-        3,
-        True,
+    assert (first.suggested_level, first.model_version, first.model_name) == (
+        "Developing",
+        "3",
+        "prescore-test",
     )
-    assert (human.decided_index, human.audit) == (0, False)
-    assert (human.credential_id, human.criterion_id) == ("wait-time", "planning")
+    assert first.feedback == "Say why you paused." and records[2].feedback == ""
+    assert first.text.startswith("Essay 0") and first.decided_at is not None
+    assert len({r.entry_id for r in records}) == 4  # one record id per criterion item
+    levels = queue.reviewed_decisions()
+    assert [(d.decided_index, d.suggested_index, d.levels, d.audit) for d in levels] == [
+        (2, 1, 3, True),
+        (1, 2, 4, True),
+        (2, 1, 3, False),
+        (1, 2, 4, False),
+    ]
+    audit, human = queue.reviewed_submissions()
+    assert (audit.decided, audit.audit, audit.target_error) == ("not_yet", True, 0.1)
+    assert audit.suggested == queue.decided()[0].decision
+    assert (human.decided, human.audit) == ("earned", False)
+
+
+def test_a_submission_with_one_item_without_consent_is_not_for_training(
+    queue: ReviewQueue,
+) -> None:
+    to_review = review(0)
+    first, second = to_review.items
+    withheld = second.item.model_copy(update={"consent_to_train": False})
+    mixed = ToReview(
+        to_review.decision,
+        [first, type(second)(withheld, second.scored, second.criterion)],
+        to_review.stakes,
+        to_review.target_error,
+    )
+    (entry_id,) = queue.enqueue([mixed])
+    entry = queue.get(entry_id, ["wait-time"])
+    assert entry is not None and entry.consent_to_train is False
 
 
 def test_a_reviewer_sees_and_decides_only_assigned_credentials(queue: ReviewQueue) -> None:
@@ -220,26 +462,29 @@ def test_a_reviewer_sees_and_decides_only_assigned_credentials(queue: ReviewQueu
     with pytest.raises(NotAssigned):
         queue.get(other, ["wait-time"])
     with pytest.raises(NotAssigned):
-        queue.decide(other, "Developing", "ana", ["wait-time"], seen_version=1)
+        queue.decide(other, VERDICT, "ana", ["wait-time"], seen_version=1)
 
 
-def test_two_reviewers_deciding_one_item_at_once_score_it_once(queue: ReviewQueue) -> None:
+def test_two_reviewers_deciding_one_submission_at_once_decide_it_once(
+    queue: ReviewQueue,
+) -> None:
     (entry_id,) = queue.enqueue([review(0)])
     version = queue.get(entry_id, ["wait-time"]).version  # type: ignore[union-attr]
     outcomes: list[str] = []
     start = threading.Barrier(2)
 
-    def decide(name: str, level: str) -> None:
+    def decide(name: str, verdict: Verdict) -> None:
         start.wait()
         try:
-            queue.decide(entry_id, level, name, ["wait-time"], version)
+            queue.decide(entry_id, verdict, name, ["wait-time"], version)
             outcomes.append(f"{name} decided")
         except AlreadyDecided:
             outcomes.append(f"{name} refused")
 
+    earned = Verdict({"planning": "Proficient", "reflection": "3"}, "earned", "")
     threads = [
-        threading.Thread(target=decide, args=("ana", "Proficient")),
-        threading.Thread(target=decide, args=("ben", "Not yet")),
+        threading.Thread(target=decide, args=("ana", earned)),
+        threading.Thread(target=decide, args=("ben", VERDICT)),
     ]
     for thread in threads:
         thread.start()
@@ -249,25 +494,44 @@ def test_two_reviewers_deciding_one_item_at_once_score_it_once(queue: ReviewQueu
     (decided,) = queue.decided()
     winner = next(o.split()[0] for o in outcomes if o.endswith("decided"))
     assert decided.decided_by == winner
+    expected = earned if winner == "ana" else VERDICT
+    assert [i.decided_level for i in decided.items] == list(expected.levels.values())
     with pytest.raises(AlreadyDecided):  # and later, with the old version, too
-        queue.decide(entry_id, "Developing", "cy", ["wait-time"], version)
-
-
-def test_a_level_off_the_rubric_is_refused(queue: ReviewQueue) -> None:
-    (entry_id,) = queue.enqueue([review(0)])
-    with pytest.raises(ValueError, match="not a level"):
-        queue.decide(entry_id, "Excellent", "ana", ["wait-time"], 1)
+        queue.decide(entry_id, VERDICT, "cy", ["wait-time"], version)
 
 
 def test_a_restart_loses_nothing_acknowledged(tmp_path: Path) -> None:
     queue = ReviewQueue.at(tmp_path / "review.db")
     ids = queue.enqueue([review(0), review(1)])
-    queue.decide(ids[0], "Proficient", "ana", ["wait-time"], 1)
+    queue.decide(ids[0], VERDICT, "ana", ["wait-time"], 1)
     queue.engine.dispose()
     reopened = ReviewQueue.at(tmp_path / "review.db")
     assert [e.id for e in reopened.pending(["wait-time"])] == [ids[1]]
     (decided,) = reopened.decided()
-    assert (decided.id, decided.decided_level, decided.decided_by) == (ids[0], "Proficient", "ana")
+    assert (decided.id, decided.decided_decision, decided.decided_by) == (ids[0], "not_yet", "ana")
+    assert [i.decided_level for i in decided.items] == ["Proficient", "1"]
+
+
+def test_a_failed_enqueue_stores_no_submission_of_the_request(
+    queue: ReviewQueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    from prescore.serving import queue as queue_module
+
+    queue.enqueue([review(0)])
+    built = queue_module.submission_entry
+
+    def second_breaks(to_review: ToReview, now: datetime) -> SubmissionEntry:
+        entry = built(to_review, now)
+        if to_review.decision.submission_id == "s2":
+            entry.stakes = None  # type: ignore[assignment]  # NOT NULL: the insert fails
+        return entry
+
+    monkeypatch.setattr(queue_module, "submission_entry", second_breaks)
+    with pytest.raises(IntegrityError):
+        queue.enqueue([review(1), review(2)])
+    assert [e.submission_id for e in queue.pending(["wait-time"])] == ["s0"]
 
 
 def test_reviewer_accounts(queue: ReviewQueue) -> None:

@@ -35,7 +35,7 @@ def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TestClient:
 
 
 def shown(page: str) -> list[str]:
-    return re.findall(r'<td><a href="/review/item/(\d+)">', page)
+    return re.findall(r'<td><a href="/review/submission/(\d+)">', page)
 
 
 def link(page: str, name: str) -> str | None:
@@ -45,9 +45,9 @@ def link(page: str, name: str) -> str | None:
 
 def test_the_queue_page_shows_a_page_the_total_and_links_between_pages(client: TestClient) -> None:
     first = client.get("/review/").text
-    assert "5 item(s) waiting." in first and shown(first) == ["5", "4"]
+    assert "5 submission(s) waiting." in first and shown(first) == ["5", "4"]
     assert link(first, "previous") is None and link(first, "next") == "/review/?offset=2"
-    assert link(first, "open-top") == "/review/item/5"  # access key O: still the top item
+    assert link(first, "open-top") == "/review/submission/5"  # access key O: still the top item
     second = client.get("/review/", params={"offset": 2}).text
     assert shown(second) == ["3", "2"] and "Showing 3 to 4 of 5." in second
     assert link(second, "previous") == "/review/" and link(second, "next") == "/review/?offset=4"
@@ -60,7 +60,9 @@ def test_the_page_links_keep_the_filters(client: TestClient) -> None:
     page = client.get(
         "/review/", params={"reason": "low_confidence", "credential": "wait-time"}
     ).text
-    assert "4 item(s) waiting." in page
+    assert "4 submission(s) waiting." in page
     assert link(page, "next") == "/review/?credential=wait-time&reason=low_confidence&offset=2"
     only = client.get("/review/", params={"reason": "input_too_short"}).text
-    assert "1 item(s) waiting." in only and link(only, "next") is None and "Showing" not in only
+    assert (
+        "1 submission(s) waiting." in only and link(only, "next") is None and "Showing" not in only
+    )

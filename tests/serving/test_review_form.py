@@ -1,0 +1,162 @@
+"""The submission page and its one form, without a browser: evidence shown once, every criterion
+with its rubric, one decision with levels and feedback, 409 on a second, CSRF, assignment."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from prescore.serving import review_app
+from prescore.serving.queue import ReviewQueue
+from prescore.serving.reviewers import set_reviewer
+from tests.serving.test_queue import review
+
+
+@pytest.fixture
+def queue(tmp_path: Path) -> ReviewQueue:
+    queue = ReviewQueue.at(tmp_path / "review.db")
+    set_reviewer(queue, "ana", "correct horse", ["wait-time"])
+    return queue
+
+
+@pytest.fixture
+def client(queue: ReviewQueue) -> TestClient:
+    page = review_app.create_review_app()
+    review_app.connect(page, queue, "test-session-secret")
+    site = FastAPI()
+    site.mount(review_app.ROOT, page)
+    client = TestClient(site)
+    reply = client.post("/review/login", data={"name": "ana", "password": "correct horse"})
+    assert reply.status_code == 200
+    return client
+
+
+def csrf_of(page: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert found
+    return found.group(1)
+
+
+def form(page: str, **fields: str) -> dict[str, str]:
+    return {
+        "csrf": csrf_of(page),
+        "version": "1",
+        "level:planning": "Proficient",
+        "level:reflection": "1",
+        "decision": "not_yet",
+        "feedback": "Explain what the pause changed for your students.",
+        **fields,
+    }
+
+
+def test_a_shared_text_is_shown_once_with_every_criterion_and_its_rubric(
+    client: TestClient, queue: ReviewQueue
+) -> None:
+    (entry_id,) = queue.enqueue([review(0)])
+    page = client.get(f"/review/submission/{entry_id}").text
+    assert page.count("Essay 0: I waited after each question.") == 1
+    assert 'id="evidence-1"' in page and 'id="evidence-2"' not in page
+    assert "Plans pauses after questions" in page and "Reflects on the effect" in page
+    assert "every question" in page  # a level description from the rubric
+    assert page.count('name="level:planning"') == 3 and page.count('name="level:reflection"') == 4
+    assert re.search(
+        r'id="suggested-1">Suggested <strong>Developing</strong>, confidence 60%', page
+    )
+    assert "Came to a human because: low_confidence" in page and 'id="audit"' not in page
+    assert 'id="keys"' in page and "<kbd>S</kbd> records" in page
+
+
+def test_different_texts_are_each_shown_beside_their_criterion(
+    client: TestClient, queue: ReviewQueue
+) -> None:
+    (entry_id,) = queue.enqueue([review(0, shared_text=False)])
+    page = client.get(f"/review/submission/{entry_id}").text
+    planning = page[page.index('id="criterion-1"') : page.index('id="criterion-2"')]
+    reflection = page[page.index('id="criterion-2"') : page.index('id="decision"')]
+    assert 'id="evidence-1"' in planning and "Plan 0: pauses." in planning
+    assert 'id="evidence-2"' in reflection and "Reflection 0: it helped." in reflection
+    assert page.count("Plan 0: pauses.") == page.count("Reflection 0: it helped.") == 1
+
+
+def test_each_distinct_text_is_shown_once_with_the_criteria_scored_on_it() -> None:
+    from prescore.serving.queue import ItemEntry
+
+    def item(criterion: str, text: str, kind: str = "essay") -> ItemEntry:
+        return ItemEntry(criterion_id=criterion, text=text, evidence_type=kind)
+
+    items = [item("a", "one"), item("b", "two"), item("c", "one"), item("d", "one", "video")]
+    shown = review_app.evidence_shown(items)
+    assert [(e.number, e.text, e.criteria) for e in shown] == [
+        (1, "one", ["a", "c"]),
+        (2, "two", ["b"]),
+        (3, "one", ["d"]),  # the same words as another kind of evidence are another piece
+    ]
+
+
+def test_one_form_records_levels_decision_and_feedback_then_the_next_opens(
+    client: TestClient, queue: ReviewQueue
+) -> None:
+    first, second = queue.enqueue([review(0, confidence=0.2), review(1, confidence=0.9)])
+    page = client.get(f"/review/submission/{first}").text
+    reply = client.post(f"/review/submission/{first}", data=form(page))
+    assert reply.status_code == 200 and reply.url.path == f"/review/submission/{second}"
+    assert f"Recorded Not yet for submission #{first}." in reply.text
+    (decided,) = queue.decided()
+    assert (decided.decided_decision, decided.decided_by) == ("not_yet", "ana")
+    assert decided.feedback == "Explain what the pause changed for your students."
+    assert [i.decided_level for i in decided.items] == ["Proficient", "1"]
+    again = client.post(f"/review/submission/{first}", data=form(page, decision="earned"))
+    assert again.status_code == 409 and "was decided by ana" in again.text
+    assert queue.decided()[0].decided_decision == "not_yet"
+
+
+def test_an_incomplete_form_comes_back_with_what_is_missing_and_keeps_the_input(
+    client: TestClient, queue: ReviewQueue
+) -> None:
+    (entry_id,) = queue.enqueue([review(0)])
+    page = client.get(f"/review/submission/{entry_id}").text
+    fields = form(page, feedback="")
+    del fields["level:reflection"]
+    reply = client.post(f"/review/submission/{entry_id}", data=fields)
+    assert reply.status_code == 400
+    assert "pick a level for reflection" in reply.text and "what to strengthen" in reply.text
+    assert re.search(r'value="Proficient" data-met="1" required\s+checked', reply.text)
+    assert queue.count_pending(["wait-time"]) == 1
+
+
+def test_a_form_without_its_csrf_token_is_refused(client: TestClient, queue: ReviewQueue) -> None:
+    (entry_id,) = queue.enqueue([review(0)])
+    page = client.get(f"/review/submission/{entry_id}").text
+    reply = client.post(f"/review/submission/{entry_id}", data=form(page, csrf="forged"))
+    assert reply.status_code == 403 and "The form expired" in reply.text
+    assert queue.count_pending(["wait-time"]) == 1
+
+
+def test_another_credentials_submission_is_403_to_see_and_to_decide(
+    client: TestClient, queue: ReviewQueue
+) -> None:
+    (mine,) = queue.enqueue([review(0)])
+    (theirs,) = queue.enqueue([review(1, credential="feedback")])
+    assert client.get(f"/review/submission/{theirs}").status_code == 403
+    page = client.get(f"/review/submission/{mine}").text
+    assert client.post(f"/review/submission/{theirs}", data=form(page)).status_code == 403
+    assert "Essay 1" not in client.get(f"/review/submission/{theirs}").text
+    assert "1 submission(s) waiting." in client.get("/review/").text
+    assert queue.count_pending(["feedback"]) == 1
+
+
+def test_audits_are_marked_in_the_queue_and_on_the_page(
+    client: TestClient, queue: ReviewQueue
+) -> None:
+    human, audit = queue.enqueue([review(0), review(1, audit=True)])
+    listing = client.get("/review/").text
+    rows = re.findall(r'<tr>\s*<td><a href="/review/submission/(\d+)">(.*?)</tr>', listing, re.S)
+    marked = {int(entry_id): 'class="audit"' in row for entry_id, row in rows}
+    assert marked == {human: False, audit: True}
+    page = client.get(f"/review/submission/{audit}").text
+    assert 'id="audit"' in page and "In the queue as an audit sample" in page
+    assert 'id="audit"' not in client.get(f"/review/submission/{human}").text
