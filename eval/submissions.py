@@ -200,6 +200,7 @@ def fit_decision_policy(
     failures, _, _ = qualify_decisions(test, recalibration, settings.gates)
     return DecisionPolicy(
         credential_id=credential.id,
+        title=credential.title,
         stakes=credential.stakes,
         award=credential.award,
         criteria=[c.id for c in credential.criteria],
