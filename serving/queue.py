@@ -87,6 +87,9 @@ class SubmissionEntry(Base):
     audit: Mapped[bool] = mapped_column(Boolean, default=False)
     priority: Mapped[float] = mapped_column(Float, index=True)
     target_error: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # how many criteria must be met to earn it (the award rule); a reviewer's decision must
+    # agree with their own levels. None where the model had no decision policy
+    required_met: Mapped[int | None] = mapped_column(Integer, nullable=True)
     model_name: Mapped[str] = mapped_column(String(200))
     model_version: Mapped[str] = mapped_column(String(50))
     decided_decision: Mapped[str | None] = mapped_column(String(16), nullable=True)
@@ -169,6 +172,7 @@ class ToReview:
     stakes: str
     target_error: float | None  # the decision's; None where the model cannot decide
     audit: bool = False
+    required_met: int | None = None  # criteria met to earn it, by the award rule; None: unknown
 
 
 @dataclass(frozen=True)
@@ -209,6 +213,11 @@ def submissions_to_review(
                     credential.stakes,
                     credential.decision.target_error if credential.decision else None,
                     audit,
+                    (
+                        credential.decision.award.required(len(credential.decision.criteria))
+                        if credential.decision
+                        else None
+                    ),
                 )
             )
     return batch
@@ -262,6 +271,7 @@ def submission_entry(review: ToReview, now: datetime) -> SubmissionEntry:
         audit=audit,
         priority=worth_a_look(decision.confidence, items, audit),
         target_error=review.target_error,
+        required_met=review.required_met,
         model_name=decision.model_name,
         model_version=decision.model_version,
         items=items,
@@ -269,8 +279,9 @@ def submission_entry(review: ToReview, now: datetime) -> SubmissionEntry:
 
 
 def as_utc(moment: datetime) -> datetime:
-    """A deadline sent without a zone is read as UTC, so deadlines compare."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    """A deadline in UTC (one sent without a zone is read as UTC): SQLite keeps wall-clock
+    time and drops the offset, so only UTC deadlines compare alike on SQLite and Postgres."""
+    return moment.astimezone(UTC) if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -283,7 +294,9 @@ class ReviewQueue:
     def __init__(self, url: str) -> None:
         if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        self.engine: Engine = create_engine(url)
+        # hide_parameters: a failed write's error never carries the row, so evidence text
+        # cannot reach a log; pool_pre_ping: a connection a restarted server closed is replaced
+        self.engine: Engine = create_engine(url, hide_parameters=True, pool_pre_ping=True)
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
         Base.metadata.create_all(self.engine)
@@ -430,6 +443,18 @@ def check_verdict(verdict: Verdict, entry: SubmissionEntry) -> None:
         problems.append(f"this submission has no criteria {unknown}")
     if verdict.decision not in DECISIONS:
         problems.append(f"the decision must be one of {list(DECISIONS)}")
+    elif entry.required_met is not None and not problems:
+        met = sum(
+            item.met_index is not None
+            and item.levels.index(verdict.levels[item.criterion_id]) >= item.met_index
+            for item in entry.items
+        )
+        by_levels = EARNED if met >= entry.required_met else NOT_YET
+        if verdict.decision != by_levels:
+            problems.append(
+                f"your levels meet {met} criteria and the award rule needs {entry.required_met}, "
+                f"so the decision is {by_levels.replace('_', ' ')}: change a level or the decision"
+            )
     if verdict.decision == NOT_YET and not verdict.feedback.strip():
         problems.append("write the educator what to strengthen before resubmitting")
     if len(verdict.feedback) > MAX_FEEDBACK_CHARS:

@@ -104,7 +104,7 @@ def create_review_app() -> FastAPI:
 
     @app.get("/", response_class=HTMLResponse)
     def queue_page(
-        request: Request, credential: str = "", reason: str = "", offset: int = 0, notice: str = ""
+        request: Request, credential: str = "", reason: str = "", offset: int = 0
     ) -> Response:
         name = signed_in(request)
         if name is None:
@@ -127,7 +127,7 @@ def create_review_app() -> FastAPI:
             credentials=credentials,
             reasons=REASONS,
             filters=filters,
-            notice=notice,
+            notice=request.session.pop("notice", ""),  # never from the URL: no crafted notices
         )
 
     def submission_page(
@@ -189,10 +189,10 @@ def create_review_app() -> FastAPI:
             return submission_page(request, entry_id, 400, problem=str(problem), verdict=verdict)
         waiting = queue_of(request).pending(credentials, limit=1)
         notice = f"Recorded {DECISION_LABELS[decision]} for submission #{entry_id}."
+        request.session["notice"] = notice
         if waiting:
-            request.session["notice"] = notice
             return RedirectResponse(f"{ROOT}/submission/{waiting[0].id}", status_code=303)
-        return RedirectResponse(f"{ROOT}/?{urlencode({'notice': notice})}", status_code=303)
+        return RedirectResponse(f"{ROOT}/", status_code=303)
 
     return app
 

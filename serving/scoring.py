@@ -20,6 +20,7 @@ from prescore.models.scorer import Scorer
 from prescore.serving.schemas import (
     CredentialCard,
     CriterionCard,
+    ErrorDetail,
     EvidenceToScore,
     LevelProbability,
     ModelCard,
@@ -213,13 +214,12 @@ def decide_one(
     credential: CredentialCard,
     criteria: dict[CriterionKey, tuple[CriterionCard, str]],
 ) -> SubmissionDecision:
-    met_each, not_met = [], []
+    met_each = []
     for scored in members:
         criterion, _ = criteria[CriterionKey(scored.credential_id, scored.criterion_id)]
-        met = criterion.met_index or 0
-        met_each.append(sum(p.probability for p in scored.probabilities[met:]))
-        if criterion.levels.index(scored.level) < met:
-            not_met.append(scored.criterion_id)
+        if criterion.met_index is None:  # every policy fitted by evaluate() names one
+            raise ValueError(f"{scored.credential_id}/{scored.criterion_id} has no met level")
+        met_each.append(sum(p.probability for p in scored.probabilities[criterion.met_index :]))
     reasons = {r for s in members for r in s.reasons if r in ITEM_REASONS_FOR_DECISIONS}
     policy = credential.decision
     first = members[0]
@@ -241,10 +241,22 @@ def decide_one(
         confidence=confidence,
         route=route.route,
         reasons=list(route.reasons),
-        criteria_not_met=not_met,
+        criteria_not_met=criteria_to_strengthen(members, met_each, decision),
         model_name=first.model_name,
         model_version=first.model_version,
     )
+
+
+def criteria_to_strengthen(
+    members: list[ScoredEvidence], met_each: list[float], decision: str
+) -> list[str]:
+    """Criteria more likely unmet than met, the same probabilities the decision rests on; a
+    "not yet" always names at least the criterion least likely met, so the feedback is never
+    empty where the credential is withheld."""
+    weakest = [s.criterion_id for s, p in zip(members, met_each, strict=True) if p < 0.5]
+    if decision == NOT_YET and not weakest:
+        weakest = [members[int(np.argmin(met_each))].criterion_id]
+    return weakest
 
 
 # an item's problems that make its submission's decision a human's too
@@ -255,3 +267,33 @@ ITEM_REASONS_FOR_DECISIONS = {
     Reason.input_too_long,
     Reason.input_unfamiliar_language_or_noise,
 }
+
+
+def submission_problems(items: list[EvidenceToScore]) -> list[ErrorDetail]:
+    """A submission is one credential, one item per criterion: its decision needs that."""
+    problems = []
+    credential_of: dict[str, str] = {}
+    seen: set[tuple[str, str, str]] = set()
+    for i, item in enumerate(items):
+        first = credential_of.setdefault(item.submission_id, item.credential_id)
+        if first != item.credential_id:
+            problems.append(
+                ErrorDetail(
+                    field=f"items.{i}.credential_id",
+                    rule="submission_mixes_credentials",
+                    message=f"items of submission {item.submission_id!r} name credential "
+                    f"{first!r} before; one submission is for one credential",
+                )
+            )
+        key = (item.submission_id, item.credential_id, item.criterion_id)
+        if key in seen:
+            problems.append(
+                ErrorDetail(
+                    field=f"items.{i}.criterion_id",
+                    rule="criterion_repeated",
+                    message=f"submission {item.submission_id!r} already has an item for "
+                    "this criterion; send one item per criterion",
+                )
+            )
+        seen.add(key)
+    return problems

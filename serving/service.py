@@ -21,6 +21,7 @@ import bentoml
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -40,7 +41,7 @@ from prescore.serving.schemas import (
     ScoreRequest,
     ScoreResponse,
 )
-from prescore.serving.scoring import ScoringModel, decide_submissions
+from prescore.serving.scoring import ScoringModel, decide_submissions, submission_problems
 from prescore.serving.settings import ServiceSettings
 
 logger = logging.getLogger("prescore.serving")
@@ -178,13 +179,19 @@ class Prescore:
         if card.model_version != version:  # swapped since the card was read: read it again
             self.card = None
             card = await self.model_card()
+            if card.model_version != version:  # swapped again: decide nothing on a stranger's
+                return error(503, "the model changed while this request was scored; send it again")
         submissions = decide_submissions(body.items, scores, card)
         # every human-routed decision and the audit sample, committed before the answer in one
         # transaction: an acknowledged submission is never lost, nor half queued
         to_review = submissions_to_review(
             body.items, scores, submissions, card, self.settings.audit_rate
         )
-        await anyio.to_thread.run_sync(self.queue.enqueue, to_review)
+        try:
+            await anyio.to_thread.run_sync(self.queue.enqueue, to_review)
+        except SQLAlchemyError as failure:  # nothing was stored; the type only, never the row
+            logger.error("the review queue could not store a request: %s", type(failure).__name__)
+            return error(503, "the review queue is unavailable; nothing was stored, send it again")
         return ScoreResponse(
             model_name=card.model_name,
             model_version=version,
@@ -245,33 +252,3 @@ class Prescore:
                     )
                 )
         return problems
-
-
-def submission_problems(items: list[EvidenceToScore]) -> list[ErrorDetail]:
-    """A submission is one credential, one item per criterion: its decision needs that."""
-    problems = []
-    credential_of: dict[str, str] = {}
-    seen: set[tuple[str, str, str]] = set()
-    for i, item in enumerate(items):
-        first = credential_of.setdefault(item.submission_id, item.credential_id)
-        if first != item.credential_id:
-            problems.append(
-                ErrorDetail(
-                    field=f"items.{i}.credential_id",
-                    rule="submission_mixes_credentials",
-                    message=f"items of submission {item.submission_id!r} name credential "
-                    f"{first!r} before; one submission is for one credential",
-                )
-            )
-        key = (item.submission_id, item.credential_id, item.criterion_id)
-        if key in seen:
-            problems.append(
-                ErrorDetail(
-                    field=f"items.{i}.criterion_id",
-                    rule="criterion_repeated",
-                    message=f"submission {item.submission_id!r} already has an item for "
-                    "this criterion; send one item per criterion",
-                )
-            )
-        seen.add(key)
-    return problems

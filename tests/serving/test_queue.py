@@ -186,6 +186,7 @@ def review(
 
 
 VERDICT = Verdict({"planning": "Proficient", "reflection": "1"}, "not_yet", "Say why you paused.")
+EVERY_CRITERION_MET = {"planning": "Proficient", "reflection": "3"}
 
 
 @pytest.fixture
@@ -375,6 +376,8 @@ def test_one_decision_records_every_level_the_decision_and_feedback(queue: Revie
         (Verdict({**VERDICT.levels, "pacing": "1"}, "earned", ""), "no criteria"),
         (Verdict(VERDICT.levels, "maybe", "x"), "decision must be"),
         (Verdict(VERDICT.levels, "not_yet", "  "), "what to strengthen"),
+        (Verdict(VERDICT.levels, "earned", ""), "the award rule needs 2"),
+        (Verdict(EVERY_CRITERION_MET, "not_yet", "Why?"), "so the decision is earned"),
     ],
 )
 def test_an_incomplete_or_off_rubric_verdict_changes_nothing(
@@ -390,14 +393,14 @@ def test_an_incomplete_or_off_rubric_verdict_changes_nothing(
 
 def test_earned_needs_no_feedback(queue: ReviewQueue) -> None:
     (entry_id,) = queue.enqueue([review(0)])
-    queue.decide(entry_id, Verdict(VERDICT.levels, "earned", ""), "ana", ["wait-time"], 1)
+    queue.decide(entry_id, Verdict(EVERY_CRITERION_MET, "earned", ""), "ana", ["wait-time"], 1)
     assert queue.count_pending(["wait-time"]) == 0
 
 
 def test_decided_submissions_become_records_for_export_and_drift(queue: ReviewQueue) -> None:
     ids = queue.enqueue([review(0, audit=True), review(1, consent=False), review(2)])
     queue.decide(ids[0], VERDICT, "ana", ["wait-time"], 1)
-    queue.decide(ids[1], Verdict(VERDICT.levels, "earned", ""), "ben", ["wait-time"], 1)
+    queue.decide(ids[1], Verdict(EVERY_CRITERION_MET, "earned", ""), "ben", ["wait-time"], 1)
     records = queue.reviewed_items()  # the pending submission is not reviewed yet
     assert [(r.submission_id, r.criterion_id) for r in records] == [
         ("s0", "planning"),
@@ -429,7 +432,7 @@ def test_decided_submissions_become_records_for_export_and_drift(queue: ReviewQu
         (2, 1, 3, True),
         (1, 2, 4, True),
         (2, 1, 3, False),
-        (1, 2, 4, False),
+        (3, 2, 4, False),  # ben met every criterion
     ]
     audit, human = queue.reviewed_submissions()
     assert (audit.decided, audit.audit, audit.target_error) == ("not_yet", True, 0.1)
@@ -529,9 +532,24 @@ def test_a_failed_enqueue_stores_no_submission_of_the_request(
         return entry
 
     monkeypatch.setattr(queue_module, "submission_entry", second_breaks)
-    with pytest.raises(IntegrityError):
+    with pytest.raises(IntegrityError) as failed:
         queue.enqueue([review(1), review(2)])
     assert [e.submission_id for e in queue.pending(["wait-time"])] == ["s0"]
+    # the database error never carries the rows, so the evidence cannot reach a log
+    assert "Essay" not in str(failed.value) and "parameters hidden" in str(failed.value)
+
+
+def test_deadlines_with_an_offset_order_by_the_moment_they_fall_due(queue: ReviewQueue) -> None:
+    from datetime import timezone
+
+    plus_two = timezone(timedelta(hours=2))
+    later = datetime(2026, 12, 1, 11, 0, tzinfo=UTC)
+    earlier = datetime(2026, 12, 1, 12, 30, tzinfo=plus_two)  # 10:30 UTC
+    queue.enqueue([review(0, stakes="high", deadline=later)])
+    queue.enqueue([review(1, stakes="high", deadline=earlier)])
+    first, second = queue.pending(["wait-time"])
+    assert (first.submission_id, second.submission_id) == ("s1", "s0")
+    assert first.deadline is not None and first.deadline.replace(tzinfo=UTC).hour == 10
 
 
 def test_reviewer_accounts(queue: ReviewQueue) -> None:
