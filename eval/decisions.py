@@ -86,6 +86,6 @@ def cohen_kappa(a: Sequence[bool], b: Sequence[bool]) -> float:
     x, y = np.asarray(a, dtype=bool), np.asarray(b, dtype=bool)
     observed = float(np.mean(x == y))
     chance = float(x.mean() * y.mean() + (1 - x.mean()) * (1 - y.mean()))
-    if math.isclose(chance, 1.0):
-        return 1.0 if observed == 1.0 else 0.0
+    if math.isclose(chance, 1.0):  # both said one and the same decision throughout
+        return 1.0
     return (observed - chance) / (1 - chance)

@@ -15,6 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from scipy.stats import binom
+
 from prescore.data.schema import CriterionKey
 from prescore.eval.agreement import exact_agreement, quadratic_weighted_kappa
 from prescore.eval.decisions import EARNED
@@ -135,6 +137,25 @@ class AuditError:
         """The measured decision error on auto decisions is above the decision's target."""
         return self.target_error is not None and self.error > self.target_error
 
+    @property
+    def p_value(self) -> float:
+        """How likely this many overturned audits, or more, were if the auto decisions erred
+        exactly at the target rate (one-sided binomial): small means the excess is real, not
+        the noise of a few audits."""
+        if self.target_error is None:
+            return float("nan")
+        return float(binom.sf(self.errors - 1, self.audits, self.target_error))
+
+    def verdict(self) -> str:
+        if not self.warning:
+            return ""
+        if self.p_value < SIGNIFICANT:
+            return f"above target (binomial p = {self.p_value:.3f})"
+        return f"above target, not yet significant (binomial p = {self.p_value:.2f})"
+
+
+SIGNIFICANT = 0.05
+
 
 def audit_decision_error(reviewed: Iterable[ReviewedSubmission]) -> list[AuditError]:
     """Per credential and model version: the decision error on audited auto decisions, the
@@ -180,6 +201,6 @@ def audit_markdown(rows: list[AuditError]) -> str:
         lines.append(
             f"| {row.credential_id} | {row.model_version} | {row.audits} | {row.errors} | "
             f"{row.false_awards} | {row.error:.3f} | {target} | "
-            f"{'**above target**' if row.warning else ''} |"
+            f"{f'**{row.verdict()}**' if row.warning else ''} |"
         )
     return "\n".join([*lines, ""])

@@ -107,6 +107,7 @@ class FairnessRow:
     why: str = ""
 
 
+SUBGROUP_FAILURE = "subgroup"  # how a flagged group's qualification failure begins
 SUBGROUP_MAX_ABS_SMD = 0.10  # RSMTool's per-subgroup bounds (Williamson et al. 2012)
 SUBGROUP_MIN_QWK = 0.70
 
@@ -277,7 +278,7 @@ def evaluate(scorer: Scorer, evidence: EvidenceSet, settings: EvaluationSettings
     subgroups = fairness(test, calibrated_test, evidence, settings)
     for row in subgroups:
         if row.flagged:  # a group the model scores off counts against its qualification
-            failure = f"subgroup {row.group}={row.value}: {row.why}"
+            failure = f"{SUBGROUP_FAILURE} {row.group}={row.value}: {row.why}"
             agreement[row.criterion].failures.append(failure)
             agreement[row.criterion].qualified = False
             criteria[row.criterion].qualification_failures.append(failure)
@@ -351,7 +352,6 @@ def fit_decisions(
     """Each credential whose every criterion the model scores: its decision policy, fitted
     on the calibration submissions, and what it does with the test submissions."""
     decision_settings = DecisionSettings(
-        target_error=None,
         fallback_target_error=settings.decision_target_error,
         max_false_award=settings.max_false_award,
         confidence_level=settings.confidence_level,
@@ -374,7 +374,16 @@ def fit_decisions(
         credential = evidence.credentials[credential_id]
         held = [s for s in calibration_submissions if s.credential_id == credential_id]
         tested = [s for s in test_submissions if s.credential_id == credential_id]
-        fitted = fit_decision_policy(credential, held, tested, decision_settings)
+        # a criterion that scores a group of educators off disqualifies the decision too
+        unfair = [
+            f"{criterion.id}: {failure}"
+            for criterion in credential.criteria
+            for failure in criteria[
+                str(CriterionKey(credential_id, criterion.id))
+            ].qualification_failures
+            if failure.startswith(SUBGROUP_FAILURE)
+        ]
+        fitted = fit_decision_policy(credential, held, tested, decision_settings, unfair)
         measured = decision_triage(
             fitted,
             tested,

@@ -102,7 +102,9 @@ def decision_lines(evaluation: Evaluation) -> list[str]:
         "stakes, qualified decision, inputs that pass the checks, and confidence at or above "
         "the threshold fitted on the calibration submissions (error among auto decisions at or "
         "below the target with the stated probability; a stricter threshold for awards where "
-        "a false-award bound is set).",
+        "a false-award bound is set). Qualification is judged on this same test split, so for a "
+        "credential near a gate these figures lean optimistic; the benchmarks' held-out folds "
+        "say more.",
         "",
         "| credential | submissions | complete | kappa | human-human kappa | target | threshold "
         "| award threshold | auto share | auto | error among auto | false awards | false not yet "

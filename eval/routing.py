@@ -188,15 +188,16 @@ class RoutingPolicy(BaseModel):
         credentials = {}
         for credential_id, policies in grouped.items():
             decision = self.decisions.get(credential_id)
-            if decision is not None:  # the rubric's order, as the decision lists it
-                order = {criterion: i for i, criterion in enumerate(decision.criteria)}
-                policies.sort(key=lambda p: order.get(p.criterion_id, len(order)))
+            if decision is None:  # scored in part: its whole rubric and award rule are unknown
+                continue
+            order = {criterion: i for i, criterion in enumerate(decision.criteria)}  # the rubric's
+            policies.sort(key=lambda p: order.get(p.criterion_id, len(order)))
             credentials[credential_id] = Credential(
                 id=credential_id,
-                title=(decision.title if decision else "") or credential_id,
-                stakes=decision.stakes if decision else policies[0].stakes,
+                title=decision.title or credential_id,
+                stakes=decision.stakes,
                 criteria=tuple(rubric_criterion(policy) for policy in policies),
-                award=decision.award if decision else AwardRule(),
+                award=decision.award,
             )
         return credentials
 

@@ -154,11 +154,33 @@ class DecisionTriage:
 
 @dataclass(frozen=True)
 class DecisionSettings:
-    target_error: float | None
-    fallback_target_error: float
+    fallback_target_error: float  # where no calibration submission has two raters
     max_false_award: float | None
     confidence_level: float
     gates: DecisionGates
+
+
+def side_thresholds(
+    confidence: np.ndarray,
+    correct: np.ndarray,
+    awarded: np.ndarray,
+    target: float,
+    max_false_award: float,
+    confidence_level: float,
+) -> tuple[float | None, float | None]:
+    """(not-yet threshold, award threshold) under a separate bound on false awards.
+
+    Each side is its own family: the auto "not yet" decisions err at most `target`, the auto
+    awards at most min(target, max_false_award), each with probability 1 - delta / 2, so both
+    hold together with probability 1 - delta and the auto decisions' error, a mix of the two,
+    stays at or below the target. (One threshold for both, raised for awards alone, would
+    drop awards from the set the first test was run on, and its guarantee with them.)
+    """
+    split_level = 1 - (1 - confidence_level) / 2
+    not_yet = fit_threshold(confidence[~awarded], correct[~awarded], target, split_level)
+    award_target = min(target, max_false_award)
+    award = fit_threshold(confidence[awarded], correct[awarded], award_target, split_level)
+    return not_yet.threshold, award.threshold
 
 
 def fit_decision_policy(
@@ -166,9 +188,11 @@ def fit_decision_policy(
     calibration: list[Submission],
     test: list[Submission],
     settings: DecisionSettings,
+    criterion_failures: list[str] | None = None,
 ) -> DecisionPolicy:
     """Recalibrate P(earned) and fit the thresholds on the calibration submissions; qualify
-    the decision on the test submissions."""
+    the decision on the test submissions (and fail it for `criterion_failures`, e.g. a
+    criterion flagged for a subgroup)."""
     scored = [s for s in calibration if s.complete and s.human_earned is not None]
     recalibration = fit_recalibration(
         np.array([s.p_combined for s in scored]), np.array([s.human_earned for s in scored])
@@ -180,24 +204,20 @@ def fit_decision_policy(
     )
     confidence = np.array([c for _, c in decided])
     human_rate = human_decision_disagreement(calibration)
-    if settings.target_error is not None:
-        target = settings.target_error
-    else:
-        target = settings.fallback_target_error if human_rate is None else human_rate
-    threshold = (
-        fit_threshold(confidence, correct, target, settings.confidence_level).threshold
-        if scored
-        else None
-    )
-    award_threshold = threshold
-    if settings.max_false_award is not None and threshold is not None:
+    target = settings.fallback_target_error if human_rate is None else human_rate
+    threshold: float | None = None
+    award_threshold: float | None = None
+    if scored and settings.max_false_award is None:
+        threshold = fit_threshold(confidence, correct, target, settings.confidence_level).threshold
+        award_threshold = threshold
+    elif scored and settings.max_false_award is not None:
         awarded = np.array([d == EARNED for d, _ in decided], dtype=bool)
-        bound = fit_threshold(
-            confidence[awarded], correct[awarded], settings.max_false_award,
+        threshold, award_threshold = side_thresholds(
+            confidence, correct, awarded, target, settings.max_false_award,
             settings.confidence_level,
-        ).threshold  # fmt: skip
-        award_threshold = None if bound is None else max(threshold, bound)
+        )  # fmt: skip
     failures, _, _ = qualify_decisions(test, recalibration, settings.gates)
+    failures += criterion_failures or []
     return DecisionPolicy(
         credential_id=credential.id,
         title=credential.title,
@@ -294,12 +314,12 @@ def decision_triage(
         threshold=policy.threshold,
         award_threshold=policy.award_threshold,
         ece=binary_ece(p, truth),
-        reliability=reliability_bins(p, truth),
+        reliability=decision_reliability(p, truth),
         subgroup_error=subgroup_decision_error(complete, p, min_group),
     )
 
 
-def reliability_bins(
+def decision_reliability(
     p: np.ndarray, truth: np.ndarray, bins: int = 10
 ) -> list[tuple[float, float, int]]:
     out = []
@@ -312,7 +332,8 @@ def reliability_bins(
 
 
 def binary_ece(p: np.ndarray, truth: np.ndarray) -> float:
-    """Expected calibration error of P(earned), as two-column probabilities."""
+    """Expected calibration error of the decision's confidence (the probability of the
+    suggested decision, earned or not yet), in the top-label sense of eval/calibration.py."""
     if not len(p):
         return float("nan")
     return expected_calibration_error(np.column_stack([1 - p, p]), truth)

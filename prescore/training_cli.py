@@ -87,7 +87,7 @@ def add_reviewer_agreement(report: Path, database: str, min_qwk: float) -> None:
         console.print(
             f"[red]Audit:[/red] {audit.credential_id} (version {audit.model_version}): reviewers "
             f"overturned {audit.errors} of {audit.audits} auto decisions ({audit.error:.1%}), "
-            f"above the target error {audit.target_error:.1%}"
+            f"above the target error {audit.target_error:.1%}: {audit.verdict()}"
         )
 
 

@@ -141,8 +141,9 @@ def test_a_decision_goes_auto_only_when_every_condition_holds() -> None:
     assert incomplete.route is Route.human
 
 
-def submission_evidence(folder: Path, stakes: str) -> DataSource:
-    """Two criteria per educator, one submission each; the text names the levels."""
+def submission_evidence(folder: Path, stakes: str, groups: bool = False) -> DataSource:
+    """Two criteria per educator, one submission each; the text names the levels. With
+    `groups`, the fixture's gender field, which coincides with the criterion."""
     rubrics = folder / "rubrics"
     rubrics.mkdir()
     (rubrics / "wait-time.yaml").write_text(yaml.safe_dump({**RUBRIC, "stakes": stakes}))
@@ -152,6 +153,8 @@ def submission_evidence(folder: Path, stakes: str) -> DataSource:
         level = words.get(row["final_level"], row["final_level"])
         row["text"] = f"My wait time practice is {level} {level}. " + row["text"]
         row["submission_id"] = row["educator_id"]
+        if not groups:
+            del row["group_gender"]
     columns = [*rows[0].keys()]
     return DataSource(path=write_csv(folder / "evidence.csv", rows, columns))
 
@@ -197,3 +200,38 @@ def without_second_rater(evidence: EvidenceSet) -> EvidenceSet:
 
 def evaluation_markdown(evaluation: Evaluation) -> str:
     return markdown(evaluation, "fixture")
+
+
+def test_a_criterion_flagged_for_a_subgroup_disqualifies_the_decision(tmp_path: Path) -> None:
+    evidence = load_evidence(submission_evidence(tmp_path, "low", groups=True))
+    train = evidence.splits["train"]
+    scorer = TfidfScorer(min_df=1, alpha=0.01).fit(train, np.asarray(train["label"]))
+    settings = EvaluationSettings(
+        gates=QualificationGates(min_items=20),
+        decision_gates=DecisionGates(min_submissions=20),
+        min_group_size=20,
+    )
+    evaluation = evaluate(scorer, evidence, settings)
+    flagged = [row for row in evaluation.fairness if row.flagged]
+    assert flagged and all(row.items >= 20 for row in flagged)
+    policy = evaluation.policy.decisions["wait-time"]
+    assert not policy.qualified
+    assert any("subgroup gender" in failure for failure in policy.qualification_failures)
+    assert evaluation.decisions["wait-time"].auto == 0
+    small = settings.model_copy(update={"min_group_size": 10_000})  # too few to judge: no flag
+    assert not any(row.flagged for row in evaluate(scorer, evidence, small).fairness)
+
+
+def test_a_false_award_bound_fits_one_threshold_per_side() -> None:
+    from prescore.eval.submissions import side_thresholds
+
+    rng = np.random.default_rng(3)
+    n = 20_000
+    confidence = rng.uniform(0.5, 1.0, size=n)
+    correct = rng.uniform(size=n) < confidence  # calibrated: right as often as confident
+    awarded = rng.uniform(size=n) < 0.5
+    not_yet, award = side_thresholds(confidence, correct, awarded, 0.10, 0.03, 0.9)
+    assert not_yet is not None and award is not None and award > not_yet
+    for side, threshold, bound in ((~awarded, not_yet, 0.10), (awarded, award, 0.03)):
+        chosen = side & (confidence >= threshold)
+        assert 1 - correct[chosen].mean() <= bound

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
 from prescore.eval.drift import (
     ReviewedDecision,
     ReviewedSubmission,
@@ -73,5 +75,7 @@ def test_audited_auto_decisions_measure_the_decision_error_and_warn_above_target
     assert wait_time.error == 0.25 and wait_time.warning  # above its 0.10 target
     assert (feedback.audits, feedback.errors) == (11, 1) and not feedback.warning  # 0.09
     text = audit_markdown([feedback, wait_time])
-    assert text.count("**above target**") == 1 and "| wait-time | 4 | 8 | 2 | 1 | 0.250 |" in text
+    assert text.count("**above target") == 1 and "| wait-time | 4 | 8 | 2 | 1 | 0.250 |" in text
+    assert wait_time.p_value == pytest.approx(1 - 0.9**8 - 8 * 0.1 * 0.9**7)  # P(2+ of 8)
+    assert "not yet significant (binomial p = 0.19)" in text
     assert "No audited decisions yet." in audit_markdown([])

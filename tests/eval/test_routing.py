@@ -229,11 +229,30 @@ def test_a_fitted_policy_gives_back_the_rubrics_it_was_fitted_on(tmp_path: Path)
     }
 
 
-def test_a_policy_without_met_levels_cannot_rebuild_its_rubric() -> None:
+def test_a_rubric_is_rebuilt_only_where_the_policy_knows_it_whole() -> None:
+    from prescore.data.schema import AwardRule
+    from prescore.eval.routing import DecisionPolicy
+
+    decision = DecisionPolicy(
+        credential_id="wait-time",
+        title="Wait time",
+        stakes=Stakes.low,
+        award=AwardRule(),
+        criteria=["planning"],
+        qualified=True,
+        target_error=0.1,
+        confidence_level=0.9,
+    )
+
+    def with_decision(**overrides: object) -> RoutingPolicy:
+        return policy(**overrides).model_copy(update={"decisions": {"wait-time": decision}})
+
+    # no decision policy: the model scored part of a rubric, whose whole and award are unknown
+    assert policy(met_index=2).credentials() == {}
     with pytest.raises(ValueError, match="predates met levels"):
-        policy().credentials()
-    rebuilt = policy(met_index=2, title="Plans pauses").credentials()["wait-time"]
-    assert rebuilt.title == "wait-time" and rebuilt.stakes is Stakes.low  # no decision policy
+        with_decision().credentials()
+    rebuilt = with_decision(met_index=2, title="Plans pauses").credentials()["wait-time"]
+    assert rebuilt.title == "Wait time" and rebuilt.stakes is Stakes.low
     (criterion,) = rebuilt.criteria
     assert (criterion.title, criterion.met_level, criterion.labels) == (
         "Plans pauses",

@@ -93,14 +93,16 @@ def test_evaluate_reviews_reports_and_warns_on_audited_decisions_above_target(
         suggested = queue.get(entry_id, ["wait-time"]).decision  # type: ignore[union-attr]
         overturned = "earned" if suggested == "not_yet" else "not_yet"
         decision = overturned if n in (0, 4) else suggested  # 1 of 4 audits: 25% > 10%
-        verdict = Verdict({"planning": "Proficient", "reflection": "3"}, decision, "more")
+        met = "3" if decision == "earned" else "1"  # levels that agree with the decision
+        verdict = Verdict({"planning": "Proficient", "reflection": met}, decision, "more")
         queue.decide(entry_id, verdict, "ana", ["wait-time"], 1)
     report = tmp_path / "evaluation.md"
     report.write_text("# report\n")
     add_reviewer_agreement(report, database, min_qwk=0.7)
     text = report.read_text()
     assert "## Audited auto decisions" in text
-    assert "| wait-time | 3 | 4 | 1 |" in text and "**above target**" in text
+    assert "| wait-time | 3 | 4 | 1 |" in text and "**above target, not yet significant" in text
     printed = " ".join(capsys.readouterr().out.split())  # rich wraps lines
     assert "Audit:" in printed and "overturned 1 of 4 auto decisions (25.0%)" in printed
+    assert "binomial p = 0.34" in printed  # 1 - 0.9**4: four audits cannot show much yet
     assert "Essay" not in printed  # evidence never reaches the output
