@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from prescore.data.rubrics import write_rubric
+from prescore.data.rubrics import read_rubric, write_rubric
 from prescore.data.schema import Credential
 
 
@@ -127,6 +127,13 @@ def write_export(
             problems.append(
                 f"review-{item.entry_id}: level {item.decided_level!r} is not on the rubric of "
                 f"{item.credential_id}/{item.criterion_id} ({criterion.labels})"
+            )
+    for credential_id in needed:  # never overwrite someone's rubric with a rebuilt copy
+        existing = rubrics_path(out) / f"{credential_id}.yaml"
+        if existing.exists() and read_rubric(existing) != rubrics[credential_id]:
+            problems.append(
+                f"{existing} exists and differs from the rubric the model was trained on; "
+                "export to another folder, or move that file away"
             )
     if problems:
         raise ValueError("the reviews do not fit the rubrics: " + "; ".join(problems))

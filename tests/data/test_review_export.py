@@ -148,3 +148,18 @@ def test_the_newest_model_version_that_scored_a_credential_gives_its_rubric() ->
     assert scored_by([reviewed(0, version="20", consent=False), *items]) == {
         "wait-time": ("prescore-test", "12")
     }
+
+
+def test_an_export_never_overwrites_a_different_rubric_beside_it(tmp_path: Path) -> None:
+    from prescore.data.rubrics import write_rubric
+
+    rubric = Credential.model_validate(RUBRIC)
+    edited = rubric.model_copy(update={"title": "Wait time, as the issuer wrote it"})
+    out = tmp_path / "reviews.jsonl"
+    written_by_hand = write_rubric(edited, tmp_path / "rubrics")
+    before = written_by_hand.read_text()
+    with pytest.raises(ValueError, match="exists and differs"):
+        write_export([reviewed(0)], {"wait-time": rubric}, out)
+    assert written_by_hand.read_text() == before and not out.exists()
+    write_rubric(rubric, tmp_path / "rubrics")  # the same rubric: the export goes ahead
+    assert write_export([reviewed(0)], {"wait-time": rubric}, out)[0] == 1
