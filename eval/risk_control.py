@@ -10,8 +10,12 @@ Thresholds are tested in a fixed sequence, from the most confident down, stoppin
 that fails: error falls as confidence rises, so this pays no multiple-testing price, where
 Bonferroni-Holm over a hundred thresholds found none on real data. The sequence starts where at
 least `min_auto_items` calibration items lie above the threshold (a test on a handful of items
-cannot pass, and in a fixed sequence a first failure ends the search). The grid depends on the
-confidences alone, never on whether the model was right, so each test stays valid.
+cannot pass, and in a fixed sequence a first failure ends the search), and no earlier than the
+fewest items on which even a flawless record could prove the target: (1 - target)^n <= delta.
+Below that a first test is lost before it is run (a 3% target needs 99 items at delta 0.05),
+which would end the sequence on a threshold that could never have passed. The grid depends on
+the confidences and the target alone, never on whether the model was right, so each test
+stays valid.
 
 MAPIE is used rather than our own binomial tests because the family-wise error control is the
 subtle part, and it is maintained and tested there (scikit-learn-contrib).
@@ -19,6 +23,7 @@ subtle part, and it is maintained and tested there (scikit-learn-contrib).
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 
@@ -52,7 +57,8 @@ def fit_threshold(
     confidence = np.asarray(confidence, dtype=float)
     correct = np.asarray(correct, dtype=int)
     threshold: float | None = None
-    grid = [t for t in THRESHOLD_GRID if np.sum(confidence >= t) >= min_auto_items]
+    fewest = max(min_auto_items, fewest_provable(target_error, 1 - confidence_level))
+    grid = [t for t in THRESHOLD_GRID if np.sum(confidence >= t) >= fewest]
     if grid and 0 < target_error < 1:
         controller = BinaryClassificationController(
             predict_function=lambda c: np.column_stack([1 - np.ravel(c), np.ravel(c)]),
@@ -77,3 +83,11 @@ def fit_threshold(
         calibration_coverage=float(selected.mean()) if len(confidence) else 0.0,
         calibration_error=float(1 - correct[selected].mean()) if selected.any() else 0.0,
     )
+
+
+def fewest_provable(target_error: float, delta: float) -> int:
+    """The fewest auto items on which a record without a single error proves an error rate at
+    or below the target: the smallest n with (1 - target)^n <= delta."""
+    if not 0 < target_error < 1:
+        return 1
+    return math.ceil(math.log(delta) / math.log(1 - target_error))
