@@ -131,7 +131,7 @@ def serve(
 ) -> None:
     """Serve the registered model over HTTP with BentoML: POST /score, GET /credentials."""
     version = check_servable(model, alias)
-    from prescore.serving.launch import start_service, stop, wait_until_ready
+    from prescore.serving.launch import forward_termination, start_service, stop, wait_until_ready
 
     settings: dict[str, str] = {}
     key_file = api_key_file.resolve()
@@ -151,28 +151,32 @@ def serve(
     console.print(f"Starting {model} version {version} ({alias}) on http://{host}:{port} ...")
     process = start_service(settings, host, port)
     base_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
-    try:
-        if not wait_until_ready(process, base_url, ready_timeout):
+    with forward_termination(process) as terminated:
+        try:
+            if not wait_until_ready(process, base_url, ready_timeout):
+                stop(process)
+                console.print("[red]The service did not become ready; see its log above.[/red]")
+                raise typer.Exit(1)
+            credential_id, criteria = (
+                first_credential(base_url, key_file)
+                if key_file.is_file()
+                else ("CREDENTIAL", ["CRITERION"])
+            )
+            console.print(
+                f"\n[green]Ready.[/green] Score a submission (one item per criterion):\n\n"
+                f"{curl_example(base_url, key_file, credential_id, criteria)}\n\n"
+                f"What it scores: GET {base_url}/credentials; API docs: {base_url}/api/docs; "
+                f"reviewers: {base_url}/review/ (add one with `prescore reviewers add`). "
+                "Ctrl+C stops it.\n",
+                highlight=False,
+                soft_wrap=True,
+            )
+            process.wait()
+        except KeyboardInterrupt:
             stop(process)
-            console.print("[red]The service did not become ready; see its log above.[/red]")
-            raise typer.Exit(1)
-        credential_id, criteria = (
-            first_credential(base_url, key_file)
-            if key_file.is_file()
-            else ("CREDENTIAL", ["CRITERION"])
-        )
-        console.print(
-            f"\n[green]Ready.[/green] Score a submission (one item per criterion):\n\n"
-            f"{curl_example(base_url, key_file, credential_id, criteria)}\n\n"
-            f"What it scores: GET {base_url}/credentials; API docs: {base_url}/api/docs; "
-            f"reviewers: {base_url}/review/ (add one with `prescore reviewers add`). "
-            "Ctrl+C stops it.\n",
-            highlight=False,
-            soft_wrap=True,
-        )
-        process.wait()
-    except KeyboardInterrupt:
+    if terminated:  # the server has stopped; exit as a process ended by that signal does
         stop(process)
+        raise SystemExit(128 + terminated[0])
 
 
 def add_reviewer(

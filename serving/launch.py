@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
@@ -59,6 +62,25 @@ def wait_until_ready(process: subprocess.Popen[bytes], base_url: str, timeout: f
             pass
         time.sleep(0.5)
     return False
+
+
+@contextmanager
+def forward_termination(process: subprocess.Popen[bytes]) -> Iterator[list[int]]:
+    """While inside, SIGTERM (what systemd, Docker and Kubernetes send) is passed on to the
+    BentoML server, so the caller's wait ends when the server has stopped; the list it yields
+    holds the signal received, for the caller to exit with 128 + it. The handler only
+    forwards: waiting inside it would deadlock on the wait it interrupted (Popen's lock)."""
+    received: list[int] = []
+
+    def forward(signum: int, _: object) -> None:
+        received.append(signum)
+        process.terminate()
+
+    previous = signal.signal(signal.SIGTERM, forward)
+    try:
+        yield received
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:

@@ -12,6 +12,7 @@ submission twice (SQLAlchemy's optimistic version counter).
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -278,6 +279,14 @@ def submission_entry(review: ToReview, now: datetime) -> SubmissionEntry:
     )
 
 
+def private_file(path: Path) -> None:
+    """Create the SQLite file readable by its owner only (0600): it holds evidence text and
+    password hashes. An existing file keeps the mode its owner gave it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 def as_utc(moment: datetime) -> datetime:
     """A deadline in UTC (one sent without a zone is read as UTC): SQLite keeps wall-clock
     time and drops the offset, so only UTC deadlines compare alike on SQLite and Postgres."""
@@ -293,7 +302,7 @@ class Filters:
 class ReviewQueue:
     def __init__(self, url: str) -> None:
         if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            private_file(Path(url.removeprefix("sqlite:///")))
         # hide_parameters: a failed write's error never carries the row, so evidence text
         # cannot reach a log; pool_pre_ping: a connection a restarted server closed is replaced
         self.engine: Engine = create_engine(url, hide_parameters=True, pool_pre_ping=True)

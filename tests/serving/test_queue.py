@@ -560,3 +560,9 @@ def test_reviewer_accounts(queue: ReviewQueue) -> None:
     assert assigned(queue, "ana") == ["wait-time"]
     with pytest.raises(ValueError, match="8 characters"):
         set_reviewer(queue, "ben", "short", ["wait-time"])
+
+
+def test_a_new_review_database_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    database = tmp_path / "fresh" / "review.db"
+    ReviewQueue.at(database).enqueue([review(0)])  # evidence text and, later, password hashes
+    assert oct(database.stat().st_mode & 0o777) == "0o600"

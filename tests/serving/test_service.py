@@ -235,3 +235,37 @@ def test_reload_serves_the_new_champion_without_dropping_requests(server: Server
             patch.setenv("MLFLOW_TRACKING_URI", server.registry.tracking_uri)
             MlflowClient().set_registered_model_alias(MODEL, "champion", "1")
         server.call("POST", "/reload", {})
+
+
+def test_sigterm_to_prescore_serve_stops_the_server_it_started(
+    registry: Registry, tmp_path: Path
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from prescore.serving.launch import free_port, wait_until_ready
+
+    port = free_port()
+    environment = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": registry.tracking_uri,
+        "PRESCORE_API_KEYS": KEY,
+        "PRESCORE_REVIEW_DB": f"sqlite:///{tmp_path / 'review.db'}",
+    }
+    command = [sys.executable, "-m", "prescore.cli", "serve", "--model", MODEL, "--alias", "1"]
+    with (tmp_path / "serve.log").open("wb") as log:
+        serve = subprocess.Popen(
+            [*command, "--port", str(port)], env=environment, cwd=tmp_path, stdout=log, stderr=log
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            assert wait_until_ready(serve, url, 180), (tmp_path / "serve.log").read_text()[-2000:]
+            serve.send_signal(signal.SIGTERM)  # what systemd, Docker and Kubernetes send
+            assert serve.wait(timeout=90) == 128 + signal.SIGTERM
+        finally:
+            if serve.poll() is None:
+                serve.kill()
+    with pytest.raises(OSError):  # nothing answers on the port any more
+        urllib.request.urlopen(url + "/readyz", timeout=5)
