@@ -18,7 +18,7 @@ from prescore.data.dedupe import DedupeResult, drop_duplicates
 from prescore.data.problems import InputError, Problem
 from prescore.data.readers import read_records
 from prescore.data.rubrics import load_rubrics
-from prescore.data.schema import Credential, EvidenceItem, Split
+from prescore.data.schema import Credential, EvidenceItem, LevelsAs, Split
 from prescore.data.split import SplitConfig, assign_splits, educators_on_several_sides
 from prescore.data.validate import ValidationLimits, validate_records
 
@@ -38,6 +38,11 @@ class DataSource(BaseModel):
     rubrics: Path | None = Field(
         default=None,
         description="rubric file or folder; default: rubrics/ beside the evidence file",
+    )
+    levels_as: LevelsAs | None = Field(
+        default=None,
+        description="level cells are labels or values; default: either, where no cell could "
+        "be read both ways with different results",
     )
     split: SplitConfig = Field(default_factory=SplitConfig)
     max_text_chars: int = Field(defaults.MAX_TEXT_CHARS_CEILING, gt=0)
@@ -77,7 +82,7 @@ def read_source(source: DataSource) -> tuple[dict[str, Credential], list[Evidenc
     else:
         credentials = load_rubrics(source.rubrics or default_rubrics_path(source.path))
         records, read_problems = read_records(source.path)
-    limits = ValidationLimits(max_text_chars=source.max_text_chars)
+    limits = ValidationLimits(max_text_chars=source.max_text_chars, levels_as=source.levels_as)
     result = validate_records(records, credentials, str(source.path), limits)
     problems = read_problems + result.problems
     if problems:

@@ -123,7 +123,7 @@ def write_export(
         if criterion is None:
             key = f"{item.credential_id}/{item.criterion_id}"
             problems.append(f"review-{item.entry_id}: no rubric for {key}")
-        elif criterion.level_index(item.decided_level) is None:
+        elif criterion.level_index(item.decided_level, "label") is None:
             problems.append(
                 f"review-{item.entry_id}: level {item.decided_level!r} is not on the rubric of "
                 f"{item.credential_id}/{item.criterion_id} ({criterion.labels})"

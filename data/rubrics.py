@@ -7,6 +7,7 @@ from pathlib import Path
 
 import yaml
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from prescore.data.problems import InputError, Problem
 from prescore.data.schema import Credential
@@ -54,12 +55,27 @@ def read_rubric(file: Path) -> Credential:
     try:
         return Credential.model_validate(raw)
     except ValidationError as error:
+        errors = error.errors()
         raise InputError(
             [
-                Problem(str(file), None, ".".join(map(str, e["loc"])) or None, e["msg"])
-                for e in error.errors()
+                Problem(
+                    str(file),
+                    None,
+                    ".".join(map(str, e["loc"])) or None,
+                    str(e["msg"]).removeprefix("Value error, "),
+                )
+                for e in errors
+                if not _follows_from_its_items(e, errors)
             ]
         ) from None
+
+
+def _follows_from_its_items(error: ErrorDetails, errors: list[ErrorDetails]) -> bool:
+    """A list "too short" only because its items failed: the items' errors say why."""
+    loc = error["loc"]
+    return error["type"] == "too_short" and any(
+        len(other["loc"]) > len(loc) and other["loc"][: len(loc)] == loc for other in errors
+    )
 
 
 def write_rubric(credential: Credential, folder: Path) -> Path:

@@ -5,12 +5,21 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from enum import StrEnum
-from typing import Any, Literal, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 SLUG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"
 KEY_SEPARATOR = "/"  # between credential and criterion ids in a CriterionKey's text
+LevelsAs = Literal["label", "value"]  # how a file writes its level cells
 
 
 class CriterionKey(NamedTuple):
@@ -54,7 +63,7 @@ class Level(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     value: float
-    label: str
+    label: Annotated[str, BeforeValidator(lambda v: _number_as_text(v))]
     description: str = ""
 
     @model_validator(mode="before")
@@ -86,11 +95,31 @@ class Criterion(BaseModel):
             raise ValueError(f"level labels must be unique, got {labels}")
         return levels
 
-    @model_validator(mode="after")
-    def _met_level_exists(self) -> Criterion:
-        if self.level_index(self.met_level) is None:
-            raise ValueError(f"met_level {self.met_level!r} is not one of the levels {self.labels}")
-        return self
+    @field_validator("met_level", mode="before")
+    @classmethod
+    def _met_level_is_a_level(cls, met_level: Any, info: ValidationInfo) -> Any:
+        """A label as written; a number (`met_level: 3.0`) or other text is resolved like an
+        evidence cell, and kept as the label of the level it names."""
+        levels: tuple[Level, ...] | None = info.data.get("levels")
+        if levels is None or not isinstance(met_level, str | int | float):
+            return _number_as_text(met_level)  # the levels' own error, or a type error, says it
+        scale = _Scale(levels)
+        if isinstance(met_level, str) and (index := scale.by_label(met_level)) is not None:
+            return levels[index].label  # quoted, it is a label, even on an ambiguous scale
+        try:
+            index = scale.index(met_level, None)
+        except AmbiguousLevel as error:
+            raise ValueError(
+                f"met_level {met_level!r} is ambiguous: the label {error.as_label.label!r} "
+                f"or the value {met_level} (label {error.as_value.label!r}); write the label, "
+                f'quoted: met_level: "{error.as_label.label}" or "{error.as_value.label}"'
+            ) from None
+        if index is None:
+            labels = [level.label for level in levels]
+            values = [_format_number(level.value) for level in levels]
+            written = f"labels {labels}, values {values}" if labels != values else f"{labels}"
+            raise ValueError(f"met_level {met_level!r} is not one of the levels: {written}")
+        return levels[index].label
 
     @property
     def labels(self) -> list[str]:
@@ -102,26 +131,90 @@ class Criterion(BaseModel):
 
     @property
     def met_index(self) -> int:
-        index = self.level_index(self.met_level)
-        assert index is not None  # guaranteed by the validator
-        return index
+        return self.labels.index(self.met_level)  # the validator made it a label
 
-    def level_index(self, cell: object) -> int | None:
-        """Position of a level given as its label or its numeric value; None if not a level."""
-        if cell is None or isinstance(cell, bool):
+    def level_index(self, cell: object, levels_as: LevelsAs | None = None) -> int | None:
+        """Position of the level a cell names, or None if it names none.
+
+        `levels_as` says how the cell is written: `label` (a label; a number matches a label
+        that is the same number, so 1.0 is the label "1"), `value` (a level's value), or None:
+        either, where both readings agree. A cell that reads as one level's label and another
+        level's value (a scale where label "1" is the best level and value 1 the worst) raises
+        AmbiguousLevel rather than guess.
+        """
+        return _Scale(self.levels).index(cell, levels_as, self.id)
+
+
+class AmbiguousLevel(ValueError):
+    """A level cell that names one level as a label and another as a value."""
+
+    def __init__(self, cell: object, criterion_id: str, as_label: Level, as_value: Level) -> None:
+        self.cell = cell
+        self.as_label = as_label
+        self.as_value = as_value
+        where = f" of {criterion_id!r}" if criterion_id else ""
+        super().__init__(
+            f"level {cell!r} is ambiguous on the rubric{where}: as a label it is "
+            f"{as_label.label!r} (value {_format_number(as_label.value)}), as a value it is "
+            f"{as_value.label!r}; say how the file writes levels with `levels_as: label` or "
+            "`levels_as: value` in the config's data block (or `--levels-as` on "
+            "`prescore data check`)"
+        )
+
+
+class _Scale:
+    """Reading level cells against a scale, the one rule for evidence and rubric files."""
+
+    def __init__(self, levels: tuple[Level, ...]) -> None:
+        self.levels = levels
+
+    def by_label(self, cell: object) -> int | None:
+        text = _cell_text(cell)
+        if text is None:
             return None
-        text = str(cell).strip()
         for index, level in enumerate(self.levels):
             if text == level.label:
                 return index
-        try:
-            number = float(text)
-        except ValueError:
+        number = _as_number(text)
+        if number is None:
+            return None
+        for index, level in enumerate(self.levels):
+            label_number = _as_number(level.label)
+            if label_number is not None and math.isclose(number, label_number, abs_tol=1e-9):
+                return index
+        return None
+
+    def by_value(self, cell: object) -> int | None:
+        number = _as_number(_cell_text(cell))
+        if number is None:
             return None
         for index, level in enumerate(self.levels):
             if math.isclose(number, level.value, abs_tol=1e-9):
                 return index
         return None
+
+    def index(self, cell: object, levels_as: LevelsAs | None, criterion_id: str = "") -> int | None:
+        as_label = self.by_label(cell) if levels_as != "value" else None
+        as_value = self.by_value(cell) if levels_as != "label" else None
+        if as_label is not None and as_value is not None and as_label != as_value:
+            raise AmbiguousLevel(cell, criterion_id, self.levels[as_label], self.levels[as_value])
+        return as_label if as_label is not None else as_value
+
+
+def _cell_text(cell: object) -> str | None:
+    if cell is None or isinstance(cell, bool):
+        return None
+    return str(cell).strip()
+
+
+def _as_number(text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 class AwardRule(BaseModel):
@@ -231,3 +324,10 @@ class EvidenceItem(BaseModel):
 
 def _format_number(number: float) -> str:
     return str(int(number)) if float(number).is_integer() else str(number)
+
+
+def _number_as_text(value: Any) -> Any:
+    # A label written as a bare number in YAML (`label: 1`) is still the label "1".
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return _format_number(value)
+    return value

@@ -13,8 +13,11 @@ from prescore.data.problems import Problem
 from prescore.data.readers import Record, Records
 from prescore.data.schema import (
     SLUG_PATTERN,
+    AmbiguousLevel,
     Credential,
+    Criterion,
     EvidenceItem,
+    LevelsAs,
     RaterKind,
     Score,
     Split,
@@ -39,6 +42,7 @@ _UNDECODABLE = re.compile("[\udc80-\udcff]")
 class ValidationLimits:
     max_text_chars: int = defaults.MAX_TEXT_CHARS_CEILING
     require_final_level: bool = True
+    levels_as: LevelsAs | None = None  # how level cells are written; None: either, if unambiguous
 
 
 @dataclass
@@ -228,12 +232,16 @@ def _validate_record(
         return None
 
     def level_of(cell: Any, field_name: str) -> int | None:
-        index = criterion.level_index(cell)
+        try:
+            index = criterion.level_index(cell, limits.levels_as)
+        except AmbiguousLevel as error:
+            report(field_name, str(error))
+            return None
         if index is None:
             report(
                 field_name,
                 f"level {cell!r} is not on the rubric of {criterion.id!r} "
-                f"(levels: {', '.join(criterion.labels)})",
+                f"(levels: {_scale_text(criterion, limits.levels_as)})",
             )
         return index
 
@@ -252,9 +260,11 @@ def _validate_record(
     final_level = level_of(row.final_level, "final_level") if row.final_level else None
     if row.final_level is None and len(scores) == 1:
         final_level = scores[0].level  # a single rater's score is the final score
+    unread_scores = len(scores) < len(_raw_scores(record))  # their problems already stand
     if (
         final_level is None
         and row.final_level is None
+        and not unread_scores
         and limits.require_final_level
         and "final_level" not in missing_columns
     ):
@@ -275,6 +285,12 @@ def _validate_record(
         split=row.split,
         fold=row.fold,
     )
+
+
+def _scale_text(criterion: Criterion, levels_as: LevelsAs | None) -> str:
+    if levels_as == "value":
+        return "values " + ", ".join(f"{value:g}" for value in criterion.values)
+    return ", ".join(criterion.labels)
 
 
 def _string_fields(record: Record) -> list[tuple[str, str]]:
@@ -312,7 +328,8 @@ def _groups(record: Record) -> dict[str, str]:
     for key, value in record.items():
         if key.startswith(GROUP_PREFIX):
             groups[key.removeprefix(GROUP_PREFIX)] = value
-    return {k: str(v) for k, v in groups.items() if _blank_to_none(v) is not None}
+    # As written: a grade 10 stored as 10.0 (a column with gaps, in Parquet or JSON) is "10".
+    return {k: str(_as_text(v)) for k, v in groups.items() if _blank_to_none(v) is not None}
 
 
 def _plain(error: Any) -> str:

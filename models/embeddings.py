@@ -11,12 +11,12 @@ from typing import Any, Self
 
 import joblib
 import numpy as np
-from rich.progress import Progress
 
 from prescore.models.base_model import BUNDLED, resolve_base_model
 from prescore.models.embedding_cache import EmbeddingCache
 from prescore.models.heads import HeadsScorer
 from prescore.models.inputs import chunk_words
+from prescore.progress import StepProgress
 
 PROGRESS_CHUNK_BATCHES = 32  # batches per progress step
 
@@ -97,11 +97,10 @@ class EmbeddingScorer(HeadsScorer):
         if len(windows) <= chunk:
             return encode(windows)
         parts = []
-        with Progress(transient=True) as progress:
-            task = progress.add_task("Embedding evidence windows", total=len(windows))
+        with StepProgress("Embedding evidence windows", len(windows), transient=True) as progress:
             for start in range(0, len(windows), chunk):
                 parts.append(encode(windows[start : start + chunk]))
-                progress.advance(task, len(parts[-1]))
+                progress.advance(len(parts[-1]))
         return np.concatenate(parts)
 
     def _cache_namespace(self) -> str:

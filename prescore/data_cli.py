@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from enum import StrEnum
 from pathlib import Path
 
 import typer
@@ -23,16 +24,33 @@ app = typer.Typer(help="Check evidence files and convert public data sets.", no_
 console = Console()
 
 
+class LevelsAsOption(StrEnum):
+    label = "label"
+    value = "value"
+
+
 @app.command()
 def check(
-    file: Path = typer.Argument(
-        ..., help="evidence file (CSV, TSV, JSONL, Parquet), or a public set with --adapter"
+    file: Path | None = typer.Argument(
+        None, help="evidence file (CSV, TSV, JSONL, Parquet), or a public set with --adapter"
+    ),
+    config: Path | None = typer.Option(
+        None,
+        "--config",
+        "-c",
+        help="check the data block of an experiment config: the split, groups and counts "
+        "that `prescore train` will use",
     ),
     rubrics: Path | None = typer.Option(
         None, help="rubric file or folder [default: rubrics/ beside FILE]"
     ),
     adapter: str | None = typer.Option(
         None, help=f"read a foreign layout: {', '.join(sorted(ADAPTERS))}"
+    ),
+    levels_as: LevelsAsOption | None = typer.Option(
+        None,
+        "--levels-as",
+        help="level cells are labels or values [default: either, where unambiguous]",
     ),
     max_text_chars: int = typer.Option(
         defaults.MAX_TEXT_CHARS_CEILING, help="longest evidence text accepted"
@@ -41,15 +59,26 @@ def check(
     show: int = typer.Option(200, help="most problems to list (all are counted)"),
 ) -> None:
     """Validate every record; list every problem, or summarise the evidence and its splits."""
+    if (file is None) == (config is None):
+        console.print("[red]Give an evidence FILE or --config, not both[/red] (one is needed).")
+        raise typer.Exit(2)
     try:
-        source = DataSource(
-            path=file,
-            adapter=adapter,
-            rubrics=rubrics,
-            max_text_chars=max_text_chars,
-            split=SplitConfig(seed=seed),
-        )
-        with console.status(f"Checking {file}..."):
+        if config is not None:
+            source = source_of_config(config)
+            if levels_as is not None:
+                source = source.model_copy(update={"levels_as": levels_as.value})
+        else:
+            assert file is not None
+            source = DataSource(
+                path=file,
+                adapter=adapter,
+                rubrics=rubrics,
+                levels_as=levels_as.value if levels_as else None,
+                max_text_chars=max_text_chars,
+                split=SplitConfig(seed=seed),
+            )
+        status(f"Checking {source.path}...")
+        with console.status(f"Checking {source.path}..."):
             evidence = load_evidence(source)
     except ValidationError as error:
         console.print(f"[red]Bad option:[/red] {error.errors()[0]['msg']}")
@@ -57,7 +86,20 @@ def check(
     except InputError as error:
         print_problems(error.problems, console, show=show)
         raise typer.Exit(1) from None
-    print_load_summary(evidence, console)
+    print_load_summary(evidence, console, source)
+
+
+def source_of_config(config: Path) -> DataSource:
+    """The data block of an experiment config, its paths resolved as training resolves them."""
+    from prescore.training.config import load_config
+
+    return load_config(config).data
+
+
+def status(message: str) -> None:
+    """A spinner draws nothing into a redirected log; there the step is one plain line."""
+    if not console.is_terminal:
+        print(message, flush=True)
 
 
 @app.command()
@@ -91,6 +133,17 @@ def convert(
     )
 
 
+def describe_split(source: DataSource) -> str:
+    """The split rule in words, as training will apply it."""
+    split = source.split
+    return (
+        f"Split: train {split.train:g}, calibration {split.calibration:g}, test {split.test:g} "
+        f"by educator, seed {split.seed} (a `split` column in the file wins for its rows); "
+        f"repeats {'removed' if source.dedupe else 'kept'}; levels read "
+        + (f"as {source.levels_as}s" if source.levels_as else "as labels or values (unambiguous)")
+    )
+
+
 def print_problems(problems: list[Problem], console: Console, show: int = 200) -> None:
     table = Table(title=f"{len(problems)} problem(s): nothing was loaded", title_justify="left")
     for column in ("file", "row", "field", "problem"):
@@ -112,7 +165,9 @@ def print_problems(problems: list[Problem], console: Console, show: int = 200) -
     console.print("Fix these and run the check again. Rows count records from 1, after any header.")
 
 
-def print_load_summary(evidence: EvidenceSet, console: Console) -> None:
+def print_load_summary(
+    evidence: EvidenceSet, console: Console, source: DataSource | None = None
+) -> None:
     report = evidence.report
     splits = {split: evidence.splits[split.value] for split in Split}
     console.print(
@@ -123,8 +178,27 @@ def print_load_summary(evidence: EvidenceSet, console: Console) -> None:
         + ", ".join(
             f"{split.value} {len(d):,} items / {len(set(d['educator_id'])):,} educators"
             for split, d in splits.items()
-        )
+        ),
+        soft_wrap=True,
     )
+    if source is not None:
+        console.print(describe_split(source), soft_wrap=True, highlight=False)
+    frames = list(splits.values())
+    groups = [c for c in frames[0].columns if c.startswith("group_")]
+    if groups:
+        shown = []
+        for column in groups:
+            values = Counter(v for d in frames for v in d[column] if isinstance(v, str))
+            listed = ", ".join(f"{v} ({n:,})" for v, n in sorted(values.items())[:12])
+            more = f", ... {len(values) - 12} more" if len(values) > 12 else ""
+            shown.append(f"{column}: {listed}{more}")
+        console.print(
+            "Group fields read (fairness checks): " + "; ".join(shown),
+            soft_wrap=True,
+            highlight=False,
+        )
+    else:
+        console.print("No group fields (group_<name> columns or a `groups` object) were read.")
     if report.educators_on_several_sides:
         console.print(
             f"[yellow]{report.educators_on_several_sides} educator(s) appear in more than one "

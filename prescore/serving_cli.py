@@ -52,24 +52,18 @@ def check_servable(model: str, alias: str) -> str:
 def resolve_version(model: str, alias: str) -> str:
     """The registered version `alias` names, or a clear error saying how to get one."""
     from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
 
     from prescore.models.registry import configure_tracking, registered_version
+    from prescore.training_cli import missing_version_message
 
     configure_tracking()
     try:
         return str(registered_version(model, alias).version)
     except MlflowException:
-        known = [m.name for m in MlflowClient().search_registered_models()]
-        hint = (
-            f"registered models: {', '.join(known)}"
-            if known
-            else "none is registered yet: run `prescore quickstart`"
-        )
         where = "version" if alias.isdigit() else "alias"
         raise SystemExit(
-            f"cannot serve {model} {where} {alias!r}: not in the registry ({hint}). "
-            "`prescore models` lists versions and aliases; `prescore promote` sets champion."
+            f"cannot serve {model} {where} {alias!r}: {missing_version_message(model, alias)}. "
+            "`prescore models` lists versions and aliases."
         ) from None
 
 

@@ -144,6 +144,38 @@ def promote(
     console.print(f"{model} version {outcome.candidate.version} {verdict}: {outcome.reason}.")
 
 
+def missing_version_message(model: str, alias: str) -> str:
+    """Why `model` has no version `alias` names, and the command that gives it one."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    versions = sorted(
+        (str(v.version) for v in client.search_model_versions(f"name='{model}'")), key=int
+    )
+    if not versions:
+        known = [m.name for m in client.search_registered_models()]
+        if model in known:
+            return f"{model} has no versions yet: train one with `prescore train --config ...`"
+        if known:
+            return (
+                f"{model} is not in the registry (registered: {', '.join(known)}); "
+                "pass one with --model NAME, or train it with `prescore train --config ...`"
+            )
+        return (
+            "nothing is registered yet: run `prescore train --config ...` or `prescore quickstart`"
+        )
+    listed = ", ".join(versions)
+    if alias.isdigit():
+        return f"{model} has no version {alias} (versions: {listed}); `prescore models` lists them"
+    aliases = sorted({a for v in versions for a in client.get_model_version(model, v).aliases})
+    has = f"aliases: {', '.join(aliases)}" if aliases else "no aliases"
+    return (
+        f"{model} has version(s) {listed} but no {alias!r} ({has}); "
+        f"run `prescore promote --model {model}` to make the best one champion, or name a "
+        "version by its number"
+    )
+
+
 def models(model: str = typer.Option(defaults.MODEL_NAME, help="registered model name")) -> None:
     """List a registered model's versions, aliases and key held-out metrics."""
     from prescore.models.registry import configure_tracking, list_versions
@@ -218,10 +250,9 @@ def evaluate(
     uri = f"models:/{experiment.model_name}{reference}"
     try:
         scorer = fetch(experiment.model_name, model).scorer()
-    except mlflow.exceptions.MlflowException as error:
-        console.print(
-            f"[red]Cannot load {uri}[/red]: {error.message}. List versions with `prescore models`."
-        )
+    except mlflow.exceptions.MlflowException:
+        why = missing_version_message(experiment.model_name, model)
+        console.print(f"[red]Cannot load {uri}[/red]: {why}", soft_wrap=True)
         raise typer.Exit(1) from None
     with console.status("Evaluating..."):
         evaluation = run_evaluation(scorer, evidence, experiment.evaluation)

@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rich.progress import Progress
 from transformers import TrainerCallback
 
 from prescore.data.load import EvidenceSet
@@ -18,19 +17,22 @@ from prescore.data.problems import InputError, Problem
 from prescore.eval.evaluate import Evaluation, evaluate
 from prescore.eval.report import write_report
 from prescore.models.scorer import EvalSet, Scorer
+from prescore.progress import StepProgress
 from prescore.training.config import ExperimentConfig
 
 
 class RichProgress(TrainerCallback):
-    """A rich progress bar over optimisation steps, on the main process only."""
+    """Progress over optimisation steps, on the main process only: a rich bar on a terminal,
+    plain lines ("fine-tuning: step 120/400 (30%)") in a redirected log."""
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **_: Any) -> None:
-        self.progress = Progress(disable=not state.is_world_process_zero)
+        self.progress = StepProgress(
+            "Fine-tuning", state.max_steps, unit="step", disable=not state.is_world_process_zero
+        )
         self.progress.start()
-        self.task = self.progress.add_task("Fine-tuning", total=state.max_steps)
 
     def on_step_end(self, args: Any, state: Any, control: Any, **_: Any) -> None:
-        self.progress.update(self.task, completed=state.global_step)
+        self.progress.update(state.global_step)
 
     def on_log(
         self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **_: Any
@@ -41,7 +43,7 @@ class RichProgress(TrainerCallback):
                 f"{'calibration' if k == 'eval_loss' else 'train'} loss {v:.4f}"
                 for k, v in losses.items()
             )
-            self.progress.console.print(f"epoch {state.epoch:.0f}: {shown}")
+            self.progress.log(f"epoch {state.epoch:.0f}: {shown}")
 
     def on_train_end(self, args: Any, state: Any, control: Any, **_: Any) -> None:
         self.progress.stop()

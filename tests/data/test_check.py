@@ -159,3 +159,47 @@ def test_parquet_is_read_like_csv(good_csv: Path) -> None:
         assert (
             from_csv.splits[split]["label"].tolist() == from_parquet.splits[split]["label"].tolist()
         )
+
+
+def test_check_with_a_config_shows_the_split_groups_and_counts_that_training_uses(
+    tmp_path: Path, good_csv: Path
+) -> None:
+    from prescore.training.config import load_config
+
+    config = tmp_path / "x.yaml"
+    config.write_text(
+        "name: x\ndata:\n  path: evidence.csv\n"
+        "  split: {train: 0.5, calibration: 0.2, test: 0.3, seed: 7}\n"
+    )
+    evidence = load_evidence(load_config(config).data)
+    default = load_evidence(DataSource(path=good_csv))
+    assert len(evidence.splits["test"]) != len(default.splits["test"])  # the check must matter
+    result = runner.invoke(app, ["data", "check", "--config", str(config)], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    for split, frame in evidence.splits.items():
+        educators = frame["educator_id"].nunique()
+        assert f"{split} {len(frame):,} items / {educators:,} educators" in result.output
+    assert "train 0.5, calibration 0.2, test 0.3 by educator, seed 7" in result.output
+    assert "group_gender" in result.output
+    result = runner.invoke(app, ["data", "check", str(good_csv), "--config", str(config)])
+    assert result.exit_code == 2 and "not both" in result.output
+
+
+def test_group_fields_keep_their_values_as_written(tmp_path: Path, good_csv: Path) -> None:
+    import pandas as pd
+
+    frame = pd.read_csv(good_csv, dtype=str)
+    # a grade column with a gap: pandas holds it as floats, so Parquet stores 10.0
+    frame["group_grade"] = [10, 11, None] * 20
+    parquet = tmp_path / "evidence.parquet"
+    frame.to_parquet(parquet)
+    evidence = load_evidence(DataSource(path=parquet, rubrics=tmp_path / "rubrics"))
+    grades = {g for split in evidence.splits.values() for g in split["group_grade"].dropna()}
+    assert grades == {"10", "11"}
+    result = runner.invoke(
+        app,
+        ["data", "check", str(parquet), "--rubrics", str(tmp_path / "rubrics")],
+        env={"COLUMNS": "250"},
+    )
+    assert result.exit_code == 0, result.output
+    assert "group_grade" in result.output and "10.0" not in result.output
