@@ -42,6 +42,7 @@ from prescore.eval.submissions import (
     group_submissions,
 )
 from prescore.models.inputs import criterion_keys
+from prescore.models.language import LanguageFit, language_fit
 from prescore.models.scorer import Scorer
 
 
@@ -124,6 +125,10 @@ class Evaluation:
     raw_test_probabilities: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     decisions: dict[str, DecisionTriage] = field(default_factory=dict)  # per credential
 
+    @property
+    def language(self) -> LanguageFit | None:
+        return self.policy.language
+
     def metrics(self) -> dict[str, float]:
         """Flat numbers for MLflow; test_qwk_mean is what promotion compares."""
         out: dict[str, float] = {}
@@ -147,6 +152,8 @@ class Evaluation:
                 f"ece_after.{name}": after,
                 f"temperature.{name}": temperature,
             }
+        if self.language is not None:
+            out["language_unfamiliar_share"] = self.language.unfamiliar_share
         for key, t in self.triage.items():
             name = key.replace("/", ".")
             out |= {
@@ -283,7 +290,13 @@ def evaluate(scorer: Scorer, evidence: EvidenceSet, settings: EvaluationSettings
             agreement[row.criterion].qualified = False
             criteria[row.criterion].qualification_failures.append(failure)
             criteria[row.criterion].qualified = False
-    policy = RoutingPolicy(gates=settings.gates, input_profile=profile, criteria=criteria)
+    tokenizer = scorer.base_tokenizer()
+    policy = RoutingPolicy(
+        gates=settings.gates,
+        input_profile=profile,
+        criteria=criteria,
+        language=language_fit(list(train["text"]), tokenizer) if tokenizer is not None else None,
+    )
     triage = {
         key: item_triage(policy, key, test[test_keys == key], calibrated_test[test_keys == key])
         for key in criteria

@@ -11,6 +11,7 @@ import numpy as np
 from prescore.eval.calibration import reliability_figure
 from prescore.eval.evaluate import Evaluation
 from prescore.eval.routing import CriterionPolicy, suggestion_confidence
+from prescore.models.language import FRAGMENTED_PIECES
 
 REPORT_FILE = "evaluation.md"
 POLICY_FILE = "routing_policy.json"
@@ -142,6 +143,27 @@ def decision_lines(evaluation: Evaluation) -> list[str]:
     return [*lines, "", "![decision reliability](decision_reliability.png)", ""]
 
 
+def language_lines(evaluation: Evaluation) -> list[str]:
+    """The base model's fit to the evidence's language, loudly where it does not fit."""
+    fit = evaluation.language
+    if fit is None:
+        return []
+    measured = (
+        f"{fit.unfamiliar_share:.1%} of {fit.words} words of the training evidence are unknown "
+        f"to the base model's tokenizer ({fit.unknown_share:.1%}) or split into "
+        f"{FRAGMENTED_PIECES}+ pieces ({fit.fragmented_share:.1%}); the warning starts above "
+        f"{fit.threshold:.0%}."
+    )
+    warning = fit.warning
+    return [
+        "## Language of the evidence",
+        "",
+        *([f"**Warning:** {warning}", ""] if warning else []),
+        measured,
+        "",
+    ]
+
+
 def markdown(evaluation: Evaluation, title: str) -> str:
     gates = evaluation.policy.gates
     lines = [
@@ -152,6 +174,7 @@ def markdown(evaluation: Evaluation, title: str) -> str:
         f"at least {gates.min_items} held-out items. Figures are on the test split; calibration "
         "and thresholds were fitted on the calibration split.",
         "",
+        *language_lines(evaluation),
         *decision_lines(evaluation),
         "## Agreement with humans",
         "",
