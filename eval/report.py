@@ -15,6 +15,7 @@ from prescore.models.language import FRAGMENTED_PIECES
 
 REPORT_FILE = "evaluation.md"
 POLICY_FILE = "routing_policy.json"
+PREDICTIONS_FILE = "test_predictions.csv"  # per test item, no evidence text
 
 
 def _number(value: float, digits: int = 3) -> str:
@@ -190,6 +191,22 @@ def markdown(evaluation: Evaluation, title: str) -> str:
         )
     lines += [
         "",
+        "## Error on the scale's values",
+        "",
+        "RMSE and MAE against the human level, in the scale's values: of the level returned "
+        "(the suggestion) and of the expected value (the probability-weighted mean of the level "
+        f"values). Per item in `{PREDICTIONS_FILE}`.",
+        "",
+        "| criterion | items | RMSE level | MAE level | RMSE expected | MAE expected |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for key, e in evaluation.errors.items():
+        lines.append(
+            f"| {key} | {e.items} | {_number(e.rmse_level)} | {_number(e.mae_level)} | "
+            f"{_number(e.rmse_expected)} | {_number(e.mae_expected)} |"
+        )
+    lines += [
+        "",
         "## Calibration",
         "",
         "| criterion | temperature | ECE before | ECE after |",
@@ -263,6 +280,7 @@ def write_report(evaluation: Evaluation, folder: Path, title: str) -> Path:
         figure.savefig(folder / name, dpi=120)
         plt.close(figure)
     (folder / POLICY_FILE).write_text(evaluation.policy.model_dump_json(indent=2))
+    evaluation.predictions.to_csv(folder / PREDICTIONS_FILE, index=False)
     report = folder / REPORT_FILE
     report.write_text(markdown(evaluation, title), encoding="utf-8")
     return report
