@@ -42,6 +42,7 @@ from prescore.eval.submissions import (
     group_submissions,
 )
 from prescore.models.inputs import criterion_keys
+from prescore.models.language import LanguageFit, language_fit
 from prescore.models.scorer import Scorer
 
 
@@ -112,6 +113,30 @@ SUBGROUP_MAX_ABS_SMD = 0.10  # RSMTool's per-subgroup bounds (Williamson et al. 
 SUBGROUP_MIN_QWK = 0.70
 
 
+@dataclass(frozen=True)
+class ValueErrors:
+    items: int
+    rmse_level: float
+    mae_level: float
+    rmse_expected: float
+    mae_expected: float
+
+
+PREDICTION_COLUMNS = [
+    "id",
+    "submission_id",
+    "credential_id",
+    "criterion_id",
+    "human_level",
+    "human_value",
+    "level",
+    "level_value",
+    "expected_value",
+    "confidence",
+    "route",
+]
+
+
 @dataclass
 class Evaluation:
     policy: RoutingPolicy
@@ -123,6 +148,15 @@ class Evaluation:
     test_labels: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
     raw_test_probabilities: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     decisions: dict[str, DecisionTriage] = field(default_factory=dict)  # per credential
+    # one row per test item: what serving would say of it (PREDICTION_COLUMNS), no evidence text
+    predictions: pd.DataFrame = field(default_factory=lambda: pd.DataFrame())
+    # per criterion: RMSE and MAE, on the scale's values, of the returned level and of the
+    # expected value (the probability-weighted mean of the level values)
+    errors: dict[str, ValueErrors] = field(default_factory=dict)
+
+    @property
+    def language(self) -> LanguageFit | None:
+        return self.policy.language
 
     def metrics(self) -> dict[str, float]:
         """Flat numbers for MLflow; test_qwk_mean is what promotion compares."""
@@ -147,6 +181,16 @@ class Evaluation:
                 f"ece_after.{name}": after,
                 f"temperature.{name}": temperature,
             }
+        for key, e in self.errors.items():
+            name = key.replace("/", ".")
+            out |= {
+                f"test_rmse.{name}": e.rmse_level,
+                f"test_mae.{name}": e.mae_level,
+                f"test_rmse_expected.{name}": e.rmse_expected,
+                f"test_mae_expected.{name}": e.mae_expected,
+            }
+        if self.language is not None:
+            out["language_unfamiliar_share"] = self.language.unfamiliar_share
         for key, t in self.triage.items():
             name = key.replace("/", ".")
             out |= {
@@ -283,7 +327,13 @@ def evaluate(scorer: Scorer, evidence: EvidenceSet, settings: EvaluationSettings
             agreement[row.criterion].qualified = False
             criteria[row.criterion].qualification_failures.append(failure)
             criteria[row.criterion].qualified = False
-    policy = RoutingPolicy(gates=settings.gates, input_profile=profile, criteria=criteria)
+    tokenizer = scorer.base_tokenizer()
+    policy = RoutingPolicy(
+        gates=settings.gates,
+        input_profile=profile,
+        criteria=criteria,
+        language=language_fit(list(train["text"]), tokenizer) if tokenizer is not None else None,
+    )
     triage = {
         key: item_triage(policy, key, test[test_keys == key], calibrated_test[test_keys == key])
         for key in criteria
@@ -300,6 +350,7 @@ def evaluate(scorer: Scorer, evidence: EvidenceSet, settings: EvaluationSettings
         profile,
     )
     policy.decisions = {credential: fitted for credential, (fitted, _) in decisions.items()}
+    predictions = test_predictions(policy, test, calibrated_test)
     return Evaluation(
         policy=policy,
         agreement=agreement,
@@ -310,7 +361,64 @@ def evaluate(scorer: Scorer, evidence: EvidenceSet, settings: EvaluationSettings
         test_labels=test["label"].to_numpy() if len(test) else np.zeros(0, dtype=int),
         raw_test_probabilities=test_probabilities,
         decisions={credential: measured for credential, (_, measured) in decisions.items()},
+        predictions=predictions,
+        errors=value_errors(predictions),
     )
+
+
+def test_predictions(
+    policy: RoutingPolicy, test: pd.DataFrame, probabilities: np.ndarray
+) -> pd.DataFrame:
+    """Per test item, what serving would return (suggested level, expected value, confidence,
+    route) beside the human's level; no evidence text, so the table may be shared."""
+    rows = []
+    keys = criterion_keys(test) if len(test) else np.array([])
+    for (_, item), key, row in zip(test.iterrows(), keys, probabilities, strict=True):
+        criterion = policy.criteria.get(str(key))
+        if criterion is None:
+            continue
+        calibrated = row[: len(criterion.level_values)]
+        best, confidence = criterion.suggest(calibrated)
+        route = policy.decide(
+            criterion.credential_id, criterion.criterion_id, item["text"], confidence
+        )
+        submission = item.get("submission_id")
+        rows.append(
+            {
+                "id": item["id"],
+                "submission_id": "" if pd.isna(submission) else submission,
+                "credential_id": criterion.credential_id,
+                "criterion_id": criterion.criterion_id,
+                "human_level": criterion.level_labels[int(item["label"])],
+                "human_value": criterion.level_values[int(item["label"])],
+                "level": criterion.level_labels[best],
+                "level_value": criterion.level_values[best],
+                "expected_value": float(np.dot(calibrated, criterion.level_values)),
+                "confidence": confidence,
+                "route": route.route.value,
+            }
+        )
+    return pd.DataFrame(rows, columns=PREDICTION_COLUMNS)
+
+
+def value_errors(predictions: pd.DataFrame) -> dict[str, ValueErrors]:
+    """RMSE and MAE per criterion, on the scale's values, of the returned level and of the
+    expected value: the figures published results on graded scales report."""
+    out = {}
+    keys = criterion_keys(predictions) if len(predictions) else np.array([])
+    for key in sorted(set(keys)):
+        rows = predictions[keys == key]
+        human = rows["human_value"].to_numpy(float)
+        level = rows["level_value"].to_numpy(float) - human
+        expected = rows["expected_value"].to_numpy(float) - human
+        out[str(key)] = ValueErrors(
+            items=len(rows),
+            rmse_level=float(np.sqrt(np.mean(level**2))),
+            mae_level=float(np.mean(np.abs(level))),
+            rmse_expected=float(np.sqrt(np.mean(expected**2))),
+            mae_expected=float(np.mean(np.abs(expected))),
+        )
+    return out
 
 
 def item_triage(

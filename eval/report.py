@@ -11,9 +11,11 @@ import numpy as np
 from prescore.eval.calibration import reliability_figure
 from prescore.eval.evaluate import Evaluation
 from prescore.eval.routing import CriterionPolicy, suggestion_confidence
+from prescore.models.language import FRAGMENTED_PIECES
 
 REPORT_FILE = "evaluation.md"
 POLICY_FILE = "routing_policy.json"
+PREDICTIONS_FILE = "test_predictions.csv"  # per test item, no evidence text
 
 
 def _number(value: float, digits: int = 3) -> str:
@@ -142,6 +144,27 @@ def decision_lines(evaluation: Evaluation) -> list[str]:
     return [*lines, "", "![decision reliability](decision_reliability.png)", ""]
 
 
+def language_lines(evaluation: Evaluation) -> list[str]:
+    """The base model's fit to the evidence's language, loudly where it does not fit."""
+    fit = evaluation.language
+    if fit is None:
+        return []
+    measured = (
+        f"{fit.unfamiliar_share:.1%} of {fit.words} words of the training evidence are unknown "
+        f"to the base model's tokenizer ({fit.unknown_share:.1%}) or split into "
+        f"{FRAGMENTED_PIECES}+ pieces ({fit.fragmented_share:.1%}); the warning starts above "
+        f"{fit.threshold:.0%}."
+    )
+    warning = fit.warning
+    return [
+        "## Language of the evidence",
+        "",
+        *([f"**Warning:** {warning}", ""] if warning else []),
+        measured,
+        "",
+    ]
+
+
 def markdown(evaluation: Evaluation, title: str) -> str:
     gates = evaluation.policy.gates
     lines = [
@@ -152,6 +175,7 @@ def markdown(evaluation: Evaluation, title: str) -> str:
         f"at least {gates.min_items} held-out items. Figures are on the test split; calibration "
         "and thresholds were fitted on the calibration split.",
         "",
+        *language_lines(evaluation),
         *decision_lines(evaluation),
         "## Agreement with humans",
         "",
@@ -164,6 +188,22 @@ def markdown(evaluation: Evaluation, title: str) -> str:
             f"| {key} | {a.items} | {_number(a.qwk)} | {_number(a.exact)} | {_number(a.adjacent)} | "
             f"{_number(a.pearson)} | {_number(a.smd)} | {_number(a.human_qwk)} | "
             f"{_number(a.degradation) if a.human_pairs else ''} | {verdict} |"
+        )
+    lines += [
+        "",
+        "## Error on the scale's values",
+        "",
+        "RMSE and MAE against the human level, in the scale's values: of the level returned "
+        "(the suggestion) and of the expected value (the probability-weighted mean of the level "
+        f"values). Per item in `{PREDICTIONS_FILE}`.",
+        "",
+        "| criterion | items | RMSE level | MAE level | RMSE expected | MAE expected |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for key, e in evaluation.errors.items():
+        lines.append(
+            f"| {key} | {e.items} | {_number(e.rmse_level)} | {_number(e.mae_level)} | "
+            f"{_number(e.rmse_expected)} | {_number(e.mae_expected)} |"
         )
     lines += [
         "",
@@ -240,6 +280,7 @@ def write_report(evaluation: Evaluation, folder: Path, title: str) -> Path:
         figure.savefig(folder / name, dpi=120)
         plt.close(figure)
     (folder / POLICY_FILE).write_text(evaluation.policy.model_dump_json(indent=2))
+    evaluation.predictions.to_csv(folder / PREDICTIONS_FILE, index=False)
     report = folder / REPORT_FILE
     report.write_text(markdown(evaluation, title), encoding="utf-8")
     return report

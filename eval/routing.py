@@ -16,6 +16,7 @@ from prescore.data.schema import AwardRule, Credential, Criterion, CriterionKey,
 from prescore.eval.decisions import EARNED, Recalibration, combined_p_earned
 from prescore.eval.input_checks import InputProfile
 from prescore.eval.qualification import QualificationGates
+from prescore.models.language import LanguageFit
 
 
 class Route(StrEnum):
@@ -154,6 +155,9 @@ class RoutingPolicy(BaseModel):
     criteria: dict[str, CriterionPolicy]  # key: a CriterionKey's text
     decisions: dict[str, DecisionPolicy] = Field(
         default_factory=dict, description="per credential id"
+    )
+    language: LanguageFit | None = Field(
+        None, description="how well the base model's tokenizer knows the training evidence"
     )
 
     def criterion(self, credential_id: str, criterion_id: str) -> CriterionPolicy | None:

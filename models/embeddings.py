@@ -1,7 +1,8 @@
 """Frozen sentence-transformers embeddings and one head per criterion (ridge or logistic).
 
-Long evidence is embedded in overlapping word windows and the window embeddings averaged, so
-a lesson plan is read whole rather than cut at the encoder's window.
+Long evidence is embedded in overlapping windows, counted in tokens of the encoder's own
+tokenizer so that none is longer than the encoder reads, and the window embeddings averaged:
+a lesson plan is read whole rather than cut at the encoder's window, in any language.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 from prescore.models.base_model import BUNDLED, resolve_base_model
 from prescore.models.embedding_cache import EmbeddingCache
 from prescore.models.heads import HeadsScorer
-from prescore.models.inputs import chunk_words
+from prescore.models.inputs import token_windows
 from prescore.progress import StepProgress
 
 PROGRESS_CHUNK_BATCHES = 32  # batches per progress step
@@ -27,8 +28,8 @@ class EmbeddingScorer(HeadsScorer):
     def __init__(
         self,
         base_model: str = BUNDLED,
-        window_words: int = 180,
-        overlap_words: int = 30,
+        window_tokens: int | None = None,
+        overlap_tokens: int = 32,
         head: str = "ridge",
         alpha: float | None = None,
         batch_size: int = 32,
@@ -36,8 +37,10 @@ class EmbeddingScorer(HeadsScorer):
         length_features: bool = False,
     ) -> None:
         self.base_model = base_model
-        self.window_words = window_words
-        self.overlap_words = overlap_words
+        # None: the encoder's limit less its special tokens ([CLS], [SEP]), the widest window
+        # that is never cut
+        self.window_tokens = window_tokens
+        self.overlap_tokens = overlap_tokens
         self.head = head  # "ridge" (ordinal) or "logistic"; see models/heads.py
         self.alpha = alpha  # None: chosen per criterion (see models/heads.py)
         self.length_features = length_features  # see models/length.py
@@ -66,7 +69,7 @@ class EmbeddingScorer(HeadsScorer):
         unique = list(dict.fromkeys(texts))
         out = cache.get(unique) if cache else {}
         missing = [t for t in unique if t not in out]
-        windows = [chunk_words(t, self.window_words, self.overlap_words) for t in missing]
+        windows = [self.windows(t) for t in missing]
         flat = [w for ws in windows for w in ws]
         if flat:
             vectors = self.encode_windows(flat)
@@ -103,18 +106,44 @@ class EmbeddingScorer(HeadsScorer):
                 progress.advance(len(parts[-1]))
         return np.concatenate(parts)
 
+    def window_limit(self) -> int:
+        """The most tokens of text one window may hold: the encoder's max_seq_length less the
+        special tokens its tokenizer adds."""
+        encoder = self._encoder()
+        return int(encoder.max_seq_length) - encoder.tokenizer.num_special_tokens_to_add()
+
+    def windows(self, text: str) -> list[str]:
+        """The windows one text is embedded in; together they hold every token of it."""
+        limit = self.window_limit()
+        size = limit if self.window_tokens is None else self.window_tokens
+        if size > limit:
+            raise ValueError(
+                f"window_tokens ({size}) exceeds what the encoder reads ({limit} tokens besides "
+                "its special tokens): the encoder would cut every window; leave it unset"
+            )
+        return token_windows(
+            text, self._encoder().tokenizer, size, min(self.overlap_tokens, size - 1)
+        )
+
+    def base_tokenizer(self) -> Any:
+        return self._encoder().tokenizer
+
     def _cache_namespace(self) -> str:
-        """Vectors are only reused for the same encoder weights and the same windows."""
+        """Vectors are only reused for the same encoder weights and the same windows (token
+        windows; the encoder's limit, when window_tokens is unset, follows its weights)."""
         folder = Path(resolve_base_model(self.base_model))
         weights = sorted(f"{f.name}:{f.stat().st_size}" for f in folder.glob("*.safetensors"))
-        return f"{folder}|{weights}|{self.window_words}|{self.overlap_words}"
+        window = "encoder-limit" if self.window_tokens is None else self.window_tokens
+        return f"{folder}|{weights}|tokens:{window}|overlap:{self.overlap_tokens}"
 
     def check_params(self) -> None:
         super().check_params()
-        if not 0 <= self.overlap_words < self.window_words:
+        if self.window_tokens is not None and self.window_tokens < 2:
+            raise ValueError(f"window_tokens ({self.window_tokens}) must be at least 2")
+        if not 0 <= self.overlap_tokens < (self.window_tokens or 10**9):
             raise ValueError(
-                f"overlap_words ({self.overlap_words}) must be at least 0 and smaller than "
-                f"window_words ({self.window_words})"
+                f"overlap_tokens ({self.overlap_tokens}) must be at least 0 and smaller than "
+                f"window_tokens ({self.window_tokens})"
             )
 
     def text_features(self, texts: list[str], fitting: bool) -> np.ndarray:
@@ -129,6 +158,8 @@ class EmbeddingScorer(HeadsScorer):
 
     @classmethod
     def _load_state(cls, folder: Path, params: dict[str, Any]) -> Self:
+        # versions saved before windows were counted in tokens named them in words
+        params = {k: v for k, v in params.items() if k not in ("window_words", "overlap_words")}
         scorer = cls(**{**params, "base_model": str(folder / "encoder")})
         scorer.heads_ = joblib.load(folder / "heads.joblib")
         if scorer.length_features:

@@ -175,6 +175,11 @@ class EnsembleScorer(Scorer):
         default = self.weights_[ALL_CRITERIA]
         return np.array([self.weights_.get(str(k), default) for k in keys])
 
+    def base_tokenizer(self) -> Any:
+        """The first member's with a base model: the one whose language matters."""
+        found = (m.base_tokenizer() for m in self.members_)
+        return next((t for t in found if t is not None), None)
+
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         self.check_input(X)
         stacked = np.stack([m.predict_proba(X) for m in self.members_], axis=1)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import bisect
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -37,10 +40,30 @@ def pad_probabilities(rows: list[np.ndarray], width: int) -> np.ndarray:
     return out
 
 
-def chunk_words(text: str, size: int, overlap: int) -> list[str]:
-    """Overlapping windows of words, so long evidence is read whole by a fixed-window encoder."""
-    words = text.split()
-    if len(words) <= size:
-        return [" ".join(words)]
-    step = max(1, size - overlap)
-    return [" ".join(words[i : i + size]) for i in range(0, max(1, len(words) - overlap), step)]
+def token_windows(text: str, tokenizer: Any, size: int, overlap: int) -> list[str]:
+    """Overlapping windows of at most `size` tokens of `tokenizer` (a fast Hugging Face one),
+    so every token of long evidence lies in some window and no window is cut by the encoder.
+
+    Windows start and end on word boundaries (the tokenizer's own pre-tokenized words), so a
+    window re-tokenizes to exactly its tokens; only a single word longer than a whole window
+    is split inside, between its pieces. Consecutive windows share about `overlap` tokens.
+    """
+    encoding = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+    offsets, words = encoding["offset_mapping"], encoding.word_ids()
+    total = len(offsets)
+    if total <= size:
+        return [" ".join(text.split())]
+    starts = [i for i in range(total) if i == 0 or words[i] != words[i - 1]]
+    windows, start = [], 0
+    while True:
+        end = min(start + size, total)
+        if end < total:  # end before the word that would not fit whole, if one starts inside
+            last = starts[bisect.bisect_right(starts, end) - 1]
+            end = last if last > start else end
+        windows.append(text[offsets[start][0] : offsets[end - 1][1]])
+        if end >= total:
+            return windows
+        # the next window begins at the first word start at least `overlap` tokens back
+        back = max(start + 1, end - overlap)
+        first = bisect.bisect_left(starts, back)
+        start = starts[first] if first < len(starts) and starts[first] <= end else end

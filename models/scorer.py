@@ -54,6 +54,11 @@ class Scorer(BaseEstimator):
         pooling weights), for MLflow; none by default."""
         return {}
 
+    def base_tokenizer(self) -> Any:
+        """The base model's tokenizer, for the language check (models/language.py); None for a
+        scorer without a base model (TF-IDF learns its vocabulary from the evidence)."""
+        return None
+
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         raise NotImplementedError
 

@@ -454,6 +454,9 @@ class TransformerScorer(Scorer):
             and torch.cuda.is_bf16_supported()
         )
 
+    def base_tokenizer(self) -> Any:
+        return self.tokenizer_
+
     @torch.no_grad()
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         self.check_input(X)

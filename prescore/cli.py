@@ -16,6 +16,7 @@ from rich.console import Console  # noqa: E402
 from prescore import (  # noqa: E402
     bench_cli,
     defaults,  # noqa: E402
+    predict_cli,
     serving_cli,
     training_cli,
 )
@@ -37,6 +38,7 @@ app.command()(training_cli.train)
 app.command()(training_cli.promote)
 app.command()(training_cli.models)
 app.command()(training_cli.evaluate)
+app.command()(predict_cli.predict)
 app.command()(serving_cli.serve)
 app.command(name="export-reviews")(serving_cli.export_reviews)
 reviewers = typer.Typer(help="Reviewer accounts for the triage page.", no_args_is_help=True)

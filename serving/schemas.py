@@ -129,6 +129,11 @@ class ModelCard(BaseModel):
     model_name: str
     model_version: str
     credentials: list[CredentialCard]
+    language_warning: str | None = Field(
+        None,
+        description="set where the training evidence's language or script does not look like "
+        "the base model's (share of words its tokenizer does not know)",
+    )
 
     def criteria_by_key(self) -> dict[CriterionKey, tuple[CriterionCard, str]]:
         """Each criterion's card and its credential's stakes."""

@@ -84,6 +84,7 @@ class ScoringModel:
             model_name=self.name,
             model_version=self.version,
             credentials=sorted(credentials.values(), key=lambda c: c.credential_id),
+            language_warning=self.policy.language.warning if self.policy.language else None,
         )
 
     def unknown_criteria(self, items: list[EvidenceToScore]) -> list[tuple[int, str]]:

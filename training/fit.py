@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
 from transformers import TrainerCallback
 
 from prescore.data.load import EvidenceSet
@@ -85,6 +86,8 @@ def measure(
 ) -> tuple[Evaluation, dict[str, float]]:
     """Evaluate once (calibration, thresholds, test agreement) and add the fit's costs."""
     evaluation = evaluate(scorer, evidence, config.evaluation)
+    if evaluation.language is not None and evaluation.language.warning:
+        Console(stderr=True).print(f"[yellow]Warning:[/yellow] {evaluation.language.warning}")
     metrics = evaluation.metrics()
     metrics["fit_seconds"] = fit_seconds
     metrics["fit_seconds_per_1000_items"] = 1000 * fit_seconds / len(evidence.splits["train"])

@@ -135,6 +135,8 @@ def train(
         if "world_size" in metrics:
             mlflow.log_param("world_size", int(metrics["world_size"]))
         mlflow.log_metrics({k: v for k, v in metrics.items() if not np.isnan(v)})
+        if evaluation.language is not None and evaluation.language.warning:
+            mlflow.set_tag("prescore.language_warning", evaluation.language.warning)
         matrices = {key: a.confusion for key, a in evaluation.agreement.items() if a.items}
         if matrices:
             import matplotlib.pyplot as plt

@@ -25,10 +25,10 @@ def build(kind: str, encoder: Path) -> Scorer:
     if kind == "tfidf-length":
         return TfidfScorer(min_df=1, alpha=1.0, length_features=True)
     if kind == "embeddings":
-        return EmbeddingScorer(base_model=str(encoder), window_words=20, overlap_words=5)
+        return EmbeddingScorer(base_model=str(encoder), window_tokens=20, overlap_tokens=5)
     if kind == "embeddings-length":
         return EmbeddingScorer(
-            base_model=str(encoder), window_words=20, overlap_words=5, length_features=True
+            base_model=str(encoder), window_tokens=20, overlap_tokens=5, length_features=True
         )
     return TransformerScorer(
         base_model=str(encoder),
@@ -93,8 +93,8 @@ def test_an_unknown_head_or_a_bad_alpha_is_refused_before_training() -> None:
         TfidfScorer(head="forest").check_params()
     with pytest.raises(ValueError, match="alpha must be above 0"):
         TfidfScorer(alpha=0).check_params()
-    with pytest.raises(ValueError, match="overlap_words"):
-        EmbeddingScorer(window_words=20, overlap_words=30).check_params()
+    with pytest.raises(ValueError, match="overlap_tokens"):
+        EmbeddingScorer(window_tokens=20, overlap_tokens=30).check_params()
 
 
 def test_leave_one_out_regularises_noise_hard_and_signal_lightly() -> None:
@@ -213,7 +213,11 @@ def test_cached_embeddings_are_reused_and_equal_fresh_ones(
     first = cached.embed(X["text"].tolist())
     assert np.allclose(first, fresh.embed(X["text"].tolist()), atol=1e-6)
 
-    class NoEncoder:
+    real = cached._encoder()
+
+    class NoEncoder:  # reads windows as the real one does (its tokenizer), encodes nothing
+        tokenizer, max_seq_length = real.tokenizer, real.max_seq_length
+
         def encode(self, *_: object, **__: object) -> None:
             raise AssertionError("encoded a text that was cached")
 
@@ -222,7 +226,7 @@ def test_cached_embeddings_are_reused_and_equal_fresh_ones(
     database = (tmp_path / "cache" / "embeddings.sqlite").read_bytes()
     assert X["text"].iloc[0].encode() not in database  # digests, not evidence text
     other = EmbeddingScorer(
-        base_model=str(tiny_encoder), cache_dir=str(tmp_path / "cache"), window_words=50
+        base_model=str(tiny_encoder), cache_dir=str(tmp_path / "cache"), window_tokens=50
     )
     other.encoder_ = NoEncoder()
     with pytest.raises(AssertionError, match="encoded a text"):  # other windows, other vectors
