@@ -149,6 +149,8 @@ def serve(
         try:
             if not wait_until_ready(process, base_url, ready_timeout):
                 stop(process)
+                if terminated:  # stopped while starting, by the SIGTERM it was sent
+                    raise SystemExit(128 + terminated[0])
                 console.print("[red]The service did not become ready; see its log above.[/red]")
                 raise typer.Exit(1)
             credential_id, criteria = (
@@ -177,14 +179,24 @@ def add_reviewer(
     name: str = typer.Argument(..., help="the reviewer's sign-in name"),
     credentials: str = typer.Option(..., help="comma-separated credential ids they may score"),
     review_db: str = typer.Option(defaults.REVIEW_DB, envvar="PRESCORE_REVIEW_DB"),
-    password: str = typer.Option(
-        ..., prompt=True, hide_input=True, confirmation_prompt=True, envvar="PRESCORE_PASSWORD"
+    password_stdin: bool = typer.Option(
+        False,
+        "--password-stdin",
+        help="read the password from standard input (one line), e.g. from a secrets manager; "
+        "otherwise it is asked for, twice, without echo",
     ),
 ) -> None:
-    """Create a reviewer, or change their password and credentials."""
+    """Create a reviewer, or change their password (which signs them out everywhere) and
+    credentials. The password is never an option: options land in shell history and `ps`."""
+    import sys
+
     from prescore.serving.queue import ReviewQueue
     from prescore.serving.reviewers import set_reviewer
 
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
     assigned = [c.strip() for c in credentials.split(",") if c.strip()]
     try:
         set_reviewer(ReviewQueue(review_db), name, password, assigned)

@@ -147,6 +147,17 @@ class Reviewer(Base):
     credentials: Mapped[list[str]] = mapped_column(JSON)
 
 
+class SessionToken(Base):
+    """The token a reviewer's signed session cookie must carry; replaced on sign-out and on a
+    password change, which ends every session signed with the old one (a signed cookie alone
+    stays valid until it expires). Its own table, so databases from before gain it as is."""
+
+    __tablename__ = "reviewer_session_tokens"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    token: Mapped[str] = mapped_column(String(64))
+
+
 class AlreadyDecided(RuntimeError):
     """Someone decided this submission first; reload it and look again."""
 

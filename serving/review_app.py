@@ -8,7 +8,9 @@ token; sessions are signed cookies (Starlette's SessionMiddleware).
 
 from __future__ import annotations
 
+import math
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +29,14 @@ from prescore.serving.queue import (
     ReviewQueue,
     Verdict,
 )
-from prescore.serving.reviewers import assigned, authenticate
+from prescore.serving.reviewers import (
+    SignInThrottle,
+    assigned,
+    authenticate,
+    end_sessions,
+    session_is_current,
+    session_token,
+)
 
 ROOT = "/review"
 PAGE_SIZE = 100  # submissions on one page of the queue
@@ -36,12 +45,38 @@ DECISION_LABELS = {"earned": "Earned", "not_yet": "Not yet"}
 templates = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 
 
-def connect(app: FastAPI, queue: ReviewQueue, session_secret: str) -> None:
-    """Give the page its queue and session key; call before the first request."""
+SECURITY_HEADERS = {
+    # the pages' own few lines of script and style are inline; nothing else loads, and no
+    # other site may frame them
+    "Content-Security-Policy": "default-src 'self'; script-src 'self' 'unsafe-inline'; "
+    "style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; "
+    "form-action 'self'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+
+
+def connect(
+    app: FastAPI, queue: ReviewQueue, session_secret: str, secure_cookies: bool = False
+) -> None:
+    """Give the page its queue and session key; call before the first request.
+    `secure_cookies` (behind TLS) sends the session cookie over HTTPS only."""
     from starlette.middleware.sessions import SessionMiddleware
 
     app.state.queue = queue
-    app.add_middleware(SessionMiddleware, secret_key=session_secret, same_site="strict")
+    app.state.throttle = SignInThrottle()
+    app.add_middleware(
+        SessionMiddleware, secret_key=session_secret, same_site="strict", https_only=secure_cookies
+    )
+
+    @app.middleware("http")
+    async def security_headers(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        response.headers.update(SECURITY_HEADERS)
+        return response
 
 
 def queue_of(request: Request) -> ReviewQueue:
@@ -76,8 +111,15 @@ def create_review_app() -> FastAPI:
         )  # fmt: skip
 
     def signed_in(request: Request) -> str | None:
+        """The reviewer, while their session's token is current (sign-out and a password
+        change replace it, which ends every session signed with the old one)."""
         name = request.session.get("reviewer")
-        return name if isinstance(name, str) else None
+        if not isinstance(name, str):
+            return None
+        if not session_is_current(queue_of(request), name, request.session.get("token")):
+            request.session.clear()
+            return None
+        return name
 
     def csrf_ok(request: Request, token: str) -> bool:
         expected = request.session.get("csrf", "")
@@ -89,16 +131,30 @@ def create_review_app() -> FastAPI:
 
     @app.post("/login")
     def login(request: Request, name: str = Form(...), password: str = Form(...)) -> Response:
+        throttle: SignInThrottle = request.app.state.throttle
+        keys = (f"name:{name}", f"address:{request.client.host if request.client else ''}")
+        wait = throttle.retry_after(*keys)
+        if wait > 0:
+            response = page(
+                request, "login.html", 429, problem="Too many failed sign-ins; try again later."
+            )
+            response.headers["Retry-After"] = str(math.ceil(wait))
+            return response
         reviewer = authenticate(queue_of(request), name, password)
         if reviewer is None:
+            throttle.failed(*keys)
             return page(request, "login.html", 401, problem="Name or password is wrong.")
         request.session.clear()
         request.session["reviewer"] = reviewer.name
+        request.session["token"] = session_token(queue_of(request), reviewer.name)
         return RedirectResponse(f"{ROOT}/", status_code=303)
 
     @app.post("/logout")
     def logout(request: Request, csrf: str = Form("")) -> Response:
+        name = signed_in(request)
         if csrf_ok(request, csrf):
+            if name is not None:
+                end_sessions(queue_of(request), name)  # a copied cookie ends with this one
             request.session.clear()
         return RedirectResponse(f"{ROOT}/login", status_code=303)
 

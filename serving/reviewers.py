@@ -6,8 +6,11 @@ import functools
 import hashlib
 import hmac
 import secrets
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable
 
-from prescore.serving.queue import Reviewer, ReviewQueue
+from prescore.serving.queue import Reviewer, ReviewQueue, SessionToken
 
 SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 
@@ -33,6 +36,75 @@ def set_reviewer(queue: ReviewQueue, name: str, password: str, credentials: list
         reviewer.password_hash = hash_password(password)
         reviewer.credentials = sorted(set(credentials))
         session.add(reviewer)
+    end_sessions(queue, name)  # a new password signs everyone out
+
+
+def session_token(queue: ReviewQueue, name: str) -> str:
+    """The token a session of `name` must carry now (created on first use)."""
+    with queue.sessions.begin() as session:
+        current = session.get(SessionToken, name)
+        if current is None:
+            current = SessionToken(name=name, token=secrets.token_urlsafe(32))
+            session.add(current)
+        return current.token
+
+
+def session_is_current(queue: ReviewQueue, name: str, token: object) -> bool:
+    with queue.sessions() as session:
+        current = session.get(SessionToken, name)
+    return (
+        current is not None
+        and isinstance(token, str)
+        and secrets.compare_digest(current.token, token)
+    )
+
+
+def end_sessions(queue: ReviewQueue, name: str) -> None:
+    """Every session of `name` ends: its cookies carry a token that is no longer current."""
+    with queue.sessions.begin() as session:
+        current = session.get(SessionToken, name) or SessionToken(name=name)
+        current.token = secrets.token_urlsafe(32)
+        session.add(current)
+
+
+class SignInThrottle:
+    """At most `attempts` failed sign-ins per name and per address in `window` seconds; past
+    that, sign-in is refused for the rest of the window without checking the password, so a
+    guesser gets a few tries, not thousands, and the scrypt work stays bounded. In memory, per
+    process: enough for one replica; several replicas each keep their own count."""
+
+    def __init__(
+        self, attempts: int = 5, window: float = 900.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.attempts = attempts
+        self.window = window
+        self.clock = clock
+        self.failures: dict[str, deque[float]] = defaultdict(deque)
+
+    def _recent(self, key: str) -> deque[float]:
+        failures, now = self.failures[key], self.clock()
+        while failures and failures[0] <= now - self.window:
+            failures.popleft()
+        return failures
+
+    def retry_after(self, *keys: str) -> float:
+        """Seconds until a sign-in for these keys is allowed again; 0 if it is now."""
+        waits = [
+            failures[0] + self.window - self.clock()
+            for key in keys
+            if len(failures := self._recent(key)) >= self.attempts
+        ]
+        return max(waits, default=0.0)
+
+    def failed(self, *keys: str) -> None:
+        for key in keys:
+            self._recent(key).append(self.clock())
+        if len(self.failures) > MAX_THROTTLED_KEYS:  # many names tried: forget the stale ones
+            for key in [k for k in self.failures if not self._recent(k)]:
+                del self.failures[key]
+
+
+MAX_THROTTLED_KEYS = 10_000
 
 
 @functools.cache

@@ -141,7 +141,7 @@ class Prescore:
         self.settings = ServiceSettings.from_environment()
         self.card: ModelCard | None = None
         self.queue = ReviewQueue(self.settings.review_db)
-        connect(review, self.queue, self.settings.session_secret)
+        connect(review, self.queue, self.settings.session_secret, self.settings.secure_cookies)
         api.state.service = self
 
     async def model_card(self) -> ModelCard:

@@ -36,6 +36,7 @@ ENVIRONMENT = {  # variable -> field, for the settings given as plain values
     "PRESCORE_MAX_TEXT_CHARS": "max_text_chars",
     "PRESCORE_REVIEW_DB": "review_db",
     "PRESCORE_AUDIT_RATE": "audit_rate",
+    "PRESCORE_SECURE_COOKIES": "secure_cookies",
 }
 
 
@@ -55,6 +56,9 @@ class ServiceSettings(BaseModel):
         defaults.AUDIT_RATE, ge=0, le=1, description="share of auto items also queued"
     )
     session_secret: str = Field(default="", repr=False)
+    secure_cookies: bool = Field(
+        False, description="behind TLS: reviewers' session cookies travel over HTTPS only"
+    )
 
     @classmethod
     def from_environment(cls) -> ServiceSettings:

@@ -566,3 +566,20 @@ def test_a_new_review_database_is_readable_by_its_owner_only(tmp_path: Path) -> 
     database = tmp_path / "fresh" / "review.db"
     ReviewQueue.at(database).enqueue([review(0)])  # evidence text and, later, password hashes
     assert oct(database.stat().st_mode & 0o777) == "0o600"
+
+
+def test_a_reviewer_password_comes_from_a_prompt_or_stdin_never_an_option(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from prescore.cli import app
+
+    database = f"sqlite:///{tmp_path / 'review.db'}"
+    base = ["reviewers", "add", "ana", "--credentials", "wait-time", "--review-db", database]
+    piped = CliRunner().invoke(app, [*base, "--password-stdin"], input="correct horse\n")
+    assert piped.exit_code == 0, piped.output
+    assert authenticate(ReviewQueue(database), "ana", "correct horse") is not None
+    typed = CliRunner().invoke(app, base, input="battery staple\nbattery staple\n")
+    assert typed.exit_code == 0, typed.output
+    assert authenticate(ReviewQueue(database), "ana", "battery staple") is not None
+    option = CliRunner().invoke(app, [*base, "--password", "on the command line"])
+    assert option.exit_code == 2  # no such option: it would land in shell history and ps

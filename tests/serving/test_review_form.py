@@ -160,3 +160,49 @@ def test_audits_are_marked_in_the_queue_and_on_the_page(
     page = client.get(f"/review/submission/{audit}").text
     assert 'id="audit"' in page and "In the queue as an audit sample" in page
     assert 'id="audit"' not in client.get(f"/review/submission/{human}").text
+
+
+def test_signing_out_ends_every_copy_of_the_session(client: TestClient) -> None:
+    stolen = dict(client.cookies)  # a copy of the signed cookie, as a thief would keep it
+    page = client.get("/review/")
+    assert page.status_code == 200 and "Review queue" in page.text
+    client.post("/review/logout", data={"csrf": csrf_of(page.text)})
+    replay = TestClient(client.app, cookies=stolen)
+    assert replay.get("/review/", follow_redirects=False).status_code == 303  # to sign-in
+
+
+def test_a_password_change_signs_the_reviewer_out(client: TestClient, queue: ReviewQueue) -> None:
+    assert client.get("/review/", follow_redirects=False).status_code == 200
+    set_reviewer(queue, "ana", "a brand new horse", ["wait-time"])
+    assert client.get("/review/", follow_redirects=False).status_code == 303
+
+
+def test_sign_in_is_throttled_per_name_and_the_pages_send_security_headers(
+    queue: ReviewQueue,
+) -> None:
+    page = review_app.create_review_app()
+    review_app.connect(page, queue, "test-session-secret")
+    site = FastAPI()
+    site.mount(review_app.ROOT, page)
+    guesser = TestClient(site)
+    for attempt in range(5):
+        wrong = guesser.post("/review/login", data={"name": "ana", "password": f"guess {attempt}"})
+        assert wrong.status_code == 401
+    refused = guesser.post("/review/login", data={"name": "ana", "password": "correct horse"})
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
+    headers = guesser.get("/review/login").headers
+    assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+    assert headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_the_throttle_forgets_failures_after_its_window() -> None:
+    from prescore.serving.reviewers import SignInThrottle
+
+    now = [0.0]
+    throttle = SignInThrottle(attempts=2, window=60, clock=lambda: now[0])
+    throttle.failed("name:ana")
+    assert throttle.retry_after("name:ana") == 0
+    throttle.failed("name:ana")
+    assert throttle.retry_after("name:ana", "address:x") == 60
+    now[0] = 61
+    assert throttle.retry_after("name:ana") == 0
