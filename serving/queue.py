@@ -158,6 +158,26 @@ class SessionToken(Base):
     token: Mapped[str] = mapped_column(String(64))
 
 
+class ScoreReceipt(Base):
+    """The answer given to a /score request sent with an Idempotency-Key: a retry of the same
+    request gets it back and queues nothing twice. It holds the response (levels, decisions,
+    routes), never the evidence text; the request is known by a digest."""
+
+    __tablename__ = "score_receipts"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    request_digest: Mapped[str] = mapped_column(String(64))
+    response: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+@dataclass(frozen=True)
+class Receipt:
+    key: str
+    request_digest: str
+    response: str  # the JSON the first answer carried
+
+
 class AlreadyDecided(RuntimeError):
     """Someone decided this submission first; reload it and look again."""
 
@@ -326,13 +346,31 @@ class ReviewQueue:
     def at(cls, path: Path) -> ReviewQueue:
         return cls(f"sqlite:///{path}")
 
-    def enqueue(self, batch: list[ToReview]) -> list[int]:
-        """One transaction for a request's submissions: all are stored, or none and it raises."""
+    def enqueue(self, batch: list[ToReview], receipt: Receipt | None = None) -> list[int]:
+        """One transaction for a request's submissions, and its receipt where the request
+        carried an Idempotency-Key: all are stored, or none and it raises."""
         now = datetime.now(UTC)
         entries = [submission_entry(review, now) for review in batch]
         with self.sessions.begin() as session:
             session.add_all(entries)
+            if receipt is not None:
+                session.add(
+                    ScoreReceipt(
+                        key=receipt.key,
+                        request_digest=receipt.request_digest,
+                        response=receipt.response,
+                        created_at=now,
+                    )
+                )
         return [entry.id for entry in entries]
+
+    def receipt(self, key: str) -> Receipt | None:
+        """The first answer to a request sent with this Idempotency-Key, if there was one."""
+        with self.sessions() as session:
+            stored = session.get(ScoreReceipt, key)
+        if stored is None:
+            return None
+        return Receipt(stored.key, stored.request_digest, stored.response)
 
     def pending(
         self,

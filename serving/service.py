@@ -11,6 +11,7 @@ Configured by PRESCORE_* environment variables (serving/settings.py); `prescore 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -21,14 +22,14 @@ import bentoml
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from starlette.requests import Request
 from starlette.responses import Response
 
 from prescore.data.schema import CriterionKey
 from prescore.eval.routing import Reason
 from prescore.serving.auth import key_is_valid, presented_key
-from prescore.serving.queue import ReviewQueue, submissions_to_review
+from prescore.serving.queue import Receipt, ReviewQueue, submissions_to_review
 from prescore.serving.review_app import ROOT as REVIEW_ROOT
 from prescore.serving.review_app import connect, create_review_app
 from prescore.serving.schemas import (
@@ -47,6 +48,15 @@ from prescore.serving.settings import ServiceSettings
 logger = logging.getLogger("prescore.serving")
 
 PROTECTED_PATHS = ("/score", "/credentials", "/reload")
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+MAX_IDEMPOTENCY_KEY = 200
+
+
+def request_digest(body: ScoreRequest) -> str:
+    """A digest of the request as sent: a retry matches it, another request does not."""
+    return hashlib.sha256(body.model_dump_json().encode("utf-8", "surrogatepass")).hexdigest()
+
+
 MODEL_VERSION_HEADER = "X-Prescore-Model-Version"
 
 
@@ -164,8 +174,23 @@ class Prescore:
             return await call(**arguments)
 
     @api.post("/score", response_model=ScoreResponse, responses={401: {}, 422: {}, 503: {}})
-    async def score(self, body: ScoreRequest) -> Any:
-        """Pre-score evidence items: level, probabilities, confidence, route and reasons."""
+    async def score(self, body: ScoreRequest, request: Request) -> Any:
+        """Pre-score evidence items: level, probabilities, confidence, route and reasons, and a
+        decision per submission. With an `Idempotency-Key` header, a retry of the same request
+        gets the first answer back and queues nothing twice."""
+        key = request.headers.get(IDEMPOTENCY_HEADER)
+        digest = request_digest(body)
+        if key is not None:
+            if not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
+                detail = ErrorDetail(
+                    field=f"header.{IDEMPOTENCY_HEADER}",
+                    rule="invalid_idempotency_key",
+                    message=f"1 to {MAX_IDEMPOTENCY_KEY} characters",
+                )
+                return error(422, "the Idempotency-Key header is not usable", [detail])
+            answered = await self.first_answer(key, digest)
+            if answered is not None:
+                return answered
         problems = self.input_problems(body.items, await self.model_card())
         if problems:
             return error(422, "some items cannot be scored as sent", problems)
@@ -187,17 +212,40 @@ class Prescore:
         to_review = submissions_to_review(
             body.items, scores, submissions, card, self.settings.audit_rate
         )
-        try:
-            await anyio.to_thread.run_sync(self.queue.enqueue, to_review)
-        except SQLAlchemyError as failure:  # nothing was stored; the type only, never the row
-            logger.error("the review queue could not store a request: %s", type(failure).__name__)
-            return error(503, "the review queue is unavailable; nothing was stored, send it again")
-        return ScoreResponse(
+        response = ScoreResponse(
             model_name=card.model_name,
             model_version=version,
             scores=scores,
             submissions=submissions,
         )
+        receipt = None if key is None else Receipt(key, digest, response.model_dump_json())
+        try:
+            await anyio.to_thread.run_sync(self.queue.enqueue, to_review, receipt)
+        except IntegrityError:
+            if key is not None:  # the same key was answered meanwhile: give that answer
+                answered = await self.first_answer(key, digest)
+                if answered is not None:
+                    return answered
+            logger.error("the review queue refused a request: IntegrityError")
+            return error(503, "the review queue is unavailable; nothing was stored, send it again")
+        except SQLAlchemyError as failure:  # nothing was stored; the type only, never the row
+            logger.error("the review queue could not store a request: %s", type(failure).__name__)
+            return error(503, "the review queue is unavailable; nothing was stored, send it again")
+        return response
+
+    async def first_answer(self, key: str, digest: str) -> Response | None:
+        """The stored answer to this key; a 422 where the key came with another request."""
+        receipt = await anyio.to_thread.run_sync(self.queue.receipt, key)
+        if receipt is None:
+            return None
+        if receipt.request_digest != digest:
+            detail = ErrorDetail(
+                field=f"header.{IDEMPOTENCY_HEADER}",
+                rule="idempotency_key_reused",
+                message="this key came with a different request; use a new key per request",
+            )
+            return error(422, "the Idempotency-Key was used for another request", [detail])
+        return Response(receipt.response, media_type="application/json")
 
     @api.get("/credentials", response_model=ModelCard, responses={401: {}})
     async def credentials(self) -> ModelCard:

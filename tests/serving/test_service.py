@@ -269,3 +269,36 @@ def test_sigterm_to_prescore_serve_stops_the_server_it_started(
                 serve.kill()
     with pytest.raises(OSError):  # nothing answers on the port any more
         urllib.request.urlopen(url + "/readyz", timeout=5)
+
+
+def test_a_retry_with_the_same_idempotency_key_gets_the_first_answer_and_queues_once(
+    server: Server,
+) -> None:
+    from prescore.serving.queue import ReviewQueue
+
+    queue = ReviewQueue(f"sqlite:///{server.log.parent / '.prescore' / 'review.db'}")
+    before = queue.count_pending(["wait-time"])
+    body = json.dumps({"items": [item(700)]}).encode()
+
+    def send(key: str, payload: bytes = body) -> tuple[int, Any]:
+        request = urllib.request.Request(
+            server.url + "/score",
+            payload,
+            {"Content-Type": "application/json", "Authorization": f"Bearer {KEY}",
+             "Idempotency-Key": key},
+            method="POST",
+        )  # fmt: skip
+        try:
+            with urllib.request.urlopen(request, timeout=60) as reply:
+                return reply.status, json.loads(reply.read())
+        except urllib.error.HTTPError as failure:
+            return failure.code, json.loads(failure.read())
+
+    first, again = send("retry-1"), send("retry-1")
+    assert first[0] == again[0] == 200 and first[1] == again[1]
+    assert queue.count_pending(["wait-time"]) == before + 1  # the human-routed one, once
+    other = json.dumps({"items": [item(701)]}).encode()
+    status, problem = send("retry-1", other)
+    assert status == 422 and problem["details"][0]["rule"] == "idempotency_key_reused"
+    assert send("retry-2", other)[0] == 200
+    assert queue.count_pending(["wait-time"]) == before + 2
