@@ -34,6 +34,10 @@ class EvidenceToScore(BaseModel):
     def _not_blank(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("text is empty or whitespace only")
+        if "\x00" in value:  # Postgres text cannot hold it: refused here, not after scoring
+            raise ValueError(
+                "text holds a NUL character (\\u0000), which cannot be stored; remove it"
+            )
         return value
 
 
