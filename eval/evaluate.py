@@ -23,7 +23,7 @@ from prescore.eval.calibration import (
     expected_calibration_error,
     fit_temperature,
 )
-from prescore.eval.input_checks import InputProfile, fit_input_profile
+from prescore.eval.input_checks import fit_input_profile
 from prescore.eval.qualification import CriterionAgreement, QualificationGates, measure, qualify
 from prescore.eval.risk_control import fit_threshold
 from prescore.eval.routing import (
@@ -334,10 +334,13 @@ def evaluate(scorer: Scorer, evidence: EvidenceSet, settings: EvaluationSettings
         criteria=criteria,
         language=language_fit(list(train["text"]), tokenizer) if tokenizer is not None else None,
     )
+    input_problems = [profile.problems(text) for text in test["text"]]  # once per held-out text
+    predictions = test_predictions(policy, test, calibrated_test, input_problems)
+    prediction_keys = criterion_keys(predictions) if len(predictions) else np.array([])
     triage = {
-        key: item_triage(policy, key, test[test_keys == key], calibrated_test[test_keys == key])
+        key: item_triage(policy.criteria[key], predictions[prediction_keys == key])
         for key in criteria
-        if (test_keys == key).any()
+        if (prediction_keys == key).any()
     }
     decisions = fit_decisions(
         evidence,
@@ -347,10 +350,9 @@ def evaluate(scorer: Scorer, evidence: EvidenceSet, settings: EvaluationSettings
         test,
         calibrated_test,
         criteria,
-        profile,
+        input_problems,
     )
     policy.decisions = {credential: fitted for credential, (fitted, _) in decisions.items()}
-    predictions = test_predictions(policy, test, calibrated_test)
     return Evaluation(
         policy=policy,
         agreement=agreement,
@@ -367,20 +369,25 @@ def evaluate(scorer: Scorer, evidence: EvidenceSet, settings: EvaluationSettings
 
 
 def test_predictions(
-    policy: RoutingPolicy, test: pd.DataFrame, probabilities: np.ndarray
+    policy: RoutingPolicy,
+    test: pd.DataFrame,
+    probabilities: np.ndarray,
+    input_problems: list[list[str]],
 ) -> pd.DataFrame:
     """Per test item, what serving would return (suggested level, expected value, confidence,
     route) beside the human's level; no evidence text, so the table may be shared."""
     rows = []
     keys = criterion_keys(test) if len(test) else np.array([])
-    for (_, item), key, row in zip(test.iterrows(), keys, probabilities, strict=True):
+    for (_, item), key, row, problems in zip(
+        test.iterrows(), keys, probabilities, input_problems, strict=True
+    ):
         criterion = policy.criteria.get(str(key))
         if criterion is None:
             continue
         calibrated = row[: len(criterion.level_values)]
         best, confidence = criterion.suggest(calibrated)
-        route = policy.decide(
-            criterion.credential_id, criterion.criterion_id, item["text"], confidence
+        route = policy.decide_checked(
+            criterion.credential_id, criterion.criterion_id, confidence, problems
         )
         submission = item.get("submission_id")
         rows.append(
@@ -421,23 +428,16 @@ def value_errors(predictions: pd.DataFrame) -> dict[str, ValueErrors]:
     return out
 
 
-def item_triage(
-    policy: RoutingPolicy, key: str, rows: pd.DataFrame, probabilities: np.ndarray
-) -> Triage:
-    """What the live policy does with one criterion's held-out items: an item counts as auto
-    only where serving would route it so (stakes, qualification, threshold and input checks
-    together), not merely where its confidence clears the threshold."""
-    criterion = policy.criteria[key]
-    suggested, confidence = suggestion_confidence(probabilities, criterion.error_tolerance)
-    correct = np.abs(suggested - rows["label"].to_numpy()) <= criterion.error_tolerance
-    auto = np.array(
-        [
-            policy.decide(criterion.credential_id, criterion.criterion_id, text, c).route
-            is Route.auto
-            for text, c in zip(rows["text"], confidence, strict=True)
-        ],
-        dtype=bool,
-    )
+def item_triage(criterion: CriterionPolicy, predictions: pd.DataFrame) -> Triage:
+    """What the live policy does with one criterion's held-out items (their rows of
+    `test_predictions`): an item counts as auto only where serving would route it so (stakes,
+    qualification, threshold and input checks together), not merely where its confidence
+    clears the threshold."""
+    position = {label: index for index, label in enumerate(criterion.level_labels)}
+    suggested = predictions["level"].map(position).to_numpy()
+    human = predictions["human_level"].map(position).to_numpy()
+    correct = np.abs(suggested - human) <= criterion.error_tolerance
+    auto = (predictions["route"] == Route.auto.value).to_numpy()
     return Triage(
         target_error=criterion.target_error,
         threshold=criterion.threshold,
@@ -455,7 +455,7 @@ def fit_decisions(
     test: pd.DataFrame,
     calibrated_test: np.ndarray,
     criteria: dict[str, CriterionPolicy],
-    profile: InputProfile,
+    input_problems: list[list[str]],
 ) -> dict[str, tuple[DecisionPolicy, DecisionTriage]]:
     """Each credential whose every criterion the model scores: its decision policy, fitted
     on the calibration submissions, and what it does with the test submissions."""
@@ -493,12 +493,7 @@ def fit_decisions(
         ]
         fitted = fit_decision_policy(credential, held, tested, decision_settings, unfair)
         measured = decision_triage(
-            fitted,
-            tested,
-            test,
-            profile,
-            settings.decision_gates,
-            settings.min_group_size,
+            fitted, tested, input_problems, settings.decision_gates, settings.min_group_size
         )
         out[credential_id] = (fitted, measured)
     return out

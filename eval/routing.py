@@ -167,6 +167,15 @@ class RoutingPolicy(BaseModel):
         self, credential_id: str, criterion_id: str, text: str, confidence: float
     ) -> Decision:
         """Route one prediction; `confidence` is the calibrated probability of its level."""
+        return self.decide_checked(
+            credential_id, criterion_id, confidence, self.input_profile.problems(text)
+        )
+
+    def decide_checked(
+        self, credential_id: str, criterion_id: str, confidence: float, input_problems: list[str]
+    ) -> Decision:
+        """`decide` with the text's input problems already found (evaluation checks each held-out
+        text once and routes its items and its submission with the result)."""
         policy = self.criterion(credential_id, criterion_id)
         if policy is None:
             return Decision(Route.human, (Reason.unknown_criterion,))
@@ -179,7 +188,7 @@ class RoutingPolicy(BaseModel):
             reasons.append(Reason.no_safe_threshold)
         elif confidence < policy.threshold:
             reasons.append(Reason.low_confidence)
-        reasons.extend(Reason(problem) for problem in self.input_profile.problems(text))
+        reasons.extend(Reason(problem) for problem in input_problems)
         return Decision(Route.human if reasons else Route.auto, tuple(reasons))
 
     def credentials(self) -> dict[str, Credential]:

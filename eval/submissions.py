@@ -25,7 +25,6 @@ from prescore.eval.decisions import (
     fit_recalibration,
     p_met,
 )
-from prescore.eval.input_checks import InputProfile
 from prescore.eval.risk_control import fit_threshold
 from prescore.eval.routing import DecisionPolicy, Reason, Route
 
@@ -263,12 +262,11 @@ def qualify_decisions(
     return failures, kappa, human_kappa
 
 
-def item_reasons(split: pd.DataFrame, submission: Submission, profile: InputProfile) -> set[Reason]:
-    """Input problems of any of the submission's items send the decision to a human."""
+def item_reasons(submission: Submission, input_problems: list[list[str]]) -> set[Reason]:
+    """Input problems of any of the submission's items send the decision to a human;
+    `input_problems` holds each row's of the split, found once."""
     reasons = {
-        Reason(problem)
-        for position in submission.rows
-        for problem in profile.problems(str(split.iloc[position]["text"]))
+        Reason(problem) for position in submission.rows for problem in input_problems[position]
     }
     return reasons | ({Reason.incomplete_submission} if not submission.complete else set())
 
@@ -276,8 +274,7 @@ def item_reasons(split: pd.DataFrame, submission: Submission, profile: InputProf
 def decision_triage(
     policy: DecisionPolicy,
     test: list[Submission],
-    split: pd.DataFrame,
-    profile: InputProfile,
+    input_problems: list[list[str]],
     gates: DecisionGates,
     min_group: int,
 ) -> DecisionTriage:
@@ -289,7 +286,7 @@ def decision_triage(
     auto_rows: list[tuple[Submission, bool]] = []
     for submission, p_earned in zip(complete, p, strict=True):
         decision, confidence = decision_of(float(p_earned))
-        reasons = item_reasons(split, submission, profile)
+        reasons = item_reasons(submission, input_problems)
         if policy.route(decision, confidence, reasons).route is Route.auto:
             auto_rows.append((submission, decision == EARNED))
     wrong = [earned != s.human_earned for s, earned in auto_rows]

@@ -28,10 +28,9 @@ import numpy as np
 import pandas as pd
 
 from prescore.data.load import EvidenceSet, load_evidence
-from prescore.data.schema import CriterionKey
 from prescore.data.split import SplitConfig, educator_position, educator_split
 from prescore.eval.agreement import quadratic_weighted_kappa
-from prescore.eval.evaluate import Evaluation, evaluate
+from prescore.eval.evaluate import evaluate
 from prescore.models.ensemble import EnsembleScorer
 from prescore.models.inputs import criterion_keys
 from prescore.models.scorer import Scorer
@@ -179,7 +178,7 @@ def measure_fold(
         fold=fold,
         qwk={k: a.qwk for k, a in evaluation.agreement.items() if a.items},
         human_qwk=human_agreement(evidence),
-        rmse=rmse_per_criterion(evaluation, evidence),
+        rmse={key: errors.rmse_expected for key, errors in evaluation.errors.items()},
         target_error={k: t.target_error for k, t in evaluation.triage.items()},
         auto_share={k: t.auto_share for k, t in evaluation.triage.items()},
         auto_error={k: t.auto_error for k, t in evaluation.triage.items()},
@@ -214,23 +213,6 @@ def human_agreement(evidence: EvidenceSet) -> dict[str, float]:
         key: quadratic_weighted_kappa(first, second, levels)
         for key, (first, second, levels) in pairs.items()
     }
-
-
-def rmse_per_criterion(evaluation: Evaluation, evidence: EvidenceSet) -> dict[str, float]:
-    """On the scale's values, from the expected value of the calibrated probabilities."""
-    test = evidence.splits["test"]
-    out = {}
-    for key, rows in test.groupby(criterion_keys(test)).groups.items():
-        credential, criterion = CriterionKey.parse(str(key))
-        rubric = evidence.credentials[credential].criterion(criterion)
-        assert rubric is not None
-        values = np.asarray(rubric.values)
-        index = np.asarray(list(rows))
-        probabilities = evaluation.test_probabilities[index, : len(values)]
-        predicted = probabilities @ values
-        truth = values[evaluation.test_labels[index]]
-        out[str(key)] = float(np.sqrt(np.mean((predicted - truth) ** 2)))
-    return out
 
 
 def run_benchmark(
