@@ -1,9 +1,12 @@
-"""Where the base encoder comes from: the bundled all-MiniLM-L6-v2, or a path an engineer names."""
+"""Where the base encoder comes from: the bundled all-MiniLM-L6-v2, all-mpnet-base-v2 from the
+`mpnet` extra, or a path an engineer names."""
 
 from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+
+from prescore.models.mpnet import MPNET, mpnet_base_model
 
 BUNDLED = "bundled"
 
@@ -20,6 +23,8 @@ def resolve_base_model(name: str) -> str:
     """A local folder for `name`, or the name itself if the local Hugging Face cache holds it."""
     if name == BUNDLED:
         return str(bundled_base_model())
+    if name == MPNET:
+        return str(mpnet_base_model())
     if Path(name).is_dir():
         return str(Path(name).resolve())
     from huggingface_hub import try_to_load_from_cache
@@ -28,5 +33,6 @@ def resolve_base_model(name: str) -> str:
         return name
     raise FileNotFoundError(
         f"base model {name!r} is neither a folder nor in the local Hugging Face cache; "
-        f"use {BUNDLED!r} for the bundled all-MiniLM-L6-v2 or the path of a saved model"
+        f"use {BUNDLED!r} for the bundled all-MiniLM-L6-v2, {MPNET!r} for all-mpnet-base-v2 "
+        "(the mpnet extra) or the path of a saved model"
     )

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from prescore import defaults
 from prescore.data.problems import InputError
@@ -68,6 +69,9 @@ def accuracy(
     embeddings: bool = typer.Option(
         True, help="include the frozen-embeddings baseline (vectors cached across folds)"
     ),
+    base_model: str = typer.Option(
+        "bundled", help="the embeddings baseline's encoder: bundled (MiniLM), mpnet, or a folder"
+    ),
     length: bool = typer.Option(
         True, help="include TF-IDF with evidence-length features (see models/length.py)"
     ),
@@ -85,6 +89,7 @@ def accuracy(
     track: bool = typer.Option(True, help="log tables and headline metrics to MLflow"),
 ) -> None:
     """Accuracy, triage and speed on a public set under its standard protocol."""
+    from prescore.models.base_model import resolve_base_model
     from prescore.training.bench import (
         BASELINE,
         WITH_LENGTH,
@@ -95,9 +100,11 @@ def accuracy(
     from prescore.training.config import load_config
 
     try:
+        if embeddings:
+            resolve_base_model(base_model)  # a missing extra is said before any fold runs
         experiment = load_config(config)
         baselines = [BASELINE, *([WITH_LENGTH] if length else [])]
-        baselines += [embeddings_baseline(cache_dir)] if embeddings else []
+        baselines += [embeddings_baseline(cache_dir, base_model)] if embeddings else []
         extra = [] if quick or experiment.scorer in baselines else [experiment.scorer]
         scorers = baselines + extra
         chosen = [int(f) for f in folds.split(",") if f.strip()]
@@ -105,8 +112,8 @@ def accuracy(
     except InputError as error:
         print_problems(error.problems, console)
         raise typer.Exit(1) from None
-    except ValueError as error:
-        console.print(f"[red]{error}[/red]")
+    except (ValueError, FileNotFoundError) as error:
+        console.print(escape(str(error)), style="red")  # no markup: `[mpnet]` stays
         raise typer.Exit(1) from None
     show(markdown(fold_results), out, fold_results if track else None)
 

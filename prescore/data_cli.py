@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from prescore import defaults
@@ -150,10 +151,10 @@ def print_problems(problems: list[Problem], console: Console, show: int = 200) -
         table.add_column(column, overflow="fold")
     for problem in problems[:show]:
         table.add_row(
-            problem.file,
+            escape(problem.file),
             "" if problem.row is None else str(problem.row),
-            problem.field or "",
-            problem.message,
+            escape(problem.field or ""),
+            escape(problem.message),  # a message like `pip install 'prescore[mpnet]'` is no markup
         )
     console.print(table)
     if len(problems) > show:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from prescore import defaults
 
@@ -201,7 +202,7 @@ def add_reviewer(
     try:
         set_reviewer(ReviewQueue(review_db), name, password, assigned)
     except ValueError as error:
-        console.print(f"[red]{error}[/red]")
+        console.print(escape(str(error)), style="red")
         raise typer.Exit(1) from None
     console.print(f"Reviewer {name} may score: {', '.join(sorted(set(assigned)))}")
 

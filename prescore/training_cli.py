@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from prescore import defaults
@@ -138,7 +139,7 @@ def promote(
     try:
         outcome = run_promotion(model, version)
     except LookupError as error:
-        console.print(f"[red]{error}[/red]")
+        console.print(escape(str(error)), style="red")
         raise typer.Exit(1) from None
     verdict = "promoted to champion" if outcome.promoted else "not promoted"
     console.print(f"{model} version {outcome.candidate.version} {verdict}: {outcome.reason}.")

@@ -133,7 +133,7 @@ def scored_rows(
                 **row,
                 "level": scored.level,
                 "level_value": scored.level_value,
-                "expected_value": sum(p.probability * p.value for p in scored.probabilities),
+                "expected_value": scored.expected_value,
                 "probabilities": {p.label: p.probability for p in scored.probabilities},
                 "confidence": scored.confidence,
                 "prediction_set": scored.prediction_set,

@@ -53,6 +53,10 @@ class ScoredEvidence(BaseModel):
     criterion_id: str
     level: str = Field(description="label of the suggested level")
     level_value: float
+    expected_value: float = Field(
+        description="probability-weighted mean of the level values: on fine scales a closer "
+        "estimate of the human score than the suggested level (lower squared error)"
+    )
     probabilities: list[LevelProbability]
     confidence: float = Field(
         description="calibrated probability that a human agrees with the suggested level "

@@ -112,6 +112,7 @@ class ScoringModel:
             criterion_id=item.criterion_id,
             level="",
             level_value=0.0,
+            expected_value=0.0,
             probabilities=[],
             confidence=0.0,
             prediction_set=[],
@@ -150,6 +151,7 @@ class ScoringModel:
             criterion_id=item.criterion_id,
             level=policy.level_labels[best],
             level_value=policy.level_values[best],
+            expected_value=float(np.dot(calibrated, policy.level_values)),
             probabilities=[
                 LevelProbability(label=label, value=value, probability=float(p))
                 for label, value, p in zip(

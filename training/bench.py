@@ -31,6 +31,7 @@ from prescore.data.load import EvidenceSet, load_evidence
 from prescore.data.split import SplitConfig, educator_position, educator_split
 from prescore.eval.agreement import quadratic_weighted_kappa
 from prescore.eval.evaluate import evaluate
+from prescore.models.base_model import BUNDLED
 from prescore.models.ensemble import EnsembleScorer
 from prescore.models.inputs import criterion_keys
 from prescore.models.scorer import Scorer
@@ -44,9 +45,12 @@ BASELINE = ScorerSpec(kind="tfidf")
 WITH_LENGTH = ScorerSpec(kind="tfidf", params={"length_features": True})
 
 
-def embeddings_baseline(cache_dir: Path) -> ScorerSpec:
-    """Frozen bundled MiniLM + ordinal heads; vectors cached so each fold encodes nothing new."""
-    return ScorerSpec(kind="embeddings", params={"cache_dir": str(cache_dir)})
+def embeddings_baseline(cache_dir: Path, base_model: str = BUNDLED) -> ScorerSpec:
+    """Frozen encoder (the bundled MiniLM unless named) + ordinal heads; vectors cached so each
+    fold encodes nothing new."""
+    return ScorerSpec(
+        kind="embeddings", params={"cache_dir": str(cache_dir), "base_model": base_model}
+    )
 
 
 ANCHORS = {
@@ -145,8 +149,14 @@ def select(table: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
 
 
 def scorer_label(scorer: Scorer) -> str:
-    """The scorer's name in tables: its kind, marked where it also reads evidence length."""
-    return scorer.kind + ("-length" if scorer.get_params().get("length_features") else "")
+    """The scorer's name in tables: its kind, marked where it also reads evidence length or
+    starts from another encoder than the bundled one (`embeddings-mpnet`)."""
+    params = scorer.get_params()
+    label = scorer.kind + ("-length" if params.get("length_features") else "")
+    base_model = params.get("base_model")
+    if isinstance(base_model, str) and base_model != BUNDLED:
+        label += f"-{Path(base_model).name}"
+    return label
 
 
 def fit_fold(

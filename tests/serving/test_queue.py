@@ -91,6 +91,7 @@ def scored_item(
         criterion_id=criterion.criterion_id,
         level=level,
         level_value=float(criterion.levels.index(level)),
+        expected_value=float(criterion.levels.index(level)),
         probabilities=[
             LevelProbability(
                 label=label, value=float(i), probability=confidence if label == level else others

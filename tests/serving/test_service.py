@@ -92,6 +92,8 @@ def test_scores_match_the_registered_pyfunc_model(server: Server) -> None:
         served = [p["probability"] for p in scored["probabilities"]]
         assert np.allclose(served, calibrated)
         assert scored["level"] == criterion.level_labels[int(row["level"])]
+        # the point estimate for squared-error metrics, beside the most likely level
+        assert scored["expected_value"] == pytest.approx(np.dot(calibrated, criterion.level_values))
         assert scored["route"] in ("auto", "human") and scored["model_version"] == "1"
 
 

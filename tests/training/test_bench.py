@@ -11,6 +11,7 @@ import yaml
 from prescore.data.load import load_evidence
 from prescore.training.bench import (
     FoldResult,
+    embeddings_baseline,
     folds,
     markdown,
     read_results,
@@ -181,3 +182,34 @@ def test_decisions_are_tabled_and_the_headline_prints_as_json(tmp_path: Path) ->
             }
         }
     }
+
+
+def test_an_embeddings_baseline_on_another_encoder_is_labelled_by_it(
+    folded_config: Path, tiny_encoder: Path, tmp_path: Path
+) -> None:
+    config = load_config(folded_config)
+    baseline = embeddings_baseline(tmp_path / "cache", str(tiny_encoder))
+    (result,) = run_benchmark(config, [baseline], only_folds=[2], ensemble=False)
+    assert result.scorer == f"embeddings-{tiny_encoder.name}"  # never mixed with MiniLM's row
+
+
+def test_a_missing_mpnet_extra_stops_the_bench_before_any_fold(
+    folded_config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.metadata
+
+    from typer.testing import CliRunner
+
+    from prescore.cli import app
+
+    def not_installed(name: str) -> importlib.metadata.Distribution:
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "distribution", not_installed)
+    results = tmp_path / "results.jsonl"
+    arguments = ["bench", "accuracy", "--config", str(folded_config), "--quick"]
+    outcome = CliRunner().invoke(
+        app, [*arguments, "--base-model", "mpnet", "--results", str(results)]
+    )
+    assert outcome.exit_code == 1
+    assert "prescore[mpnet]" in outcome.output and not results.exists()

