@@ -10,7 +10,9 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 from pydantic import ValidationError
+from typer.testing import CliRunner
 
+from prescore.cli import app
 from prescore.data.load import DataSource, final_level_kind, load_evidence, read_source
 from prescore.data.review_export import RaterScore, ReviewedItem, write_reviews
 from prescore.models.registry import configure_tracking
@@ -58,6 +60,12 @@ def test_a_config_that_keeps_experts_only_trains_on_experts_final_levels(
     kept = [row for split in experts.splits.values() for row in split["scores"]]
     assert len(kept) == EXPERT_ROWS
     assert all(any(s["rater_kind"] == "expert" for s in scores) for scores in kept)
+
+    checked = CliRunner().invoke(
+        app, ["data", "check", "--config", str(config_path)], env={"COLUMNS": "250"}
+    )
+    assert checked.exit_code == 0, checked.output
+    assert "Final levels by rater kind: expert 120, peer 80 (80 left out by" in checked.output
 
     result = train(config, config_path)
     assert result is not None and result.version == "1"
