@@ -274,7 +274,7 @@ def report_reviewers(
 ) -> None:
     """Each reviewer's calibration, volume, time and agreement with the model, flagged ones
     first, beside the human-human and model agreement on the same credentials."""
-    from prescore.serving.calibration import Agreement, benchmarks, figures
+    from prescore.serving.calibration import Agreement, benchmarks, figures, scoring_models
     from prescore.serving.queue import ReviewQueue
 
     def numbers(a: Agreement) -> str:
@@ -301,6 +301,7 @@ def report_reviewers(
     if not rows:
         console.print("No reviewers yet: `prescore reviewers add NAME --kind expert|peer`.")
     console.print("[bold]Compared with[/bold] (the same numbers, per credential)")
+    models = scoring_models(queue)
     for b in benchmarks(queue):
         console.print(
             f"{b.credential_id}: two humans on one submission, {b.human_pairs.submissions} "
@@ -309,6 +310,34 @@ def report_reviewers(
             soft_wrap=True,
             highlight=False,
         )
+        if b.credential_id in models:
+            console.print(
+                f"  {held_out_line(b.credential_id, *models[b.credential_id])}",
+                soft_wrap=True,
+                highlight=False,
+            )
+
+
+def held_out_line(credential_id: str, model: str, version: str) -> str:
+    """The held-out QWK of the model and of two humans per criterion, from the registry at
+    MLFLOW_TRACKING_URI; a line saying why where it cannot be read."""
+    from mlflow.exceptions import MlflowException
+
+    from prescore.models.registry import version_metrics
+    from prescore.serving.calibration import held_out
+
+    try:
+        metrics = version_metrics(model, version)
+    except MlflowException as error:
+        return f"held out: not available ({model} version {version}: {error.message})"
+    criteria = held_out(metrics, credential_id)
+    if not criteria:
+        return f"held out: {model} version {version} logged no agreement for {credential_id}"
+    shown = "; ".join(
+        f"{criterion} model QWK {_number(model_qwk)}, human-human QWK {_number(human_qwk)}"
+        for criterion, (model_qwk, human_qwk) in criteria.items()
+    )
+    return f"held out, the bar {model} version {version} was qualified against: {shown}"
 
 
 def _share(x: float) -> str:

@@ -526,3 +526,34 @@ def benchmarks(queue: ReviewQueue) -> list[Benchmark]:
         Benchmark(credential, agreement(pairs.get(credential, [])), agreement(model[credential]))
         for credential in sorted(model)
     ]
+
+
+def scoring_models(queue: ReviewQueue) -> dict[str, tuple[str, str]]:
+    """Per credential with decided submissions, the newest (model name, version) that scored
+    one: whose held-out agreement the report shows beside the reviewers'."""
+    newest: dict[str, tuple[str, str]] = {}
+    for entry in queue.decided():
+        candidate = (entry.model_name, entry.model_version)
+        known = newest.get(entry.credential_id)
+        if known is None or _version_order(candidate) > _version_order(known):
+            newest[entry.credential_id] = candidate
+    return newest
+
+
+def _version_order(model: tuple[str, str]) -> tuple[int, str, str]:
+    name, version = model
+    return (int(version) if version.isdigit() else -1, version, name)
+
+
+def held_out(metrics: dict[str, float], credential_id: str) -> dict[str, tuple[float, float]]:
+    """Per criterion of a credential: (the model's QWK, human-human QWK) on the held-out test
+    split of the run that trained it (NaN where it had no second rater): the bar the model
+    was qualified against (eval/qualification.py)."""
+    found: dict[str, tuple[float, float]] = {}
+    prefix = f"test_qwk.{credential_id}."
+    for key, value in metrics.items():
+        if key.startswith(prefix):
+            criterion = key.removeprefix(prefix)
+            human = metrics.get(f"eval_human_qwk.{credential_id}.{criterion}", math.nan)
+            found[criterion] = (value, human)
+    return dict(sorted(found.items()))

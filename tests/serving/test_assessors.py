@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from mlflow.tracking import MlflowClient
 from sqlalchemy import inspect
 from typer.testing import CliRunner
 
@@ -42,6 +43,7 @@ from prescore.serving.queue import (
     Verdict,
 )
 from prescore.serving.reviewers import set_reviewer
+from tests.serving.conftest import MODEL, Registry
 from tests.serving.test_queue import EVERY_CRITERION_MET, VERDICT, review
 
 EARNED = Verdict(EVERY_CRITERION_MET, "earned", "Well done.")
@@ -231,7 +233,10 @@ def test_agreement_is_the_evaluation_s_numbers() -> None:
     assert agreement([]).submissions == 0
 
 
-def test_the_cli_adds_kinds_sets_plans_and_reports(tmp_path: Path) -> None:
+def test_the_cli_adds_kinds_sets_plans_and_reports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")  # empty
     database = f"sqlite:///{tmp_path / 'review.db'}"
     queue = ReviewQueue(database)
     queue.enqueue([review(0, credential="feedback", stakes="high")])
@@ -272,6 +277,29 @@ def test_the_cli_adds_kinds_sets_plans_and_reports(tmp_path: Path) -> None:
     code, output = run("reviewers", "report")
     assert code == 0 and "eve (expert, admin) on wait-time: training 0/2" in output
     assert "Compared with" in output and "the model against decided levels, 2 submission" in output
+    assert "held out: not available (prescore-test version 3:" in output
+
+
+def test_the_report_shows_the_held_out_agreement_the_model_was_qualified_against(
+    tmp_path: Path, registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", registry.tracking_uri)
+    database = f"sqlite:///{tmp_path / 'review.db'}"
+    queue = ReviewQueue(database)
+    set_reviewer(queue, "eve", "expert password", ["wait-time"], kind="expert")
+    (entry_id,) = queue.enqueue([review(0, model_name=MODEL, model_version="1")])
+    live(queue, entry_id, VERDICT, "eve")
+    result = CliRunner().invoke(app, ["reviewers", "report", "--review-db", database])
+    output = " ".join(result.output.split())
+    assert result.exit_code == 0, output
+    metrics = (
+        MlflowClient().get_run(MlflowClient().get_model_version(MODEL, "1").run_id).data.metrics
+    )
+    model_qwk = metrics["test_qwk.wait-time.planning"]
+    assert (
+        f"the bar {MODEL} version 1 was qualified against: planning model QWK {model_qwk:.2f}, "
+        "human-human QWK 1.00" in output  # the fixture's two raters always agree
+    )
 
 
 def test_an_existing_database_gains_the_new_tables_and_its_reviewers_are_experts(
