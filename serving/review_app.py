@@ -234,7 +234,7 @@ def create_review_app() -> FastAPI:
         refused = "" if blind else may_not_open(entry, assessor_of(queue, name))
         if refused:
             return problem_page(request, 403, refused)
-        request.session["opened"] = [entry_id, time.time()]
+        opened(request, entry_id)
         return show_submission(request, entry, status, calibrating=blind, **context)
 
     def show_submission(
@@ -344,7 +344,7 @@ def create_review_app() -> FastAPI:
             return RedirectResponse(f"{ROOT}/", status_code=303)
         if training.next_item is None:
             return problem_page(request, 409, no_training_left(training.needed, credential_id))
-        request.session["opened"] = [training.next_item.id, time.time()]
+        opened(request, training.next_item.id)
         return show_submission(request, training.next_item, calibrating=True, training=training)
 
     @app.post("/training/{credential_id}")
@@ -421,6 +421,14 @@ def live_outcome(queue: ReviewQueue, entry: SubmissionEntry, who: Assessor) -> s
         return "peers agree"
     peers = [r for r in queue.live_reviews(entry.id) if r.kind == PEER]
     return "first peer" if len(peers) < 2 else "peers disagree"
+
+
+def opened(request: Request, entry_id: int) -> None:
+    """Note when the reviewer first opened this submission (a form shown again after a
+    problem keeps the first moment), for their time per submission."""
+    first = request.session.get("opened")
+    if not (isinstance(first, list) and first and first[0] == entry_id):
+        request.session["opened"] = [entry_id, time.time()]
 
 
 def may_not_open(entry: SubmissionEntry, who: Assessor) -> str:
