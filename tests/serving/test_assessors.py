@@ -214,6 +214,20 @@ def test_a_blind_item_updates_the_figures_and_a_reviewer_under_the_bar_loses_hig
         live(queue, high, VERDICT, "ed")
 
 
+def test_the_figures_count_volume_time_and_agreement_with_the_model(queue: ReviewQueue) -> None:
+    first, second = queue.enqueue([review(0), review(1)])
+    eve = assessor_of(queue, "eve")
+    as_suggested = Verdict({"planning": "Developing", "reflection": "2"}, "not_yet", "Plan.")
+    assert queue.get(first, ["wait-time"]).decision == "not_yet"  # type: ignore[union-attr]
+    queue.decide(first, as_suggested, "eve", ["wait-time"], 1, eve, seconds=30.0)
+    queue.decide(second, VERDICT, "eve", ["wait-time"], 1, eve, seconds=10.0)
+    (mine,) = [f for f in figures(queue) if f.reviewer == "eve"]
+    assert (mine.live_reviews, mine.median_seconds) == (2, 20.0)
+    assert (mine.with_model.submissions, mine.with_model.exact) == (2, 0.5)
+    assert mine.with_model.decision_agreement == 1.0
+    assert mine.calibration.submissions == 0 and not mine.flagged
+
+
 def test_agreement_is_the_evaluation_s_numbers() -> None:
     scales = {"a": ["0", "1", "2"], "b": ["x", "y"]}
     pairs = [
