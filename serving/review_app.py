@@ -235,7 +235,14 @@ def create_review_app() -> FastAPI:
         if refused:
             return problem_page(request, 403, refused)
         opened(request, entry_id)
-        return show_submission(request, entry, status, calibrating=blind, **context)
+        # a decided submission may be someone's training or blind item: its decision is shown
+        # to those who took part in it and to administrators only
+        took_part = entry.decided_by == name or kind_of(queue, name)[1]
+        if entry.status == DECIDED and not took_part:
+            took_part = any(review.reviewer == name for review in queue.live_reviews(entry_id))
+        return show_submission(
+            request, entry, status, calibrating=blind, took_part=took_part, **context
+        )
 
     def show_submission(
         request: Request, entry: SubmissionEntry, status: int = 200, **context: Any

@@ -340,3 +340,27 @@ def test_an_existing_database_gains_the_new_tables_and_its_reviewers_are_experts
     assert live(reopened, pending, EARNED, "ana") == DECIDED
     record = json.loads(json.dumps([s.__dict__ for s in item.scores]))
     assert record == [{"rater_id": "ana", "rater_kind": "expert", "level": "Proficient"}]
+
+
+def test_a_decided_submission_shows_its_decision_only_to_those_who_took_part(
+    queue: ReviewQueue,
+) -> None:
+    """It may be someone's training or blind item: its answer is not for browsing."""
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from prescore.serving import review_app
+
+    (entry_id,) = adjudicate(queue, 1)
+    page = review_app.create_review_app()
+    review_app.connect(page, queue, "test-session-secret")
+    site = FastAPI()
+    site.mount(review_app.ROOT, page)
+    shown = {}
+    for name, password in (("pat", "peer password 2"), ("eve", "expert password")):
+        client = TestClient(site)
+        client.post("/review/login", data={"name": name, "password": password})
+        shown[name] = client.get(f"/review/submission/{entry_id}").text
+    assert 'id="decided">Already decided.</p>' in shown["pat"]
+    assert "decided by eve" not in shown["pat"]
+    assert 'id="decided">Already decided by eve: Not yet.</p>' in shown["eve"]
