@@ -352,8 +352,9 @@ def export_reviews(
     out: Path = typer.Option(..., help="JSON-lines file in the evidence schema"),
     review_db: str = typer.Option(defaults.REVIEW_DB, envvar="PRESCORE_REVIEW_DB"),
 ) -> None:
-    """Write reviewed criteria as adjudicated expert scores, and their rubrics in rubrics/
-    beside the file: ready for `prescore train` with `data.path` set to it.
+    """Write reviewed criteria with their final levels and every reviewer's score and kind
+    (expert / peer), and their rubrics in rubrics/ beside the file: ready for `prescore train`
+    with `data.path` set to it (`data.final_level_kinds: [expert]` keeps experts' only).
 
     Only evidence whose owner consented to training is written. Each credential's rubric is
     rebuilt from the routing policy of the newest model version that scored it (fetched from
