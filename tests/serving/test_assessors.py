@@ -364,3 +364,34 @@ def test_a_decided_submission_shows_its_decision_only_to_those_who_took_part(
     assert 'id="decided">Already decided.</p>' in shown["pat"]
     assert "decided by eve" not in shown["pat"]
     assert 'id="decided">Already decided by eve: Not yet.</p>' in shown["eve"]
+
+
+def test_export_reviews_carries_each_reviewer_s_kind(
+    tmp_path: Path, registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", registry.tracking_uri)
+    database = f"sqlite:///{tmp_path / 'review.db'}"
+    queue = ReviewQueue(database)
+    set_reviewer(queue, "eve", "expert password", ["wait-time"], kind="expert")
+    for name in ("pia", "pat"):
+        set_reviewer(queue, name, "peer password", ["wait-time"], kind="peer")
+    agreed, escalated = queue.enqueue(
+        [review(n, model_name=MODEL, model_version="1") for n in (0, 1)]
+    )
+    for name in ("pia", "pat"):
+        live(queue, agreed, VERDICT, name)
+    live(queue, escalated, VERDICT, "pia")
+    live(queue, escalated, OTHER, "pat")
+    live(queue, escalated, EARNED, "eve")
+    out = tmp_path / "export" / "reviews.jsonl"
+    result = CliRunner().invoke(app, ["export-reviews", "--out", str(out), "--review-db", database])
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    kinds = {
+        (r["submission_id"], r["criterion_id"]): [s["rater_kind"] for s in r["scores"]]
+        for r in records
+    }
+    assert kinds[("s0", "planning")] == ["peer", "peer"]
+    assert kinds[("s1", "planning")] == ["peer", "peer", "expert"]
+    final = {(r["submission_id"], r["criterion_id"]): r["final_level"] for r in records}
+    assert final[("s1", "planning")] == "Proficient" and final[("s1", "reflection")] == "3"
