@@ -6,6 +6,7 @@ table, one row per evidence item and criterion (see EVIDENCE_COLUMNS); nothing c
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from prescore.data.dedupe import DedupeResult, drop_duplicates
 from prescore.data.problems import InputError, Problem
 from prescore.data.readers import read_records
 from prescore.data.rubrics import load_rubrics
-from prescore.data.schema import Credential, EvidenceItem, LevelsAs, Split
+from prescore.data.schema import Credential, EvidenceItem, LevelsAs, RaterKind, Split
 from prescore.data.split import SplitConfig, assign_splits, educators_on_several_sides
 from prescore.data.validate import ValidationLimits, validate_records
 
@@ -49,6 +50,13 @@ class DataSource(BaseModel):
     dedupe: bool = Field(
         True, description="drop exact and near-exact repeats; off for benchmarks' fixed test sets"
     )
+    final_level_kinds: list[RaterKind] | None = Field(
+        default=None,
+        min_length=1,
+        description="keep only items whose final level is by one of these rater kinds, e.g. "
+        "[expert]: an item counts as an expert's when an expert scored it, as peers' when only "
+        "peers did; items without rater scores are left out too. Default: every item",
+    )
 
 
 @dataclass(frozen=True)
@@ -62,6 +70,9 @@ class LoadReport:
     near_duplicates: int
     educators_on_several_sides: int
     ignored_columns: list[str] = field(default_factory=list)
+    # items per kind of their final level (expert / peer / unknown), before any kind filter
+    final_level_kinds: dict[str, int] = field(default_factory=dict)
+    left_out_by_kind: int = 0  # by `final_level_kinds`
 
 
 @dataclass(frozen=True)
@@ -90,6 +101,16 @@ def read_source(source: DataSource) -> tuple[dict[str, Credential], list[Evidenc
     return credentials, result.items, result.ignored_columns
 
 
+def final_level_kind(item: EvidenceItem) -> str:
+    """Whose level an item's final level is: `expert` where an expert scored it (in reviewed
+    exports the expert's verdict is the final one), `peer` where only peers did, `unknown`
+    without rater scores."""
+    kinds = {score.rater_kind for score in item.scores}
+    if RaterKind.expert in kinds:
+        return RaterKind.expert.value
+    return RaterKind.peer.value if kinds else "unknown"
+
+
 def default_rubrics_path(evidence_path: Path) -> Path:
     return evidence_path.parent / "rubrics"
 
@@ -98,7 +119,13 @@ def load_evidence(source: DataSource) -> EvidenceSet:
     """The training-ready evidence of a source, split by educator."""
     credentials, items, ignored = read_source(source)
     consented = [item for item in items if item.consent_to_train]
-    deduped = drop_duplicates(consented) if source.dedupe else DedupeResult(consented, 0, 0)
+    kinds = Counter(final_level_kind(item) for item in consented)
+    if source.final_level_kinds is not None:
+        wanted = {kind.value for kind in source.final_level_kinds}
+        kept = [item for item in consented if final_level_kind(item) in wanted]
+    else:
+        kept = consented
+    deduped = drop_duplicates(kept) if source.dedupe else DedupeResult(kept, 0, 0)
     splits = assign_splits(deduped.kept, source.split)
     group_names = sorted({name for item in deduped.kept for name in item.groups})
     tables = {split.value: to_frame(splits[split], credentials, group_names) for split in Split}
@@ -110,6 +137,8 @@ def load_evidence(source: DataSource) -> EvidenceSet:
         near_duplicates=deduped.near_exact,
         educators_on_several_sides=len(educators_on_several_sides(splits)),
         ignored_columns=ignored,
+        final_level_kinds=dict(sorted(kinds.items())),
+        left_out_by_kind=len(consented) - len(kept),
     )
     return EvidenceSet(credentials=credentials, splits=tables, report=report)
 

@@ -18,6 +18,15 @@ from prescore.data.schema import Credential
 
 
 @dataclass(frozen=True)
+class RaterScore:
+    """One reviewer's level for a reviewed item, with their kind (expert / peer)."""
+
+    rater_id: str
+    rater_kind: str
+    level: str
+
+
+@dataclass(frozen=True)
 class ReviewedItem:
     """One decided criterion item: the evidence, who scored it, what the model had suggested,
     and, for a reviewed submission, the reviewer's decision and feedback to the educator."""
@@ -38,10 +47,15 @@ class ReviewedItem:
     model_name: str = ""  # which registered model scored it: whose rubric the export uses
     decision: str | None = None  # earned / not_yet, the submission's
     feedback: str | None = None
+    # every reviewer's level, in the order they recorded them: two agreeing peers, or peers
+    # and the expert who decided after them; empty: the decider alone, as an expert
+    scores: tuple[RaterScore, ...] = ()
 
 
 def evidence_record(item: ReviewedItem) -> dict[str, object]:
-    """The reviewer's level as one adjudicated expert score; the key order is the file's."""
+    """The final level with each reviewer's score and kind, so training can tell an expert's
+    level from peers' (`data.final_level_kinds`); the key order is the file's."""
+    scores = item.scores or (RaterScore(item.decided_by or "", "expert", item.decided_level or ""),)
     record: dict[str, object] = {
         "id": f"review-{item.entry_id}",
         "submission_id": item.submission_id,
@@ -54,7 +68,7 @@ def evidence_record(item: ReviewedItem) -> dict[str, object]:
         "consent_to_train": True,
         "final_level": item.decided_level,
         "scores": [
-            {"rater_id": item.decided_by, "rater_kind": "expert", "level": item.decided_level}
+            {"rater_id": s.rater_id, "rater_kind": s.rater_kind, "level": s.level} for s in scores
         ],
         "reviewed_at": item.decided_at.isoformat() if item.decided_at else None,
         "model_version": item.model_version,

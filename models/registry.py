@@ -97,6 +97,17 @@ def fetch(model_name: str, alias_or_version: str = CHAMPION) -> RegisteredModel:
     return RegisteredModel(model_name, version, folder)
 
 
+def version_metrics(model_name: str, version: str) -> dict[str, float]:
+    """The metrics of the run that registered a version (held-out agreement among them);
+    MlflowException where there is no such version."""
+    from mlflow.tracking import MlflowClient
+
+    configure_tracking()
+    client = MlflowClient()
+    run_id = str(client.get_model_version(model_name, version).run_id)
+    return dict(client.get_run(run_id).data.metrics)
+
+
 @dataclass(frozen=True)
 class VersionSummary:
     version: str

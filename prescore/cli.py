@@ -43,6 +43,8 @@ app.command()(serving_cli.serve)
 app.command(name="export-reviews")(serving_cli.export_reviews)
 reviewers = typer.Typer(help="Reviewer accounts for the triage page.", no_args_is_help=True)
 reviewers.command(name="add")(serving_cli.add_reviewer)
+reviewers.command(name="calibrate")(serving_cli.calibrate)
+reviewers.command(name="report")(serving_cli.report_reviewers)
 app.add_typer(reviewers, name="reviewers")
 console = Console()
 

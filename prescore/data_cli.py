@@ -207,6 +207,14 @@ def print_load_summary(
         )
     if report.ignored_columns:
         console.print(f"Columns not in the schema, ignored: {', '.join(report.ignored_columns)}")
+    if report.final_level_kinds.get("peer"):
+        kinds = ", ".join(f"{kind} {n:,}" for kind, n in report.final_level_kinds.items())
+        dropped = (
+            f"{report.left_out_by_kind:,} left out by data.final_level_kinds"
+            if report.left_out_by_kind
+            else "all kept; set data.final_level_kinds: [expert] to train on experts' only"
+        )
+        console.print(f"Final levels by rater kind: {kinds} ({dropped}).", soft_wrap=True)
 
     counts = {
         split: Counter(zip(d["credential_id"], d["criterion_id"], d["label"], strict=True))

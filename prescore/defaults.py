@@ -12,3 +12,6 @@ MAX_TEXT_CHARS_CEILING = 200_000
 REVIEW_DB = "sqlite:///.prescore/review.db"
 AUDIT_RATE = 0.05
 READY_TIMEOUT_SECONDS = 180.0
+# the bar reviewers are held to on adjudicated submissions; the QWK is the model's own gate
+REVIEWER_MIN_QWK = 0.70
+REVIEWER_MIN_DECISION_AGREEMENT = 0.8

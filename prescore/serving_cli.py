@@ -179,6 +179,17 @@ def serve(
 def add_reviewer(
     name: str = typer.Argument(..., help="the reviewer's sign-in name"),
     credentials: str = typer.Option(..., help="comma-separated credential ids they may score"),
+    kind: str | None = typer.Option(
+        None,
+        help="expert (decides any submission alone) or peer (low-stakes only; two agreeing "
+        "peers decide); needed for a new reviewer, kept for an existing one when left out",
+    ),
+    admin: bool | None = typer.Option(
+        None, "--admin/--no-admin", help="may open the reviewers' report page; kept when left out"
+    ),
+    keep_password: bool = typer.Option(
+        False, "--keep-password", help="change an existing reviewer's kind or credentials only"
+    ),
     review_db: str = typer.Option(defaults.REVIEW_DB, envvar="PRESCORE_REVIEW_DB"),
     password_stdin: bool = typer.Option(
         False,
@@ -187,32 +198,164 @@ def add_reviewer(
         "otherwise it is asked for, twice, without echo",
     ),
 ) -> None:
-    """Create a reviewer, or change their password (which signs them out everywhere) and
+    """Create a reviewer, or change their password (which signs them out everywhere), kind and
     credentials. The password is never an option: options land in shell history and `ps`."""
     import sys
 
-    from prescore.serving.queue import ReviewQueue
+    from prescore.serving.calibration import kind_of
+    from prescore.serving.queue import Reviewer, ReviewQueue
     from prescore.serving.reviewers import set_reviewer
 
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    queue = ReviewQueue(review_db)
+    with queue.sessions() as session:
+        exists = session.get(Reviewer, name) is not None
+    if kind is None and not exists:
+        console.print(
+            f"[red]Say what kind of reviewer {name} is: --kind expert or --kind peer[/red]"
+        )
+        raise typer.Exit(1)
+    password: str | None = None
+    if not keep_password:
+        if password_stdin:
+            password = sys.stdin.readline().rstrip("\r\n")
+        else:
+            password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
     assigned = [c.strip() for c in credentials.split(",") if c.strip()]
     try:
-        set_reviewer(ReviewQueue(review_db), name, password, assigned)
+        set_reviewer(queue, name, password, assigned, kind=kind, admin=admin)
     except ValueError as error:
-        console.print(escape(str(error)), style="red")
+        console.print(f"[red]Nothing changed[/red]: {escape(str(error))}")
         raise typer.Exit(1) from None
-    console.print(f"Reviewer {name} may score: {', '.join(sorted(set(assigned)))}")
+    kind_now, is_admin = kind_of(queue, name)
+    console.print(
+        f"Reviewer {name} ({kind_now}{', administrator' if is_admin else ''}) may score: "
+        f"{', '.join(sorted(set(assigned)))}"
+    )
+
+
+def calibrate(
+    credential: str = typer.Argument(..., help="the credential id"),
+    training_items: int = typer.Option(
+        0, help="adjudicated submissions a reviewer scores, seeing the answer, before live work"
+    ),
+    blind_rate: float = typer.Option(
+        0.0, help="chance, after each live verdict, of an adjudicated submission mixed in blind"
+    ),
+    min_qwk: float = typer.Option(
+        defaults.REVIEWER_MIN_QWK,
+        help="the bar: QWK with the adjudicated levels (the model's gate)",
+    ),
+    min_decision_agreement: float = typer.Option(
+        defaults.REVIEWER_MIN_DECISION_AGREEMENT, help="the bar: share of decisions as adjudicated"
+    ),
+    review_db: str = typer.Option(defaults.REVIEW_DB, envvar="PRESCORE_REVIEW_DB"),
+) -> None:
+    """Set how a credential's reviewers are trained and calibrated against adjudicated
+    submissions (decided ones whose owner consented to training)."""
+    from prescore.serving.calibration import Plan, adjudicated, set_plan
+    from prescore.serving.queue import ReviewQueue
+
+    queue = ReviewQueue(review_db)
+    plan = Plan(credential, training_items, blind_rate, min_qwk, min_decision_agreement)
+    try:
+        set_plan(queue, plan)
+    except ValueError as error:
+        console.print(f"[red]Nothing changed[/red]: {escape(str(error))}")
+        raise typer.Exit(1) from None
+    console.print(
+        f"{credential}: {training_items} training item(s) before live work, blind items at "
+        f"{blind_rate:.0%}, bar QWK {min_qwk:.2f} and decision agreement "
+        f"{min_decision_agreement:.0%} ({len(adjudicated(queue, credential))} adjudicated "
+        "submission(s) to draw on)."
+    )
+
+
+def report_reviewers(
+    review_db: str = typer.Option(defaults.REVIEW_DB, envvar="PRESCORE_REVIEW_DB"),
+) -> None:
+    """Each reviewer's calibration, volume, time and agreement with the model, flagged ones
+    first, beside the human-human and model agreement on the same credentials."""
+    from prescore.serving.calibration import Agreement, benchmarks, figures, scoring_models
+    from prescore.serving.queue import ReviewQueue
+
+    def numbers(a: Agreement) -> str:
+        return (
+            f"exact {_share(a.exact)}, adjacent {_share(a.adjacent)}, QWK {_number(a.qwk)}, "
+            f"decisions {_share(a.decision_agreement)}"
+        )
+
+    queue = ReviewQueue(review_db)
+    rows = sorted(figures(queue), key=lambda f: (not f.flagged, f.reviewer, f.credential_id))
+    console.print("[bold]Reviewers[/bold] (calibration: against adjudicated submissions)")
+    for f in rows:
+        flag = f"[red]FLAGGED[/red] ({'; '.join(f.why)}): no live high-stakes work. " * f.flagged
+        time = "" if f.median_seconds is None else f", median {f.median_seconds:.0f} s"
+        console.print(
+            f"{flag}{f.reviewer} ({f.kind}{', admin' if f.admin else ''}) on {f.credential_id}: "
+            f"training {f.training_done}/{f.plan.training_items}; calibration "
+            f"{f.calibration.submissions} submission(s), {f.blind_items} blind: "
+            f"{numbers(f.calibration)}; live {f.live_reviews}{time}; with the model's "
+            f"suggestion: {numbers(f.with_model)}",
+            soft_wrap=True,
+            highlight=False,
+        )
+    if not rows:
+        console.print("No reviewers yet: `prescore reviewers add NAME --kind expert|peer`.")
+    console.print("[bold]Compared with[/bold] (the same numbers, per credential)")
+    models = scoring_models(queue)
+    for b in benchmarks(queue):
+        console.print(
+            f"{b.credential_id}: two humans on one submission, {b.human_pairs.submissions} "
+            f"pair(s): {numbers(b.human_pairs)}; the model against decided levels, "
+            f"{b.model.submissions} submission(s): {numbers(b.model)}",
+            soft_wrap=True,
+            highlight=False,
+        )
+        if b.credential_id in models:
+            console.print(
+                f"  {held_out_line(b.credential_id, *models[b.credential_id])}",
+                soft_wrap=True,
+                highlight=False,
+            )
+
+
+def held_out_line(credential_id: str, model: str, version: str) -> str:
+    """The held-out QWK of the model and of two humans per criterion, from the registry at
+    MLFLOW_TRACKING_URI; a line saying why where it cannot be read."""
+    from mlflow.exceptions import MlflowException
+
+    from prescore.models.registry import version_metrics
+    from prescore.serving.calibration import held_out
+
+    try:
+        metrics = version_metrics(model, version)
+    except MlflowException as error:
+        return f"held out: not available ({model} version {version}: {error.message})"
+    criteria = held_out(metrics, credential_id)
+    if not criteria:
+        return f"held out: {model} version {version} logged no agreement for {credential_id}"
+    shown = "; ".join(
+        f"{criterion} model QWK {_number(model_qwk)}, human-human QWK {_number(human_qwk)}"
+        for criterion, (model_qwk, human_qwk) in criteria.items()
+    )
+    return f"held out, the bar {model} version {version} was qualified against: {shown}"
+
+
+def _share(x: float) -> str:
+    return "" if x != x else f"{x:.0%}"
+
+
+def _number(x: float) -> str:
+    return "" if x != x else f"{x:.2f}"
 
 
 def export_reviews(
     out: Path = typer.Option(..., help="JSON-lines file in the evidence schema"),
     review_db: str = typer.Option(defaults.REVIEW_DB, envvar="PRESCORE_REVIEW_DB"),
 ) -> None:
-    """Write reviewed criteria as adjudicated expert scores, and their rubrics in rubrics/
-    beside the file: ready for `prescore train` with `data.path` set to it.
+    """Write reviewed criteria with their final levels and every reviewer's score and kind
+    (expert / peer), and their rubrics in rubrics/ beside the file: ready for `prescore train`
+    with `data.path` set to it (`data.final_level_kinds: [expert]` keeps experts' only).
 
     Only evidence whose owner consented to training is written. Each credential's rubric is
     rebuilt from the routing policy of the newest model version that scored it (fetched from

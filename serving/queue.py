@@ -4,10 +4,13 @@ default, Postgres by URL).
 
 A reviewer decides a submission, not a loose criterion item: one row per submission (the
 suggested decision, why it came to a human, its priority) with one child row per criterion
-item (the evidence, the rubric's levels, the suggested level). Writes commit before the API
-answers, so an acknowledged submission survives a crash. A decision carries the entry's
-version number; a second decision on the same version fails instead of deciding the
-submission twice (SQLAlchemy's optimistic version counter).
+item (the evidence, the rubric's levels, the suggested level). Every verdict a reviewer records
+is also kept as a `Review` with the reviewer's kind: an expert's decides the submission; a
+low-stakes one reviewed by peers is decided by two peers who agree, and goes to an expert
+where they do not (see `decide`). High-stakes submissions are decided by experts only.
+Writes commit before the API answers, so an acknowledged submission survives a crash. Every
+verdict moves the entry's version on; two written at once on the same version, one fails
+instead of deciding the submission twice (SQLAlchemy's optimistic version counter).
 """
 
 from __future__ import annotations
@@ -39,11 +42,19 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    Session,
+    mapped_column,
+    relationship,
+    sessionmaker,
+)
+from sqlalchemy.orm.attributes import flag_modified
 from sqlalchemy.orm.exc import StaleDataError
 
-from prescore.data.review_export import ReviewedItem
-from prescore.data.schema import CriterionKey
+from prescore.data.review_export import RaterScore, ReviewedItem
+from prescore.data.schema import CriterionKey, RaterKind
 from prescore.eval.decisions import EARNED, NOT_YET
 from prescore.eval.drift import ReviewedDecision, ReviewedSubmission
 from prescore.eval.routing import Reason, Route
@@ -59,6 +70,11 @@ PENDING, DECIDED = "pending", "decided"
 AUDIT_SAMPLE = "audit_sample"  # the reason an auto decision is in the queue
 DECISIONS = (EARNED, NOT_YET)
 MAX_FEEDBACK_CHARS = 10_000
+EXPERT, PEER = RaterKind.expert.value, RaterKind.peer.value
+# why a reviewer recorded a verdict: live work, a training item (answer shown after), or an
+# adjudicated submission mixed blind into their queue
+LIVE, TRAINING, BLIND = "live", "training", "blind"
+PEERS_NEEDED = 2  # agreeing peer reviews that decide a low-stakes submission
 
 
 class Base(DeclarativeBase):
@@ -158,6 +174,64 @@ class SessionToken(Base):
     token: Mapped[str] = mapped_column(String(64))
 
 
+class ReviewerRole(Base):
+    """A reviewer's kind (expert / peer) and whether they administer reviewers. Its own table,
+    so a database from before kinds gains it as is; a reviewer without a row (created before
+    kinds existed) is an expert, which is what every reviewer then was."""
+
+    __tablename__ = "reviewer_roles"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    admin: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Review(Base):
+    """One verdict one reviewer recorded on one submission: live work, a training item or a
+    blind calibration item (then `entry_id` is the adjudicated submission it was scored
+    against). Kept whole, so a peer pair's two verdicts, an expert's after them, and every
+    calibration answer stay apart with their reviewer's kind."""
+
+    __tablename__ = "reviews"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    entry_id: Mapped[int] = mapped_column(Integer, index=True)
+    credential_id: Mapped[str] = mapped_column(String(200), index=True)
+    reviewer: Mapped[str] = mapped_column(String(200), index=True)
+    kind: Mapped[str] = mapped_column(String(8))  # the reviewer's kind when they recorded it
+    purpose: Mapped[str] = mapped_column(String(16))  # live / training / blind
+    levels: Mapped[dict[str, str]] = mapped_column(JSON)  # criterion id -> level label
+    decision: Mapped[str] = mapped_column(String(16))
+    feedback: Mapped[str] = mapped_column(Text, default="")
+    seconds: Mapped[float | None] = mapped_column(Float, nullable=True)  # opened to recorded
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class CalibrationSetting(Base):
+    """How a credential's reviewers are trained and calibrated (serving/calibration.py)."""
+
+    __tablename__ = "calibration_settings"
+
+    credential_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    training_items: Mapped[int] = mapped_column(Integer)
+    blind_rate: Mapped[float] = mapped_column(Float)
+    min_qwk: Mapped[float] = mapped_column(Float)
+    min_decision_agreement: Mapped[float] = mapped_column(Float)
+
+
+class BlindItem(Base):
+    """An adjudicated submission mixed into one reviewer's queue, waiting for their verdict."""
+
+    __tablename__ = "blind_items"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reviewer: Mapped[str] = mapped_column(String(200), index=True)
+    entry_id: Mapped[int] = mapped_column(Integer)
+    credential_id: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
 class ScoreReceipt(Base):
     """The answer given to a /score request sent with an Idempotency-Key: a retry of the same
     request gets it back and queues nothing twice. It holds the response (levels, decisions,
@@ -183,7 +257,23 @@ class AlreadyDecided(RuntimeError):
 
 
 class NotAssigned(PermissionError):
-    """The reviewer is not assigned the entry's credential."""
+    """The reviewer is not assigned the entry's credential, or may not decide it (a peer and
+    high stakes, a reviewer still in training, one flagged for calibration)."""
+
+
+@dataclass(frozen=True)
+class Assessor:
+    """Who is reviewing, and what they may score live now (serving/calibration.py works it
+    out from their kind, training and calibration)."""
+
+    name: str
+    kind: str  # expert / peer
+    credentials: list[str]  # where they may score live submissions
+    high_stakes: list[str]  # of those, where they may decide high-stakes ones: experts only
+
+    @classmethod
+    def expert(cls, name: str, credentials: list[str]) -> Assessor:
+        return cls(name, EXPERT, credentials, credentials)
 
 
 @dataclass(frozen=True)
@@ -378,12 +468,15 @@ class ReviewQueue:
         filters: Filters = Filters(),
         limit: int = 100,
         offset: int = 0,
+        assessor: Assessor | None = None,
     ) -> list[SubmissionEntry]:
         """A page of a reviewer's queue: high stakes first by deadline, then by how much a look
-        is worth. The database orders and pages, so a long queue is never loaded whole."""
+        is worth. The database orders and pages, so a long queue is never loaded whole.
+        With `assessor`, only what they may score: no high stakes for peers, nothing a peer
+        already reviewed, nothing two disagreeing peers sent to an expert."""
         query = (
             select(SubmissionEntry)
-            .where(*pending_conditions(credentials, filters))
+            .where(*pending_conditions(credentials, filters, assessor))
             .order_by(*QUEUE_ORDER)
             .limit(limit)
             .offset(offset)
@@ -391,10 +484,12 @@ class ReviewQueue:
         with self.sessions() as session:
             return list(session.scalars(query))
 
-    def count_pending(self, credentials: list[str], filters: Filters = Filters()) -> int:
+    def count_pending(
+        self, credentials: list[str], filters: Filters = Filters(), assessor: Assessor | None = None
+    ) -> int:
         """How many submissions `pending` pages through with these filters."""
         query = select(func.count(SubmissionEntry.id)).where(
-            *pending_conditions(credentials, filters)
+            *pending_conditions(credentials, filters, assessor)
         )
         with self.sessions() as session:
             return session.scalar(query) or 0
@@ -413,9 +508,20 @@ class ReviewQueue:
         reviewer: str,
         credentials: list[str],
         seen_version: int,
+        assessor: Assessor | None = None,
+        seconds: float | None = None,
     ) -> SubmissionEntry:
-        """Record the reviewer's levels, decision and feedback at once, in one transaction:
-        a stale `seen_version` raises AlreadyDecided, an incomplete verdict ValueError."""
+        """Record the reviewer's levels, decision and feedback at once, in one transaction.
+
+        An expert's verdict decides the submission. A peer's is kept as a review: the second
+        peer's decides it where both agree on every level and the decision, and otherwise the
+        submission waits for an expert. A decided submission raises AlreadyDecided, an
+        incomplete verdict ValueError, one the reviewer may not score NotAssigned. Without
+        `assessor` the reviewer is an expert on `credentials`. `seen_version`, the version the
+        form showed, is kept for callers: a peer's review in between moves the version on but
+        leaves the submission to decide, so the decided status is what refuses a second
+        decision (and the version counter, two at once)."""
+        assessor = assessor or Assessor.expert(reviewer, credentials)
         try:
             with self.sessions.begin() as session:
                 entry = session.get(SubmissionEntry, entry_id, with_for_update=True)
@@ -423,19 +529,46 @@ class ReviewQueue:
                     raise LookupError(f"no queued submission {entry_id}")
                 if entry.credential_id not in credentials:
                     raise NotAssigned(f"submission {entry_id} is not in your credentials")
-                if entry.version != seen_version or entry.status != PENDING:
+                if entry.status != PENDING:
                     raise AlreadyDecided(f"submission {entry_id} was decided by {entry.decided_by}")
+                if entry.stakes == "high" and entry.credential_id not in assessor.high_stakes:
+                    raise NotAssigned(
+                        f"submission {entry_id} is high stakes: experts decide it, and only "
+                        "those whose calibration meets the bar"
+                    )
+                peers = live_peer_reviews(session, entry_id)
+                if assessor.kind == PEER:
+                    if any(review.reviewer == assessor.name for review in peers):
+                        raise AlreadyDecided(
+                            f"you reviewed submission {entry_id} already; another peer reviews "
+                            "it next"
+                        )
+                    if len(peers) >= PEERS_NEEDED:
+                        raise AlreadyDecided(
+                            f"submission {entry_id} waits for an expert: its peers disagreed"
+                        )
                 check_verdict(verdict, entry)
-                for item in entry.items:
-                    item.decided_level = verdict.levels[item.criterion_id]
-                entry.status = DECIDED
-                entry.decided_decision = verdict.decision
-                entry.feedback = verdict.feedback.strip()
-                entry.decided_by = reviewer
-                entry.decided_at = datetime.now(UTC)
+                session.add(review_of(entry, verdict, assessor, LIVE, seconds))
+                if assessor.kind == EXPERT:
+                    settle(entry, verdict, reviewer)
+                elif peers and agree(peers[0], verdict):
+                    feedback = both_feedbacks(peers[0].feedback, verdict.feedback)
+                    settle(entry, Verdict(verdict.levels, verdict.decision, feedback), reviewer)
+                else:  # a first peer review, or a second that disagrees: the version moves on
+                    flag_modified(entry, "priority")
         except StaleDataError:
             raise AlreadyDecided(f"submission {entry_id} was decided while you looked") from None
         return entry
+
+    def live_reviews(self, entry_id: int) -> list[Review]:
+        """The live verdicts recorded on one submission, oldest first."""
+        with self.sessions() as session:
+            query = (
+                select(Review)
+                .where(Review.entry_id == entry_id, Review.purpose == LIVE)
+                .order_by(Review.id)
+            )
+            return list(session.scalars(query))
 
     def decided(self) -> list[SubmissionEntry]:
         with self.sessions() as session:
@@ -448,8 +581,20 @@ class ReviewQueue:
 
     def reviewed_items(self) -> list[ReviewedItem]:
         """Each criterion item of a decided submission as the data stage's record, for
-        `prescore export-reviews`."""
-        return [reviewed_item(entry, item) for entry in self.decided() for item in entry.items]
+        `prescore export-reviews`: every live reviewer's level with their kind."""
+        with self.sessions() as session:
+            reviews = list(
+                session.scalars(select(Review).where(Review.purpose == LIVE).order_by(Review.id))
+            )
+            kinds = {role.name: role.kind for role in session.scalars(select(ReviewerRole))}
+        by_entry: dict[int, list[Review]] = {}
+        for review in reviews:
+            by_entry.setdefault(review.entry_id, []).append(review)
+        return [
+            reviewed_item(entry, item, by_entry.get(entry.id, []), kinds)
+            for entry in self.decided()
+            for item in entry.items
+        ]
 
     def reviewed_decisions(self) -> list[ReviewedDecision]:
         """Decided criterion levels as indices, for the drift report (eval knows no queue)."""
@@ -521,12 +666,88 @@ def check_verdict(verdict: Verdict, entry: SubmissionEntry) -> None:
         raise ValueError("; ".join(problems))
 
 
-def pending_conditions(credentials: list[str], filters: Filters) -> list[ColumnElement[bool]]:
+def review_of(
+    entry: SubmissionEntry,
+    verdict: Verdict,
+    assessor: Assessor,
+    purpose: str,
+    seconds: float | None,
+) -> Review:
+    return Review(
+        entry_id=entry.id,
+        credential_id=entry.credential_id,
+        reviewer=assessor.name,
+        kind=assessor.kind,
+        purpose=purpose,
+        levels=dict(verdict.levels),
+        decision=verdict.decision,
+        feedback=verdict.feedback.strip(),
+        seconds=seconds,
+        recorded_at=datetime.now(UTC),
+    )
+
+
+def settle(entry: SubmissionEntry, verdict: Verdict, reviewer: str) -> None:
+    """The submission is decided: its levels, decision and feedback are final."""
+    for item in entry.items:
+        item.decided_level = verdict.levels[item.criterion_id]
+    entry.status = DECIDED
+    entry.decided_decision = verdict.decision
+    entry.feedback = verdict.feedback.strip()
+    entry.decided_by = reviewer
+    entry.decided_at = datetime.now(UTC)
+
+
+def agree(review: Review, verdict: Verdict) -> bool:
+    """Two peers agree when they give the same decision and the same level on every criterion:
+    only then is there one final level per criterion to train on without an expert."""
+    return review.decision == verdict.decision and review.levels == verdict.levels
+
+
+def both_feedbacks(first: str, second: str) -> str:
+    """What two agreeing peers wrote the educator, each once."""
+    texts = dict.fromkeys(text.strip() for text in (first, second) if text.strip())
+    return "\n\n".join(texts)
+
+
+def live_peer_reviews(session: Session, entry_id: int) -> list[Review]:
+    query = (
+        select(Review)
+        .where(Review.entry_id == entry_id, Review.purpose == LIVE, Review.kind == PEER)
+        .order_by(Review.id)
+    )
+    return list(session.scalars(query))
+
+
+def _peer_reviews_of_entry() -> Any:
+    return (
+        select(func.count(Review.id))
+        .where(Review.entry_id == SubmissionEntry.id, Review.purpose == LIVE, Review.kind == PEER)
+        .scalar_subquery()
+    )
+
+
+def pending_conditions(
+    credentials: list[str], filters: Filters, assessor: Assessor | None = None
+) -> list[ColumnElement[bool]]:
     """The WHERE of a reviewer's queue; `pending` and `count_pending` share it so they agree."""
     conditions = [
         SubmissionEntry.status == PENDING,
         SubmissionEntry.credential_id.in_(credentials),
     ]
+    if assessor is not None:
+        conditions.append(
+            (SubmissionEntry.stakes != "high")
+            | SubmissionEntry.credential_id.in_(assessor.high_stakes)
+        )
+        if assessor.kind == PEER:
+            mine = select(Review.id).where(
+                Review.entry_id == SubmissionEntry.id,
+                Review.purpose == LIVE,
+                Review.reviewer == assessor.name,
+            )
+            conditions.append(~mine.exists())
+            conditions.append(_peer_reviews_of_entry() < PEERS_NEEDED)
     if filters.credential_id:
         conditions.append(SubmissionEntry.credential_id == filters.credential_id)
     if filters.reason:
@@ -544,12 +765,25 @@ QUEUE_ORDER = (
     # NULLs at opposite ends
     case((and_(_high, SubmissionEntry.deadline.is_(None)), 1), else_=0),
     case((_high, SubmissionEntry.deadline), else_=None),
+    # then what two disagreeing peers sent to an expert (only experts see those)
+    case((_peer_reviews_of_entry() >= PEERS_NEEDED, 0), else_=1),
     SubmissionEntry.priority.desc(),
     SubmissionEntry.id,
 )
 
 
-def reviewed_item(entry: SubmissionEntry, item: ItemEntry) -> ReviewedItem:
+def reviewed_item(
+    entry: SubmissionEntry, item: ItemEntry, reviews: list[Review], kinds: dict[str, str]
+) -> ReviewedItem:
+    """A decided item with each live reviewer's level and kind; a submission decided before
+    reviews were kept has its one decider, an expert unless their role says otherwise."""
+    if reviews:
+        scores = tuple(
+            RaterScore(r.reviewer, r.kind, r.levels.get(item.criterion_id, "")) for r in reviews
+        )
+    else:
+        decider = entry.decided_by or ""
+        scores = (RaterScore(decider, kinds.get(decider, EXPERT), item.decided_level or ""),)
     return ReviewedItem(
         entry_id=item.id,
         submission_id=entry.submission_id,
@@ -567,6 +801,7 @@ def reviewed_item(entry: SubmissionEntry, item: ItemEntry) -> ReviewedItem:
         model_name=entry.model_name,
         decision=entry.decided_decision,
         feedback=entry.feedback,
+        scores=scores,
     )
 
 

@@ -4,12 +4,17 @@ Server-rendered HTML (Jinja2), no JavaScript framework: sign in, see the queue o
 for the credentials assigned to you, open one, record a level per criterion, the decision and
 feedback to the educator in one form, and the queue moves on. Forms carry a per-session CSRF
 token; sessions are signed cookies (Starlette's SessionMiddleware).
+
+What a reviewer sees depends on their kind and calibration (serving/calibration.py): peers
+never see high-stakes submissions; a credential's training items come before its live work;
+adjudicated submissions are mixed blind into the queue; administrators have /review/admin.
 """
 
 from __future__ import annotations
 
 import math
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,13 +25,30 @@ from fastapi import Depends, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from prescore.serving.calibration import (
+    adjudicated_levels,
+    assessor_of,
+    benchmarks,
+    figures,
+    kind_of,
+    mix_in_blind,
+    open_blind_items,
+    record_calibration,
+    training_of,
+)
 from prescore.serving.queue import (
+    BLIND,
+    DECIDED,
+    PEER,
     REASONS,
+    TRAINING,
     AlreadyDecided,
+    Assessor,
     Filters,
     ItemEntry,
     NotAssigned,
     ReviewQueue,
+    SubmissionEntry,
     Verdict,
 )
 from prescore.serving.reviewers import (
@@ -165,11 +187,21 @@ def create_review_app() -> FastAPI:
         name = signed_in(request)
         if name is None:
             return RedirectResponse(f"{ROOT}/login", status_code=303)
-        credentials = assigned(queue_of(request), name)
+        queue = queue_of(request)
+        credentials = assigned(queue, name)
+        who = assessor_of(queue, name)
         filters = Filters(credential or None, reason or None)
         offset = max(offset, 0)  # a hand-edited link shows the first page, not an error
-        entries = queue_of(request).pending(credentials, filters, PAGE_SIZE, offset)
-        total = queue_of(request).count_pending(credentials, filters)
+        # an adjudicated submission mixed in blind waits at the top, like any other
+        blind = [
+            e
+            for e in open_blind_items(queue, name)
+            if not filters.credential_id or e.credential_id == filters.credential_id
+        ]
+        entries = (blind if offset == 0 else []) + queue.pending(
+            who.credentials, filters, PAGE_SIZE, offset, who
+        )
+        total = len(blind) + queue.count_pending(who.credentials, filters, who)
         return page(
             request,
             "queue.html",
@@ -183,17 +215,38 @@ def create_review_app() -> FastAPI:
             credentials=credentials,
             reasons=REASONS,
             filters=filters,
+            trainings=[
+                training_of(queue, name, c) for c in credentials if c not in who.credentials
+            ],
+            admin=kind_of(queue, name)[1],
             notice=request.session.pop("notice", ""),  # never from the URL: no crafted notices
         )
 
     def submission_page(
         request: Request, entry_id: int, status: int = 200, **context: Any
     ) -> Response:
-        entry = queue_of(request).get(
-            entry_id, assigned(queue_of(request), signed_in(request) or "")
-        )
+        name = signed_in(request) or ""
+        queue = queue_of(request)
+        entry = queue.get(entry_id, assigned(queue, name))
         if entry is None:
             return problem_page(request, 404, "No such submission.")
+        blind = any(e.id == entry_id for e in open_blind_items(queue, name))
+        refused = "" if blind else may_not_open(entry, assessor_of(queue, name))
+        if refused:
+            return problem_page(request, 403, refused)
+        opened(request, entry_id)
+        # a decided submission may be someone's training or blind item: its decision is shown
+        # to those who took part in it and to administrators only
+        took_part = entry.decided_by == name or kind_of(queue, name)[1]
+        if entry.status == DECIDED and not took_part:
+            took_part = any(review.reviewer == name for review in queue.live_reviews(entry_id))
+        return show_submission(
+            request, entry, status, calibrating=blind, took_part=took_part, **context
+        )
+
+    def show_submission(
+        request: Request, entry: SubmissionEntry, status: int = 200, **context: Any
+    ) -> Response:
         evidence = evidence_shown(entry.items)
         return page(
             request,
@@ -206,6 +259,13 @@ def create_review_app() -> FastAPI:
             verdict=context.pop("verdict", None),
             **context,
         )
+
+    def seconds_on(request: Request, entry_id: int) -> float | None:
+        """Seconds since this reviewer opened the submission they now record, if known."""
+        opened = request.session.pop("opened", None)
+        if isinstance(opened, list) and len(opened) == 2 and opened[0] == entry_id:
+            return max(time.time() - float(opened[1]), 0.0)
+        return None
 
     @app.get("/submission/{entry_id}", response_class=HTMLResponse)
     def open_submission(request: Request, entry_id: int) -> Response:
@@ -231,10 +291,26 @@ def create_review_app() -> FastAPI:
             return RedirectResponse(f"{ROOT}/login", status_code=303)
         if not csrf_ok(request, csrf):
             return page(request, "login.html", 403, problem="The form expired; sign in again.")
-        credentials = assigned(queue_of(request), name)
+        queue = queue_of(request)
+        credentials = assigned(queue, name)
+        who = assessor_of(queue, name)
         verdict = Verdict(levels, decision, feedback)
+        seconds = seconds_on(request, entry_id)
+        blind = next((e for e in open_blind_items(queue, name) if e.id == entry_id), None)
         try:
-            queue_of(request).decide(entry_id, verdict, name, credentials, version)
+            if blind is not None:  # recorded like live work; the reviewer cannot tell
+                record_calibration(queue, who, blind, verdict, BLIND, seconds)
+                outcome = "first peer" if who.kind == PEER else ""
+            else:
+                current = queue.get(entry_id, credentials)
+                refused = may_not_open(current, who) if current is not None else ""
+                if refused:
+                    return problem_page(request, 403, refused)
+                entry = queue.decide(
+                    entry_id, verdict, name, who.credentials, version, who, seconds
+                )
+                outcome = live_outcome(queue, entry, who)
+                mix_in_blind(queue, name, entry.credential_id)
         except AlreadyDecided as conflict:
             return submission_page(request, entry_id, 409, problem=str(conflict))
         except NotAssigned:
@@ -242,15 +318,144 @@ def create_review_app() -> FastAPI:
         except LookupError as problem:
             return problem_page(request, 404, str(problem))
         except ValueError as problem:  # an incomplete form: show it again with what is missing
+            if blind is not None:
+                return show_submission(
+                    request, blind, 400, calibrating=True, problem=str(problem), verdict=verdict
+                )
             return submission_page(request, entry_id, 400, problem=str(problem), verdict=verdict)
-        waiting = queue_of(request).pending(credentials, limit=1)
-        notice = f"Recorded {DECISION_LABELS[decision]} for submission #{entry_id}."
-        request.session["notice"] = notice
+        request.session["notice"] = (
+            f"Recorded {DECISION_LABELS[decision]} for submission #{entry_id}" + OUTCOMES[outcome]
+        )
+        return next_page(queue, name)
+
+    def next_page(queue: ReviewQueue, name: str) -> Response:
+        """The next submission to score: a blind item waiting, else the top of the queue."""
+        blind = open_blind_items(queue, name)
+        who = assessor_of(queue, name)
+        waiting = blind or queue.pending(who.credentials, limit=1, assessor=who)
         if waiting:
             return RedirectResponse(f"{ROOT}/submission/{waiting[0].id}", status_code=303)
         return RedirectResponse(f"{ROOT}/", status_code=303)
 
+    @app.get("/training/{credential_id}", response_class=HTMLResponse)
+    def training_item(request: Request, credential_id: str) -> Response:
+        name = signed_in(request)
+        if name is None:
+            return RedirectResponse(f"{ROOT}/login", status_code=303)
+        queue = queue_of(request)
+        if credential_id not in assigned(queue, name):
+            return problem_page(request, 403, "That credential is not assigned to you.")
+        training = training_of(queue, name, credential_id)
+        if training.complete:
+            request.session["notice"] = f"Training for {credential_id} is done."
+            return RedirectResponse(f"{ROOT}/", status_code=303)
+        if training.next_item is None:
+            return problem_page(request, 409, no_training_left(training.needed, credential_id))
+        opened(request, training.next_item.id)
+        return show_submission(request, training.next_item, calibrating=True, training=training)
+
+    @app.post("/training/{credential_id}")
+    def record_training(
+        request: Request,
+        credential_id: str,
+        entry: int = Form(...),
+        decision: str = Form(""),
+        feedback: str = Form(""),
+        csrf: str = Form(""),
+        levels: dict[str, str] = Depends(form_levels),
+    ) -> Response:
+        name = signed_in(request)
+        if name is None:
+            return RedirectResponse(f"{ROOT}/login", status_code=303)
+        if not csrf_ok(request, csrf):
+            return page(request, "login.html", 403, problem="The form expired; sign in again.")
+        queue = queue_of(request)
+        if credential_id not in assigned(queue, name):
+            return problem_page(request, 403, "That credential is not assigned to you.")
+        training = training_of(queue, name, credential_id)
+        item = training.next_item
+        if item is None or item.id != entry:  # recorded already, or not the item it showed
+            return RedirectResponse(f"{ROOT}/training/{credential_id}", status_code=303)
+        verdict = Verdict(levels, decision, feedback)
+        who = Assessor(name, kind_of(queue, name)[0], [], [])
+        try:
+            record_calibration(queue, who, item, verdict, TRAINING, seconds_on(request, entry))
+        except ValueError as problem:
+            return show_submission(
+                request, item, 400, calibrating=True, training=training,
+                problem=str(problem), verdict=verdict,
+            )  # fmt: skip
+        after = training_of(queue, name, credential_id)
+        adjudicated = adjudicated_levels(item)
+        return page(
+            request,
+            "training_result.html",
+            e=item,
+            verdict=verdict,
+            adjudicated=adjudicated,
+            decisions=DECISION_LABELS,
+            training=after,
+            number=training.done + 1,
+        )
+
+    @app.get("/admin", response_class=HTMLResponse)
+    def admin_page(request: Request) -> Response:
+        name = signed_in(request)
+        if name is None:
+            return RedirectResponse(f"{ROOT}/login", status_code=303)
+        queue = queue_of(request)
+        if not kind_of(queue, name)[1]:
+            return problem_page(request, 403, "The reviewers' report is for administrators.")
+        rows = sorted(figures(queue), key=lambda f: (not f.flagged, f.reviewer, f.credential_id))
+        return page(request, "admin.html", rows=rows, benchmarks=benchmarks(queue), admin=True)
+
     return app
+
+
+OUTCOMES = {
+    "": ".",
+    "first peer": "; a second peer reviews it too.",
+    "peers agree": ": both peers agree, so it is decided.",
+    "peers disagree": "; the peers disagree, so an expert decides it.",
+}
+
+
+def live_outcome(queue: ReviewQueue, entry: SubmissionEntry, who: Assessor) -> str:
+    """What a live verdict did, in OUTCOMES' words."""
+    if who.kind != PEER:
+        return ""
+    if entry.status == DECIDED:
+        return "peers agree"
+    peers = [r for r in queue.live_reviews(entry.id) if r.kind == PEER]
+    return "first peer" if len(peers) < 2 else "peers disagree"
+
+
+def opened(request: Request, entry_id: int) -> None:
+    """Note when the reviewer first opened this submission (a form shown again after a
+    problem keeps the first moment), for their time per submission."""
+    first = request.session.get("opened")
+    if not (isinstance(first, list) and first and first[0] == entry_id):
+        request.session["opened"] = [entry_id, time.time()]
+
+
+def may_not_open(entry: SubmissionEntry, who: Assessor) -> str:
+    """Why this reviewer may not open this submission now; empty where they may."""
+    if entry.stakes == "high" and who.kind == PEER:
+        return "High-stakes submissions are decided by experts only."
+    if entry.status == DECIDED:
+        return ""
+    if entry.credential_id not in who.credentials:
+        return f"Score the training items of {entry.credential_id} before its live submissions."
+    if entry.stakes == "high" and entry.credential_id not in who.high_stakes:
+        return "You may not decide high-stakes submissions until your calibration meets the bar."
+    return ""
+
+
+def no_training_left(needed: int, credential_id: str) -> str:
+    return (
+        f"Training for {credential_id} needs {needed} adjudicated submissions and none is left "
+        "that you have not scored or decided; ask an administrator."
+    )
 
 
 async def form_levels(request: Request) -> dict[str, str]:

@@ -1,4 +1,5 @@
-"""Reviewer accounts: scrypt password hashes (standard library) and credential assignment."""
+"""Reviewer accounts: scrypt password hashes (standard library), credential assignment, and
+each reviewer's kind (expert / peer) and administrator flag."""
 
 from __future__ import annotations
 
@@ -10,7 +11,17 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Callable
 
-from prescore.serving.queue import Reviewer, ReviewQueue, SessionToken
+from sqlalchemy import select
+
+from prescore.data.schema import RaterKind
+from prescore.serving.queue import (
+    PEER,
+    Reviewer,
+    ReviewerRole,
+    ReviewQueue,
+    SessionToken,
+    SubmissionEntry,
+)
 
 SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 
@@ -27,16 +38,66 @@ def password_matches(password: str, stored: str) -> bool:
     return hmac.compare_digest(given, bytes.fromhex(digest))
 
 
-def set_reviewer(queue: ReviewQueue, name: str, password: str, credentials: list[str]) -> None:
-    """Create or update a reviewer; `credentials` replaces their assignment."""
-    if len(password) < 8:
-        raise ValueError("a reviewer password needs at least 8 characters")
+def high_stakes_credentials(queue: ReviewQueue, credentials: list[str]) -> list[str]:
+    """Those of `credentials` the queue knows as high stakes (from the submissions it holds,
+    whose stakes come from the credential's rubric)."""
+    query = (
+        select(SubmissionEntry.credential_id)
+        .where(SubmissionEntry.credential_id.in_(credentials), SubmissionEntry.stakes == "high")
+        .distinct()
+    )
+    with queue.sessions() as session:
+        return sorted(session.scalars(query))
+
+
+def set_reviewer(
+    queue: ReviewQueue,
+    name: str,
+    password: str | None,
+    credentials: list[str],
+    kind: str | None = None,
+    admin: bool | None = None,
+) -> None:
+    """Create or update a reviewer; `credentials` replaces their assignment. `kind` (expert /
+    peer) and `admin` left None keep what the reviewer had (a new one without a kind is an
+    expert, as every reviewer was before kinds); `password` None keeps theirs. Every problem
+    raises ValueError before anything is written."""
+    problems = []
+    if password is not None and len(password) < 8:
+        problems.append("a reviewer password needs at least 8 characters")
+    if kind is not None and kind not in {k.value for k in RaterKind}:
+        problems.append(f"unknown reviewer kind {kind!r}: use --kind expert or --kind peer")
+    with queue.sessions() as session:
+        existing = session.get(Reviewer, name)
+        role = session.get(ReviewerRole, name)
+    if existing is None and password is None:
+        problems.append(f"there is no reviewer {name!r} yet: give them a password")
+    effective_kind = kind or (role.kind if role else None)
+    if effective_kind == PEER:
+        high = high_stakes_credentials(queue, credentials)
+        if high:
+            problems.append(
+                f"{', '.join(high)} {'is' if len(high) == 1 else 'are'} high stakes, decided by "
+                "experts only: assign peers to low-stakes credentials, or add this reviewer "
+                "with --kind expert"
+            )
+    if problems:
+        raise ValueError("; ".join(problems))
     with queue.sessions.begin() as session:
         reviewer = session.get(Reviewer, name) or Reviewer(name=name)
-        reviewer.password_hash = hash_password(password)
+        if password is not None:
+            reviewer.password_hash = hash_password(password)
         reviewer.credentials = sorted(set(credentials))
         session.add(reviewer)
-    end_sessions(queue, name)  # a new password signs everyone out
+        if kind is not None or admin is not None:
+            stored = session.get(ReviewerRole, name) or ReviewerRole(
+                name=name, kind="expert", admin=False
+            )
+            stored.kind = kind or stored.kind
+            stored.admin = stored.admin if admin is None else admin
+            session.add(stored)
+    if password is not None:
+        end_sessions(queue, name)  # a new password signs everyone out
 
 
 def session_token(queue: ReviewQueue, name: str) -> str:

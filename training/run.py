@@ -166,6 +166,8 @@ def _log_inputs(
             "data.path": str(config.data.path),
             "data.adapter": config.data.adapter or "",
             "data.split_seed": config.data.split.seed,
+            # whose final levels it learns from: never a silent mix of experts' and peers'
+            "data.final_level_kinds": ",".join(config.data.final_level_kinds or []) or "all",
             **scorer_params(scorer),
         }
     )

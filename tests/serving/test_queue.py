@@ -575,7 +575,8 @@ def test_a_reviewer_password_comes_from_a_prompt_or_stdin_never_an_option(tmp_pa
     from prescore.cli import app
 
     database = f"sqlite:///{tmp_path / 'review.db'}"
-    base = ["reviewers", "add", "ana", "--credentials", "wait-time", "--review-db", database]
+    base = ["reviewers", "add", "ana", "--kind", "expert", "--credentials", "wait-time"]
+    base += ["--review-db", database]
     piped = CliRunner().invoke(app, [*base, "--password-stdin"], input="correct horse\n")
     assert piped.exit_code == 0, piped.output
     assert authenticate(ReviewQueue(database), "ana", "correct horse") is not None

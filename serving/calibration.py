@@ -1,0 +1,559 @@
+"""Training and calibration of reviewers against adjudicated submissions, and the figures
+that judge them: the same agreement numbers the model is judged by (eval/agreement.py).
+
+An adjudicated submission is a decided entry of the queue whose owner consented to training:
+by the queue's rules it was decided by an expert, or by two peers who agreed on every level.
+Per credential an administrator sets (`prescore reviewers calibrate`):
+- `training_items`: before scoring live submissions, a reviewer scores this many adjudicated
+  ones and sees the adjudicated levels after each;
+- `blind_rate`: after each live verdict, the chance that an adjudicated submission is mixed
+  into their queue, looking like any other;
+- the bar, `min_qwk` and `min_decision_agreement`: judged once a reviewer has scored at least
+  `training_items` (and at least one) adjudicated submissions; under it they are flagged on
+  the report and the administrators' page, and stop receiving live high-stakes work.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import statistics
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select
+
+from prescore import defaults
+from prescore.eval.agreement import adjacent_agreement, exact_agreement, quadratic_weighted_kappa
+from prescore.eval.decisions import EARNED, cohen_kappa
+from prescore.serving.queue import (
+    BLIND,
+    DECIDED,
+    EXPERT,
+    LIVE,
+    PEER,
+    TRAINING,
+    Assessor,
+    BlindItem,
+    CalibrationSetting,
+    Review,
+    Reviewer,
+    ReviewerRole,
+    ReviewQueue,
+    SubmissionEntry,
+    Verdict,
+    check_verdict,
+    review_of,
+)
+
+# humans are held to the QWK bar the model is qualified by (QualificationGates.min_qwk)
+DEFAULT_MIN_QWK = defaults.REVIEWER_MIN_QWK
+DEFAULT_MIN_DECISION_AGREEMENT = defaults.REVIEWER_MIN_DECISION_AGREEMENT
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How one credential's reviewers are trained and calibrated."""
+
+    credential_id: str
+    training_items: int = 0
+    blind_rate: float = 0.0
+    min_qwk: float = DEFAULT_MIN_QWK
+    min_decision_agreement: float = DEFAULT_MIN_DECISION_AGREEMENT
+
+    @property
+    def judged_after(self) -> int:
+        """Adjudicated submissions a reviewer scores before the bar applies to them."""
+        return max(self.training_items, 1)
+
+
+def plan_of(queue: ReviewQueue, credential_id: str) -> Plan:
+    with queue.sessions() as session:
+        stored = session.get(CalibrationSetting, credential_id)
+    if stored is None:
+        return Plan(credential_id)
+    return Plan(
+        credential_id,
+        stored.training_items,
+        stored.blind_rate,
+        stored.min_qwk,
+        stored.min_decision_agreement,
+    )
+
+
+def set_plan(queue: ReviewQueue, plan: Plan) -> Plan:
+    """Store a credential's plan; a bad value, or more training items than the credential has
+    adjudicated submissions, raises ValueError and changes nothing."""
+    problems = []
+    if plan.training_items < 0:
+        problems.append("--training-items must be 0 or more")
+    if not 0 <= plan.blind_rate <= 1:
+        problems.append("--blind-rate is a share between 0 and 1")
+    if not -1 <= plan.min_qwk <= 1:
+        problems.append("--min-qwk is a kappa between -1 and 1")
+    if not 0 <= plan.min_decision_agreement <= 1:
+        problems.append("--min-decision-agreement is a share between 0 and 1")
+    available = len(adjudicated(queue, plan.credential_id))
+    if plan.training_items > available:
+        problems.append(
+            f"{plan.credential_id} has {available} adjudicated submission(s) (decided, with "
+            f"training consent), too few for {plan.training_items} training items: have experts "
+            "decide more of its submissions first, or ask for fewer"
+        )
+    if plan.blind_rate > 0 and available == 0:
+        problems.append(
+            f"{plan.credential_id} has no adjudicated submission to mix in blind yet: have "
+            "experts decide some of its submissions first, or keep --blind-rate 0"
+        )
+    if problems:
+        raise ValueError("; ".join(problems))
+    with queue.sessions.begin() as session:
+        stored = session.get(CalibrationSetting, plan.credential_id) or CalibrationSetting(
+            credential_id=plan.credential_id
+        )
+        stored.training_items = plan.training_items
+        stored.blind_rate = plan.blind_rate
+        stored.min_qwk = plan.min_qwk
+        stored.min_decision_agreement = plan.min_decision_agreement
+        session.add(stored)
+    return plan
+
+
+def adjudicated(
+    queue: ReviewQueue, credential_id: str, not_for: str | None = None
+) -> list[SubmissionEntry]:
+    """A credential's adjudicated submissions, oldest first; with `not_for`, those that
+    reviewer had no part in deciding (they would be scoring their own verdict)."""
+    query = (
+        select(SubmissionEntry)
+        .where(
+            SubmissionEntry.status == DECIDED,
+            SubmissionEntry.credential_id == credential_id,
+            SubmissionEntry.consent_to_train.is_(True),
+        )
+        .order_by(SubmissionEntry.id)
+    )
+    if not_for is not None:
+        theirs = select(Review.entry_id).where(Review.reviewer == not_for, Review.purpose == LIVE)
+        query = query.where(
+            SubmissionEntry.id.not_in(theirs),
+            (SubmissionEntry.decided_by.is_(None)) | (SubmissionEntry.decided_by != not_for),
+        )
+    with queue.sessions() as session:
+        return list(session.scalars(query))
+
+
+def kind_of(queue: ReviewQueue, name: str) -> tuple[str, bool]:
+    """(kind, administrator?) of a reviewer; one without a role row predates kinds: expert."""
+    with queue.sessions() as session:
+        role = session.get(ReviewerRole, name)
+    return (role.kind, role.admin) if role else (EXPERT, False)
+
+
+def calibration_reviews(
+    queue: ReviewQueue, reviewer: str | None = None, credential_id: str | None = None
+) -> list[Review]:
+    query = select(Review).where(Review.purpose.in_((TRAINING, BLIND))).order_by(Review.id)
+    if reviewer is not None:
+        query = query.where(Review.reviewer == reviewer)
+    if credential_id is not None:
+        query = query.where(Review.credential_id == credential_id)
+    with queue.sessions() as session:
+        return list(session.scalars(query))
+
+
+def training_done(queue: ReviewQueue, reviewer: str, credential_id: str) -> int:
+    query = select(func.count(Review.id)).where(
+        Review.reviewer == reviewer,
+        Review.credential_id == credential_id,
+        Review.purpose == TRAINING,
+    )
+    with queue.sessions() as session:
+        return session.scalar(query) or 0
+
+
+@dataclass(frozen=True)
+class Training:
+    """Where a reviewer stands in a credential's training."""
+
+    credential_id: str
+    done: int
+    needed: int
+    next_item: SubmissionEntry | None  # None: done, or none left to score
+
+    @property
+    def complete(self) -> bool:
+        return self.done >= self.needed
+
+
+def training_of(queue: ReviewQueue, reviewer: str, credential_id: str) -> Training:
+    needed = plan_of(queue, credential_id).training_items
+    done = training_done(queue, reviewer, credential_id)
+    next_item = None
+    if done < needed:
+        scored = {r.entry_id for r in calibration_reviews(queue, reviewer, credential_id)}
+        candidates = adjudicated(queue, credential_id, not_for=reviewer)
+        next_item = next((e for e in candidates if e.id not in scored), None)
+    return Training(credential_id, done, needed, next_item)
+
+
+def assessor_of(queue: ReviewQueue, name: str) -> Assessor:
+    """What a reviewer may score live now: their credentials where training is done; high
+    stakes where they are an expert and not flagged."""
+    with queue.sessions() as session:
+        reviewer = session.get(Reviewer, name)
+    credentials = list(reviewer.credentials) if reviewer else []
+    kind, _ = kind_of(queue, name)
+    live = [c for c in credentials if training_of(queue, name, c).complete]
+    flagged = {f.credential_id for f in figures(queue, name) if f.flagged}
+    high = [c for c in live if kind == EXPERT and c not in flagged]
+    return Assessor(name, kind, live, high)
+
+
+def record_calibration(
+    queue: ReviewQueue,
+    assessor: Assessor,
+    entry: SubmissionEntry,
+    verdict: Verdict,
+    purpose: str,
+    seconds: float | None = None,
+) -> None:
+    """Keep a training or blind verdict on an adjudicated submission (a bad form raises
+    ValueError); a blind item is answered by it."""
+    check_verdict(verdict, entry)
+    with queue.sessions.begin() as session:
+        session.add(review_of(entry, verdict, assessor, purpose, seconds))
+        if purpose == BLIND:
+            for item in session.scalars(
+                select(BlindItem).where(
+                    BlindItem.reviewer == assessor.name,
+                    BlindItem.entry_id == entry.id,
+                    BlindItem.answered_at.is_(None),
+                )
+            ):
+                item.answered_at = datetime.now(UTC)
+
+
+def open_blind_items(queue: ReviewQueue, reviewer: str) -> list[SubmissionEntry]:
+    """The adjudicated submissions waiting blind in a reviewer's queue."""
+    query = (
+        select(SubmissionEntry)
+        .join(BlindItem, BlindItem.entry_id == SubmissionEntry.id)
+        .where(BlindItem.reviewer == reviewer, BlindItem.answered_at.is_(None))
+        .order_by(BlindItem.id)
+    )
+    with queue.sessions() as session:
+        return list(session.scalars(query))
+
+
+def mix_in_blind(
+    queue: ReviewQueue,
+    reviewer: str,
+    credential_id: str,
+    draw: Callable[[], float] = random.random,
+) -> SubmissionEntry | None:
+    """After a live verdict: at the credential's blind rate, put an adjudicated submission
+    the reviewer has not scored into their queue (one waits at a time)."""
+    rate = plan_of(queue, credential_id).blind_rate
+    if rate <= 0 or draw() >= rate or open_blind_items(queue, reviewer):
+        return None
+    scored = {r.entry_id for r in calibration_reviews(queue, reviewer, credential_id)}
+    fresh = [e for e in adjudicated(queue, credential_id, not_for=reviewer) if e.id not in scored]
+    if not fresh:
+        return None
+    chosen = fresh[int(draw() * len(fresh)) % len(fresh)]
+    with queue.sessions.begin() as session:
+        session.add(
+            BlindItem(
+                reviewer=reviewer,
+                entry_id=chosen.id,
+                credential_id=credential_id,
+                created_at=datetime.now(UTC),
+            )
+        )
+    return chosen
+
+
+# --- agreement -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Pair:
+    """Two verdicts on one submission: levels per criterion and decisions; `scales` holds each
+    criterion's levels, lowest first."""
+
+    levels: dict[str, str]
+    decision: str
+    other_levels: dict[str, str]
+    other_decision: str
+    scales: dict[str, list[str]]
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """Exact, adjacent and quadratic weighted kappa on criterion levels, agreement and Cohen's
+    kappa on decisions; NaN where there is nothing to compare."""
+
+    submissions: int = 0
+    items: int = 0
+    exact: float = math.nan
+    adjacent: float = math.nan
+    qwk: float = math.nan
+    decision_agreement: float = math.nan
+    decision_kappa: float = math.nan
+
+
+def agreement(pairs: Iterable[Pair]) -> Agreement:
+    """One set of numbers for reviewers, peer pairs and the model alike. QWK is per criterion
+    (its own scale), averaged weighted by items; exact and adjacent pool every item."""
+    pairs = list(pairs)
+    per_criterion: dict[str, tuple[list[int], list[int], int]] = {}
+    for pair in pairs:
+        for criterion, scale in pair.scales.items():
+            a, b = pair.levels.get(criterion), pair.other_levels.get(criterion)
+            if a in scale and b in scale:
+                first, second, _ = per_criterion.setdefault(criterion, ([], [], len(scale)))
+                first.append(scale.index(a))
+                second.append(scale.index(b))
+    if not pairs:
+        return Agreement()
+    firsts = [level for a, _, _ in per_criterion.values() for level in a]
+    seconds = [level for _, b, _ in per_criterion.values() for level in b]
+    weighted = [
+        (quadratic_weighted_kappa(a, b, n), len(a)) for a, b, n in per_criterion.values() if a
+    ]
+    total = sum(count for _, count in weighted)
+    decided = [p for p in pairs if p.decision and p.other_decision]
+    ours = [p.decision == EARNED for p in decided]
+    theirs = [p.other_decision == EARNED for p in decided]
+    return Agreement(
+        submissions=len(pairs),
+        items=len(firsts),
+        exact=exact_agreement(firsts, seconds),
+        adjacent=adjacent_agreement(firsts, seconds),
+        qwk=sum(k * count for k, count in weighted) / total if total else math.nan,
+        decision_agreement=(
+            sum(a == b for a, b in zip(ours, theirs, strict=True)) / len(decided)
+            if decided
+            else math.nan
+        ),
+        decision_kappa=cohen_kappa(ours, theirs),
+    )
+
+
+def scales_of(entry: SubmissionEntry) -> dict[str, list[str]]:
+    return {item.criterion_id: list(item.levels) for item in entry.items}
+
+
+def adjudicated_levels(entry: SubmissionEntry) -> dict[str, str]:
+    return {item.criterion_id: item.decided_level or "" for item in entry.items}
+
+
+def suggested_levels(entry: SubmissionEntry) -> dict[str, str]:
+    return {item.criterion_id: item.suggested_level for item in entry.items}
+
+
+def against_adjudicated(review: Review, entry: SubmissionEntry) -> Pair:
+    return Pair(
+        review.levels,
+        review.decision,
+        adjudicated_levels(entry),
+        entry.decided_decision or "",
+        scales_of(entry),
+    )
+
+
+@dataclass(frozen=True)
+class Figures:
+    """One reviewer on one credential: calibration, volume, time, agreement with the model."""
+
+    reviewer: str
+    kind: str
+    admin: bool
+    credential_id: str
+    plan: Plan
+    training_done: int
+    calibration: Agreement  # training and blind verdicts against the adjudicated ones
+    blind_items: int
+    live_reviews: int
+    median_seconds: float | None
+    with_model: Agreement  # their live verdicts against the model's suggestions
+    flagged: bool
+    why: list[str] = field(default_factory=list)
+
+
+def judge(calibration: Agreement, plan: Plan) -> list[str]:
+    """Why a reviewer is under the credential's bar; empty where they meet it, or have not
+    yet scored enough adjudicated submissions to be judged."""
+    if calibration.submissions < plan.judged_after:
+        return []
+    why = []
+    if not calibration.qwk >= plan.min_qwk:
+        why.append(f"QWK {calibration.qwk:.2f} < {plan.min_qwk:.2f}")
+    if not calibration.decision_agreement >= plan.min_decision_agreement:
+        why.append(
+            f"decision agreement {calibration.decision_agreement:.0%} < "
+            f"{plan.min_decision_agreement:.0%}"
+        )
+    return why
+
+
+def entries_by_id(queue: ReviewQueue, ids: set[int]) -> dict[int, SubmissionEntry]:
+    if not ids:
+        return {}
+    with queue.sessions() as session:
+        found = session.scalars(select(SubmissionEntry).where(SubmissionEntry.id.in_(ids)))
+        return {entry.id: entry for entry in found}
+
+
+def figures(queue: ReviewQueue, reviewer: str | None = None) -> list[Figures]:
+    """Per reviewer and assigned credential (one reviewer's with `reviewer`)."""
+    query = select(Reviewer).order_by(Reviewer.name)
+    if reviewer is not None:
+        query = query.where(Reviewer.name == reviewer)
+    with queue.sessions() as session:
+        reviewers = list(session.scalars(query))
+        reviews_query = select(Review).order_by(Review.id)
+        if reviewer is not None:
+            reviews_query = reviews_query.where(Review.reviewer == reviewer)
+        reviews = list(session.scalars(reviews_query))
+        roles = {role.name: role for role in session.scalars(select(ReviewerRole))}
+    entries = entries_by_id(queue, {r.entry_id for r in reviews})
+    rows = []
+    for person in reviewers:
+        role = roles.get(person.name)
+        for credential_id in person.credentials:
+            mine = [
+                r
+                for r in reviews
+                if r.reviewer == person.name
+                and r.credential_id == credential_id
+                and r.entry_id in entries
+            ]
+            calibration = [r for r in mine if r.purpose in (TRAINING, BLIND)]
+            live = [r for r in mine if r.purpose == LIVE]
+            plan = plan_of(queue, credential_id)
+            scored = agreement(against_adjudicated(r, entries[r.entry_id]) for r in calibration)
+            with_model = agreement(
+                Pair(
+                    r.levels,
+                    r.decision,
+                    suggested_levels(entries[r.entry_id]),
+                    entries[r.entry_id].decision,
+                    scales_of(entries[r.entry_id]),
+                )
+                for r in live
+            )
+            times = [r.seconds for r in live if r.seconds is not None]
+            why = judge(scored, plan)
+            rows.append(
+                Figures(
+                    reviewer=person.name,
+                    kind=role.kind if role else EXPERT,
+                    admin=bool(role and role.admin),
+                    credential_id=credential_id,
+                    plan=plan,
+                    training_done=sum(r.purpose == TRAINING for r in calibration),
+                    calibration=scored,
+                    blind_items=sum(r.purpose == BLIND for r in calibration),
+                    live_reviews=len(live),
+                    median_seconds=statistics.median(times) if times else None,
+                    with_model=with_model,
+                    flagged=bool(why),
+                    why=why,
+                )
+            )
+    return rows
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """Per credential, what reviewers are compared with: two humans on the same submission
+    (peer pairs, and a peer with the expert who decided after them), and the model's
+    suggestions against the decided levels, in the same numbers."""
+
+    credential_id: str
+    human_pairs: Agreement
+    model: Agreement
+
+
+def benchmarks(queue: ReviewQueue) -> list[Benchmark]:
+    with queue.sessions() as session:
+        live = list(
+            session.scalars(select(Review).where(Review.purpose == LIVE).order_by(Review.id))
+        )
+        decided = list(
+            session.scalars(
+                select(SubmissionEntry)
+                .where(SubmissionEntry.status == DECIDED)
+                .order_by(SubmissionEntry.id)
+            )
+        )
+    entries = {entry.id: entry for entry in decided}
+    by_entry: dict[int, list[Review]] = {}
+    for review in live:
+        by_entry.setdefault(review.entry_id, []).append(review)
+    pairs: dict[str, list[Pair]] = {}
+    for entry_id, reviews in by_entry.items():
+        entry = entries.get(entry_id)
+        peers = [r for r in reviews if r.kind == PEER]
+        if entry is None or not peers:
+            continue
+        second = next((r for r in reviews if r is not peers[0]), None)
+        if second is not None:
+            pairs.setdefault(entry.credential_id, []).append(
+                Pair(
+                    peers[0].levels,
+                    peers[0].decision,
+                    second.levels,
+                    second.decision,
+                    scales_of(entry),
+                )
+            )
+    model: dict[str, list[Pair]] = {}
+    for entry in decided:
+        model.setdefault(entry.credential_id, []).append(
+            Pair(
+                suggested_levels(entry),
+                entry.decision,
+                adjudicated_levels(entry),
+                entry.decided_decision or "",
+                scales_of(entry),
+            )
+        )
+    return [
+        Benchmark(credential, agreement(pairs.get(credential, [])), agreement(model[credential]))
+        for credential in sorted(model)
+    ]
+
+
+def scoring_models(queue: ReviewQueue) -> dict[str, tuple[str, str]]:
+    """Per credential with decided submissions, the newest (model name, version) that scored
+    one: whose held-out agreement the report shows beside the reviewers'."""
+    newest: dict[str, tuple[str, str]] = {}
+    for entry in queue.decided():
+        candidate = (entry.model_name, entry.model_version)
+        known = newest.get(entry.credential_id)
+        if known is None or _version_order(candidate) > _version_order(known):
+            newest[entry.credential_id] = candidate
+    return newest
+
+
+def _version_order(model: tuple[str, str]) -> tuple[int, str, str]:
+    name, version = model
+    return (int(version) if version.isdigit() else -1, version, name)
+
+
+def held_out(metrics: dict[str, float], credential_id: str) -> dict[str, tuple[float, float]]:
+    """Per criterion of a credential: (the model's QWK, human-human QWK) on the held-out test
+    split of the run that trained it (NaN where it had no second rater): the bar the model
+    was qualified against (eval/qualification.py)."""
+    found: dict[str, tuple[float, float]] = {}
+    prefix = f"test_qwk.{credential_id}."
+    for key, value in metrics.items():
+        if key.startswith(prefix):
+            criterion = key.removeprefix(prefix)
+            human = metrics.get(f"eval_human_qwk.{credential_id}.{criterion}", math.nan)
+            found[criterion] = (value, human)
+    return dict(sorted(found.items()))
