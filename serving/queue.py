@@ -38,7 +38,7 @@ from sqlalchemy import (
     func,
     select,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, ExceptionContext, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -53,7 +53,9 @@ from prescore.serving.schemas import (
     ModelCard,
     ScoredEvidence,
     SubmissionDecision,
+    unstorable_character,
 )
+from prescore.serving.settings import ConfigurationError
 
 PENDING, DECIDED = "pending", "decided"
 AUDIT_SAMPLE = "audit_sample"  # the reason an auto decision is in the queue
@@ -176,6 +178,10 @@ class Receipt:
     key: str
     request_digest: str
     response: str  # the JSON the first answer carried
+
+
+class MissingDriver(ConfigurationError):
+    """The review queue's URL names a database whose Python driver is not installed."""
 
 
 class AlreadyDecided(RuntimeError):
@@ -330,13 +336,48 @@ class Filters:
     reason: str | None = None
 
 
+POSTGRES_DRIVER = "pip install 'prescore[postgres]'"
+
+
+def engine_url(url: str) -> str:
+    """`postgresql://` (and `postgres://`) mean psycopg 3, the driver `prescore[postgres]`
+    installs; SQLAlchemy alone would look for psycopg2. Explicit `+driver` URLs stay."""
+    for scheme in ("postgresql://", "postgres://"):
+        if url.startswith(scheme):
+            return "postgresql+psycopg://" + url.removeprefix(scheme)
+    return url
+
+
+def shown_url(url: str) -> str:
+    """The URL for messages, its password masked."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # an unparsable URL has no password we could find to hide
+        return url.split("@")[-1]
+
+
+def new_engine(url: str) -> Engine:
+    """The queue's engine; a missing driver is a configuration error saying what to install,
+    not an ImportError in a restart loop."""
+    try:
+        # hide_parameters: a failed write's error never carries the row, so evidence text
+        # cannot reach a log; pool_pre_ping: a connection a restarted server closed is replaced
+        return create_engine(engine_url(url), hide_parameters=True, pool_pre_ping=True)
+    except ImportError as missing:
+        backend = make_url(engine_url(url)).get_backend_name()
+        install = POSTGRES_DRIVER if backend == "postgresql" else f"pip install {missing.name}"
+        raise MissingDriver(
+            f"the review queue at {shown_url(url)} needs the Python driver {missing.name!r}, "
+            f"which is not installed: {install}"
+        ) from None
+
+
 class ReviewQueue:
     def __init__(self, url: str) -> None:
         if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
             private_file(Path(url.removeprefix("sqlite:///")))
-        # hide_parameters: a failed write's error never carries the row, so evidence text
-        # cannot reach a log; pool_pre_ping: a connection a restarted server closed is replaced
-        self.engine: Engine = create_engine(url, hide_parameters=True, pool_pre_ping=True)
+        self.engine: Engine = new_engine(url)
+        event.listen(self.engine, "handle_error", _without_rows)
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
         Base.metadata.create_all(self.engine)
@@ -517,6 +558,9 @@ def check_verdict(verdict: Verdict, entry: SubmissionEntry) -> None:
         problems.append("write the educator what to strengthen before resubmitting")
     if len(verdict.feedback) > MAX_FEEDBACK_CHARS:
         problems.append(f"feedback may be at most {MAX_FEEDBACK_CHARS} characters")
+    unstorable = unstorable_character(verdict.feedback)
+    if unstorable:
+        problems.append(f"feedback {unstorable}")
     if problems:
         raise ValueError("; ".join(problems))
 
@@ -568,6 +612,15 @@ def reviewed_item(entry: SubmissionEntry, item: ItemEntry) -> ReviewedItem:
         decision=entry.decided_decision,
         feedback=entry.feedback,
     )
+
+
+def _without_rows(context: ExceptionContext) -> None:
+    """Postgres details a refused write with the row itself ("DETAIL: Failing row contains
+    (...)", evidence text and all) whatever hide_parameters says: every database error keeps
+    only its first line, the cause, so none can carry a row into a log or a traceback."""
+    for error in (context.original_exception, context.sqlalchemy_exception):
+        if error is not None and error.args and isinstance(error.args[0], str):
+            error.args = (error.args[0].split("\n", 1)[0], *error.args[1:])
 
 
 def _sqlite_pragmas(connection: Any, _: Any) -> None:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import csv
+import secrets
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+from tests.postgres import PostgresServer
 
 RUBRIC = {
     "id": "wait-time",
@@ -160,3 +164,23 @@ def scoring_frame(n: int, seed: int = 0) -> tuple[Any, Any]:
         )
         labels.append(level)
     return pd.DataFrame(rows), np.array(labels)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One throwaway Postgres server for the session, started only by tests that ask for it."""
+    server = PostgresServer()
+    try:
+        yield server
+    finally:
+        server.remove()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def review_db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The review queue's URL, once a SQLite file and once an empty Postgres database: the
+    queue must behave alike on both."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'review.db'}"
+    server: PostgresServer = request.getfixturevalue("postgres")
+    return server.new_database(f"queue_{secrets.token_hex(6)}")
