@@ -236,9 +236,11 @@ def export_reviews(
         message = error.message if isinstance(error, MlflowException) else str(error)
         console.print(f"[red]Nothing exported[/red]: {message}")
         raise typer.Exit(1) from None
+    queue.record_export(out, written)  # where `prescore forget` will look for evidence
     console.print(
         f"Wrote {written} reviewed item(s) to {out}; left out {withheld} without training "
-        f"consent. Rubrics: {len(files)} file(s) in {rubrics_path(out)}.",
+        f"consent or whose text was erased. Rubrics: {len(files)} file(s) in "
+        f"{rubrics_path(out)}.",
         soft_wrap=True,
     )
 

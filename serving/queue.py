@@ -37,6 +37,7 @@ from sqlalchemy import (
     event,
     func,
     select,
+    update,
 )
 from sqlalchemy.engine import Engine, ExceptionContext, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
@@ -173,6 +174,19 @@ class ScoreReceipt(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class ExportRecord(Base):
+    """A file `prescore export-reviews` wrote: evidence left the queue there, so `prescore
+    forget` knows where to look for an educator's evidence. Its own table, so databases from
+    before gain it as is."""
+
+    __tablename__ = "review_exports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    path: Mapped[str] = mapped_column(Text)
+    items: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 @dataclass(frozen=True)
 class Receipt:
     key: str
@@ -182,6 +196,15 @@ class Receipt:
 
 class MissingDriver(ConfigurationError):
     """The review queue's URL names a database whose Python driver is not installed."""
+
+
+@dataclass(frozen=True)
+class Forgettable:
+    """An educator's submissions in the queue: pending ones are deleted, decided ones keep
+    their decision and levels and lose the evidence text, the feedback and the educator id."""
+
+    pending: list[int]
+    decided: list[int]
 
 
 class AlreadyDecided(RuntimeError):
@@ -337,6 +360,7 @@ class Filters:
 
 
 POSTGRES_DRIVER = "pip install 'prescore[postgres]'"
+ERASED = ""  # the text of evidence forgotten or past retention; the API never accepts it
 
 
 def engine_url(url: str) -> str:
@@ -526,6 +550,82 @@ class ReviewQueue:
             for entry in self.decided()
             if entry.decided_at is not None and entry.decided_decision is not None
         ]
+
+    def educator_entries(self, educator_id: str) -> Forgettable:
+        """The submissions of one educator still holding their evidence: what `forget` acts on."""
+        query = select(SubmissionEntry.id, SubmissionEntry.status).where(
+            SubmissionEntry.educator_id == educator_id
+        )
+        with self.sessions() as session:
+            rows = session.execute(query.order_by(SubmissionEntry.id)).all()
+        return Forgettable(
+            pending=[row.id for row in rows if row.status == PENDING],
+            decided=[row.id for row in rows if row.status != PENDING],
+        )
+
+    def forget_educator(self, educator_id: str) -> Forgettable:
+        """Remove an educator's evidence, in one transaction. A pending submission goes whole:
+        no decision was made that anyone must keep. A decided one keeps its decision, levels,
+        reviewer and model version (the audit and drift figures rest on them, and they hold no
+        text) and loses the evidence text, the reviewer's feedback (written about that text)
+        and the educator id, so nothing in the queue leads back to the person."""
+        with self.sessions.begin() as session:
+            entries = session.scalars(
+                select(SubmissionEntry).where(SubmissionEntry.educator_id == educator_id)
+            ).all()
+            forgotten = Forgettable(
+                pending=[e.id for e in entries if e.status == PENDING],
+                decided=[e.id for e in entries if e.status != PENDING],
+            )
+            for entry in entries:
+                if entry.status == PENDING:
+                    session.delete(entry)
+                    continue
+                for item in entry.items:
+                    item.text = ERASED
+                entry.feedback = None
+                entry.educator_id = None
+                entry.consent_to_train = False
+        return forgotten
+
+    def decided_with_text(self, decided_before: datetime) -> int:
+        """How many items of submissions decided before then still hold evidence text."""
+        query = select(func.count(ItemEntry.id)).where(*_expired(decided_before))
+        with self.sessions() as session:
+            return session.scalar(query) or 0
+
+    def erase_decided_text(self, decided_before: datetime) -> int:
+        """Retention: erase the evidence text of submissions decided before then, in one
+        statement; the decision, levels and feedback stay. Returns the items erased."""
+        with self.sessions.begin() as session:
+            erased = session.execute(
+                update(ItemEntry).where(*_expired(decided_before)).values(text=ERASED)
+            )
+        return int(erased.rowcount or 0)  # type: ignore[attr-defined]
+
+    def record_export(self, path: Path, items: int) -> None:
+        """Remember a file `prescore export-reviews` wrote, for `prescore forget`."""
+        with self.sessions.begin() as session:
+            session.add(
+                ExportRecord(path=str(path.resolve()), items=items, created_at=datetime.now(UTC))
+            )
+
+    def exports(self) -> list[Path]:
+        """Every file an export wrote, once each, oldest first."""
+        query = select(ExportRecord.path).order_by(ExportRecord.id)
+        with self.sessions() as session:
+            paths = session.scalars(query).all()
+        return [Path(path) for path in dict.fromkeys(paths)]
+
+
+def _expired(decided_before: datetime) -> list[ColumnElement[bool]]:
+    """Items with text, of submissions decided before the moment (compared in UTC: SQLite
+    keeps wall-clock time)."""
+    decided = select(SubmissionEntry.id).where(
+        SubmissionEntry.status == DECIDED,
+        SubmissionEntry.decided_at < as_utc(decided_before),
+    )
+    return [ItemEntry.submission_entry_id.in_(decided), ItemEntry.text != ERASED]
 
 
 def check_verdict(verdict: Verdict, entry: SubmissionEntry) -> None:

@@ -184,3 +184,15 @@ def review_db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'review.db'}"
     server: PostgresServer = request.getfixturevalue("postgres")
     return server.new_database(f"queue_{secrets.token_hex(6)}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def educator_salt_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Training creates the educator salt where PRESCORE_EDUCATOR_SALT_FILE points: a
+    session folder, so no test writes .prescore/ into the checkout, and every run of the
+    session hashes with one salt, as an operator's do."""
+    path = tmp_path_factory.mktemp("salt") / "educator-salt"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PRESCORE_EDUCATOR_SALT_FILE", str(path))
+        patch.delenv("PRESCORE_EDUCATOR_SALT", raising=False)
+        yield path
