@@ -39,7 +39,8 @@ class EvidenceToScore(BaseModel):
     @field_validator("submission_id", "evidence_type", "text", "educator_id")
     @classmethod
     def _storable(cls, value: str | None) -> str | None:
-        """The review queue stores these: refused here, not as a 500 after scoring."""
+        """The review queue stores these: refused here, not as a 500 after scoring (pydantic
+        itself refuses lone surrogates, as string_unicode; NUL is ours to refuse)."""
         problem = unstorable_character(value or "")
         if problem:
             raise ValueError(problem)
