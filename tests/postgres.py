@@ -21,6 +21,7 @@ import pytest
 
 from prescore.serving.launch import free_port
 
+SERVER_ROOT = Path("/usr/lib/postgresql")  # Debian: one bin/ per major version
 INSTALL = "apt-get install -y postgresql"  # what .ci/run does on CI's fresh Debian machine
 SERVER_USER = "postgres"  # the system user Debian's package creates
 DATABASE_USER = "prescore"
@@ -32,7 +33,7 @@ def server_binaries() -> Path:
     if found:
         return Path(found).resolve().parent
     versions = sorted(
-        Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+        SERVER_ROOT.glob("*/bin/initdb"),
         key=lambda path: int(path.parent.parent.name) if path.parent.parent.name.isdigit() else 0,
     )
     if not versions:

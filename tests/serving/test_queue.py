@@ -655,3 +655,19 @@ def test_feedback_the_database_cannot_hold_is_refused(queue: ReviewQueue) -> Non
         with pytest.raises(ValueError, match=problem):
             queue.decide(entry_id, verdict, "ana", ["wait-time"], 1)
     assert queue.count_pending(["wait-time"]) == 1
+
+
+def test_without_postgres_the_queue_tests_fail_saying_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests import postgres
+
+    monkeypatch.setattr(postgres.shutil, "which", lambda _: None)
+    monkeypatch.setattr(postgres, "SERVER_ROOT", tmp_path)  # nothing installed there
+    with pytest.raises(pytest.fail.Exception, match=r"apt-get install -y postgresql"):
+        postgres.server_binaries()  # a failure, never a skip
+    (tmp_path / "16" / "bin").mkdir(parents=True)
+    (tmp_path / "16" / "bin" / "initdb").touch()
+    (tmp_path / "9" / "bin").mkdir(parents=True)
+    (tmp_path / "9" / "bin" / "initdb").touch()
+    assert postgres.server_binaries() == tmp_path / "16" / "bin"  # the newest major version
