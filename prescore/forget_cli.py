@@ -106,15 +106,19 @@ def forget(
 def forget_educator(queue: ReviewQueue, educator: str, exports: list[Path], act: bool) -> None:
     from prescore.data.owners import educator_salt, salt_file
     from prescore.data.review_export import remove_educator
-    from prescore.models.registry import trained_on
+    from prescore.models.registry import Lineage, tracking_uri, trained_on
 
     files, missing = export_files(queue.exports(), exports)
     hits = find_in_exports(educator, files, missing)
     salt = educator_salt()
-    # one small artifact read per run: no progress bar for each
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    with console.status("Searching the training runs for their evidence..."):
-        lineage = trained_on(educator, salt)
+    store = tracking_uri()
+    local = Path(store.removeprefix("sqlite:///")) if store.startswith("sqlite:///") else None
+    lineage = Lineage([], [])
+    if local is None or local.exists():  # searching a store that is not there would create it
+        # one small artifact read per run: no progress bar for each
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        with console.status("Searching the training runs for their evidence..."):
+            lineage = trained_on(educator, salt)
 
     entries = queue.forget_educator(educator) if act else queue.educator_entries(educator)
     would = "" if act else "would be "
@@ -146,6 +150,12 @@ def forget_educator(queue: ReviewQueue, educator: str, exports: list[Path], act:
         for run in lineage.trained_on:
             names = ", ".join(f"{name} version {version}" for name, version in run.versions)
             console.print(f"    run {run.run_id}: {names or 'no registered version'}")
+    elif local is not None and not local.exists():
+        console.print(
+            f"  model versions: no MLflow store at {local}, so no training runs to search "
+            "(set MLFLOW_TRACKING_URI to the store your models were trained into)",
+            soft_wrap=True,
+        )
     else:
         console.print("  model versions trained on their evidence: none recorded")
     if lineage.unknown:

@@ -192,7 +192,9 @@ def test_prescore_forget_dry_run_then_yes(
     queue.engine.dispose()
 
 
-def test_prescore_forget_older_than_is_a_dry_run_without_yes(review_db: str) -> None:
+def test_prescore_forget_older_than_is_a_dry_run_without_yes(
+    review_db: str, tmp_path: Path
+) -> None:
     queue = ReviewQueue(review_db)
     (entry_id,) = queue.enqueue([review(0)])
     queue.decide(entry_id, VERDICT, "rev", ["wait-time"], 1)
@@ -208,6 +210,11 @@ def test_prescore_forget_older_than_is_a_dry_run_without_yes(review_db: str) -> 
         said = invoke("--review-db", review_db, "--yes")
     assert "Retention (30 days): 2 item(s)" in said and "had their evidence text erased" in said
     assert queue.decided_with_text(datetime.now(UTC)) == 0
+    with pytest.MonkeyPatch.context() as patch:  # no MLflow store here: none is created
+        store = tmp_path / "mlflow.db"
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}")
+        said = invoke("--educator", "e0", "--review-db", review_db)
+    assert f"no MLflow store at {store}" in said and not store.exists()
     refused = CliRunner().invoke(app, ["forget", "--review-db", review_db])
     assert refused.exit_code == 2 and "--educator" in refused.output
     queue.engine.dispose()
