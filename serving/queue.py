@@ -40,6 +40,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Engine, ExceptionContext, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -717,9 +718,12 @@ def reviewed_item(entry: SubmissionEntry, item: ItemEntry) -> ReviewedItem:
 def _without_rows(context: ExceptionContext) -> None:
     """Postgres details a refused write with the row itself ("DETAIL: Failing row contains
     (...)", evidence text and all) whatever hide_parameters says: every database error keeps
-    only its first line, the cause, so none can carry a row into a log or a traceback."""
+    only its first line, the cause, so none can carry a row into a log or a traceback.
+    Errors that are not the database's (a bug's TypeError) keep their message."""
+    if not isinstance(context.sqlalchemy_exception, DBAPIError):
+        return
     for error in (context.original_exception, context.sqlalchemy_exception):
-        if error is not None and error.args and isinstance(error.args[0], str):
+        if error.args and isinstance(error.args[0], str):
             error.args = (error.args[0].split("\n", 1)[0], *error.args[1:])
 
 
