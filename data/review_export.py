@@ -80,23 +80,57 @@ def evidence_record(item: ReviewedItem) -> dict[str, object]:
     return record
 
 
+def exportable(item: ReviewedItem) -> bool:
+    """Its owner consented to training and its text is still held (not forgotten, not past
+    retention)."""
+    return item.consent_to_train and bool(item.text)
+
+
 def write_reviews(items: Iterable[ReviewedItem], out: Path) -> tuple[int, int]:
     """Reviewed items as evidence records (JSON lines); returns (written, withheld).
 
-    Only evidence whose owner consented to training is written. The file is written whole to
-    a temporary name and then renamed: a reader never sees half a file.
+    Only evidence whose owner consented to training, and whose text is still held, is written.
     """
     lines, withheld = [], 0
     for item in items:
-        if not item.consent_to_train:
+        if not exportable(item):
             withheld += 1
             continue
         lines.append(json.dumps(evidence_record(item)))
+    write_whole(out, lines)
+    return len(lines), withheld
+
+
+def write_whole(out: Path, lines: list[str]) -> None:
+    """JSON lines written to a temporary name, then renamed: a reader never sees half a file."""
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(out.name + ".partial")
     partial.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     partial.replace(out)
-    return len(lines), withheld
+
+
+def _is_educators(line: str, educator_id: str) -> bool:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        return False  # not a record: left as it is
+    return isinstance(record, dict) and record.get("educator_id") == educator_id
+
+
+def educator_records(path: Path, educator_id: str) -> int:
+    """How many records of a JSON-lines export hold this educator's evidence."""
+    with path.open(encoding="utf-8") as lines:
+        return sum(_is_educators(line, educator_id) for line in lines)
+
+
+def remove_educator(path: Path, educator_id: str) -> int:
+    """Rewrite an export without this educator's records, whole or not at all; returns how
+    many went. Other lines stay as they were."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    kept = [line for line in lines if not _is_educators(line, educator_id)]
+    if len(kept) < len(lines):
+        write_whole(path, kept)
+    return len(lines) - len(kept)
 
 
 def scored_by(items: Iterable[ReviewedItem]) -> dict[str, tuple[str, str]]:
@@ -104,7 +138,7 @@ def scored_by(items: Iterable[ReviewedItem]) -> dict[str, tuple[str, str]]:
     whose rubric the export writes."""
     newest: dict[str, tuple[str, str]] = {}
     for item in items:
-        if not item.consent_to_train:
+        if not exportable(item):
             continue
         candidate = (item.model_name, item.model_version)
         known = newest.get(item.credential_id)
@@ -130,8 +164,8 @@ def write_export(
     rubric files). Every item is checked against the rubrics first, so a mismatch writes
     nothing; then each rubric and the evidence file are written whole."""
     problems = []
-    needed = sorted({item.credential_id for item in items if item.consent_to_train})
-    for item in (item for item in items if item.consent_to_train):
+    needed = sorted({item.credential_id for item in items if exportable(item)})
+    for item in (item for item in items if exportable(item)):
         credential = rubrics.get(item.credential_id)
         criterion = credential.criterion(item.criterion_id) if credential else None
         if criterion is None:

@@ -201,3 +201,66 @@ def promote(
         move()
         return Promotion(True, candidate, champion, margin, f"{metric} is higher by {margin:.4f}")
     return Promotion(False, candidate, champion, margin, f"{metric} is not higher ({margin:+.4f})")
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    """A training run that recorded whose evidence it used, with the versions it registered."""
+
+    run_id: str
+    versions: list[tuple[str, str]]  # (registered model, version)
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """The runs that used one educator's evidence, and those that cannot tell: hashed under
+    another salt, or their record could not be read."""
+
+    trained_on: list[TrainingRun]
+    unknown: list[TrainingRun]
+
+
+def trained_on(educator_id: str, salt: str | None) -> Lineage:
+    """Every run in the configured store whose educator record holds this educator's salted
+    hash; runs of every experiment, deleted ones too (their versions may still serve)."""
+    import mlflow
+    from mlflow.entities import ViewType
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    from prescore.data.owners import (
+        EDUCATORS_ARTIFACT,
+        EDUCATORS_TAG,
+        EducatorRecord,
+        educator_hash,
+        salt_check,
+    )
+
+    configure_tracking()
+    client = MlflowClient()
+    runs = mlflow.search_runs(
+        search_all_experiments=True,
+        filter_string=f"tags.`{EDUCATORS_TAG}` LIKE '%'",
+        run_view_type=ViewType.ALL,
+        output_format="list",
+    )
+    matched, unknown = [], []
+    for run in runs:
+        run_id = run.info.run_id
+        versions = [
+            (str(v.name), str(v.version))
+            for v in client.search_model_versions(f"run_id = '{run_id}'")
+        ]
+        found = TrainingRun(run_id, sorted(versions))
+        try:
+            record = EducatorRecord.model_validate(
+                mlflow.artifacts.load_dict(f"runs:/{run_id}/{EDUCATORS_ARTIFACT}")
+            )
+        except (MlflowException, OSError, ValueError):
+            unknown.append(found)
+            continue
+        if salt is None or record.salt_check != salt_check(salt):
+            unknown.append(found)
+        elif educator_hash(educator_id, salt) in record.educators:
+            matched.append(found)
+    return Lineage(matched, unknown)

@@ -16,6 +16,7 @@ from rich.console import Console  # noqa: E402
 from prescore import (  # noqa: E402
     bench_cli,
     defaults,  # noqa: E402
+    forget_cli,
     predict_cli,
     serving_cli,
     training_cli,
@@ -41,6 +42,7 @@ app.command()(training_cli.evaluate)
 app.command()(predict_cli.predict)
 app.command()(serving_cli.serve)
 app.command(name="export-reviews")(serving_cli.export_reviews)
+app.command()(forget_cli.forget)
 reviewers = typer.Typer(help="Reviewer accounts for the triage page.", no_args_is_help=True)
 reviewers.command(name="add")(serving_cli.add_reviewer)
 reviewers.command(name="calibrate")(serving_cli.calibrate)

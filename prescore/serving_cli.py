@@ -6,12 +6,16 @@ import json
 import os
 import secrets
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from prescore import defaults
+
+if TYPE_CHECKING:
+    from prescore.serving.queue import ReviewQueue
 
 console = Console()
 
@@ -126,6 +130,7 @@ def serve(
 ) -> None:
     """Serve the registered model over HTTP with BentoML: POST /score, GET /credentials."""
     version = check_servable(model, alias)
+    open_queue(review_db).engine.dispose()  # a missing driver or database stops here, clearly
     from prescore.serving.launch import forward_termination, start_service, stop, wait_until_ready
 
     settings: dict[str, str] = {}
@@ -364,10 +369,10 @@ def export_reviews(
     from mlflow.exceptions import MlflowException
 
     from prescore.data.review_export import rubrics_path, scored_by, write_export
-    from prescore.serving.queue import ReviewQueue
     from prescore.serving.scoring import rubrics_of
 
-    items = ReviewQueue(review_db).reviewed_items()
+    queue = open_queue(review_db)
+    items = queue.reviewed_items()
     try:
         rubrics = rubrics_of(scored_by(items))
         written, withheld, files = write_export(items, rubrics, out)
@@ -375,8 +380,30 @@ def export_reviews(
         message = error.message if isinstance(error, MlflowException) else str(error)
         console.print(f"[red]Nothing exported[/red]: {message}")
         raise typer.Exit(1) from None
+    queue.record_export(out, written)  # where `prescore forget` will look for evidence
     console.print(
         f"Wrote {written} reviewed item(s) to {out}; left out {withheld} without training "
-        f"consent. Rubrics: {len(files)} file(s) in {rubrics_path(out)}.",
+        f"consent or whose text was erased. Rubrics: {len(files)} file(s) in "
+        f"{rubrics_path(out)}.",
         soft_wrap=True,
     )
+
+
+def open_queue(review_db: str) -> ReviewQueue:
+    """The review queue, or a clear exit: a missing driver says what to install, an
+    unreachable database where it was looked for (its password masked)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from prescore.serving.queue import MissingDriver, ReviewQueue, shown_url
+
+    try:
+        return ReviewQueue(review_db)
+    except MissingDriver as error:
+        raise SystemExit(f"cannot open the review queue: {error}") from None
+    except SQLAlchemyError as error:
+        # the driver's first line names the cause (refused, unknown host, bad password)
+        cause = str(getattr(error, "orig", None) or error).splitlines()[0]
+        raise SystemExit(
+            f"cannot open the review queue at {shown_url(review_db)}: {cause}. Check "
+            "--review-db / PRESCORE_REVIEW_DB and that the database is running."
+        ) from None

@@ -44,6 +44,7 @@ from prescore.serving.queue import (
     SubmissionEntry,
     Verdict,
     check_verdict,
+    erased_entries,
     review_of,
 )
 
@@ -131,6 +132,7 @@ def adjudicated(
             SubmissionEntry.status == DECIDED,
             SubmissionEntry.credential_id == credential_id,
             SubmissionEntry.consent_to_train.is_(True),
+            SubmissionEntry.id.not_in(erased_entries()),  # its text is gone: nothing to score
         )
         .order_by(SubmissionEntry.id)
     )

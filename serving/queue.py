@@ -28,20 +28,25 @@ from sqlalchemy import (
     Boolean,
     ColumnElement,
     DateTime,
+    Delete,
     Float,
     ForeignKey,
     Integer,
+    Select,
     String,
     Text,
     and_,
     case,
     cast,
     create_engine,
+    delete,
     event,
     func,
     select,
+    update,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, ExceptionContext, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import (
     DeclarativeBase,
     Mapped,
@@ -64,7 +69,9 @@ from prescore.serving.schemas import (
     ModelCard,
     ScoredEvidence,
     SubmissionDecision,
+    unstorable_character,
 )
+from prescore.serving.settings import ConfigurationError
 
 PENDING, DECIDED = "pending", "decided"
 AUDIT_SAMPLE = "audit_sample"  # the reason an auto decision is in the queue
@@ -245,11 +252,37 @@ class ScoreReceipt(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class ExportRecord(Base):
+    """A file `prescore export-reviews` wrote: evidence left the queue there, so `prescore
+    forget` knows where to look for an educator's evidence. Its own table, so databases from
+    before gain it as is."""
+
+    __tablename__ = "review_exports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    path: Mapped[str] = mapped_column(Text)
+    items: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 @dataclass(frozen=True)
 class Receipt:
     key: str
     request_digest: str
     response: str  # the JSON the first answer carried
+
+
+class MissingDriver(ConfigurationError):
+    """The review queue's URL names a database whose Python driver is not installed."""
+
+
+@dataclass(frozen=True)
+class Forgettable:
+    """An educator's submissions in the queue: pending ones are deleted, decided ones keep
+    their decision and levels and lose the evidence text, the feedback and the educator id."""
+
+    pending: list[int]
+    decided: list[int]
 
 
 class AlreadyDecided(RuntimeError):
@@ -420,13 +453,49 @@ class Filters:
     reason: str | None = None
 
 
+POSTGRES_DRIVER = "pip install 'prescore[postgres]'"
+ERASED = ""  # the text of evidence forgotten or past retention; the API never accepts it
+
+
+def engine_url(url: str) -> str:
+    """`postgresql://` (and `postgres://`) mean psycopg 3, the driver `prescore[postgres]`
+    installs; SQLAlchemy alone would look for psycopg2. Explicit `+driver` URLs stay."""
+    for scheme in ("postgresql://", "postgres://"):
+        if url.startswith(scheme):
+            return "postgresql+psycopg://" + url.removeprefix(scheme)
+    return url
+
+
+def shown_url(url: str) -> str:
+    """The URL for messages, its password masked."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # an unparsable URL has no password we could find to hide
+        return url.split("@")[-1]
+
+
+def new_engine(url: str) -> Engine:
+    """The queue's engine; a missing driver is a configuration error saying what to install,
+    not an ImportError in a restart loop."""
+    try:
+        # hide_parameters: a failed write's error never carries the row, so evidence text
+        # cannot reach a log; pool_pre_ping: a connection a restarted server closed is replaced
+        return create_engine(engine_url(url), hide_parameters=True, pool_pre_ping=True)
+    except ImportError as missing:
+        backend = make_url(engine_url(url)).get_backend_name()
+        install = POSTGRES_DRIVER if backend == "postgresql" else f"pip install {missing.name}"
+        raise MissingDriver(
+            f"the review queue at {shown_url(url)} needs the Python driver {missing.name!r}, "
+            f"which is not installed: {install}"
+        ) from None
+
+
 class ReviewQueue:
     def __init__(self, url: str) -> None:
         if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
             private_file(Path(url.removeprefix("sqlite:///")))
-        # hide_parameters: a failed write's error never carries the row, so evidence text
-        # cannot reach a log; pool_pre_ping: a connection a restarted server closed is replaced
-        self.engine: Engine = create_engine(url, hide_parameters=True, pool_pre_ping=True)
+        self.engine: Engine = new_engine(url)
+        event.listen(self.engine, "handle_error", _without_rows)
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
         Base.metadata.create_all(self.engine)
@@ -631,6 +700,105 @@ class ReviewQueue:
             if entry.decided_at is not None and entry.decided_decision is not None
         ]
 
+    def educator_entries(self, educator_id: str) -> Forgettable:
+        """The submissions of one educator still holding their evidence: what `forget` acts on."""
+        query = select(SubmissionEntry.id, SubmissionEntry.status).where(
+            SubmissionEntry.educator_id == educator_id
+        )
+        with self.sessions() as session:
+            rows = session.execute(query.order_by(SubmissionEntry.id)).all()
+        return Forgettable(
+            pending=[row.id for row in rows if row.status == PENDING],
+            decided=[row.id for row in rows if row.status != PENDING],
+        )
+
+    def forget_educator(self, educator_id: str) -> Forgettable:
+        """Remove an educator's evidence, in one transaction. A pending submission goes whole:
+        no decision was made that anyone must keep. A decided one keeps its decision, levels,
+        reviewer and model version (the audit and drift figures rest on them, and they hold no
+        text) and loses the evidence text, the reviewer's feedback (written about that text)
+        and the educator id, so nothing in the queue leads back to the person."""
+        with self.sessions.begin() as session:
+            entries = session.scalars(
+                select(SubmissionEntry).where(SubmissionEntry.educator_id == educator_id)
+            ).all()
+            forgotten = Forgettable(
+                pending=[e.id for e in entries if e.status == PENDING],
+                decided=[e.id for e in entries if e.status != PENDING],
+            )
+            for entry in entries:
+                if entry.status == PENDING:
+                    session.delete(entry)
+                    continue
+                for item in entry.items:
+                    item.text = ERASED
+                entry.feedback = None
+                entry.educator_id = None
+                entry.consent_to_train = False  # no longer a training or calibration item
+            ids = [e.id for e in entries]
+            # every reviewer's verdict keeps its levels (calibration figures rest on them) and
+            # loses its feedback; a verdict on a submission that is gone goes with it
+            session.execute(delete(Review).where(Review.entry_id.in_(forgotten.pending)))
+            session.execute(update(Review).where(Review.entry_id.in_(ids)).values(feedback=""))
+            session.execute(_unanswered_blind_items(ids))
+        return forgotten
+
+    def decided_with_text(self, decided_before: datetime) -> int:
+        """How many items of submissions decided before then still hold evidence text."""
+        query = select(func.count(ItemEntry.id)).where(*_expired(decided_before))
+        with self.sessions() as session:
+            return session.scalar(query) or 0
+
+    def erase_decided_text(self, decided_before: datetime) -> int:
+        """Retention: erase the evidence text of submissions decided before then, in one
+        statement; the decision, levels and feedback stay. Returns the items erased."""
+        with self.sessions.begin() as session:
+            expiring = session.scalars(
+                select(ItemEntry.submission_entry_id).where(*_expired(decided_before))
+            ).all()
+            erased = session.execute(
+                update(ItemEntry).where(*_expired(decided_before)).values(text=ERASED)
+            )
+            session.execute(_unanswered_blind_items(sorted(set(expiring))))
+        return int(erased.rowcount or 0)  # type: ignore[attr-defined]
+
+    def record_export(self, path: Path, items: int) -> None:
+        """Remember a file `prescore export-reviews` wrote, for `prescore forget`."""
+        with self.sessions.begin() as session:
+            session.add(
+                ExportRecord(path=str(path.resolve()), items=items, created_at=datetime.now(UTC))
+            )
+
+    def exports(self) -> list[Path]:
+        """Every file an export wrote, once each, oldest first."""
+        query = select(ExportRecord.path).order_by(ExportRecord.id)
+        with self.sessions() as session:
+            paths = session.scalars(query).all()
+        return [Path(path) for path in dict.fromkeys(paths)]
+
+
+def _unanswered_blind_items(entry_ids: list[int]) -> Delete:
+    """Blind calibration items not yet answered on these submissions: once their text is gone
+    a reviewer could not score them."""
+    return delete(BlindItem).where(
+        BlindItem.entry_id.in_(entry_ids), BlindItem.answered_at.is_(None)
+    )
+
+
+def erased_entries() -> Select[int]:
+    """Submissions with an item whose text was forgotten or passed retention."""
+    return select(ItemEntry.submission_entry_id).where(ItemEntry.text == ERASED)
+
+
+def _expired(decided_before: datetime) -> list[ColumnElement[bool]]:
+    """Items with text, of submissions decided before the moment (compared in UTC: SQLite
+    keeps wall-clock time)."""
+    decided = select(SubmissionEntry.id).where(
+        SubmissionEntry.status == DECIDED,
+        SubmissionEntry.decided_at < as_utc(decided_before),
+    )
+    return [ItemEntry.submission_entry_id.in_(decided), ItemEntry.text != ERASED]
+
 
 def check_verdict(verdict: Verdict, entry: SubmissionEntry) -> None:
     """A level on the rubric for every criterion, a decision, and feedback where not yet."""
@@ -662,6 +830,9 @@ def check_verdict(verdict: Verdict, entry: SubmissionEntry) -> None:
         problems.append("write the educator what to strengthen before resubmitting")
     if len(verdict.feedback) > MAX_FEEDBACK_CHARS:
         problems.append(f"feedback may be at most {MAX_FEEDBACK_CHARS} characters")
+    unstorable = unstorable_character(verdict.feedback)
+    if unstorable:
+        problems.append(f"feedback {unstorable}")
     if problems:
         raise ValueError("; ".join(problems))
 
@@ -803,6 +974,18 @@ def reviewed_item(
         feedback=entry.feedback,
         scores=scores,
     )
+
+
+def _without_rows(context: ExceptionContext) -> None:
+    """Postgres details a refused write with the row itself ("DETAIL: Failing row contains
+    (...)", evidence text and all) whatever hide_parameters says: every database error keeps
+    only its first line, the cause, so none can carry a row into a log or a traceback.
+    Errors that are not the database's (a bug's TypeError) keep their message."""
+    if not isinstance(context.sqlalchemy_exception, DBAPIError):
+        return
+    for error in (context.original_exception, context.sqlalchemy_exception):
+        if error.args and isinstance(error.args[0], str):
+            error.args = (error.args[0].split("\n", 1)[0], *error.args[1:])
 
 
 def _sqlite_pragmas(connection: Any, _: Any) -> None:

@@ -34,11 +34,34 @@ class EvidenceToScore(BaseModel):
     def _not_blank(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("text is empty or whitespace only")
-        if "\x00" in value:  # Postgres text cannot hold it: refused here, not after scoring
-            raise ValueError(
-                "text holds a NUL character (\\u0000), which cannot be stored; remove it"
-            )
         return value
+
+    @field_validator("submission_id", "evidence_type", "text", "educator_id")
+    @classmethod
+    def _storable(cls, value: str | None) -> str | None:
+        """The review queue stores these: refused here, not as a 500 after scoring (pydantic
+        itself refuses lone surrogates, as string_unicode; NUL is ours to refuse)."""
+        problem = unstorable_character(value or "")
+        if problem:
+            raise ValueError(problem)
+        return value
+
+
+def unstorable_character(value: str) -> str | None:
+    """What makes text impossible to store, or None: Postgres text cannot hold a NUL, and a
+    lone surrogate (JSON's "\\ud800" alone) is no character at all, so no database's UTF-8
+    can hold it; SQLite would refuse it too."""
+    if "\x00" in value:
+        return "holds a NUL character (\\u0000), which cannot be stored; remove it"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        code = ord(value[error.start])
+        return (
+            f"holds a lone surrogate (\\u{code:04x}) at position {error.start}, which is not "
+            "valid Unicode and cannot be stored; send the text as UTF-8"
+        )
+    return None
 
 
 class LevelProbability(BaseModel):

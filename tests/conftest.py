@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import csv
+import secrets
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+from tests.postgres import PostgresServer
 
 RUBRIC = {
     "id": "wait-time",
@@ -160,3 +164,35 @@ def scoring_frame(n: int, seed: int = 0) -> tuple[Any, Any]:
         )
         labels.append(level)
     return pd.DataFrame(rows), np.array(labels)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One throwaway Postgres server for the session, started only by tests that ask for it."""
+    server = PostgresServer()
+    try:
+        yield server
+    finally:
+        server.remove()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def review_db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The review queue's URL, once a SQLite file and once an empty Postgres database: the
+    queue must behave alike on both."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'review.db'}"
+    server: PostgresServer = request.getfixturevalue("postgres")
+    return server.new_database(f"queue_{secrets.token_hex(6)}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def educator_salt_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Training creates the educator salt where PRESCORE_EDUCATOR_SALT_FILE points: a
+    session folder, so no test writes .prescore/ into the checkout, and every run of the
+    session hashes with one salt, as an operator's do."""
+    path = tmp_path_factory.mktemp("salt") / "educator-salt"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PRESCORE_EDUCATOR_SALT_FILE", str(path))
+        patch.delenv("PRESCORE_EDUCATOR_SALT", raising=False)
+        yield path

@@ -16,6 +16,7 @@ import pandas as pd
 from transformers import TrainerCallback
 
 from prescore.data.load import EvidenceSet, load_evidence
+from prescore.data.owners import EDUCATORS_ARTIFACT, EDUCATORS_TAG, educator_record, educator_salt
 from prescore.data.schema import Credential, CriterionKey
 from prescore.eval.report import POLICY_FILE, write_report
 from prescore.models.pyfunc import MODEL_CODE, signature
@@ -178,6 +179,19 @@ def _log_inputs(
     if config_path is not None:
         mlflow.log_artifact(str(config_path), artifact_path="config")
     mlflow.log_dict(config.model_dump(mode="json"), "config/resolved.json")
+    log_educators(splits)
+
+
+def log_educators(splits: dict[str, pd.DataFrame]) -> None:
+    """Whose evidence this run used (every split: the held-out ones fit the routing policy),
+    as salted hashes, so `prescore forget` can list the versions trained on someone's
+    evidence; never the ids themselves, never the text."""
+    salt = educator_salt(create=True)
+    assert salt is not None  # created where missing
+    educators = [str(e) for split in splits.values() for e in split["educator_id"]]
+    record = educator_record(educators, salt)
+    mlflow.log_dict(record.model_dump(), EDUCATORS_ARTIFACT)
+    mlflow.set_tag(EDUCATORS_TAG, str(len(record.educators)))
 
 
 def scorer_params(scorer: Scorer) -> dict[str, Any]:

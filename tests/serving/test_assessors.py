@@ -5,11 +5,12 @@ figures and the bar; bad input refused with nothing half-created; an existing da
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
-from sqlalchemy import inspect
+from sqlalchemy import inspect, select
 from typer.testing import CliRunner
 
 from prescore.cli import app
@@ -37,6 +38,7 @@ from prescore.serving.queue import (
     TRAINING,
     AlreadyDecided,
     NotAssigned,
+    Review,
     Reviewer,
     ReviewerRole,
     ReviewQueue,
@@ -44,6 +46,7 @@ from prescore.serving.queue import (
 )
 from prescore.serving.reviewers import set_reviewer
 from tests.serving.conftest import MODEL, Registry
+from tests.serving.test_forget import owned_by
 from tests.serving.test_queue import EVERY_CRITERION_MET, VERDICT, review
 
 EARNED = Verdict(EVERY_CRITERION_MET, "earned", "Well done.")
@@ -395,3 +398,38 @@ def test_export_reviews_carries_each_reviewer_s_kind(
     assert kinds[("s1", "planning")] == ["peer", "peer", "expert"]
     final = {(r["submission_id"], r["criterion_id"]): r["final_level"] for r in records}
     assert final[("s1", "planning")] == "Proficient" and final[("s1", "reflection")] == "3"
+
+
+def reviews_of(queue: ReviewQueue, entry_id: int) -> list[Review]:
+    with queue.sessions() as session:
+        return list(session.scalars(select(Review).where(Review.entry_id == entry_id)))
+
+
+def test_forgetting_an_educator_reaches_reviewers_verdicts_and_blind_items(
+    queue: ReviewQueue,
+) -> None:
+    decided, waiting = queue.enqueue([owned_by("ana", review(100)), owned_by("ana", review(101))])
+    live(queue, decided, VERDICT, "eve")  # adjudicated: a training and calibration item
+    live(queue, waiting, EARNED, "pia")  # one peer so far: still pending
+    set_plan(queue, Plan("wait-time", blind_rate=1.0))
+    blind = mix_in_blind(queue, "pat", "wait-time", draw=lambda: 0.0)
+    assert blind is not None and blind.id == decided
+
+    queue.forget_educator("ana")
+
+    assert reviews_of(queue, waiting) == []  # the submission is gone, so is the verdict on it
+    (kept,) = reviews_of(queue, decided)
+    assert (kept.levels, kept.feedback) == (VERDICT.levels, "")  # levels stay, words about it go
+    assert open_blind_items(queue, "pat") == []  # nothing left to score blind
+    assert adjudicated(queue, "wait-time") == []
+
+
+def test_evidence_past_retention_is_no_longer_a_calibration_item(queue: ReviewQueue) -> None:
+    (decided,) = adjudicate(queue, 1)
+    set_plan(queue, Plan("wait-time", blind_rate=1.0))
+    assert mix_in_blind(queue, "pat", "wait-time", draw=lambda: 0.0) is not None
+
+    assert queue.erase_decided_text(datetime.now(UTC) + timedelta(days=1)) == 2
+
+    assert open_blind_items(queue, "pat") == [] and adjudicated(queue, "wait-time") == []
+    assert [r.levels for r in reviews_of(queue, decided)] == [VERDICT.levels]

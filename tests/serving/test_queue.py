@@ -3,8 +3,13 @@ levels and feedback, audits, nothing lost on restart."""
 
 from __future__ import annotations
 
+import logging
 import random
+import sys
 import threading
+import traceback
+from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,6 +21,8 @@ from prescore.eval.routing import DecisionPolicy, Reason, Route
 from prescore.serving.queue import (
     AlreadyDecided,
     Filters,
+    ItemToReview,
+    MissingDriver,
     NotAssigned,
     ReviewQueue,
     SubmissionEntry,
@@ -34,6 +41,7 @@ from prescore.serving.schemas import (
     ScoredEvidence,
 )
 from prescore.serving.scoring import decide_submissions
+from tests.postgres import PostgresServer
 
 LEVELS = ["Not yet", "Developing", "Proficient"]
 PLANNING = CriterionCard(
@@ -191,8 +199,11 @@ EVERY_CRITERION_MET = {"planning": "Proficient", "reflection": "3"}
 
 
 @pytest.fixture
-def queue(tmp_path: Path) -> ReviewQueue:
-    return ReviewQueue.at(tmp_path / "review.db")
+def queue(review_db: str) -> Iterator[ReviewQueue]:
+    """A new queue, on SQLite and again on Postgres: every queue test runs on both."""
+    queue = ReviewQueue(review_db)
+    yield queue
+    queue.engine.dispose()
 
 
 def test_human_decisions_and_audited_auto_decisions_are_queued_with_their_items() -> None:
@@ -504,12 +515,12 @@ def test_two_reviewers_deciding_one_submission_at_once_decide_it_once(
         queue.decide(entry_id, VERDICT, "cy", ["wait-time"], version)
 
 
-def test_a_restart_loses_nothing_acknowledged(tmp_path: Path) -> None:
-    queue = ReviewQueue.at(tmp_path / "review.db")
+def test_a_restart_loses_nothing_acknowledged(review_db: str) -> None:
+    queue = ReviewQueue(review_db)
     ids = queue.enqueue([review(0), review(1)])
     queue.decide(ids[0], VERDICT, "ana", ["wait-time"], 1)
     queue.engine.dispose()
-    reopened = ReviewQueue.at(tmp_path / "review.db")
+    reopened = ReviewQueue(review_db)
     assert [e.id for e in reopened.pending(["wait-time"])] == [ids[1]]
     (decided,) = reopened.decided()
     assert (decided.id, decided.decided_decision, decided.decided_by) == (ids[0], "not_yet", "ana")
@@ -569,12 +580,12 @@ def test_a_new_review_database_is_readable_by_its_owner_only(tmp_path: Path) -> 
     assert oct(database.stat().st_mode & 0o777) == "0o600"
 
 
-def test_a_reviewer_password_comes_from_a_prompt_or_stdin_never_an_option(tmp_path: Path) -> None:
+def test_a_reviewer_password_comes_from_a_prompt_or_stdin_never_an_option(review_db: str) -> None:
     from typer.testing import CliRunner
 
     from prescore.cli import app
 
-    database = f"sqlite:///{tmp_path / 'review.db'}"
+    database = review_db
     base = ["reviewers", "add", "ana", "--kind", "expert", "--credentials", "wait-time"]
     base += ["--review-db", database]
     piped = CliRunner().invoke(app, [*base, "--password-stdin"], input="correct horse\n")
@@ -585,3 +596,80 @@ def test_a_reviewer_password_comes_from_a_prompt_or_stdin_never_an_option(tmp_pa
     assert authenticate(ReviewQueue(database), "ana", "battery staple") is not None
     option = CliRunner().invoke(app, [*base, "--password", "on the command line"])
     assert option.exit_code == 2  # no such option: it would land in shell history and ps
+
+
+def test_the_first_write_after_a_postgres_restart_succeeds(postgres: PostgresServer) -> None:
+    queue = ReviewQueue(postgres.new_database("restart"))
+    (first,) = queue.enqueue([review(0)])  # leaves a pooled connection the restart will close
+    postgres.restart()
+    (second,) = queue.enqueue([review(1)])  # the stale connection is noticed and replaced
+    assert [e.id for e in queue.pending(["wait-time"])] == [first, second]
+    queue.engine.dispose()
+
+
+def test_a_write_postgres_refuses_carries_no_evidence_in_its_error(
+    postgres: PostgresServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Postgres details a refused row ("Failing row contains (...)") whatever
+    hide_parameters says; neither the error nor any log may hold the text."""
+    from sqlalchemy.exc import IntegrityError
+
+    url = postgres.new_database("refused")
+    queue = ReviewQueue(url)
+    postgres.execute(url, "ALTER TABLE review_items ADD CHECK (text NOT LIKE '%refuse me%')")
+    secret = "Confidential reflection about student Amira: refuse me"
+    to_review = review(0)
+    items = [
+        ItemToReview(m.item.model_copy(update={"text": secret}), m.scored, m.criterion)
+        for m in to_review.items
+    ]
+    with caplog.at_level(logging.DEBUG), pytest.raises(IntegrityError) as failed:
+        queue.enqueue([replace(to_review, items=items)])
+    error = failed.value
+    shown = "".join(traceback.format_exception(error)) + caplog.text
+    assert "violates check constraint" in shown  # the cause is kept
+    assert "Amira" not in shown and "Failing row" not in shown
+    assert queue.pending(["wait-time"]) == []
+    queue.engine.dispose()
+
+
+def test_a_postgres_url_without_its_driver_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from typer.testing import CliRunner
+
+    from prescore.cli import app
+
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as if `prescore[postgres]` were absent
+    url = "postgresql://queue:secret-password@db.example:5432/prescore"
+    with pytest.raises(MissingDriver, match=r"pip install 'prescore\[postgres\]'"):
+        ReviewQueue(url)
+    exported = CliRunner().invoke(app, ["export-reviews", "--out", "x.jsonl", "--review-db", url])
+    assert exported.exit_code == 1
+    assert "pip install 'prescore[postgres]'" in exported.output
+    assert "secret-password" not in exported.output and "db.example" in exported.output
+
+
+def test_feedback_the_database_cannot_hold_is_refused(queue: ReviewQueue) -> None:
+    (entry_id,) = queue.enqueue([review(0)])
+    for feedback, problem in [("Pause\x00longer.", "NUL"), ("Pause \ud800 longer.", "surrogate")]:
+        verdict = Verdict(VERDICT.levels, "not_yet", feedback)
+        with pytest.raises(ValueError, match=problem):
+            queue.decide(entry_id, verdict, "ana", ["wait-time"], 1)
+    assert queue.count_pending(["wait-time"]) == 1
+
+
+def test_without_postgres_the_queue_tests_fail_saying_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests import postgres
+
+    monkeypatch.setattr(postgres.shutil, "which", lambda _: None)
+    monkeypatch.setattr(postgres, "SERVER_ROOT", tmp_path)  # nothing installed there
+    with pytest.raises(pytest.fail.Exception, match=r"apt-get install -y postgresql"):
+        postgres.server_binaries()  # a failure, never a skip
+    (tmp_path / "16" / "bin").mkdir(parents=True)
+    (tmp_path / "16" / "bin" / "initdb").touch()
+    (tmp_path / "9" / "bin").mkdir(parents=True)
+    (tmp_path / "9" / "bin" / "initdb").touch()
+    assert postgres.server_binaries() == tmp_path / "16" / "bin"  # the newest major version

@@ -4,7 +4,6 @@ with its rubric, one decision with levels and feedback, 409 on a second, CSRF, a
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
@@ -17,8 +16,9 @@ from tests.serving.test_queue import review
 
 
 @pytest.fixture
-def queue(tmp_path: Path) -> ReviewQueue:
-    queue = ReviewQueue.at(tmp_path / "review.db")
+def queue(review_db: str) -> ReviewQueue:
+    """On SQLite and on Postgres."""
+    queue = ReviewQueue(review_db)
     set_reviewer(queue, "ana", "correct horse", ["wait-time"])
     return queue
 

@@ -4,7 +4,6 @@ that keep the filters."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
@@ -18,9 +17,10 @@ from tests.serving.test_queue import review
 
 
 @pytest.fixture
-def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TestClient:
+def client(review_db: str, monkeypatch: pytest.MonkeyPatch) -> TestClient:
+    """On SQLite and on Postgres."""
     monkeypatch.setattr(review_app, "PAGE_SIZE", 2)
-    queue = ReviewQueue.at(tmp_path / "review.db")
+    queue = ReviewQueue(review_db)
     set_reviewer(queue, "ana", "correct horse", ["wait-time"])
     queue.enqueue([review(n, confidence=1 - n / 10) for n in range(4)])
     queue.enqueue([review(4, reasons=(Reason.input_too_short,))])

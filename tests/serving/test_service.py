@@ -142,6 +142,10 @@ BAD_REQUESTS = [
     ({"items": [item(1, text="")]}, "items.0.text", "value_error"),
     ({"items": [item(1, text=" \n\t ")]}, "items.0.text", "value_error"),
     ({"items": [item(1, text=SECRET + "\x00 and more")]}, "items.0.text", "value_error"),
+    # a lone surrogate is no character: no database's UTF-8 holds it (pydantic refuses it)
+    ({"items": [item(1, text=SECRET + "\ud800 and more")]}, "items.0.text", "string_unicode"),
+    ({"items": [item(1, submission_id="s\x00")]}, "items.0.submission_id", "value_error"),
+    ({"items": [item(1, educator_id="e\udfff")]}, "items.0.educator_id", "string_unicode"),
     ({"items": [item(1, text=SECRET * 100)]}, "items.0.text", "text_too_long"),
     ({"items": [item(1, text=[SECRET])]}, "items.0.text", "string_type"),
     ({"items": [item(1, submission_id=7)]}, "items.0.submission_id", "string_type"),
