@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import anyio
@@ -29,6 +29,7 @@ from starlette.responses import Response
 from prescore.data.schema import CriterionKey
 from prescore.eval.routing import Reason
 from prescore.serving.auth import key_is_valid, presented_key
+from prescore.serving.observability import bound_metric_paths, escape_request_logs
 from prescore.serving.queue import Receipt, ReviewQueue, submissions_to_review
 from prescore.serving.review_app import ROOT as REVIEW_ROOT
 from prescore.serving.review_app import connect, create_review_app
@@ -65,6 +66,7 @@ class ScoringRunner:
     """The model. One worker per replica, so a reload reaches the only copy in memory."""
 
     def __init__(self) -> None:
+        escape_request_logs()
         self.settings = ServiceSettings.from_environment()
         self.model = ScoringModel.from_registry(self.settings.model_name, self.settings.model_alias)
         logger.info("serving %s version %s", self.model.name, self.model.version)
@@ -148,6 +150,7 @@ class Prescore:
     runner = bentoml.depends(ScoringRunner)
 
     def __init__(self) -> None:
+        escape_request_logs()
         self.settings = ServiceSettings.from_environment()
         self.card: ModelCard | None = None
         self.queue = ReviewQueue(self.settings.review_db)
@@ -300,3 +303,11 @@ class Prescore:
                     )
                 )
         return problems
+
+
+# metrics labelled by these routes (and the review pages' root); every other path is one label
+bound_metric_paths(
+    known={getattr(route, "path", "") for route in api.routes}
+    | {method.route for method in cast(Any, ScoringRunner).apis.values()},
+    prefixes=(REVIEW_ROOT, "/static_content"),
+)

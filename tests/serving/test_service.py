@@ -303,3 +303,31 @@ def test_a_retry_with_the_same_idempotency_key_gets_the_first_answer_and_queues_
     assert status == 422 and problem["details"][0]["rule"] == "idempotency_key_reused"
     assert send("retry-2", other)[0] == 200
     assert queue.count_pending(["wait-time"]) == before + 2
+
+
+def test_control_characters_in_a_path_are_escaped_in_the_access_log(server: Server) -> None:
+    marker = "FORGED-7731"
+    server.call("GET", f"/x%0A{marker}%20status=200%1B[31m%E2%80%AE", key=None)
+    time.sleep(1)  # let the access log flush
+    log = server.log.read_text()
+    (line,) = [line for line in log.splitlines() if marker in line]
+    assert "/x\\nFORGED-7731 status=200\\x1b[31m\\u202e" in line
+    assert not line.startswith(marker) and "\x1b" not in line and "\u202e" not in line
+
+
+def metric_series(server: Server) -> list[str]:
+    with urllib.request.urlopen(server.url + "/metrics") as metrics:
+        return [line for line in metrics.read().decode().splitlines() if 'endpoint="' in line]
+
+
+def test_unknown_paths_share_one_metrics_label(server: Server) -> None:
+    for n in range(30):
+        server.call("GET", f"/probe-{n}-{time.monotonic_ns()}", key=None)
+    before = metric_series(server)
+    for n in range(30):
+        server.call("GET", f"/probe-{n}-{time.monotonic_ns()}", key=None)
+    after = metric_series(server)
+    assert not any("probe-" in line for line in after)
+    assert any('endpoint="other"' in line for line in after)
+    assert any('endpoint="/score"' in line for line in after)
+    assert len(after) == len(before)  # no new series however many paths are invented
