@@ -31,6 +31,7 @@ from starlette.responses import Response
 
 from prescore.data.schema import CriterionKey
 from prescore.eval.routing import Reason
+from prescore.models.registry import registered_version
 from prescore.serving.auth import key_is_valid, presented_key
 from prescore.serving.observability import bound_metric_paths, escape_request_logs
 from prescore.serving.queue import Receipt, ReviewQueue, submissions_to_review
@@ -88,6 +89,20 @@ class ScoringOutcome(BaseModel):
     scores: list[ScoredEvidence] = Field(default_factory=list)
     card: ModelCard | None = None
     refusal: Refusal | None = None
+
+
+class ReloadOutcome(BaseModel):
+    card: ModelCard | None = None
+    refusal: Refusal | None = None
+
+
+def no_such_version(model_name: str, wanted: str) -> Refusal:
+    detail = ErrorDetail(
+        field="alias",
+        rule="unknown_version",
+        message=f"{model_name} has no alias or version {wanted!r}; `prescore models` lists them",
+    )
+    return Refusal(status=404, error="no such model version; nothing changed", details=[detail])
 
 
 def too_many_tokens(tokens: int, limit: int, at_least: bool = False) -> Refusal:
@@ -161,15 +176,20 @@ class ScoringRunner:
         return self.loaded[1]
 
     @bentoml.api
-    def reload(self, alias: str | None = None) -> ModelCard:
+    def reload(self, alias: str | None = None) -> ReloadOutcome:
         """Load the version the alias names now; requests in flight finish on the old one."""
-        fresh = ScoringModel.from_registry(
-            self.settings.model_name, alias or self.settings.model_alias
-        )
+        from mlflow.exceptions import MlflowException
+
+        wanted = alias or self.settings.model_alias
+        try:
+            registered_version(self.settings.model_name, wanted)
+        except MlflowException:  # no such alias or version: the caller's mistake, not ours
+            return ReloadOutcome(refusal=no_such_version(self.settings.model_name, wanted))
+        fresh = ScoringModel.from_registry(self.settings.model_name, wanted)
         card = fresh.card()
         self.loaded = (fresh, card)  # a single reference swap: atomic for the batches that follow
         logger.info("now serving %s version %s", fresh.name, fresh.version)
-        return card
+        return ReloadOutcome(card=card)
 
 
 api = FastAPI(
@@ -397,11 +417,19 @@ class Prescore:
         """What the loaded model scores, with each criterion's qualification and stakes."""
         return await self.model_card()
 
-    @api.post("/reload", response_model=ModelCard, responses={401: {}, 503: {}})
+    @api.post(
+        "/reload",
+        response_model=ModelCard,
+        responses={
+            401: {"model": ErrorResponse},
+            404: {"model": ErrorResponse, "description": "no such alias or version"},
+            503: {"model": ErrorResponse},
+        },
+    )
     async def reload(self, body: ReloadRequest | None = None) -> Any:
         """Serve the version the alias names now (after `prescore promote`), without downtime."""
         try:
-            card = ModelCard.model_validate(
+            outcome = ReloadOutcome.model_validate(
                 await self.runner.to_async.reload(alias=body.alias if body else None)
             )
         except Exception as failure:  # the old model keeps serving
@@ -411,8 +439,11 @@ class Prescore:
                 "the model could not be reloaded; the previous version still serves",
                 retry_after=RETRY_AFTER_UNAVAILABLE,
             )
-        self.card = card
-        return card
+        if outcome.card is None:
+            assert outcome.refusal is not None  # the model service sends one or the other
+            return refused(outcome.refusal)
+        self.card = outcome.card
+        return outcome.card
 
     def input_problems(self, items: list[EvidenceToScore], card: ModelCard) -> list[ErrorDetail]:
         limit = self.settings.max_items_per_request
