@@ -126,7 +126,16 @@ def model_busy(retry_after: int) -> Refusal:
     )
 
 
-@bentoml.service(name="prescore-model", workers=1, traffic={"timeout": 120})
+# The API's client to this service replaces its HTTP session every `max_requests` calls and
+# `max_age` seconds, closing the connections of calls still in flight (which this service then
+# takes as callers gone, and the API retries); a stale kept-alive connection is retried once
+# anyway (Prescore.call_runner), so the session lives long.
+@bentoml.service(
+    name="prescore-model",
+    workers=1,
+    traffic={"timeout": 120},
+    runner_connection={"max_requests": 1_000_000_000, "max_age": 7 * 24 * 3600.0},
+)
 class ScoringRunner:
     """The model. One worker per replica, so a reload reaches the only copy in memory."""
 
@@ -161,6 +170,9 @@ class ScoringRunner:
             scored = await unless_disconnected(
                 ctx.request.receive, self.batcher.submit(items, tokens)
             )
+        except CallerGone:  # nobody to answer; its queued work was dropped
+            logger.warning("dropped %d items: the API stopped waiting for them", len(items))
+            return ScoringOutcome(refusal=model_busy(1))
         except Overloaded as busy:
             logger.warning(
                 "refused %d items (%d tokens): the model is busy, retry after %d s",
