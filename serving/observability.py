@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 OTHER_PATHS = "other"  # the one label every unknown path shares
@@ -37,16 +37,18 @@ def path_label(path: str, known: frozenset[str], prefixes: tuple[str, ...]) -> s
     return OTHER_PATHS
 
 
-def bound_metric_paths(known: Iterable[str], prefixes: Iterable[str] = ()) -> None:
+def bound_metric_paths(known: Callable[[], Iterable[str]], prefixes: Iterable[str] = ()) -> None:
     """Label BentoML's HTTP metrics by route, not by raw path. Call at import of the service
-    module: BentoML builds each worker's middleware after importing it."""
+    module: BentoML builds each worker's middleware after importing it. `known` lists the
+    routes; it is asked at the first request, once BentoML has bound the service's methods
+    to their routes."""
     from bentoml._internal.server.http import instruments
 
     base: Any = instruments.RunnerTrafficMetricsMiddleware
     if getattr(base, "bounded_paths", False):
         base = base.__mro__[1]  # re-imported: wrap BentoML's own class, not ours again
-    routes = frozenset(known) | SYSTEM_PATHS
     mounts = tuple(prefixes)
+    routes: list[frozenset[str]] = []
 
     class BoundedPathMetrics(base):
         """BentoML's middleware, shown a scope whose path is the route's label; the app inside
@@ -64,7 +66,9 @@ def bound_metric_paths(known: Iterable[str], prefixes: Iterable[str] = ()) -> No
             if scope["type"] not in ("http", "websocket"):
                 await super().__call__(scope, receive, send)
                 return
-            label = path_label(scope["path"], routes, mounts)
+            if not routes:
+                routes.append(frozenset(known()) | SYSTEM_PATHS)
+            label = path_label(scope["path"], routes[0], mounts)
             await super().__call__({**scope, "path": label, "prescore.scope": scope}, receive, send)
 
     instruments.RunnerTrafficMetricsMiddleware = BoundedPathMetrics  # type: ignore[misc,assignment]

@@ -494,9 +494,13 @@ class Prescore:
         return problems
 
 
-# metrics labelled by these routes (and the review pages' root); every other path is one label
+# metrics labelled by the documented routes (FastAPI keeps BentoML's re-bound class views in a
+# nested router, so its OpenAPI is the list) and the review pages' root; any other path is one
+# label
 bound_metric_paths(
-    known={getattr(route, "path", "") for route in api.routes}
-    | {method.route for method in cast(Any, ScoringRunner).apis.values()},
+    known=lambda: (
+        {*api.openapi()["paths"], str(api.docs_url), str(api.openapi_url)}
+        | {method.route for method in cast(Any, ScoringRunner).apis.values()}
+    ),
     prefixes=(REVIEW_ROOT, "/static_content"),
 )
