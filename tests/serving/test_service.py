@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -331,3 +331,56 @@ def test_unknown_paths_share_one_metrics_label(server: Server) -> None:
     assert any('endpoint="other"' in line for line in after)
     assert any('endpoint="/score"' in line for line in after)
     assert len(after) == len(before)  # no new series however many paths are invented
+
+
+def fuzz(server: Server, check: Callable[[Any], None], examples: int = 25) -> int:
+    """Run `check` on schemathesis cases, valid and invalid, for every operation the served
+    OpenAPI lists; the operations fuzzed. (Hypothesis directly: schemathesis's pytest plugin
+    does not run on pytest 9.2.)"""
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    schema = schemathesis.openapi.from_url(server.url + "/api/openapi.json")
+    operations = [result.ok() for result in schema.get_all_operations()]
+    for operation in operations:
+        cases = st.one_of(
+            operation.as_strategy(schemathesis.GenerationMode.POSITIVE),
+            operation.as_strategy(schemathesis.GenerationMode.NEGATIVE),
+        )
+
+        @given(case=cases)
+        @settings(
+            max_examples=examples,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
+        def run(case: Any) -> None:
+            check(case)
+
+        run()
+    return len(operations)
+
+
+def test_fuzzed_requests_with_a_key_never_get_a_server_error(server: Server) -> None:
+    def check(case: Any) -> None:
+        try:
+            response = case.call(
+                base_url=server.url, headers={"Authorization": f"Bearer {KEY}"}, timeout=60
+            )
+            assert response.status_code < 500, (case.method, case.path, response.text[:300])
+        finally:
+            if case.path == "/reload":  # a fuzzed alias may name a real version: serve 1 again
+                server.call("POST", "/reload", {"alias": "1"})
+
+    assert fuzz(server, check) == 3  # /score, /credentials, /reload
+
+
+def test_every_operation_refuses_fuzzed_requests_without_a_key(server: Server) -> None:
+    def check(case: Any) -> None:
+        response = case.call(base_url=server.url, headers={}, timeout=60)
+        assert response.status_code == 401, (case.method, case.path, response.status_code)
+        assert response.headers["www-authenticate"] == ["Bearer"]
+
+    assert fuzz(server, check, examples=15) == 3
