@@ -9,6 +9,13 @@ MAX_TEXT_CHARS = 50_000  # longest evidence text the service accepts by default
 # longest text anywhere: the data checks' default and the API schema's ceiling
 MAX_TEXT_CHARS_CEILING = 200_000
 
+# the work one request may ask for, in tokens of the scorer's own tokenizer (words for TF-IDF):
+# about 16 s of the quick-start MiniLM on 2 CPU cores, e.g. 80 essays of 300 words
+MAX_REQUEST_TOKENS = 32_768
+MAX_BATCH_TOKENS = 32_768  # tokens of concurrent requests merged into one model call
+MAX_QUEUE_SECONDS = 20.0  # longest a request may wait for the model before a 503
+MAX_CONCURRENT_REQUESTS = 64  # /score requests in progress at once per API worker
+
 REVIEW_DB = "sqlite:///.prescore/review.db"
 AUDIT_RATE = 0.05
 READY_TIMEOUT_SECONDS = 180.0

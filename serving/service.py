@@ -2,9 +2,10 @@
 
 `Prescore` is the public HTTP API: API keys, strict input, errors that name the field and the
 rule and never echo evidence text. It depends on `ScoringRunner`, which holds the registered
-model with its routing policy, batches concurrent requests adaptively (BentoML's dispatcher
-merges the items of concurrent calls into one model call) and swaps in a new version on
-`reload` without dropping requests in flight.
+model with its routing policy, counts each request's tokens against the per-request budget,
+merges the items of concurrent requests into model calls of a bounded number of tokens
+(serving/workload.py), refuses with a retry time when the wait would be too long, and swaps in
+a new version on `reload` without dropping requests in flight.
 
 Configured by PRESCORE_* environment variables (serving/settings.py); `prescore serve` sets them.
 """
@@ -14,21 +15,25 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import anyio
 import bentoml
+from bentoml.exceptions import BentoMLException
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from starlette.requests import Request
 from starlette.responses import Response
 
 from prescore.data.schema import CriterionKey
 from prescore.eval.routing import Reason
+from prescore.models.registry import registered_version
 from prescore.serving.auth import key_is_valid, presented_key
+from prescore.serving.observability import bound_metric_paths, escape_request_logs
 from prescore.serving.queue import Receipt, ReviewQueue, submissions_to_review
 from prescore.serving.review_app import ROOT as REVIEW_ROOT
 from prescore.serving.review_app import connect, create_review_app
@@ -44,6 +49,14 @@ from prescore.serving.schemas import (
 )
 from prescore.serving.scoring import ScoringModel, decide_submissions, submission_problems
 from prescore.serving.settings import ServiceSettings
+from prescore.serving.workload import (
+    CallerGone,
+    Overloaded,
+    TokenBatcher,
+    count_tokens,
+    unless_disconnected,
+    words,
+)
 
 logger = logging.getLogger("prescore.serving")
 
@@ -58,35 +71,137 @@ def request_digest(body: ScoreRequest) -> str:
 
 
 MODEL_VERSION_HEADER = "X-Prescore-Model-Version"
+RETRY_AFTER_UNAVAILABLE = 5  # seconds: the model service is restarting or failed a batch
 
 
-@bentoml.service(name="prescore-model", workers=1, traffic={"timeout": 120})
+class Refusal(BaseModel):
+    status: int
+    error: str
+    details: list[ErrorDetail] = Field(default_factory=list)
+    retry_after: int | None = None
+
+
+class ScoringOutcome(BaseModel):
+    """The model service's answer: the scores with the card of the version that made them (a
+    reload may land while a request is in flight), or why it would not score the request. A
+    value, not an exception, so an expected refusal never writes a traceback."""
+
+    scores: list[ScoredEvidence] = Field(default_factory=list)
+    card: ModelCard | None = None
+    refusal: Refusal | None = None
+
+
+class ReloadOutcome(BaseModel):
+    card: ModelCard | None = None
+    refusal: Refusal | None = None
+
+
+def no_such_version(model_name: str, wanted: str) -> Refusal:
+    detail = ErrorDetail(
+        field="alias",
+        rule="unknown_version",
+        message=f"{model_name} has no alias or version {wanted!r}; `prescore models` lists them",
+    )
+    return Refusal(status=404, error="no such model version; nothing changed", details=[detail])
+
+
+def too_many_tokens(tokens: int, limit: int, at_least: bool = False) -> Refusal:
+    held = f"at least {tokens:,}" if at_least else f"{tokens:,}"
+    message = (
+        f"the items hold {held} tokens of evidence; at most {limit:,} per request: "
+        "send fewer or shorter items per request"
+    )
+    return Refusal(
+        status=413,
+        error="the request is more work than one request may be",
+        details=[ErrorDetail(field="items", rule="too_many_tokens", message=message)],
+    )
+
+
+def model_busy(retry_after: int) -> Refusal:
+    return Refusal(
+        status=503,
+        error="the model is busy; nothing was scored or stored, send it again after Retry-After",
+        retry_after=retry_after,
+    )
+
+
+# The API's client to this service replaces its HTTP session every `max_requests` calls and
+# `max_age` seconds, closing the connections of calls still in flight (which this service then
+# takes as callers gone, and the API retries); a stale kept-alive connection is retried once
+# anyway (Prescore.call_runner), so the session lives long.
+@bentoml.service(
+    name="prescore-model",
+    workers=1,
+    traffic={"timeout": 120},
+    runner_connection={"max_requests": 1_000_000_000, "max_age": 7 * 24 * 3600.0},
+)
 class ScoringRunner:
     """The model. One worker per replica, so a reload reaches the only copy in memory."""
 
     def __init__(self) -> None:
+        escape_request_logs()
         self.settings = ServiceSettings.from_environment()
-        self.model = ScoringModel.from_registry(self.settings.model_name, self.settings.model_alias)
-        logger.info("serving %s version %s", self.model.name, self.model.version)
+        model = ScoringModel.from_registry(self.settings.model_name, self.settings.model_alias)
+        self.loaded = (model, model.card())  # one reference: a swap replaces both at once
+        self.batcher: TokenBatcher[EvidenceToScore, tuple[ScoredEvidence, ModelCard]] = (
+            TokenBatcher(
+                self.score_batch, self.settings.max_batch_tokens, self.settings.max_queue_seconds
+            )
+        )
+        logger.info("serving %s version %s", model.name, model.version)
 
-    @bentoml.api(batchable=True, max_batch_size=256, max_latency_ms=5000)
-    def predict(self, items: list[EvidenceToScore]) -> list[ScoredEvidence]:
-        model = self.model  # one reference per batch: a reload mid-batch cannot mix versions
-        return model.score_or_flag(items)
+    def score_batch(self, items: list[EvidenceToScore]) -> list[tuple[ScoredEvidence, ModelCard]]:
+        """Each item's score with the card of the version that scored it."""
+        model, card = self.loaded  # one read per batch: a reload mid-batch cannot mix versions
+        return [(scored, card) for scored in model.score_or_flag(items)]
+
+    def tokens(self, items: list[EvidenceToScore]) -> int:
+        """Counted here, where the tokenizer of the version that will score them is."""
+        tokenizer = self.loaded[0].scorer.base_tokenizer()
+        return sum(count_tokens([item.text for item in items], tokenizer))
+
+    @bentoml.api
+    async def predict(self, items: list[EvidenceToScore], ctx: bentoml.Context) -> ScoringOutcome:
+        tokens = await anyio.to_thread.run_sync(self.tokens, items)
+        if tokens > self.settings.max_request_tokens:
+            return ScoringOutcome(refusal=too_many_tokens(tokens, self.settings.max_request_tokens))
+        try:
+            scored = await unless_disconnected(
+                ctx.request.receive, self.batcher.submit(items, tokens)
+            )
+        except CallerGone:  # nobody to answer; its queued work was dropped
+            logger.warning("dropped %d items: the API stopped waiting for them", len(items))
+            return ScoringOutcome(refusal=model_busy(1))
+        except Overloaded as busy:
+            logger.warning(
+                "refused %d items (%d tokens): the model is busy, retry after %d s",
+                len(items),
+                tokens,
+                busy.retry_after,
+            )
+            return ScoringOutcome(refusal=model_busy(busy.retry_after))
+        return ScoringOutcome(scores=[score for score, _ in scored], card=scored[0][1])
 
     @bentoml.api
     def describe(self) -> ModelCard:
-        return self.model.card()
+        return self.loaded[1]
 
     @bentoml.api
-    def reload(self, alias: str | None = None) -> ModelCard:
+    def reload(self, alias: str | None = None) -> ReloadOutcome:
         """Load the version the alias names now; requests in flight finish on the old one."""
-        fresh = ScoringModel.from_registry(
-            self.settings.model_name, alias or self.settings.model_alias
-        )
-        self.model = fresh  # a single reference swap: atomic for the batches that follow
+        from mlflow.exceptions import MlflowException
+
+        wanted = alias or self.settings.model_alias
+        try:
+            registered_version(self.settings.model_name, wanted)
+        except MlflowException:  # no such alias or version: the caller's mistake, not ours
+            return ReloadOutcome(refusal=no_such_version(self.settings.model_name, wanted))
+        fresh = ScoringModel.from_registry(self.settings.model_name, wanted)
+        card = fresh.card()
+        self.loaded = (fresh, card)  # a single reference swap: atomic for the batches that follow
         logger.info("now serving %s version %s", fresh.name, fresh.version)
-        return fresh.card()
+        return ReloadOutcome(card=card)
 
 
 api = FastAPI(
@@ -98,9 +213,22 @@ api = FastAPI(
 )
 
 
-def error(status: int, message: str, details: list[ErrorDetail] | None = None) -> JSONResponse:
+def error(
+    status: int,
+    message: str,
+    details: list[ErrorDetail] | None = None,
+    retry_after: int | None = None,
+) -> JSONResponse:
+    """The documented error shape; a 503 always says when to come back (Retry-After)."""
     body = ErrorResponse(error=message, details=details or [])
-    return JSONResponse(body.model_dump(), status_code=status)
+    response = JSONResponse(body.model_dump(), status_code=status)
+    if status == 503:
+        response.headers["Retry-After"] = str(retry_after or 1)
+    return response
+
+
+def refused(refusal: Refusal) -> JSONResponse:
+    return error(refusal.status, refusal.error, refusal.details, refusal.retry_after)
 
 
 @api.exception_handler(RequestValidationError)
@@ -132,7 +260,17 @@ async def require_key(
             response: Response = error(401, "a valid API key is required")
             response.headers["WWW-Authenticate"] = "Bearer"
             return response
-    response = await call_next(request)
+    if request.url.path == "/score" and service is not None:
+        if service.scoring_now >= service.settings.max_concurrent_requests:
+            logger.warning("refused a request: %d already in progress", service.scoring_now)
+            return error(503, "too many requests in progress; send it again after Retry-After")
+        service.scoring_now += 1
+        try:
+            response = await call_next(request)
+        finally:
+            service.scoring_now -= 1
+    else:
+        response = await call_next(request)
     if service is not None and service.card is not None:
         response.headers[MODEL_VERSION_HEADER] = service.card.model_version
     return response
@@ -141,15 +279,19 @@ async def require_key(
 review = create_review_app()
 
 
-@bentoml.service(name="prescore", traffic={"timeout": 120, "max_concurrency": 64})
+# BentoML's own concurrency cap answers 429 in its own shape; ours (max_concurrent_requests)
+# answers first, with the documented shape and Retry-After, so BentoML's is only a backstop.
+@bentoml.service(name="prescore", traffic={"timeout": 120, "max_concurrency": 1024})
 @bentoml.asgi_app(api, path="/")
 @bentoml.asgi_app(review, path=REVIEW_ROOT)
 class Prescore:
     runner = bentoml.depends(ScoringRunner)
 
     def __init__(self) -> None:
+        escape_request_logs()
         self.settings = ServiceSettings.from_environment()
         self.card: ModelCard | None = None
+        self.scoring_now = 0  # /score requests in progress, for max_concurrent_requests
         self.queue = ReviewQueue(self.settings.review_db)
         connect(review, self.queue, self.settings.session_secret, self.settings.secure_cookies)
         api.state.service = self
@@ -173,7 +315,16 @@ class Prescore:
             logger.info("connection to the model service was closed; calling %s again", method)
             return await call(**arguments)
 
-    @api.post("/score", response_model=ScoreResponse, responses={401: {}, 422: {}, 503: {}})
+    @api.post(
+        "/score",
+        response_model=ScoreResponse,
+        responses={
+            401: {"model": ErrorResponse},
+            413: {"model": ErrorResponse, "description": "more tokens than one request may hold"},
+            422: {"model": ErrorResponse},
+            503: {"model": ErrorResponse, "description": "busy or unavailable: see Retry-After"},
+        },
+    )
     async def score(self, body: ScoreRequest, request: Request) -> Any:
         """Pre-score evidence items: level, probabilities, confidence, route and reasons, and a
         decision per submission. With an `Idempotency-Key` header, a retry of the same request
@@ -194,18 +345,36 @@ class Prescore:
         problems = self.input_problems(body.items, await self.model_card())
         if problems:
             return error(422, "some items cannot be scored as sent", problems)
-        raw = await self.call_runner("predict", items=body.items)
-        scores = [ScoredEvidence.model_validate(s) for s in raw]
+        least = sum(words(item.text) for item in body.items)  # no tokenizer here: a lower bound
+        if least > self.settings.max_request_tokens:
+            return refused(too_many_tokens(least, self.settings.max_request_tokens, at_least=True))
+        try:
+            outcome = ScoringOutcome.model_validate(
+                await unless_disconnected(
+                    request.receive, self.call_runner("predict", items=body.items)
+                )
+            )
+        except CallerGone:  # nobody to answer; its queued work was dropped
+            logger.info("a caller disconnected before its answer; its work was cancelled")
+            return Response(status_code=499)
+        except (aiohttp.ClientError, TimeoutError, BentoMLException) as failure:
+            logger.error("the model service did not answer: %s", type(failure).__name__)
+            return error(
+                503,
+                "the model service is unavailable; nothing was stored, send it again",
+                retry_after=RETRY_AFTER_UNAVAILABLE,
+            )
+        if outcome.refusal is not None:
+            return refused(outcome.refusal)
+        scores = outcome.scores
         if any(Reason.unknown_criterion in s.reasons for s in scores):
             self.card = None  # the model was swapped during the request; learn the new card
             return error(503, "the model changed while this request was scored; send it again")
-        card = await self.model_card()
-        version = scores[0].model_version if scores else card.model_version
-        if card.model_version != version:  # swapped since the card was read: read it again
-            self.card = None
-            card = await self.model_card()
-            if card.model_version != version:  # swapped again: decide nothing on a stranger's
-                return error(503, "the model changed while this request was scored; send it again")
+        card = outcome.card  # the card of the version that scored these items, whatever swapped
+        assert card is not None  # the model service sends it with the scores
+        version = card.model_version
+        if self.card is not None and self.card.model_version != version:
+            self.card = None  # a reload elsewhere, or one that landed mid-request: read it again
         submissions = decide_submissions(body.items, scores, card)
         # every human-routed decision and the audit sample, committed before the answer in one
         # transaction: an acknowledged submission is never lost, nor half queued
@@ -227,10 +396,18 @@ class Prescore:
                 if answered is not None:
                     return answered
             logger.error("the review queue refused a request: IntegrityError")
-            return error(503, "the review queue is unavailable; nothing was stored, send it again")
+            return error(
+                503,
+                "the review queue is unavailable; nothing was stored, send it again",
+                retry_after=RETRY_AFTER_UNAVAILABLE,
+            )
         except SQLAlchemyError as failure:  # nothing was stored; the type only, never the row
             logger.error("the review queue could not store a request: %s", type(failure).__name__)
-            return error(503, "the review queue is unavailable; nothing was stored, send it again")
+            return error(
+                503,
+                "the review queue is unavailable; nothing was stored, send it again",
+                retry_after=RETRY_AFTER_UNAVAILABLE,
+            )
         return response
 
     async def first_answer(self, key: str, digest: str) -> Response | None:
@@ -252,18 +429,33 @@ class Prescore:
         """What the loaded model scores, with each criterion's qualification and stakes."""
         return await self.model_card()
 
-    @api.post("/reload", response_model=ModelCard, responses={401: {}, 503: {}})
+    @api.post(
+        "/reload",
+        response_model=ModelCard,
+        responses={
+            401: {"model": ErrorResponse},
+            404: {"model": ErrorResponse, "description": "no such alias or version"},
+            503: {"model": ErrorResponse},
+        },
+    )
     async def reload(self, body: ReloadRequest | None = None) -> Any:
         """Serve the version the alias names now (after `prescore promote`), without downtime."""
         try:
-            card = ModelCard.model_validate(
+            outcome = ReloadOutcome.model_validate(
                 await self.runner.to_async.reload(alias=body.alias if body else None)
             )
         except Exception as failure:  # the old model keeps serving
             logger.warning("reload failed: %s", type(failure).__name__)
-            return error(503, "the model could not be reloaded; the previous version still serves")
-        self.card = card
-        return card
+            return error(
+                503,
+                "the model could not be reloaded; the previous version still serves",
+                retry_after=RETRY_AFTER_UNAVAILABLE,
+            )
+        if outcome.card is None:
+            assert outcome.refusal is not None  # the model service sends one or the other
+            return refused(outcome.refusal)
+        self.card = outcome.card
+        return outcome.card
 
     def input_problems(self, items: list[EvidenceToScore], card: ModelCard) -> list[ErrorDetail]:
         limit = self.settings.max_items_per_request
@@ -300,3 +492,15 @@ class Prescore:
                     )
                 )
         return problems
+
+
+# metrics labelled by the documented routes (FastAPI keeps BentoML's re-bound class views in a
+# nested router, so its OpenAPI is the list) and the review pages' root; any other path is one
+# label
+bound_metric_paths(
+    known=lambda: (
+        {*api.openapi()["paths"], str(api.docs_url), str(api.openapi_url)}
+        | {method.route for method in cast(Any, ScoringRunner).apis.values()}
+    ),
+    prefixes=(REVIEW_ROOT, "/static_content"),
+)

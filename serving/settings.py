@@ -34,6 +34,10 @@ ENVIRONMENT = {  # variable -> field, for the settings given as plain values
     "PRESCORE_MODEL_ALIAS": "model_alias",
     "PRESCORE_MAX_ITEMS": "max_items_per_request",
     "PRESCORE_MAX_TEXT_CHARS": "max_text_chars",
+    "PRESCORE_MAX_REQUEST_TOKENS": "max_request_tokens",
+    "PRESCORE_MAX_BATCH_TOKENS": "max_batch_tokens",
+    "PRESCORE_MAX_QUEUE_SECONDS": "max_queue_seconds",
+    "PRESCORE_MAX_CONCURRENT": "max_concurrent_requests",
     "PRESCORE_REVIEW_DB": "review_db",
     "PRESCORE_AUDIT_RATE": "audit_rate",
     "PRESCORE_SECURE_COOKIES": "secure_cookies",
@@ -51,6 +55,18 @@ class ServiceSettings(BaseModel):
     allow_anonymous: bool = False
     max_items_per_request: int = Field(defaults.MAX_ITEMS_PER_REQUEST, ge=1)
     max_text_chars: int = Field(defaults.MAX_TEXT_CHARS, ge=1, le=defaults.MAX_TEXT_CHARS_CEILING)
+    max_request_tokens: int = Field(
+        defaults.MAX_REQUEST_TOKENS, ge=1, description="tokens of evidence one request may hold"
+    )
+    max_batch_tokens: int = Field(
+        defaults.MAX_BATCH_TOKENS, ge=1, description="tokens merged into one model call"
+    )
+    max_queue_seconds: float = Field(
+        defaults.MAX_QUEUE_SECONDS, gt=0, description="longest wait for the model before a 503"
+    )
+    max_concurrent_requests: int = Field(
+        defaults.MAX_CONCURRENT_REQUESTS, ge=1, description="/score requests in progress at once"
+    )
     review_db: str = Field(defaults.REVIEW_DB, description="SQLAlchemy URL")
     audit_rate: float = Field(
         defaults.AUDIT_RATE, ge=0, le=1, description="share of auto items also queued"

@@ -1,0 +1,220 @@
+"""How much work a request is, and how the model service queues it: batches by tokens, refuses
+quickly when the wait would be too long, drops the work of callers who went away.
+
+Why not BentoML's adaptive batching: its dispatcher counts items, not tokens (a 50,000-character
+item weighs what a sentence does), and it fits its latency estimate by least squares over the
+last 50 batches in seconds per batch, so one 170-second batch kept it refusing nearly every
+request long afterwards. Here the estimate is seconds per token, which a long batch does not
+skew, and a request is refused before it queues, not after it has waited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import re
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+import anyio
+from starlette.types import Receive
+
+logger = logging.getLogger("prescore.serving")
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+Answer = TypeVar("Answer")
+
+WORD = re.compile(r"\S+")
+RECENT_BATCHES = 32  # the batches the seconds-per-token estimate is taken over
+MAX_RETRY_AFTER = 60  # seconds; beyond this a caller should rather hear "later" than a number
+
+
+def words(text: str) -> int:
+    """Whitespace-separated words: a lower bound on a subword tokenizer's count (every word is
+    at least one token), so the API can refuse an oversized request without the tokenizer."""
+    return sum(1 for _ in WORD.finditer(text))
+
+
+def count_tokens(texts: Sequence[str], tokenizer: Any | None) -> list[int]:
+    """Tokens per text as the scorer reads them: its base model's tokenizer, without special
+    tokens; words for a scorer without one (TF-IDF reads words)."""
+    if tokenizer is None:
+        return [words(text) for text in texts]
+    encoded = tokenizer(
+        list(texts),
+        add_special_tokens=False,
+        return_attention_mask=False,
+        return_token_type_ids=False,
+        verbose=False,
+    )
+    return [len(ids) for ids in encoded["input_ids"]]
+
+
+class CallerGone(Exception):
+    """The HTTP client disconnected before its answer was ready."""
+
+
+async def unless_disconnected(receive: Receive, work: Awaitable[Answer]) -> Answer:
+    """`work`'s result; if the HTTP client disconnects first (its timeout ran out), `work` is
+    cancelled, which takes a queued request out of the model's queue, and CallerGone raised.
+    The request body has been read, so the next ASGI message is the disconnect."""
+
+    async def disconnected() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    task = asyncio.ensure_future(work)
+    watch = asyncio.ensure_future(disconnected())
+    try:
+        done, _ = await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watch.cancel()
+        if not task.done():
+            task.cancel()
+    if task in done:
+        return task.result()
+    raise CallerGone
+
+
+class Overloaded(Exception):
+    """The wait for the model is longer than the service allows: come back in `retry_after`."""
+
+    def __init__(self, retry_after: int) -> None:
+        self.retry_after = retry_after
+        super().__init__(f"the model is busy; retry in {retry_after} s")
+
+
+def retry_after(seconds: float) -> int:
+    return min(MAX_RETRY_AFTER, max(1, math.ceil(seconds)))
+
+
+@dataclass(eq=False)
+class Job(Generic[Item, Result]):
+    items: list[Item]
+    tokens: int
+    deadline: float  # time.monotonic() by which it must have started
+    future: asyncio.Future[list[Result]] = field(repr=False)
+
+
+class TokenBatcher(Generic[Item, Result]):
+    """One model call at a time, on a worker thread; concurrent requests' items are merged into
+    calls of at most `max_batch_tokens` (a request larger than that runs alone).
+
+    A request is refused (`Overloaded`) when the tokens queued ahead of it would take longer than
+    `max_wait` seconds at the rate measured so far, and a queued request that has still not
+    started after `max_wait` is refused then; a caller cancelled while queued takes its work
+    out of the queue.
+    """
+
+    def __init__(
+        self,
+        run: Callable[[list[Item]], list[Result]],
+        max_batch_tokens: int,
+        max_wait: float,
+    ) -> None:
+        self.run = run
+        self.max_batch_tokens = max_batch_tokens
+        self.max_wait = max_wait
+        self.queue: deque[Job[Item, Result]] = deque()
+        self.queued_tokens = 0
+        self.running_tokens = 0
+        self.running_since = 0.0
+        self.recent: deque[tuple[int, float]] = deque(maxlen=RECENT_BATCHES)  # (tokens, seconds)
+        self._wake = asyncio.Event()
+        self._worker: asyncio.Task[None] | None = None
+        self._model_thread = anyio.CapacityLimiter(1)
+
+    @property
+    def seconds_per_token(self) -> float | None:
+        """Over the recent batches, weighted by their tokens: a small batch's fixed overhead
+        or one slow moment weighs little, and a long batch costs per token what short ones
+        do, so it cannot skew the estimate. None until a batch has run."""
+        tokens = sum(n for n, _ in self.recent)
+        return sum(s for _, s in self.recent) / tokens if tokens else None
+
+    def expected_wait(self) -> float:
+        """Seconds until work queued now would start, at the measured rate."""
+        rate = self.seconds_per_token
+        if rate is None:
+            return 0.0
+        running = max(0.0, self.running_tokens * rate - (time.monotonic() - self.running_since))
+        return self.queued_tokens * rate + running
+
+    async def submit(self, items: list[Item], tokens: int) -> list[Result]:
+        """Results in the order of `items`; raises Overloaded, or what the model raised."""
+        wait = self.expected_wait()
+        if wait > self.max_wait:
+            raise Overloaded(retry_after(wait - self.max_wait))
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.get_running_loop().create_task(self._serve())
+        future: asyncio.Future[list[Result]] = asyncio.get_running_loop().create_future()
+        job = Job(items, tokens, time.monotonic() + self.max_wait, future)
+        self.queue.append(job)
+        self.queued_tokens += tokens
+        self._wake.set()
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:  # the caller went away: not started, not run
+            if job in self.queue:
+                self.queue.remove(job)
+                self.queued_tokens -= job.tokens
+            future.cancel()
+            raise
+
+    def _next_batch(self) -> list[Job[Item, Result]]:
+        """Jobs from the front, up to the token budget; late ones are refused on the way."""
+        batch: list[Job[Item, Result]] = []
+        tokens = 0
+        now = time.monotonic()
+        while self.queue:
+            job = self.queue[0]
+            if batch and tokens + job.tokens > self.max_batch_tokens:
+                break
+            self.queue.popleft()
+            self.queued_tokens -= job.tokens
+            if job.future.done():
+                continue
+            if now > job.deadline:
+                job.future.set_exception(Overloaded(retry_after(self.expected_wait())))
+                continue
+            batch.append(job)
+            tokens += job.tokens
+        return batch
+
+    async def _serve(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self.queue:
+                batch = self._next_batch()
+                if batch:
+                    await self._run_batch(batch)
+
+    async def _run_batch(self, batch: list[Job[Item, Result]]) -> None:
+        items = [item for job in batch for item in job.items]
+        tokens = sum(job.tokens for job in batch)
+        self.running_tokens = tokens
+        self.running_since = started = time.monotonic()
+        try:
+            results = await anyio.to_thread.run_sync(
+                self.run, items, limiter=self._model_thread, abandon_on_cancel=False
+            )
+        except Exception as failure:  # every caller in the batch hears it; the next batch runs
+            logger.error("a batch of %d items failed: %s", len(items), type(failure).__name__)
+            for job in batch:
+                if not job.future.done():
+                    job.future.set_exception(failure)
+            return
+        finally:
+            self.running_tokens = 0
+        self.recent.append((max(tokens, 1), time.monotonic() - started))
+        start = 0
+        for job in batch:
+            if not job.future.done():
+                job.future.set_result(results[start : start + len(job.items)])
+            start += len(job.items)
