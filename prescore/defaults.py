@@ -19,6 +19,7 @@ MAX_CONCURRENT_REQUESTS = 64  # /score requests in progress at once per API work
 REVIEW_DB = "sqlite:///.prescore/review.db"
 AUDIT_RATE = 0.05
 READY_TIMEOUT_SECONDS = 180.0
+SHUTDOWN_GRACE_SECONDS = 20  # what requests in flight get to finish when the server stops
 # the bar reviewers are held to on adjudicated submissions; the QWK is the model's own gate
 REVIEWER_MIN_QWK = 0.70
 REVIEWER_MIN_DECISION_AGREEMENT = 0.8

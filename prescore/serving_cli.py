@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -173,10 +174,11 @@ def serve(
                 highlight=False,
                 soft_wrap=True,
             )
-            process.wait()
-        except KeyboardInterrupt:
+            while not terminated and process.poll() is None:
+                time.sleep(0.5)  # wakes for a forwarded SIGTERM; `stop` bounds the wait
+        except KeyboardInterrupt:  # Ctrl+C or SIGINT: the server is in its own process group
             stop(process)
-    if terminated:  # the server has stopped; exit as a process ended by that signal does
+    if terminated:  # stopped within its grace period; exit as a process ended by that signal
         stop(process)
         raise SystemExit(128 + terminated[0])
 

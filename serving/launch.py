@@ -15,13 +15,15 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO
 
+from prescore import defaults
 from prescore.models.registry import tracking_uri
 
 SERVICE = "prescore.serving.service:Prescore"
+STOP_MARGIN_SECONDS = 10  # past the grace period, for BentoML's own shutdown
 
 
 def free_port() -> int:
@@ -42,11 +44,18 @@ def start_service(
     The service reads the registry this process uses, wherever it is started from."""
     bentoml = shutil.which("bentoml", path=str(Path(sys.executable).parent)) or "bentoml"
     command = [bentoml, "serve", SERVICE, "--host", host, "--port", str(port)]
+    # requests in flight get this long to finish when the server is told to stop
+    command += ["--timeout-graceful-shutdown", str(defaults.SHUTDOWN_GRACE_SECONDS)]
     environment = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri(), **settings}
-    if output is None:
-        return subprocess.Popen(command, env=environment, cwd=cwd)
+    # its own process group, so `stop` can end the arbiter and every worker it started
+    # together; a terminal's Ctrl+C reaches the caller, which stops it
     return subprocess.Popen(
-        command, env=environment, cwd=cwd, stdout=output, stderr=subprocess.STDOUT
+        command,
+        env=environment,
+        cwd=cwd,
+        stdout=output,
+        stderr=None if output is None else subprocess.STDOUT,
+        start_new_session=True,
     )
 
 
@@ -84,9 +93,12 @@ def forward_termination(process: subprocess.Popen[bytes]) -> Iterator[list[int]]
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    """Ask the server to stop (SIGTERM), give it the grace period and a margin, then kill its
+    whole process group: a worker left behind would keep answering on the port."""
+    if process.poll() is None:
+        process.terminate()
+    with suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=defaults.SHUTDOWN_GRACE_SECONDS + STOP_MARGIN_SECONDS)
+    with suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)  # the group id is the server's pid
+    process.wait()
