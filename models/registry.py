@@ -263,4 +263,13 @@ def trained_on(educator_id: str, salt: str | None) -> Lineage:
             unknown.append(found)
         elif educator_hash(educator_id, salt) in record.educators:
             matched.append(found)
+    # versions trained before runs kept a record (or whose run lost it) cannot be cleared
+    recorded = {run.info.run_id for run in runs}
+    unrecorded: dict[str, list[tuple[str, str]]] = {}
+    for version in client.search_model_versions():
+        if version.run_id and version.run_id not in recorded:
+            unrecorded.setdefault(version.run_id, []).append(
+                (str(version.name), str(version.version))
+            )
+    unknown += [TrainingRun(run_id, sorted(v)) for run_id, v in sorted(unrecorded.items())]
     return Lineage(matched, unknown)

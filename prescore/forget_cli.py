@@ -94,6 +94,15 @@ def forget(
         raise typer.BadParameter(
             "say what to forget: --educator ID, or --older-than DAYS (PRESCORE_RETENTION_DAYS)"
         )
+    from sqlalchemy.engine import make_url
+
+    url = make_url(review_db)
+    if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).is_file():
+        # opening would create an empty queue here, and "nothing found" would look like success
+        raise SystemExit(
+            f"no review queue at {Path(url.database).resolve()}: run this where `prescore serve` "
+            "runs, or give --review-db / PRESCORE_REVIEW_DB"
+        )
     queue = open_queue(review_db)
     if not yes:
         console.print("[bold]Dry run[/bold]: nothing is changed; add --yes to do it.")
@@ -162,7 +171,8 @@ def forget_educator(queue: ReviewQueue, educator: str, exports: list[Path], act:
         why = (
             f"no educator salt is set (PRESCORE_EDUCATOR_SALT, or the file {salt_file()})"
             if salt is None
-            else "hashed under another salt, or their record is unreadable"
+            else "hashed under another salt, their record unreadable, or registered from "
+            "a run that kept no record of whose evidence it used"
         )
         console.print(
             f"  [yellow]{len(lineage.unknown)} run(s) cannot tell[/yellow] ({why}): "

@@ -142,6 +142,8 @@ def adjudicated(
             SubmissionEntry.id.not_in(theirs),
             (SubmissionEntry.decided_by.is_(None)) | (SubmissionEntry.decided_by != not_for),
         )
+        if kind_of(queue, not_for)[0] == PEER:  # a peer never sees a high-stakes submission
+            query = query.where(SubmissionEntry.stakes != "high")
     with queue.sessions() as session:
         return list(session.scalars(query))
 

@@ -12,7 +12,6 @@ records pass through a filter that escapes control characters.
 from __future__ import annotations
 
 import logging
-import unicodedata
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -75,13 +74,12 @@ def bound_metric_paths(known: Callable[[], Iterable[str]], prefixes: Iterable[st
 
 
 def escape_controls(text: str) -> str:
-    """Control and format characters (newline, ESC, bidi overrides) as visible escapes."""
+    """Every character that is not printable (newline, ESC, bidi overrides, the line and
+    paragraph separators U+2028/U+2029) as a visible escape; a space stays a space."""
     if text.isprintable():
         return text
     return "".join(
-        char.encode("unicode_escape").decode("ascii")
-        if unicodedata.category(char) in ("Cc", "Cf")
-        else char
+        char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
         for char in text
     )
 

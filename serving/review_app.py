@@ -231,7 +231,10 @@ def create_review_app() -> FastAPI:
         if entry is None:
             return problem_page(request, 404, "No such submission.")
         blind = any(e.id == entry_id for e in open_blind_items(queue, name))
-        refused = "" if blind else may_not_open(entry, assessor_of(queue, name))
+        who = assessor_of(queue, name)
+        refused = may_not_open(entry, who)
+        if blind and not (entry.stakes == "high" and who.kind == PEER):
+            refused = ""  # a blind item is decided, and theirs to score; never high to a peer
         if refused:
             return problem_page(request, 403, refused)
         opened(request, entry_id)

@@ -276,8 +276,19 @@ def submission_problems(items: list[EvidenceToScore]) -> list[ErrorDetail]:
     """A submission is one credential, one item per criterion: its decision needs that."""
     problems = []
     credential_of: dict[str, str] = {}
+    educator_of: dict[str, str | None] = {}
     seen: set[tuple[str, str, str]] = set()
     for i, item in enumerate(items):
+        author = educator_of.setdefault(item.submission_id, item.educator_id)
+        if author != item.educator_id:  # the queue keeps one owner per submission, for forget
+            problems.append(
+                ErrorDetail(
+                    field=f"items.{i}.educator_id",
+                    rule="submission_mixes_educators",
+                    message=f"items of submission {item.submission_id!r} name another "
+                    "educator_id (or none) before; one submission has one owner, on every item",
+                )
+            )
         first = credential_of.setdefault(item.submission_id, item.credential_id)
         if first != item.credential_id:
             problems.append(

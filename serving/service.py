@@ -126,6 +126,14 @@ def model_busy(retry_after: int) -> Refusal:
     )
 
 
+def scoring_failed() -> Refusal:
+    return Refusal(
+        status=503,
+        error="the model could not score this request; nothing was stored, send it again",
+        retry_after=RETRY_AFTER_UNAVAILABLE,
+    )
+
+
 # The API's client to this service replaces its HTTP session every `max_requests` calls and
 # `max_age` seconds, closing the connections of calls still in flight (which this service then
 # takes as callers gone, and the API retries); a stale kept-alive connection is retried once
@@ -163,6 +171,15 @@ class ScoringRunner:
 
     @bentoml.api
     async def predict(self, items: list[EvidenceToScore], ctx: bentoml.Context) -> ScoringOutcome:
+        try:
+            return await self.score_request(items, ctx)
+        except Exception as failure:  # a bug or a broken model: one line, its type, never text
+            logger.error("scoring %d items failed: %s", len(items), type(failure).__name__)
+            return ScoringOutcome(refusal=scoring_failed())
+
+    async def score_request(
+        self, items: list[EvidenceToScore], ctx: bentoml.Context
+    ) -> ScoringOutcome:
         tokens = await anyio.to_thread.run_sync(self.tokens, items)
         if tokens > self.settings.max_request_tokens:
             return ScoringOutcome(refusal=too_many_tokens(tokens, self.settings.max_request_tokens))
@@ -229,6 +246,22 @@ def error(
 
 def refused(refusal: Refusal) -> JSONResponse:
     return error(refusal.status, refusal.error, refusal.details, refusal.retry_after)
+
+
+async def unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """A database or model-service failure outside the guarded calls (the first read of the
+    model card, an Idempotency-Key lookup): a 503 to retry, logged by type only, since a
+    database error can carry the row it refused."""
+    logger.error("%s %s failed: %s", request.method, request.url.path, type(exc).__name__)
+    return error(
+        503,
+        "the service is unavailable for a moment; nothing was stored, send it again",
+        retry_after=RETRY_AFTER_UNAVAILABLE,
+    )
+
+
+for failure in (SQLAlchemyError, aiohttp.ClientError, TimeoutError, BentoMLException):
+    api.add_exception_handler(failure, unavailable)
 
 
 @api.exception_handler(RequestValidationError)

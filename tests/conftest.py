@@ -196,3 +196,10 @@ def educator_salt_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pat
         patch.setenv("PRESCORE_EDUCATOR_SALT_FILE", str(path))
         patch.delenv("PRESCORE_EDUCATOR_SALT", raising=False)
         yield path
+
+
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reads or fills the machine's cache (an assembled MPNet there would hide a
+    missing extra)."""
+    monkeypatch.setenv("PRESCORE_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))

@@ -433,3 +433,18 @@ def test_evidence_past_retention_is_no_longer_a_calibration_item(queue: ReviewQu
 
     assert open_blind_items(queue, "pat") == [] and adjudicated(queue, "wait-time") == []
     assert [r.levels for r in reviews_of(queue, decided)] == [VERDICT.levels]
+
+
+def test_a_peer_is_never_trained_or_calibrated_on_a_high_stakes_submission(
+    queue: ReviewQueue,
+) -> None:
+    (high,) = queue.enqueue([review(100, stakes="high")])  # pia was assigned before it came
+    live(queue, high, VERDICT, "eve")  # decided by the expert: adjudicated
+    set_plan(queue, Plan("wait-time", training_items=1, blind_rate=1.0))
+
+    assert [e.id for e in adjudicated(queue, "wait-time")] == [high]
+    assert training_of(queue, "pia", "wait-time").next_item is None
+    assert mix_in_blind(queue, "pia", "wait-time", draw=lambda: 0.0) is None
+    set_reviewer(queue, "ed", "expert password 2", ["wait-time"], kind="expert")
+    expert_item = training_of(queue, "ed", "wait-time").next_item
+    assert expert_item is not None and expert_item.id == high  # experts train on it

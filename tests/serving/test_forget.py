@@ -218,3 +218,36 @@ def test_prescore_forget_older_than_is_a_dry_run_without_yes(
     refused = CliRunner().invoke(app, ["forget", "--review-db", review_db])
     assert refused.exit_code == 2 and "--educator" in refused.output
     queue.engine.dispose()
+
+
+def test_forget_where_no_queue_is_refuses_rather_than_find_nothing(tmp_path: Path) -> None:
+    missing = tmp_path / "elsewhere" / "review.db"
+    result = CliRunner().invoke(
+        app, ["forget", "--educator", "e0", "--review-db", f"sqlite:///{missing}", "--yes"]
+    )
+    assert result.exit_code == 1
+    assert "no review queue at" in " ".join(result.output.split()) and not missing.exists()
+
+
+def test_a_version_from_a_run_without_a_record_is_listed_as_cannot_tell(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from prescore.models.registry import configure_tracking, trained_on
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    configure_tracking()  # an earlier test may have pointed MLflow elsewhere
+    with mlflow.start_run() as run:  # as a run made before runs recorded their educators
+        mlflow.log_param("scorer", "tfidf")
+    client = MlflowClient()
+    client.create_registered_model("older")
+    client.create_model_version("older", f"runs:/{run.info.run_id}/model", run.info.run_id)
+
+    lineage = trained_on("e0", "a salt")
+
+    assert lineage.trained_on == []
+    assert [(r.run_id, r.versions) for r in lineage.unknown] == [
+        (run.info.run_id, [("older", "1")])
+    ]

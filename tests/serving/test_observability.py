@@ -25,6 +25,7 @@ def test_control_characters_are_escaped() -> None:
     assert escape_controls("/score") == "/score"
     assert escape_controls("/x\nFAKE 200\x1b[31m\u202e") == "/x\\nFAKE 200\\x1b[31m\\u202e"
     assert escape_controls("/café") == "/café"
+    assert escape_controls("/a\u2028FORGED\u2029") == "/a\\u2028FORGED\\u2029"  # line breaks too
 
 
 def test_a_log_record_with_a_forged_line_is_written_as_one_line() -> None:

@@ -168,6 +168,16 @@ BAD_REQUESTS = [
         "items.1.criterion_id",
         "criterion_repeated",
     ),
+    (  # one owner per submission: `prescore forget` finds a submission by its educator
+        {
+            "items": [
+                item(1, submission_id="s", educator_id="ana"),
+                item(2, submission_id="s", educator_id="ben"),
+            ]
+        },
+        "items.1.educator_id",
+        "submission_mixes_educators",
+    ),
 ]
 
 
