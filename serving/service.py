@@ -66,7 +66,9 @@ class ScoringRunner:
 
     def __init__(self) -> None:
         self.settings = ServiceSettings.from_environment()
-        self.model = ScoringModel.from_registry(self.settings.model_name, self.settings.model_alias)
+        self.model = ScoringModel.from_registry(
+            self.settings.model_name, self.settings.model_alias, self.settings.runtime
+        )
         logger.info("serving %s version %s", self.model.name, self.model.version)
 
     @bentoml.api(batchable=True, max_batch_size=256, max_latency_ms=5000)
@@ -82,7 +84,7 @@ class ScoringRunner:
     def reload(self, alias: str | None = None) -> ModelCard:
         """Load the version the alias names now; requests in flight finish on the old one."""
         fresh = ScoringModel.from_registry(
-            self.settings.model_name, alias or self.settings.model_alias
+            self.settings.model_name, alias or self.settings.model_alias, self.settings.runtime
         )
         self.model = fresh  # a single reference swap: atomic for the batches that follow
         logger.info("now serving %s version %s", fresh.name, fresh.version)
@@ -215,6 +217,7 @@ class Prescore:
         response = ScoreResponse(
             model_name=card.model_name,
             model_version=version,
+            runtime=scores[0].runtime,
             scores=scores,
             submissions=submissions,
         )
