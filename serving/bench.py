@@ -61,6 +61,7 @@ class HttpTimings:
     items_per_s_8: float
     items_per_s_32: float
     mean_batch: float  # items per model call in the service, from its Prometheus metrics
+    refused: dict[int, int] = field(default_factory=dict)  # status -> requests not answered
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,8 @@ class ServingBench:
                 f"runtime in-process; adaptive batching {self.http.mean_batch:.1f} items per "
                 "model call on average.",
             ]
+            if self.http.refused:
+                lines.append(f"Requests the service refused, by status: {self.http.refused}.")
         if self.rss_mb:
             lines.append(
                 "Service memory (RSS, MB): "
@@ -178,14 +181,6 @@ def timed(calls: list[Callable[[], Any]]) -> list[float]:
     return latencies
 
 
-def batched_throughput(model: ScoringModel, items: list[Any], size: int) -> float:
-    """Items per second scoring `items` `size` at a time."""
-    batches = [items[i : i + size] for i in range(0, len(items), size)]
-    return sum(len(b) for b in batches) / (
-        sum(timed([partial(model.score, b) for b in batches])) / 1000
-    )
-
-
 def mean_batch_size(base_url: str) -> float:
     """Sum over count of BentoML's adaptive batch size histogram, across workers."""
     with urllib.request.urlopen(f"{base_url}/metrics", timeout=10) as response:
@@ -199,11 +194,12 @@ def mean_batch_size(base_url: str) -> float:
     return totals["_sum"] / totals["_count"] if totals["_count"] else float("nan")
 
 
-def concurrent_throughput(call: Callable[[Any], Any], work: list[Any], clients: int) -> float:
+def concurrent_throughput(call: Callable[[Any], bool], work: list[Any], clients: int) -> float:
+    """Items answered per second; `call` returns whether its item was answered."""
     started = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
-        list(pool.map(call, work))
-    return len(work) / (time.perf_counter() - started)
+        answered = sum(pool.map(call, work))
+    return answered / (time.perf_counter() - started)
 
 
 def service_rss_mb(pid: int) -> dict[str, float]:
@@ -242,34 +238,50 @@ def runtime_model(registered: RegisteredModel, runtime: str) -> ScoringModel:
 
 
 def measure_in_process(
-    model: ScoringModel,
+    models: dict[str, ScoringModel],
     items: list[EvidenceToScore],
     shared: list[list[EvidenceToScore]],
-    reference_levels: list[str] | None,
-    passed: bool,
-) -> tuple[RuntimeTimings, list[str]]:
-    for one in items[:WARM_UP]:
-        model.score([one])
-    levels: list[str] = []
+    passed: dict[str, bool],
+) -> dict[str, RuntimeTimings]:
+    """Every runtime on the same calls, taken in turn call by call: on a shared machine a busy
+    minute slows them all alike instead of whichever runtime it fell on."""
+    for model in models.values():
+        for one in items[:WARM_UP]:
+            model.score([one])
+    single: dict[str, list[float]] = {name: [] for name in models}
+    levels: dict[str, list[str]] = {name: [] for name in models}
+    for item in items:
+        for name, model in models.items():
+            started = time.perf_counter()
+            levels[name].extend(s.level for s in model.score([item]))
+            single[name].append(1000 * (time.perf_counter() - started))
 
-    def one_request(item: EvidenceToScore) -> None:
-        levels.extend(s.level for s in model.score([item]))
+    def rate(batches: list[list[EvidenceToScore]]) -> dict[str, float]:
+        seconds = dict.fromkeys(models, 0.0)
+        for batch in batches:
+            for name, model in models.items():
+                started = time.perf_counter()
+                model.score(batch)
+                seconds[name] += time.perf_counter() - started
+        count = sum(len(b) for b in batches)
+        return {name: count / s if s else float("nan") for name, s in seconds.items()}
 
-    single = timed([partial(one_request, item) for item in items])
-    rates = [batched_throughput(model, items, clients) for clients in CLIENTS]
-    shared_time = sum(timed([partial(model.score, batch) for batch in shared])) / 1000
-    reference = reference_levels or levels
-    agreement = sum(a == b for a, b in zip(levels, reference, strict=True)) / len(levels)
-    timings = RuntimeTimings(
-        p50_ms=statistics.median(single),
-        p95_ms=percentile(single, 0.95),
-        items_per_s_8=rates[0],
-        items_per_s_32=rates[1],
-        level_agreement=agreement,
-        shared_items_per_s=sum(len(b) for b in shared) / shared_time if shared else float("nan"),
-        passed=passed,
-    )
-    return timings, levels
+    by_clients = [rate([items[i : i + n] for i in range(0, len(items), n)]) for n in CLIENTS]
+    on_shared = rate(shared)
+    reference = levels[TORCH_RUNTIME]
+    return {
+        name: RuntimeTimings(
+            p50_ms=statistics.median(single[name]),
+            p95_ms=percentile(single[name], 0.95),
+            items_per_s_8=by_clients[0][name],
+            items_per_s_32=by_clients[1][name],
+            level_agreement=sum(a == b for a, b in zip(levels[name], reference, strict=True))
+            / len(reference),
+            shared_items_per_s=on_shared[name],
+            passed=passed[name],
+        )
+        for name in models
+    }
 
 
 @contextmanager
@@ -317,12 +329,19 @@ def measure_http(
         client = ScoringClient(url, key, timeout=300)
         payloads = [[i.model_dump()] for i in items]
         served: set[str] = set()
+        refused: dict[int, int] = {}
 
-        def send(payload: list[dict[str, Any]]) -> None:
+        def send(payload: list[dict[str, Any]]) -> bool:
+            """True when answered; an overloaded service's refusal (5xx) is counted, not
+            retried, so throughput counts answered items only."""
             reply = client.score(payload)
+            if reply.status >= 500:
+                refused[reply.status] = refused.get(reply.status, 0) + 1
+                return False
             if reply.status != 200:
                 raise RuntimeError(f"the service answered {reply.status}: {reply.body}")
             served.add(reply.body["runtime"])
+            return True
 
         for payload in payloads[:WARM_UP]:
             send(payload)
@@ -337,6 +356,7 @@ def measure_http(
             items_per_s_8=rates[0],
             items_per_s_32=rates[1],
             mean_batch=mean_batch_size(url),
+            refused=refused,
         )
         return http, service_rss_mb(pid)
 
@@ -354,9 +374,9 @@ def bench_serving(
     off, the HTTP service on the fastest runtime that passed its check."""
     registered = fetch(model_name, alias)
     copies = registered.onnx_copies()
-    measured: dict[str, RuntimeTimings] = {}
     not_measured: dict[str, str] = {}
-    reference: list[str] | None = None
+    models: dict[str, ScoringModel] = {}
+    passed: dict[str, bool] = {}
     for runtime in RUNTIMES:
         check = copies.copies.get(runtime) if copies else None
         if runtime != TORCH_RUNTIME and check is None:
@@ -365,17 +385,13 @@ def bench_serving(
                 f"`prescore export-onnx --model {model_name} --version {registered.version}`"
             )
             continue
-        on_step(runtime)
-        model = runtime_model(registered, runtime)
-        passed = check is None or check.passed
-        measured[runtime], levels = measure_in_process(model, items, shared, reference, passed)
-        if runtime == TORCH_RUNTIME:
-            reference = levels
-        del model
-    fastest = max(
-        (name for name, t in measured.items() if t.passed),
-        key=lambda name: measured[name].items_per_s_8,
-    )
+        models[runtime] = runtime_model(registered, runtime)
+        passed[runtime] = check is None or check.passed
+    on_step(", ".join(models) + " in turn")
+    measured = measure_in_process(models, items, shared, passed)
+    models.clear()
+    # what the service itself picks: the fastest copy that passed, by the preference order
+    fastest = copies.usable()[0] if copies else TORCH_RUNTIME
     served: HttpTimings | None = None
     rss: dict[str, float] = {}
     if http:
