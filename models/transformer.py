@@ -484,13 +484,16 @@ class TransformerScorer(Scorer):
         self.model_.eval()
         documents = self.documents(X, None)
         sums, counts = self.encode_windows([w for d in documents for w in d.windows])
+        device = next(self.model_.norm.parameters()).device  # a GPU's, where PyTorch runs on one
         window_document = torch.tensor([i for i, d in enumerate(documents) for _ in d.windows])
         vectors = self.model_.pool(
-            torch.from_numpy(sums), torch.from_numpy(counts), window_document
+            torch.from_numpy(sums).to(device),
+            torch.from_numpy(counts).to(device),
+            window_document.to(device),
         )
         target_document = torch.tensor([i for i, d in enumerate(documents) for _ in d.heads])
-        target_head = torch.tensor([h for d in documents for h in d.heads])
-        logits = self.model_.heads(vectors[target_document], target_head)
+        target_head = torch.tensor([h for d in documents for h in d.heads]).to(device)
+        logits = self.model_.heads(vectors[target_document.to(device)], target_head)
         rows: list[np.ndarray] = [np.empty(0)] * len(X)
         targets = [row for d in documents for row in d.rows]
         for row, p in zip(
