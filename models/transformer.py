@@ -502,6 +502,7 @@ class TransformerScorer(Scorer):
             rows[row] = p
         return pad_probabilities(rows, self.width)
 
+    @torch.no_grad()
     def encode_windows(self, windows: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
         """Summed token states and token counts per window, float32, in the order given.
 
