@@ -48,6 +48,10 @@ class EmbeddingScorer(HeadsScorer):
         # where text vectors are kept between fits (benchmark folds); None: nowhere
         self.cache_dir = cache_dir
 
+    @property
+    def runtime(self) -> str:
+        return "torch-fp32"  # sentence-transformers; the ridge or logistic heads in scikit-learn
+
     def _encoder(self) -> Any:
         if getattr(self, "encoder_", None) is None:
             import torch

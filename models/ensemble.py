@@ -180,6 +180,10 @@ class EnsembleScorer(Scorer):
         found = (m.base_tokenizer() for m in self.members_)
         return next((t for t in found if t is not None), None)
 
+    @property
+    def runtime(self) -> str:
+        return "+".join(dict.fromkeys(m.runtime for m in self.members_))
+
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         self.check_input(X)
         stacked = np.stack([m.predict_proba(X) for m in self.members_], axis=1)

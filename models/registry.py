@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from prescore import defaults
 
 if TYPE_CHECKING:
+    from prescore.models.onnx_copies import OnnxCopies
     from prescore.models.scorer import Scorer
 
 CHAMPION = defaults.MODEL_ALIAS
@@ -25,6 +26,8 @@ PROMOTION_METRIC = "test_qwk_mean"
 LOCAL_STORE = "mlflow.db"
 LOCAL_ARTIFACTS = "mlruns"
 SCORER_ARTIFACT = "scorer"
+ONNX_ARTIFACT = "onnx"  # the ONNX copies and their check (models/onnx_copies.py)
+AUTO_RUNTIME = "auto"
 POLICY_ARTIFACT_PREFIX = "routing_policy"  # the artifact name, with the file's suffix after it
 
 
@@ -66,10 +69,51 @@ class RegisteredModel:
     def artifacts(self) -> Path:
         return self.folder / "artifacts"
 
-    def scorer(self) -> Scorer:
+    def scorer(self, runtime: str = AUTO_RUNTIME) -> Scorer:
+        """The scorer on `runtime`: "auto" picks the fastest ONNX copy that passed its check,
+        else PyTorch; a runtime named outright that this version cannot run raises ValueError
+        saying why."""
+        from prescore.models.onnx_copies import RUNTIMES, load_copy
         from prescore.models.scorer import load_scorer
+        from prescore.models.transformer import TORCH_RUNTIME, TransformerScorer
 
-        return load_scorer(self.artifacts / SCORER_ARTIFACT)
+        if runtime != AUTO_RUNTIME and runtime not in RUNTIMES:
+            raise ValueError(f"unknown runtime {runtime!r}; known: auto, {', '.join(RUNTIMES)}")
+        scorer = load_scorer(self.artifacts / SCORER_ARTIFACT)
+        if runtime in (AUTO_RUNTIME, TORCH_RUNTIME) and not isinstance(scorer, TransformerScorer):
+            return scorer
+        if not isinstance(scorer, TransformerScorer):
+            raise ValueError(
+                f"{self.label} is a {scorer.kind} scorer: only transformer scorers have ONNX copies"
+            )
+        if runtime == TORCH_RUNTIME:
+            return scorer
+        copies = self.onnx_copies()
+        if runtime == AUTO_RUNTIME:
+            runtime = copies.usable()[0] if copies else TORCH_RUNTIME
+        if runtime == TORCH_RUNTIME:
+            return scorer
+        if copies is None or runtime not in copies.copies:
+            raise ValueError(
+                f"{self.label} has no {runtime} copy; add it with `prescore export-onnx "
+                f"--model {self.name} --version {self.version}`"
+            )
+        if not copies.copies[runtime].passed:
+            raise ValueError(
+                f"{self.label}'s {runtime} copy is not used: {copies.copies[runtime].reason}"
+            )
+        return load_copy(self.artifacts / ONNX_ARTIFACT, runtime, scorer)
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} version {self.version}"
+
+    def onnx_copies(self) -> OnnxCopies | None:
+        """The ONNX copies' check; None for a version without copies (trained before them,
+        or not a transformer)."""
+        from prescore.models.onnx_copies import read_copies
+
+        return read_copies(self.artifacts / ONNX_ARTIFACT)
 
     def routing_policy_file(self) -> Path | None:
         """The routing policy fitted beside the scorer; None for versions from before it."""
@@ -106,6 +150,41 @@ def version_metrics(model_name: str, version: str) -> dict[str, float]:
     client = MlflowClient()
     run_id = str(client.get_model_version(model_name, version).run_id)
     return dict(client.get_run(run_id).data.metrics)
+
+
+def store_onnx_copies(model_name: str, version: str, folder: Path) -> None:
+    """Store the ONNX copies in `folder` as artifacts of an already registered version, and
+    tag the version with each copy's verdict."""
+    from mlflow.tracking import MlflowClient
+
+    from prescore.models.onnx_copies import read_copies
+
+    copies = read_copies(folder)
+    if copies is None:
+        raise FileNotFoundError(f"{folder} holds no ONNX copies' check")
+    client = MlflowClient()
+    model_version = client.get_model_version(model_name, version)
+    # MLflow 3 registers a logged model: its id, or the source `models:/<id>` naming it
+    source = str(model_version.source or "")
+    model_id = model_version.model_id or (
+        source.removeprefix("models:/") if "/m-" in source else ""
+    )
+    if not model_id:
+        raise LookupError(
+            f"{model_name} version {version} was not registered from a logged model "
+            f"(source {source}); retrain it to give it ONNX copies"
+        )
+    client.log_model_artifacts(model_id, str(folder), f"artifacts/{ONNX_ARTIFACT}")
+    tag_onnx_copies(model_name, version, copies)
+
+
+def tag_onnx_copies(model_name: str, version: str, copies: OnnxCopies) -> None:
+    """The version says which copies may serve and why the others may not."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    for runtime, verdict in copies.summary().items():
+        client.set_model_version_tag(model_name, version, f"prescore.{runtime}", verdict)
 
 
 @dataclass(frozen=True)

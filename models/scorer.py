@@ -62,6 +62,11 @@ class Scorer(BaseEstimator):
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         raise NotImplementedError
 
+    @property
+    def runtime(self) -> str:
+        """What computes the probabilities, as responses and /credentials name it."""
+        return "python"
+
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         return np.asarray(self.predict_proba(X).argmax(axis=1))
 

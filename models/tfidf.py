@@ -31,6 +31,10 @@ class TfidfScorer(HeadsScorer):
         self.alpha = alpha  # None: chosen per criterion (see models/heads.py)
         self.length_features = length_features  # see models/length.py
 
+    @property
+    def runtime(self) -> str:
+        return "scikit-learn"
+
     def text_features(self, texts: list[str], fitting: bool) -> sparse.csr_matrix:
         if fitting:
             self.vectorizer_ = TfidfVectorizer(

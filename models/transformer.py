@@ -86,19 +86,30 @@ class ScoringModel(nn.Module):
         self.norm = nn.LayerNorm(hidden)
         self.heads = OrdinalHeads(hidden, num_levels)
 
-    def document_vectors(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, window_document: torch.Tensor
-    ) -> torch.Tensor:
+    def window_sums(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each window's summed token states and its token count: what an ONNX copy exports."""
         states = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         mask = attention_mask.unsqueeze(-1).to(states.dtype)
-        token_sums = (states * mask).sum(dim=1)
-        token_counts = mask.sum(dim=1)
+        return (states * mask).sum(dim=1), mask.sum(dim=1)
+
+    def pool(
+        self, token_sums: torch.Tensor, token_counts: torch.Tensor, window_document: torch.Tensor
+    ) -> torch.Tensor:
+        """Mean of every token of a document's windows, normalised: one vector per document."""
         documents = int(window_document.max()) + 1
-        sums = torch.zeros(documents, states.shape[-1], device=states.device, dtype=states.dtype)
-        counts = torch.zeros(documents, 1, device=states.device, dtype=states.dtype)
+        width, dtype, device = token_sums.shape[-1], token_sums.dtype, token_sums.device
+        sums = torch.zeros(documents, width, device=device, dtype=dtype)
+        counts = torch.zeros(documents, 1, device=device, dtype=dtype)
         sums.index_add_(0, window_document, token_sums)
         counts.index_add_(0, window_document, token_counts)
         return self.norm(sums / counts.clamp(min=1))
+
+    def document_vectors(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, window_document: torch.Tensor
+    ) -> torch.Tensor:
+        return self.pool(*self.window_sums(input_ids, attention_mask), window_document)
 
     def forward(
         self,
@@ -156,6 +167,10 @@ def collate(documents: list[Document], pad_id: int) -> dict[str, torch.Tensor]:
     }
 
 
+TORCH_RUNTIME = "torch-fp32"
+# windows per encoder call when predicting; sorted by length, so each batch pads little
+ENCODE_BATCH_WINDOWS = 16
+
 # Hugging Face TrainingArguments the scorer starts from; a config's `training_args` is merged
 # over them. per_device_eval_batch_size follows the training batch unless given.
 DEFAULT_TRAINING_ARGS: dict[str, Any] = {
@@ -199,6 +214,8 @@ def training_argument_names() -> set[str]:
 
 class TransformerScorer(Scorer):
     kind = "transformer"
+    runtime_ = TORCH_RUNTIME  # or the ONNX copy `use_onnx` switched to
+    onnx_session_: Any = None
 
     def __init__(
         self,
@@ -459,25 +476,92 @@ class TransformerScorer(Scorer):
 
     @torch.no_grad()
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        """Tokenize each distinct text once, encode every window (batched by length, on the
+        runtime chosen by `use_onnx`), then pool, normalise and score in PyTorch."""
         self.check_input(X)
+        if len(X) == 0:
+            return np.zeros((0, self.width))
         self.model_.eval()
-        device = next(self.model_.parameters()).device
         documents = self.documents(X, None)
+        sums, counts = self.encode_windows([w for d in documents for w in d.windows])
+        device = next(self.model_.norm.parameters()).device  # a GPU's, where PyTorch runs on one
+        window_document = torch.tensor([i for i, d in enumerate(documents) for _ in d.windows])
+        vectors = self.model_.pool(
+            torch.from_numpy(sums).to(device),
+            torch.from_numpy(counts).to(device),
+            window_document.to(device),
+        )
+        target_document = torch.tensor([i for i, d in enumerate(documents) for _ in d.heads])
+        target_head = torch.tensor([h for d in documents for h in d.heads]).to(device)
+        logits = self.model_.heads(vectors[target_document.to(device)], target_head)
         rows: list[np.ndarray] = [np.empty(0)] * len(X)
-        pad_id = self.tokenizer_.pad_token_id or 0
-        batch_size = int(self.trainer_settings()["per_device_eval_batch_size"])
-        for start in range(0, len(documents), batch_size):
-            batch_documents = documents[start : start + batch_size]
-            batch = collate(batch_documents, pad_id)
-            batch.pop("labels")
-            batch = {k: v.to(device) for k, v in batch.items()}
-            with torch.autocast(device.type, torch.bfloat16, enabled=self._use_bf16()):
-                logits = self.model_(**batch)["logits"]
-            probabilities = self.model_.heads.probabilities(logits, batch["target_head"])
-            targets = [row for d in batch_documents for row in d.rows]
-            for row, p in zip(targets, probabilities, strict=True):
-                rows[row] = p
+        targets = [row for d in documents for row in d.rows]
+        for row, p in zip(
+            targets, self.model_.heads.probabilities(logits, target_head), strict=True
+        ):
+            rows[row] = p
         return pad_probabilities(rows, self.width)
+
+    @torch.no_grad()
+    def encode_windows(self, windows: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+        """Summed token states and token counts per window, float32, in the order given.
+
+        Windows are sorted by length and encoded ENCODE_BATCH_WINDOWS at a time, each batch
+        padded to its longest window: a document's short last window never pads to full length.
+        """
+        order = sorted(range(len(windows)), key=lambda i: len(windows[i]))
+        pad_id = self.tokenizer_.pad_token_id or 0
+        sums: np.ndarray | None = None
+        counts = np.zeros((len(windows), 1), dtype=np.float32)
+        for start in range(0, len(order), ENCODE_BATCH_WINDOWS):
+            chosen = order[start : start + ENCODE_BATCH_WINDOWS]
+            length = max(len(windows[i]) for i in chosen)
+            input_ids = np.full((len(chosen), length), pad_id, dtype=np.int64)
+            attention_mask = np.zeros((len(chosen), length), dtype=np.int64)
+            for row, i in enumerate(chosen):
+                input_ids[row, : len(windows[i])] = windows[i]
+                attention_mask[row, : len(windows[i])] = 1
+            batch_sums, batch_counts = self._window_sums(input_ids, attention_mask)
+            if sums is None:
+                sums = np.zeros((len(windows), batch_sums.shape[1]), dtype=np.float32)
+            sums[chosen] = batch_sums
+            counts[chosen] = batch_counts
+        if sums is None:
+            raise ValueError("nothing to encode: every text gives at least one window")
+        return sums, counts
+
+    def _window_sums(
+        self, input_ids: np.ndarray, attention_mask: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        if self.onnx_session_ is not None:
+            token_sums, token_counts = self.onnx_session_.run(
+                None, {"input_ids": input_ids, "attention_mask": attention_mask}
+            )
+            return np.asarray(token_sums, np.float32), np.asarray(token_counts, np.float32)
+        device = next(self.model_.parameters()).device
+        with torch.autocast(device.type, torch.bfloat16, enabled=self._use_bf16()):
+            token_sums, token_counts = self.model_.window_sums(
+                torch.from_numpy(input_ids).to(device), torch.from_numpy(attention_mask).to(device)
+            )
+        return token_sums.float().cpu().numpy(), token_counts.float().cpu().numpy()
+
+    @property
+    def runtime(self) -> str:
+        return self.runtime_
+
+    def use_onnx(self, path: Path, runtime: str) -> Self:
+        """Encode windows with the ONNX copy at `path` from now on; the PyTorch encoder's
+        weights are released, so the process holds one copy of the model in memory."""
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3  # ONNX Runtime's own warnings are about graph fusions
+        self.onnx_session_ = onnxruntime.InferenceSession(
+            str(path), options, providers=["CPUExecutionProvider"]
+        )
+        self.model_.encoder = None
+        self.runtime_ = runtime
+        return self
 
     # -- persistence ------------------------------------------------------------------------
     def _save_state(self, folder: Path) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -14,6 +14,9 @@ from prescore.data.problems import InputError
 from prescore.data_cli import print_problems
 
 if TYPE_CHECKING:
+    import pandas as pd
+
+    from prescore.serving.schemas import EvidenceToScore
     from prescore.training.bench import FoldResult
 
 app = typer.Typer(help="Benchmarks that print Markdown tables.", no_args_is_help=True)
@@ -27,35 +30,79 @@ def serving(
     model: str = typer.Option(defaults.MODEL_NAME, help="registered model name"),
     alias: str = typer.Option(defaults.MODEL_ALIAS, help="registry alias or version number"),
     config: Path = typer.Option(
-        QUICKSTART_CONFIG, help="experiment config whose test split supplies the evidence"
+        QUICKSTART_CONFIG, help="experiment config whose evidence supplies the texts"
     ),
-    items: int = typer.Option(200, min=10, help="how many test items to send"),
-    concurrency: int = typer.Option(8, min=1, help="concurrent clients for the throughput run"),
+    split: str = typer.Option(
+        "test", help="which split of that evidence: train, calibration, test"
+    ),
+    items: int = typer.Option(100, min=10, help="how many distinct texts to send, one item each"),
+    min_words: int = typer.Option(0, min=0, help="only texts of at least this many words"),
+    max_words: int = typer.Option(0, min=0, help="only texts of at most this many words (0: any)"),
+    shared: int = typer.Option(
+        10, min=0, help="texts also scored on every criterion of their credential, one batch each"
+    ),
+    http: bool = typer.Option(True, help="also measure the HTTP service on the fastest runtime"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object instead"),
 ) -> None:
-    """Latency and throughput of the HTTP service against the same model in-process."""
+    """Each runtime in-process (PyTorch fp32, ONNX fp32, ONNX int8) and the HTTP service on the
+    fastest, on the same distinct texts: latency, throughput, memory and level agreement."""
+    import json
+
     from prescore.data.load import load_evidence
+    from prescore.models.registry import configure_tracking
     from prescore.serving.bench import bench_serving
-    from prescore.serving.schemas import EvidenceToScore
     from prescore.training.config import load_config
 
     try:
-        test = load_evidence(load_config(config).data).splits["test"]
+        evidence = load_evidence(load_config(config).data).splits
     except InputError as error:
         print_problems(error.problems, console)
         raise typer.Exit(1) from None
-    evidence = [
-        EvidenceToScore(
-            submission_id=row["id"],
+    if split not in evidence:
+        console.print(f"[red]no split {split!r}; splits: {', '.join(evidence)}[/red]")
+        raise typer.Exit(1)
+    distinct, batches = bench_items(evidence[split], items, min_words, max_words, shared)
+    if len(distinct) < 10:
+        console.print(
+            f"[red]only {len(distinct)} distinct texts of the {split} split fit the word limits; "
+            "widen --min-words/--max-words or choose another --split[/red]"
+        )
+        raise typer.Exit(1)
+    configure_tracking()
+    err = Console(stderr=True)
+    with err.status("Timing...") as status:
+        result = bench_serving(
+            model, alias, distinct, batches, http,
+            on_step=lambda step: status.update(f"Timing {step} on {len(distinct)} texts..."),
+        )  # fmt: skip
+    if as_json:
+        print(json.dumps(result.as_json(), indent=2))
+        return
+    console.print(result.markdown(), highlight=False, soft_wrap=True, markup=False)
+
+
+def bench_items(
+    split: pd.DataFrame, count: int, min_words: int, max_words: int, shared: int
+) -> tuple[list[EvidenceToScore], list[list[EvidenceToScore]]]:
+    """`count` distinct texts within the word limits, one item each (criteria in turn), and
+    `shared` of them as batches of every criterion the text was scored on."""
+    from prescore.serving.schemas import EvidenceToScore
+
+    def item(row: dict[Any, Any]) -> EvidenceToScore:
+        return EvidenceToScore(
+            submission_id=str(row["id"]),
             credential_id=row["credential_id"],
             criterion_id=row["criterion_id"],
             evidence_type=row["evidence_type"] or "evidence",
             text=row["text"],
         )
-        for row in test.head(items).to_dict("records")
-    ]
-    with console.status(f"Timing {len(evidence)} items in-process and over HTTP..."):
-        result = bench_serving(model, alias, evidence, concurrency)
-    console.print(result.markdown(), highlight=False, soft_wrap=True)
+
+    words = split["text"].map(lambda text: len(str(text).split()))
+    fits = (words >= min_words) & ((words <= max_words) if max_words else True)
+    groups = [rows for _, rows in split[fits].groupby("text", sort=False)][:count]
+    distinct = [item(rows.iloc[n % len(rows)].to_dict()) for n, rows in enumerate(groups)]
+    batches = [[item(r) for r in rows.to_dict("records")] for rows in groups[:shared]]
+    return distinct, batches
 
 
 @app.command()

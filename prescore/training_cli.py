@@ -298,3 +298,56 @@ def print_evaluation(evaluation: object) -> None:
             "" if not t or t.auto_items == 0 else f"{t.auto_error:.3f}",
         )
     console.print(table)
+
+
+def export_onnx(
+    model: str = typer.Option(defaults.MODEL_NAME, help="registered model name"),
+    version: str = typer.Option(..., help="the registered version to give ONNX copies"),
+    config: Path | None = typer.Option(
+        None,
+        "--config",
+        "-c",
+        help="the experiment config it was trained with [default: the one logged with its run]",
+    ),
+    int8: bool = typer.Option(True, help="also an int8 (dynamically quantized) copy"),
+) -> None:
+    """Add ONNX copies to a version registered before they existed: exported, checked against
+    PyTorch on its calibration split and stored with it. No retraining; serving picks them up
+    on its next load or reload."""
+    from prescore.models.onnx_copies import ONNX_FP32, ONNX_INT8
+    from prescore.training.config import load_config
+    from prescore.training.run import add_onnx_copies
+
+    try:
+        experiment = load_config(config) if config is not None else None
+        copies = add_onnx_copies(
+            model, version, experiment, (ONNX_FP32, ONNX_INT8) if int8 else (ONNX_FP32,)
+        )
+    except InputError as error:
+        print_problems(error.problems, console)
+        raise typer.Exit(1) from None
+    except (LookupError, ValueError) as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(1) from None
+    table = Table(
+        "copy",
+        "calibration: same level",
+        "QWK",
+        "largest p difference",
+        "test: same level",
+        "verdict",
+    )
+    for runtime, check in copies.copies.items():
+        table.add_row(
+            runtime,
+            f"{check.calibration.level_agreement:.2%} of {check.calibration.items}",
+            f"{check.calibration.qwk:.3f}",
+            f"{check.calibration.max_probability_difference:.4f}",
+            f"{check.test.level_agreement:.2%} of {check.test.items}" if check.test else "-",
+            "serves" if check.passed else f"not used: {check.reason}",
+        )
+    console.print(table)
+    console.print(
+        f"Stored with {model} version {version}; serving now prefers "
+        f"{copies.usable()[0]} (set PRESCORE_RUNTIME=torch-fp32 to force PyTorch)."
+    )

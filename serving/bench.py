@@ -1,7 +1,15 @@
-"""Serving speed: the HTTP service against the same registered model called in-process.
+"""Serving speed: each runtime of a registered model in-process, then the HTTP service on the
+fastest one, all on the same items.
 
-Not a test: it prints a table for the closing notes and the README. Single requests show the
-latency the platform sees; concurrent single-item requests show what adaptive batching buys.
+Not a test: it prints a table (or JSON) for eval/RESULTS.md. Every item is a distinct text
+with one criterion, so no encoding is shared between items; batches of one text scored on
+every criterion of its credential (where a text shares its encoding) are timed separately.
+
+- One request: each item alone, one after another: p50 and p95 latency.
+- N concurrent clients: over HTTP, N threads each sending single-item requests, which the
+  service's adaptive batching merges. In-process there is no batcher, so N clients are
+  counted as the batches they would make at best: the items scored N at a time.
+- Level agreement: share of items whose suggested level equals PyTorch fp32's.
 """
 
 from __future__ import annotations
@@ -13,25 +21,47 @@ import statistics
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from prescore import defaults
+from prescore.models.onnx_copies import RUNTIMES, load_copy
+from prescore.models.registry import ONNX_ARTIFACT, RegisteredModel, fetch
+from prescore.models.transformer import TORCH_RUNTIME, TransformerScorer
 from prescore.serving.client import ScoringClient
 from prescore.serving.launch import free_port, start_service, stop, wait_until_ready
 from prescore.serving.schemas import EvidenceToScore
-from prescore.serving.scoring import ScoringModel
+from prescore.serving.scoring import ScoringModel, routing_policy
+
+CLIENTS = (8, 32)
+WARM_UP = 3
 
 
 @dataclass(frozen=True)
-class Timings:
+class RuntimeTimings:
     p50_ms: float
     p95_ms: float
-    throughput: float  # items per second
+    items_per_s_8: float
+    items_per_s_32: float
+    level_agreement: float
+    shared_items_per_s: float  # batches of one text on every criterion: Markdown only
+    passed: bool  # the copy's check at export let it serve
+
+
+@dataclass(frozen=True)
+class HttpTimings:
+    runtime: str
+    p50_ms: float
+    p95_ms: float
+    items_per_s_8: float
+    items_per_s_32: float
+    mean_batch: float  # items per model call in the service, from its Prometheus metrics
+    refused: dict[int, int] = field(default_factory=dict)  # status -> requests not answered
 
 
 @dataclass(frozen=True)
@@ -39,30 +69,97 @@ class ServingBench:
     model: str
     version: str
     items: int
-    concurrency: int
-    in_process: Timings
-    http: Timings
+    shared_items: int
+    words: tuple[int, int]  # median and largest words per text
     machine: str
-    mean_batch: float  # items per model call in the service, from its Prometheus metrics
+    runtimes: dict[str, RuntimeTimings]
+    http: HttpTimings | None
+    rss_mb: dict[str, float] = field(default_factory=dict)
+    not_measured: dict[str, str] = field(default_factory=dict)  # runtime -> why
+
+    def as_json(self) -> dict[str, Any]:
+        """The issue's schema, nothing more."""
+        keys = ("p50_ms", "p95_ms", "items_per_s_8", "items_per_s_32", "level_agreement")
+        http = self.http
+        return {
+            "runtimes": {
+                name: {key: getattr(timings, key) for key in keys}
+                for name, timings in self.runtimes.items()
+            },
+            "http": None
+            if http is None
+            else {
+                key: getattr(http, key)
+                for key in ("runtime", "p50_ms", "p95_ms", "items_per_s_8", "items_per_s_32")
+            },
+            "rss_mb": self.rss_mb,
+        }
 
     def markdown(self) -> str:
-        rows = [
-            ("single request p50 (ms)", self.in_process.p50_ms, self.http.p50_ms),
-            ("single request p95 (ms)", self.in_process.p95_ms, self.http.p95_ms),
-            (
-                f"throughput, {self.concurrency} concurrent clients (items/s)",
-                self.in_process.throughput,
-                self.http.throughput,
-            ),
-        ]
+        names = list(self.runtimes)
+        torch = self.runtimes.get(TORCH_RUNTIME)
         lines = [
-            f"Serving {self.model} version {self.version}: {self.items} items, {self.machine}",
+            f"Serving {self.model} version {self.version}: {self.items} distinct texts, one item "
+            f"each (median {self.words[0]} words, longest {self.words[1]}); {self.machine}",
             "",
-            "| measure | in-process | HTTP service | HTTP / in-process |",
-            "|---|---:|---:|---:|",
+            "| measure | " + " | ".join(names) + (" | HTTP service |" if self.http else " |"),
+            "|---|" + "---:|" * (len(names) + (1 if self.http else 0)),
         ]
-        lines += [f"| {name} | {a:.1f} | {b:.1f} | {b / a:.2f} |" for name, a, b in rows]
-        lines += ["", f"Adaptive batching: {self.mean_batch:.1f} items per model call on average."]
+
+        def row(label: str, key: str, digits: int = 1) -> str:
+            cells = [f"{getattr(self.runtimes[n], key):.{digits}f}" for n in names]
+            if self.http is not None:
+                cells.append(f"{getattr(self.http, key):.{digits}f}" if key != "-" else "")
+            return f"| {label} | " + " | ".join(cells) + " |"
+
+        lines += [
+            row("one request p50 (ms)", "p50_ms"),
+            row("one request p95 (ms)", "p95_ms"),
+            row("items/s, 8 concurrent clients", "items_per_s_8"),
+            row("items/s, 32 concurrent clients", "items_per_s_32"),
+        ]
+        agreement = [f"{self.runtimes[n].level_agreement:.2%}" for n in names]
+        lines.append(
+            "| same level as torch-fp32 | "
+            + " | ".join(agreement)
+            + (" | |" if self.http else " |")
+        )
+        if torch is not None:
+            speedup = [
+                f"{self.runtimes[n].items_per_s_8 / torch.items_per_s_8:.2f}x" for n in names
+            ]
+            lines.append(
+                "| items/s (8 clients) / torch-fp32 | "
+                + " | ".join(speedup)
+                + (" | |" if self.http else " |")
+            )
+        lines += [
+            "",
+            f"Shared-text batches ({self.shared_items} items, one text on every "
+            "criterion per batch, encoded once), in-process:",
+        ]
+        lines += [f"- {n}: {t.shared_items_per_s:.1f} items/s" for n, t in self.runtimes.items()]
+        refused = [n for n, t in self.runtimes.items() if not t.passed]
+        if refused:
+            lines.append(f"\nMeasured but not served (failed the check at export): {refused}")
+        for name, why in self.not_measured.items():
+            lines.append(f"\n{name} not measured: {why}")
+        if self.http is not None:
+            own = self.runtimes.get(self.http.runtime)
+            ratio = f"{self.http.items_per_s_8 / own.items_per_s_8:.2f}x" if own else "-"
+            lines += [
+                "",
+                f"HTTP service on {self.http.runtime}: 8-client throughput {ratio} of the same "
+                f"runtime in-process; adaptive batching {self.http.mean_batch:.1f} items per "
+                "model call on average.",
+            ]
+            if self.http.refused:
+                lines.append(f"Requests the service refused, by status: {self.http.refused}.")
+        if self.rss_mb:
+            lines.append(
+                "Service memory (RSS, MB): "
+                + ", ".join(f"{k} {v:.0f}" for k, v in self.rss_mb.items())
+            )
         return "\n".join(lines)
 
 
@@ -97,74 +194,219 @@ def mean_batch_size(base_url: str) -> float:
     return totals["_sum"] / totals["_count"] if totals["_count"] else float("nan")
 
 
-def concurrent_throughput(call: Callable[[Any], Any], work: list[Any], clients: int) -> float:
+def concurrent_throughput(call: Callable[[Any], bool], work: list[Any], clients: int) -> float:
+    """Items answered per second; `call` returns whether its item was answered."""
     started = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
-        list(pool.map(call, work))
-    return len(work) / (time.perf_counter() - started)
+        answered = sum(pool.map(call, work))
+    return answered / (time.perf_counter() - started)
+
+
+def service_rss_mb(pid: int) -> dict[str, float]:
+    """Resident memory of the service's processes (BentoML's arbiter, the API service, the
+    model service), by the role their command line names, and their total."""
+    import psutil
+
+    root = psutil.Process(pid)
+    out: dict[str, float] = {}
+    for process in [root, *root.children(recursive=True)]:
+        try:
+            command = " ".join(process.cmdline())
+            rss = process.memory_info().rss / 2**20
+        except psutil.Error:
+            continue
+        if process.pid == pid:
+            role = "server"
+        elif "ScoringRunner" in command or "prescore-model" in command:
+            role = "model service"
+        elif "service" in command:
+            role = "api service"
+        else:
+            role = "other"
+        out[role] = out.get(role, 0.0) + rss
+    out["total"] = sum(out.values())
+    return out
+
+
+def runtime_model(registered: RegisteredModel, runtime: str) -> ScoringModel:
+    """The version on `runtime`, whether or not its copy passed: the bench measures all."""
+    scorer = registered.scorer(TORCH_RUNTIME)
+    if runtime != TORCH_RUNTIME:
+        assert isinstance(scorer, TransformerScorer)
+        scorer = load_copy(registered.artifacts / ONNX_ARTIFACT, runtime, scorer)
+    return ScoringModel(scorer, routing_policy(registered), registered.name, registered.version)
+
+
+def measure_in_process(
+    models: dict[str, ScoringModel],
+    items: list[EvidenceToScore],
+    shared: list[list[EvidenceToScore]],
+    passed: dict[str, bool],
+) -> dict[str, RuntimeTimings]:
+    """Every runtime on the same calls, taken in turn call by call: on a shared machine a busy
+    minute slows them all alike instead of whichever runtime it fell on."""
+    for model in models.values():
+        for one in items[:WARM_UP]:
+            model.score([one])
+    single: dict[str, list[float]] = {name: [] for name in models}
+    levels: dict[str, list[str]] = {name: [] for name in models}
+    for item in items:
+        for name, model in models.items():
+            started = time.perf_counter()
+            levels[name].extend(s.level for s in model.score([item]))
+            single[name].append(1000 * (time.perf_counter() - started))
+
+    def rate(batches: list[list[EvidenceToScore]]) -> dict[str, float]:
+        seconds = dict.fromkeys(models, 0.0)
+        for batch in batches:
+            for name, model in models.items():
+                started = time.perf_counter()
+                model.score(batch)
+                seconds[name] += time.perf_counter() - started
+        count = sum(len(b) for b in batches)
+        return {name: count / s if s else float("nan") for name, s in seconds.items()}
+
+    by_clients = [rate([items[i : i + n] for i in range(0, len(items), n)]) for n in CLIENTS]
+    on_shared = rate(shared)
+    reference = levels[TORCH_RUNTIME]
+    return {
+        name: RuntimeTimings(
+            p50_ms=statistics.median(single[name]),
+            p95_ms=percentile(single[name], 0.95),
+            items_per_s_8=by_clients[0][name],
+            items_per_s_32=by_clients[1][name],
+            level_agreement=sum(a == b for a, b in zip(levels[name], reference, strict=True))
+            / len(reference),
+            shared_items_per_s=on_shared[name],
+            passed=passed[name],
+        )
+        for name in models
+    }
+
+
+@contextmanager
+def running(
+    model_name: str, version: str, runtime: str, max_chars: int, ready_timeout: float
+) -> Iterator[tuple[str, str, int]]:
+    """The HTTP service on one runtime: (url, key, pid)."""
+    key = secrets.token_urlsafe(24)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    settings = {
+        "PRESCORE_MODEL": model_name,
+        "PRESCORE_MODEL_ALIAS": version,
+        "PRESCORE_RUNTIME": runtime,
+        "PRESCORE_API_KEYS": key,
+        "PRESCORE_MAX_TEXT_CHARS": str(max_chars),
+    }
+    with tempfile.TemporaryDirectory() as folder:
+        log_file = Path(folder) / "service.log"
+        with log_file.open("wb") as log:
+            process = start_service(settings, port=port, output=log, cwd=Path(folder))
+        try:
+            if not wait_until_ready(process, url, ready_timeout):
+                raise RuntimeError("the service did not start: " + log_file.read_text()[-2000:])
+            yield url, key, process.pid
+        except RuntimeError:
+            print(log_file.read_text()[-3000:])
+            raise
+        finally:
+            stop(process)
+
+
+def measure_http(
+    registered: RegisteredModel,
+    runtime: str,
+    items: list[EvidenceToScore],
+    ready_timeout: float,
+) -> tuple[HttpTimings, dict[str, float]]:
+    max_chars = max(len(i.text) for i in items)
+    with running(registered.name, registered.version, runtime, max_chars, ready_timeout) as (
+        url,
+        key,
+        pid,
+    ):
+        client = ScoringClient(url, key, timeout=300)
+        payloads = [[i.model_dump()] for i in items]
+        served: set[str] = set()
+        refused: dict[int, int] = {}
+
+        def send(payload: list[dict[str, Any]]) -> bool:
+            """True when answered; an overloaded service's refusal (5xx) is counted, not
+            retried, so throughput counts answered items only."""
+            reply = client.score(payload)
+            if reply.status >= 500:
+                refused[reply.status] = refused.get(reply.status, 0) + 1
+                return False
+            if reply.status != 200:
+                raise RuntimeError(f"the service answered {reply.status}: {reply.body}")
+            served.add(reply.body["runtime"])
+            return True
+
+        for payload in payloads[:WARM_UP]:
+            send(payload)
+        single = timed([partial(send, p) for p in payloads])
+        rates = [concurrent_throughput(send, payloads, clients) for clients in CLIENTS]
+        if served != {runtime}:
+            raise RuntimeError(f"asked the service for {runtime}; it scored on {sorted(served)}")
+        http = HttpTimings(
+            runtime=runtime,
+            p50_ms=statistics.median(single),
+            p95_ms=percentile(single, 0.95),
+            items_per_s_8=rates[0],
+            items_per_s_32=rates[1],
+            mean_batch=mean_batch_size(url),
+            refused=refused,
+        )
+        return http, service_rss_mb(pid)
 
 
 def bench_serving(
     model_name: str,
     alias: str,
     items: list[EvidenceToScore],
-    concurrency: int = 8,
+    shared: list[list[EvidenceToScore]],
+    http: bool = True,
     ready_timeout: float = defaults.READY_TIMEOUT_SECONDS,
+    on_step: Callable[[str], None] = lambda _: None,
 ) -> ServingBench:
-    """Time both paths on the same items; the first few calls of each warm up and are dropped."""
-    model = ScoringModel.from_registry(model_name, alias)
-    warm = items[: min(5, len(items))]
-    for one in warm:
-        model.score([one])
-    single = timed([partial(model.score, [one]) for one in items])
-    in_process = Timings(
-        statistics.median(single),
-        percentile(single, 0.95),
-        # in-process clients share the interpreter: concurrency adds nothing, so this is the
-        # model's own rate on one batch of every item
-        len(items) / (sum(timed([lambda: model.score(items)])) / 1000),
-    )
-
-    key = secrets.token_urlsafe(24)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    settings = {
-        "PRESCORE_MODEL": model_name,
-        "PRESCORE_MODEL_ALIAS": alias,
-        "PRESCORE_API_KEYS": key,
-        "PRESCORE_MAX_TEXT_CHARS": str(max(len(i.text) for i in items)),
-    }
-    with tempfile.TemporaryDirectory() as folder:
-        with (Path(folder) / "service.log").open("wb") as log:
-            process = start_service(settings, port=port, output=log, cwd=Path(folder))
-        try:
-            if not wait_until_ready(process, url, ready_timeout):
-                raise RuntimeError(
-                    "the service did not start: "
-                    + (Path(folder) / "service.log").read_text()[-2000:]
-                )
-            client = ScoringClient(url, key, timeout=300)
-            payloads = [[i.model_dump()] for i in items]
-
-            def send(payload: list[dict[str, Any]]) -> None:
-                reply = client.score(payload)
-                if reply.status != 200:
-                    raise RuntimeError(f"the service answered {reply.status}: {reply.body}")
-
-            for payload in payloads[: len(warm)]:
-                send(payload)
-            over_http = timed([partial(send, p) for p in payloads])
-            http = Timings(
-                statistics.median(over_http),
-                percentile(over_http, 0.95),
-                concurrent_throughput(send, payloads, concurrency),
+    """Every runtime the version has, in-process on the same items; then, unless `http` is
+    off, the HTTP service on the fastest runtime that passed its check."""
+    registered = fetch(model_name, alias)
+    copies = registered.onnx_copies()
+    not_measured: dict[str, str] = {}
+    models: dict[str, ScoringModel] = {}
+    passed: dict[str, bool] = {}
+    for runtime in RUNTIMES:
+        check = copies.copies.get(runtime) if copies else None
+        if runtime != TORCH_RUNTIME and check is None:
+            not_measured[runtime] = (
+                "the version has no such copy; add it with "
+                f"`prescore export-onnx --model {model_name} --version {registered.version}`"
             )
-            batch = mean_batch_size(url)
-        except RuntimeError:
-            print((Path(folder) / "service.log").read_text()[-3000:])
-            raise
-        finally:
-            stop(process)
+            continue
+        models[runtime] = runtime_model(registered, runtime)
+        passed[runtime] = check is None or check.passed
+    on_step(", ".join(models) + " in turn")
+    measured = measure_in_process(models, items, shared, passed)
+    models.clear()
+    # what the service itself picks: the fastest copy that passed, by the preference order
+    fastest = copies.usable()[0] if copies else TORCH_RUNTIME
+    served: HttpTimings | None = None
+    rss: dict[str, float] = {}
+    if http:
+        on_step(f"HTTP service on {fastest}")
+        served, rss = measure_http(registered, fastest, items, ready_timeout)
+    words = sorted(len(i.text.split()) for i in items)
     return ServingBench(
-        model_name, model.version, len(items), concurrency, in_process, http, machine(), batch
+        model=model_name,
+        version=registered.version,
+        items=len(items),
+        shared_items=sum(len(b) for b in shared),
+        words=(words[len(words) // 2], words[-1]),
+        machine=machine(),
+        runtimes=measured,
+        http=served,
+        rss_mb=rss,
+        not_measured=not_measured,
     )

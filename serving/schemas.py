@@ -90,6 +90,9 @@ class ScoredEvidence(BaseModel):
     reasons: list[Reason]
     model_name: str
     model_version: str
+    runtime: str = Field(
+        "", description="what computed the probabilities: onnx-int8, onnx-fp32, torch-fp32, ..."
+    )
 
 
 class ScoreRequest(BaseModel):
@@ -119,6 +122,7 @@ class SubmissionDecision(BaseModel):
 class ScoreResponse(BaseModel):
     model_name: str
     model_version: str
+    runtime: str = Field("", description="what computed the probabilities of these scores")
     scores: list[ScoredEvidence] = Field(description="one per item, in the order sent")
     submissions: list[SubmissionDecision] = Field(
         default_factory=list,
@@ -159,6 +163,11 @@ class ModelCard(BaseModel):
 
     model_name: str
     model_version: str
+    runtime: str = Field(
+        "",
+        description="what computes the probabilities: onnx-int8 or onnx-fp32 (an ONNX copy that "
+        "passed its check against PyTorch), torch-fp32, scikit-learn, ...",
+    )
     credentials: list[CredentialCard]
     language_warning: str | None = Field(
         None,

@@ -15,7 +15,7 @@ from prescore.data.schema import Credential, CriterionKey
 from prescore.eval.calibration import apply_temperature
 from prescore.eval.decisions import EARNED, NOT_YET, decision_of, p_at_least
 from prescore.eval.routing import Decision, Reason, Route, RoutingPolicy
-from prescore.models.registry import CHAMPION, RegisteredModel, fetch
+from prescore.models.registry import AUTO_RUNTIME, CHAMPION, RegisteredModel, fetch
 from prescore.models.scorer import Scorer
 from prescore.serving.schemas import (
     CredentialCard,
@@ -44,15 +44,24 @@ class ScoringModel:
     version: str
 
     @classmethod
-    def from_registry(cls, name: str, alias_or_version: str = CHAMPION) -> ScoringModel:
-        """The scorer and routing policy of a registered model version."""
-        return cls.from_registered(fetch(name, alias_or_version))
+    def from_registry(
+        cls, name: str, alias_or_version: str = CHAMPION, runtime: str = AUTO_RUNTIME
+    ) -> ScoringModel:
+        """The scorer and routing policy of a registered model version; `runtime` as in
+        `RegisteredModel.scorer` (auto: the fastest ONNX copy that passed its check)."""
+        return cls.from_registered(fetch(name, alias_or_version), runtime)
 
     @classmethod
-    def from_registered(cls, registered: RegisteredModel) -> ScoringModel:
+    def from_registered(
+        cls, registered: RegisteredModel, runtime: str = AUTO_RUNTIME
+    ) -> ScoringModel:
         """From a downloaded version: its scorer and the routing policy fitted beside it."""
         policy = routing_policy(registered)
-        return cls(registered.scorer(), policy, registered.name, registered.version)
+        return cls(registered.scorer(runtime), policy, registered.name, registered.version)
+
+    @property
+    def runtime(self) -> str:
+        return self.scorer.runtime
 
     def card(self) -> ModelCard:
         """What this model scores, with each criterion's qualification and stakes."""
@@ -83,6 +92,7 @@ class ScoringModel:
         return ModelCard(
             model_name=self.name,
             model_version=self.version,
+            runtime=self.runtime,
             credentials=sorted(credentials.values(), key=lambda c: c.credential_id),
             language_warning=self.policy.language.warning if self.policy.language else None,
         )
@@ -120,6 +130,7 @@ class ScoringModel:
             reasons=[Reason.unknown_criterion],
             model_name=self.name,
             model_version=self.version,
+            runtime=self.runtime,
         )
 
     def score(self, items: list[EvidenceToScore]) -> list[ScoredEvidence]:
@@ -166,6 +177,7 @@ class ScoringModel:
             reasons=list(decision.reasons),
             model_name=self.name,
             model_version=self.version,
+            runtime=self.runtime,
         )
 
 

@@ -150,7 +150,9 @@ class ScoringRunner:
     def __init__(self) -> None:
         escape_request_logs()
         self.settings = ServiceSettings.from_environment()
-        model = ScoringModel.from_registry(self.settings.model_name, self.settings.model_alias)
+        model = ScoringModel.from_registry(
+            self.settings.model_name, self.settings.model_alias, self.settings.runtime
+        )
         self.loaded = (model, model.card())  # one reference: a swap replaces both at once
         self.batcher: TokenBatcher[EvidenceToScore, tuple[ScoredEvidence, ModelCard]] = (
             TokenBatcher(
@@ -214,7 +216,7 @@ class ScoringRunner:
             registered_version(self.settings.model_name, wanted)
         except MlflowException:  # no such alias or version: the caller's mistake, not ours
             return ReloadOutcome(refusal=no_such_version(self.settings.model_name, wanted))
-        fresh = ScoringModel.from_registry(self.settings.model_name, wanted)
+        fresh = ScoringModel.from_registry(self.settings.model_name, wanted, self.settings.runtime)
         card = fresh.card()
         self.loaded = (fresh, card)  # a single reference swap: atomic for the batches that follow
         logger.info("now serving %s version %s", fresh.name, fresh.version)
@@ -417,6 +419,7 @@ class Prescore:
         response = ScoreResponse(
             model_name=card.model_name,
             model_version=version,
+            runtime=scores[0].runtime,
             scores=scores,
             submissions=submissions,
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -41,6 +42,7 @@ ENVIRONMENT = {  # variable -> field, for the settings given as plain values
     "PRESCORE_REVIEW_DB": "review_db",
     "PRESCORE_AUDIT_RATE": "audit_rate",
     "PRESCORE_SECURE_COOKIES": "secure_cookies",
+    "PRESCORE_RUNTIME": "runtime",
 }
 
 
@@ -74,6 +76,11 @@ class ServiceSettings(BaseModel):
     session_secret: str = Field(default="", repr=False)
     secure_cookies: bool = Field(
         False, description="behind TLS: reviewers' session cookies travel over HTTPS only"
+    )
+    runtime: Literal["auto", "torch-fp32", "onnx-fp32", "onnx-int8"] = Field(
+        "auto",
+        description="auto: the fastest ONNX copy that passed its check, else PyTorch; "
+        "torch-fp32 forces PyTorch",
     )
 
     @classmethod

@@ -13,15 +13,26 @@ from typing import Any
 import mlflow
 import numpy as np
 import pandas as pd
+from mlflow.tracking import MlflowClient
 from transformers import TrainerCallback
 
 from prescore.data.load import EvidenceSet, load_evidence
 from prescore.data.owners import EDUCATORS_ARTIFACT, EDUCATORS_TAG, educator_record, educator_salt
 from prescore.data.schema import Credential, CriterionKey
 from prescore.eval.report import POLICY_FILE, write_report
+from prescore.models.onnx_copies import COPIES, Copy, OnnxCopies, make_copies
 from prescore.models.pyfunc import MODEL_CODE, signature
-from prescore.models.registry import configure_tracking
+from prescore.models.registry import (
+    ONNX_ARTIFACT,
+    configure_tracking,
+    fetch,
+    registered_version,
+    store_onnx_copies,
+    tag_onnx_copies,
+)
 from prescore.models.scorer import Scorer
+from prescore.models.transformer import TORCH_RUNTIME, TransformerScorer
+from prescore.progress import StepProgress
 from prescore.training.config import ExperimentConfig
 from prescore.training.fit import RichProgress, build_scorer, fit_scorer, measure
 from prescore.training.tracking import experiment_id
@@ -34,6 +45,7 @@ MODEL_REQUIREMENTS = [
     "scikit-learn",
     "pandas",
     "mlflow",
+    "onnxruntime",
 ]
 
 
@@ -149,7 +161,10 @@ def train(
             write_report(evaluation, Path(folder), f"{config.model_name}: evaluation")
             mlflow.log_artifacts(folder, artifact_path="evaluation")
             policy = Path(folder) / POLICY_FILE
-            version = _log_model(scorer, config.model_name, policy)
+            copies = onnx_copies(scorer, config, evidence, Path(folder) / ONNX_ARTIFACT)
+            version = _log_model(scorer, config.model_name, policy, copies)
+            if copies is not None:
+                tag_onnx_copies(config.model_name, version, copies[1])
     return TrainResult(run.info.run_id, config.model_name, version, metrics, fit_seconds)
 
 
@@ -215,17 +230,96 @@ def synthetic_example(scorer: Scorer) -> pd.DataFrame:
     )
 
 
-def _log_model(scorer: Scorer, model_name: str, routing_policy: Path) -> str:
-    """Log and register the model; the routing policy travels inside it, with the scorer."""
+def onnx_copies(
+    scorer: Scorer, config: ExperimentConfig, evidence: EvidenceSet, folder: Path
+) -> tuple[Path, OnnxCopies] | None:
+    """A transformer scorer's ONNX copies, checked on the calibration split; None for other
+    kinds or where the config asks for none."""
+    if not isinstance(scorer, TransformerScorer) or not config.onnx_copies:
+        return None
+    test = evidence.splits.get("test")
+    wanted = tuple(config.onnx_copies)
+    with StepProgress("ONNX copies: export and check", 1 + len(wanted), "step") as progress:
+        copies = make_copies(
+            scorer,
+            folder,
+            evidence.splits["calibration"],
+            test if test is not None and len(test) else None,
+            wanted,
+            on_step=progress.advance,
+        )
+    return folder, copies
+
+
+def _log_model(
+    scorer: Scorer,
+    model_name: str,
+    routing_policy: Path,
+    copies: tuple[Path, OnnxCopies] | None = None,
+) -> str:
+    """Log and register the model; the routing policy and the ONNX copies travel inside it,
+    with the scorer."""
     with tempfile.TemporaryDirectory() as folder:
         saved = scorer.save(Path(folder) / "scorer")
+        artifacts = {"scorer": str(saved), "routing_policy": str(routing_policy)}
+        if copies is not None:
+            artifacts[ONNX_ARTIFACT] = str(copies[0])
         info = mlflow.pyfunc.log_model(
             name=MODEL_ARTIFACT,
             python_model=str(MODEL_CODE),
-            artifacts={"scorer": str(saved), "routing_policy": str(routing_policy)},
+            artifacts=artifacts,
             signature=signature(scorer.width),
             input_example=synthetic_example(scorer),
             registered_model_name=model_name,
             pip_requirements=MODEL_REQUIREMENTS,
         )
     return str(info.registered_model_version)
+
+
+def add_onnx_copies(
+    model_name: str,
+    version: str,
+    config: ExperimentConfig | None = None,
+    copies: tuple[Copy, ...] = COPIES,
+) -> OnnxCopies:
+    """Give an already registered transformer version its ONNX copies, checked on the
+    calibration split of the evidence it was trained on: no retraining.
+
+    The evidence is the run's own config (logged beside it) unless `config` is given; either
+    way its calibration split must have the run's fingerprint, or the check would be on other
+    evidence and LookupError says so."""
+    configure_tracking()
+    registered = fetch(model_name, version)
+    scorer = registered.scorer(TORCH_RUNTIME)
+    if not isinstance(scorer, TransformerScorer):
+        raise ValueError(
+            f"{registered.label} is a {scorer.kind} scorer: only transformer scorers "
+            "have ONNX copies"
+        )
+    run = MlflowClient().get_run(registered_version(model_name, version).run_id)
+    if config is None:
+        logged = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/config/resolved.json")
+        config = ExperimentConfig.model_validate(logged)
+    evidence = load_evidence(config.data)
+    calibration = evidence.splits["calibration"]
+    expected = run.data.params.get("data.calibration.fingerprint")
+    if expected and fingerprint(calibration) != expected:
+        raise LookupError(
+            f"the calibration split of {config.data.path} is not the one {registered.label} "
+            "was trained with (its fingerprint differs); pass the run's config and evidence"
+        )
+    test = evidence.splits.get("test")
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        StepProgress("ONNX copies: export and check", 1 + len(copies), "step") as progress,
+    ):
+        checked = make_copies(
+            scorer,
+            Path(folder),
+            calibration,
+            test if test is not None and len(test) else None,
+            copies,
+            on_step=progress.advance,
+        )
+        store_onnx_copies(model_name, registered.version, Path(folder))
+    return checked

@@ -54,3 +54,40 @@ def test_embedding_windows_fit_the_encoder_and_cover_every_token(tiny_encoder: P
         assert any(a <= begin and end <= b for a, b in spans), text[begin:end]
     # consecutive windows overlap, so no token sits only at a window's edge
     assert all(b[0] < a[1] for a, b in zip(spans, spans[1:], strict=False))
+
+
+def test_transformer_windows_are_batched_by_length_each_batch_padded_to_its_longest(
+    tiny_encoder: Path,
+) -> None:
+    """A document's short last window never pads to full length; results keep their order."""
+    import numpy as np
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    from prescore.models.transformer import ENCODE_BATCH_WINDOWS, ScoringModel, TransformerScorer
+
+    scorer = TransformerScorer(base_model=str(tiny_encoder), max_length=32, stride=8)
+    scorer.tokenizer_ = AutoTokenizer.from_pretrained(tiny_encoder)
+    torch.manual_seed(0)
+    scorer.model_ = ScoringModel(AutoModel.from_pretrained(tiny_encoder), [3]).eval()
+    lengths = [32, 5, 32, 9, 17, 32, 3] * 4  # long and short windows mixed
+    windows = [[101] + [2000 + i] * (n - 2) + [102] for i, n in enumerate(lengths)]
+    shapes: list[tuple[int, int]] = []
+    real = scorer._window_sums
+
+    def record(input_ids: np.ndarray, attention_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        shapes.append(input_ids.shape)
+        return real(input_ids, attention_mask)
+
+    scorer._window_sums = record  # type: ignore[method-assign]
+    sums, counts = scorer.encode_windows(windows)
+    ordered = sorted(lengths)
+    expected = [
+        (len(ordered[i : i + ENCODE_BATCH_WINDOWS]), max(ordered[i : i + ENCODE_BATCH_WINDOWS]))
+        for i in range(0, len(ordered), ENCODE_BATCH_WINDOWS)
+    ]
+    assert shapes == expected and shapes[0][1] < 32
+    assert counts[:, 0].tolist() == lengths  # each window's own tokens, in the order given
+    with torch.no_grad():
+        alone = scorer.model_.window_sums(torch.tensor([windows[1]]), torch.ones(1, lengths[1]))
+    assert np.allclose(sums[1], alone[0][0].numpy(), atol=1e-4)

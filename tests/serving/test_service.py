@@ -70,6 +70,9 @@ def test_scores_match_the_registered_pyfunc_model(server: Server) -> None:
     assert status == 200, body
     assert body["model_name"] == MODEL and body["model_version"] == "1"
     assert headers["x-prescore-model-version"] == "1"
+    # the response says what scored: a TF-IDF version has no ONNX copy, scikit-learn did
+    assert body["runtime"] == "scikit-learn"
+    assert {s["runtime"] for s in body["scores"]} == {"scikit-learn"}
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", server.registry.tracking_uri)
         model = mlflow.pyfunc.load_model(f"models:/{MODEL}/1")
@@ -113,6 +116,7 @@ def test_credentials_list_criteria_with_qualification_and_stakes(server: Server)
     status, card, _ = server.call("GET", "/credentials")
     assert status == 200
     (credential,) = card["credentials"]
+    assert card["runtime"] == "scikit-learn"
     assert credential["credential_id"] == "wait-time" and credential["stakes"] == "low"
     assert {c["criterion_id"] for c in credential["criteria"]} == {"planning", "reflection"}
     assert all(isinstance(c["qualified"], bool) for c in credential["criteria"])

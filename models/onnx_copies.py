@@ -1,0 +1,263 @@
+"""ONNX copies of a fine-tuned transformer scorer, and the check that decides whether one serves.
+
+- What is exported: the encoder and each window's masked token sums (`ScoringModel.window_sums`),
+  with dynamic window and token axes. Pooling a document's windows, the LayerNorm and the CORAL
+  heads stay in the scorer (a few thousand multiply-adds per item): every runtime shares that
+  code, and windows are batched by length across documents, which pooling inside the graph
+  would forbid.
+- torch.onnx's dynamo exporter: under transformers 5 the TorchScript exporter fixes the
+  attention mask at the example's shape and gets padded windows wrong.
+- int8: ONNX Runtime's dynamic quantization of the fp32 copy (int8 weights of every MatMul,
+  one scale per output channel; activations quantized on the fly): no calibration data.
+- The check: each copy scores the calibration split beside PyTorch; the largest probability
+  difference, the share of items whose suggested level is unchanged, and the QWK between the
+  two are recorded. A copy that moves the level on more than MAX_LEVEL_CHANGES of the items is
+  kept with its figures but never served, and the check says why.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from prescore.models.inputs import criterion_keys
+from prescore.models.transformer import TORCH_RUNTIME
+
+if TYPE_CHECKING:
+    from prescore.models.transformer import TransformerScorer
+
+Copy = Literal["onnx-fp32", "onnx-int8"]
+ONNX_FP32: Copy = "onnx-fp32"
+ONNX_INT8: Copy = "onnx-int8"
+COPIES: tuple[Copy, ...] = (ONNX_FP32, ONNX_INT8)
+# fastest first on CPU, as `prescore bench serving` measures; PyTorch always passes
+PREFERENCE = (ONNX_INT8, ONNX_FP32, TORCH_RUNTIME)
+RUNTIMES = (TORCH_RUNTIME, ONNX_FP32, ONNX_INT8)
+FILES: dict[str, str] = {ONNX_FP32: "encoder-fp32.onnx", ONNX_INT8: "encoder-int8.onnx"}
+CHECK_FILE = "check.json"
+MAX_LEVEL_CHANGES = 0.01  # share of calibration items whose suggested level a copy may move
+OPSET = 18
+
+
+class Agreement(BaseModel):
+    """A copy against PyTorch fp32 on the same items."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    items: int
+    levels_moved: int = Field(description="items whose suggested level differs")
+    max_probability_difference: float
+    level_agreement: float = Field(description="share of items with the same suggested level")
+    qwk: float = Field(description="QWK between the two runtimes' levels, mean over criteria")
+
+
+class CopyCheck(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    file: str
+    passed: bool
+    reason: str = Field("", description="why the copy is not used; empty when it passed")
+    calibration: Agreement
+    test: Agreement | None = Field(None, description="the test split, for the record only")
+
+
+class OnnxCopies(BaseModel):
+    """check.json: what was exported, and which copies may serve."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_level_changes: float
+    opset: int
+    copies: dict[str, CopyCheck]
+
+    def usable(self) -> list[str]:
+        """Runtimes that may serve, fastest first; PyTorch is always among them."""
+        return [r for r in PREFERENCE if r == TORCH_RUNTIME or self._passed(r)]
+
+    def _passed(self, runtime: str) -> bool:
+        return runtime in self.copies and self.copies[runtime].passed
+
+    def summary(self) -> dict[str, str]:
+        """One line per copy, for the model version's tags."""
+        out = {}
+        for runtime, check in self.copies.items():
+            figures = (
+                f"level agreement {check.calibration.level_agreement:.2%} on "
+                f"{check.calibration.items} calibration items, QWK {check.calibration.qwk:.3f}, "
+                f"largest probability difference {check.calibration.max_probability_difference:.4f}"
+            )
+            out[runtime] = f"passed: {figures}" if check.passed else f"not used: {check.reason}"
+        return out
+
+
+def agreement(reference: np.ndarray, candidate: np.ndarray, X: pd.DataFrame) -> Agreement:
+    """How far `candidate`'s probabilities are from `reference`'s on the items of X."""
+    from sklearn.metrics import cohen_kappa_score
+
+    a, b = reference.argmax(axis=1), candidate.argmax(axis=1)
+    kappas = []
+    keys = criterion_keys(X)
+    for key in dict.fromkeys(keys):
+        mine = keys == key
+        levels = list(range(reference.shape[1]))
+        same_everywhere = len(set(a[mine]) | set(b[mine])) == 1
+        kappas.append(
+            1.0
+            if same_everywhere
+            else float(cohen_kappa_score(a[mine], b[mine], labels=levels, weights="quadratic"))
+        )
+    return Agreement(
+        items=len(X),
+        levels_moved=int(np.sum(a != b)),
+        max_probability_difference=float(np.abs(reference - candidate).max()) if len(X) else 0.0,
+        level_agreement=float(np.mean(a == b)) if len(X) else 1.0,
+        qwk=float(np.mean(kappas)) if kappas else 1.0,
+    )
+
+
+def judge(file: str, calibration: Agreement, test: Agreement | None) -> CopyCheck:
+    if calibration.items == 0:
+        return CopyCheck(
+            file=file,
+            passed=False,
+            reason="no calibration items to check it on",
+            calibration=calibration,
+        )
+    if calibration.levels_moved > MAX_LEVEL_CHANGES * calibration.items:
+        reason = (
+            f"moves the suggested level on {calibration.levels_moved / calibration.items:.2%} "
+            f"of {calibration.items} calibration items (at most {MAX_LEVEL_CHANGES:.0%} allowed)"
+        )
+        return CopyCheck(file=file, passed=False, reason=reason, calibration=calibration, test=test)
+    return CopyCheck(file=file, passed=True, calibration=calibration, test=test)
+
+
+def export_encoder(scorer: TransformerScorer, path: Path) -> Path:
+    """The scorer's encoder and window sums as one ONNX file (weights inside it)."""
+    import torch
+    from torch import nn
+    from torch.export import Dim
+
+    model = scorer.model_
+
+    class WindowSums(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(
+            self, input_ids: torch.Tensor, attention_mask: torch.Tensor
+        ) -> tuple[torch.Tensor, torch.Tensor]:
+            return self.model.window_sums(input_ids, attention_mask)
+
+    example = torch.full((2, 16), scorer.tokenizer_.pad_token_id or 0, dtype=torch.long)
+    windows, tokens = Dim("windows"), Dim("tokens", max=scorer.max_length)
+    axes = {0: windows, 1: tokens}
+    device = next(model.parameters()).device
+    model.cpu().eval()
+    try:
+        with torch.no_grad():
+            torch.onnx.export(
+                WindowSums().eval(),
+                (example, torch.ones_like(example)),
+                str(path),
+                input_names=["input_ids", "attention_mask"],
+                output_names=["token_sums", "token_counts"],
+                dynamic_shapes={"input_ids": axes, "attention_mask": axes},
+                opset_version=OPSET,
+                dynamo=True,
+                external_data=False,
+                verbose=False,
+            )
+    finally:
+        model.to(device)
+    return path
+
+
+def quantize(fp32: Path, int8: Path) -> Path:
+    """ONNX Runtime's dynamic int8 quantization of an fp32 copy."""
+    import logging
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quiet = logging.getLogger().level
+    logging.getLogger().setLevel(logging.ERROR)  # it advises pre-processing on every call
+    try:
+        # MatMul weights only, one scale per output channel: the embedding tables (Gather)
+        # quantized too, or one scale per weight matrix, moved 14% of the quick-start
+        # model's levels against 2% this way
+        quantize_dynamic(
+            fp32,
+            int8,
+            weight_type=QuantType.QInt8,
+            op_types_to_quantize=["MatMul"],
+            per_channel=True,
+        )
+    finally:
+        logging.getLogger().setLevel(quiet)
+    return int8
+
+
+def load_copy(folder: Path, runtime: str, scorer: TransformerScorer) -> TransformerScorer:
+    """`scorer` switched to the copy `runtime` in `folder` (the version's ONNX artifact)."""
+    return scorer.use_onnx(folder / FILES[runtime], runtime)
+
+
+def make_copies(
+    scorer: TransformerScorer,
+    folder: Path,
+    calibration: pd.DataFrame,
+    test: pd.DataFrame | None = None,
+    copies: tuple[Copy, ...] = COPIES,
+    on_step: Callable[[], None] = lambda: None,
+) -> OnnxCopies:
+    """Export `copies` of a fitted scorer into `folder`, check each against PyTorch on the
+    calibration split (and, for the record, the test split), and write check.json there.
+    `on_step` is called after the export and after each copy's check.
+
+    The scorer itself keeps running PyTorch; each copy is checked on a scorer of its own."""
+    from prescore.models.scorer import load_scorer
+
+    folder.mkdir(parents=True, exist_ok=True)
+    fp32 = export_encoder(scorer, folder / FILES[ONNX_FP32])
+    if ONNX_INT8 in copies:
+        quantize(fp32, folder / FILES[ONNX_INT8])
+    on_step()
+    reference = {"calibration": scorer.predict_proba(calibration)}
+    if test is not None:
+        reference["test"] = scorer.predict_proba(test)
+    checks = {}
+    with tempfile.TemporaryDirectory() as saved:
+        scorer.save(Path(saved))
+        for runtime in copies:
+            copy = load_copy(folder, runtime, load_scorer(Path(saved)))
+            on_calibration = agreement(
+                reference["calibration"], copy.predict_proba(calibration), calibration
+            )
+            on_test = (
+                agreement(reference["test"], copy.predict_proba(test), test)
+                if test is not None
+                else None
+            )
+            checks[runtime] = judge(FILES[runtime], on_calibration, on_test)
+            on_step()
+    if ONNX_FP32 not in copies:  # exported only to quantize
+        fp32.unlink()
+    result = OnnxCopies(max_level_changes=MAX_LEVEL_CHANGES, opset=OPSET, copies=checks)
+    (folder / CHECK_FILE).write_text(result.model_dump_json(indent=2))
+    return result
+
+
+def read_copies(folder: Path) -> OnnxCopies | None:
+    """The check written beside a version's copies; None for a version without copies."""
+    check = folder / CHECK_FILE
+    if not check.is_file():
+        return None
+    return OnnxCopies.model_validate(json.loads(check.read_text()))

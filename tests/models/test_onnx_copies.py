@@ -1,0 +1,124 @@
+"""ONNX copies of a tiny fine-tuned transformer: round trip, the int8 check, the 1% rule."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from prescore.models import onnx_copies
+from prescore.models.onnx_copies import (
+    CHECK_FILE,
+    FILES,
+    MAX_LEVEL_CHANGES,
+    ONNX_FP32,
+    ONNX_INT8,
+    Agreement,
+    judge,
+    load_copy,
+    make_copies,
+    read_copies,
+)
+from prescore.models.scorer import load_scorer
+from prescore.models.transformer import TORCH_RUNTIME, TransformerScorer
+from tests.conftest import scoring_frame
+
+
+@pytest.fixture(scope="module")
+def fitted(tiny_encoder: Path) -> TransformerScorer:
+    X, y = scoring_frame(80)
+    scorer = TransformerScorer(
+        base_model=str(tiny_encoder), max_length=32, stride=8,
+        training_args={"num_train_epochs": 3, "per_device_train_batch_size": 8,
+                       "learning_rate": 1e-2},
+        seed=7, head_learning_rate=0.3,
+    )  # fmt: skip
+    return scorer.fit(X, y)
+
+
+@pytest.fixture(scope="module")
+def exported(
+    fitted: TransformerScorer, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, onnx_copies.OnnxCopies]:
+    folder = tmp_path_factory.mktemp("onnx")
+    calibration, _ = scoring_frame(40, seed=1)
+    test, _ = scoring_frame(30, seed=2)
+    return folder, make_copies(fitted, folder, calibration, test)
+
+
+def test_the_fp32_copy_reproduces_pytorch(
+    fitted: TransformerScorer, exported: tuple[Path, onnx_copies.OnnxCopies], tmp_path: Path
+) -> None:
+    folder, copies = exported
+    check = copies.copies[ONNX_FP32]
+    assert check.passed and check.reason == ""
+    assert check.calibration.items == 40 and check.test is not None and check.test.items == 30
+    assert check.calibration.max_probability_difference < 1e-4
+    assert check.calibration.level_agreement == 1.0 and check.calibration.qwk == 1.0
+
+    # a fresh scorer on the copy: windows of any count and length (long texts, padding)
+    X, _ = scoring_frame(12, seed=5)
+    X.loc[0, "text"] = "pause " * 200  # many windows
+    expected = fitted.predict_proba(X)
+    fitted.save(tmp_path / "scorer")
+    copy = load_copy(folder, ONNX_FP32, load_scorer(tmp_path / "scorer"))  # type: ignore[arg-type]
+    assert copy.runtime == ONNX_FP32 and fitted.runtime == TORCH_RUNTIME
+    assert copy.model_.encoder is None  # one copy of the weights in memory
+    assert np.allclose(copy.predict_proba(X), expected, atol=1e-4)
+
+
+def test_the_int8_check_is_recorded_with_its_figures(
+    exported: tuple[Path, onnx_copies.OnnxCopies],
+) -> None:
+    folder, copies = exported
+    check = copies.copies[ONNX_INT8]
+    assert (folder / FILES[ONNX_INT8]).stat().st_size < (folder / FILES[ONNX_FP32]).stat().st_size
+    assert 0 < check.calibration.max_probability_difference < 1  # quantized: not identical
+    assert 0 <= check.calibration.level_agreement <= 1
+    assert check.passed == (check.calibration.levels_moved <= MAX_LEVEL_CHANGES * 40)
+    assert read_copies(folder) == copies  # check.json round-trips
+    assert copies.usable()[-1] == TORCH_RUNTIME
+    assert copies.usable()[0] == (ONNX_INT8 if check.passed else ONNX_FP32)
+
+
+def test_a_copy_that_moves_more_than_one_percent_of_levels_is_not_used() -> None:
+    def figures(moved: int) -> Agreement:
+        return Agreement(
+            items=200,
+            levels_moved=moved,
+            max_probability_difference=0.1,
+            level_agreement=1 - moved / 200,
+            qwk=0.9,
+        )
+
+    assert judge("x.onnx", figures(2), None).passed  # exactly 1% moved: allowed
+    refused = judge("x.onnx", figures(3), None)
+    assert not refused.passed
+    assert "moves the suggested level on 1.50% of 200 calibration items" in refused.reason
+
+
+def test_a_broken_copy_is_refused_and_the_check_says_why(
+    fitted: TransformerScorer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An "int8" copy whose encoder is another model: its levels move, so it must not serve."""
+    fitted.save(tmp_path / "scorer")
+    other = load_scorer(tmp_path / "scorer")
+    assert isinstance(other, TransformerScorer)
+    with torch.no_grad():
+        generator = torch.Generator().manual_seed(0)
+        for parameter in other.model_.encoder.parameters():
+            parameter.copy_(torch.randn(parameter.shape, generator=generator))
+
+    def wrong_quantize(fp32: Path, int8: Path) -> Path:
+        return onnx_copies.export_encoder(other, int8)
+
+    monkeypatch.setattr(onnx_copies, "quantize", wrong_quantize)
+    calibration, _ = scoring_frame(40, seed=1)
+    copies = make_copies(fitted, tmp_path / "onnx", calibration)
+    refused = copies.copies[ONNX_INT8]
+    assert not refused.passed and "moves the suggested level" in refused.reason
+    assert copies.usable() == [ONNX_FP32, TORCH_RUNTIME]
+    assert copies.summary()[ONNX_INT8].startswith("not used: moves the suggested level")
+    assert (tmp_path / "onnx" / CHECK_FILE).is_file()

@@ -1,0 +1,181 @@
+"""Which runtime serves a transformer version: its fastest ONNX copy that passed the check at
+export, PyTorch when forced or when the version has no copies (registered before them)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from mlflow.tracking import MlflowClient
+from typer.testing import CliRunner
+
+from prescore.cli import app
+from prescore.models import onnx_copies
+from prescore.models.onnx_copies import ONNX_FP32, ONNX_INT8
+from prescore.models.registry import configure_tracking, fetch
+from prescore.models.transformer import TORCH_RUNTIME, TransformerScorer
+from prescore.serving.schemas import EvidenceToScore
+from prescore.serving.scoring import ScoringModel
+from prescore.serving.settings import ServiceSettings
+from tests.conftest import RUBRIC, evidence_row, write_csv
+
+MODEL = "prescore-onnx"
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory, tiny_encoder: Path) -> str:
+    """Version 1 registered with its ONNX copies; version 2 without (as before they existed)."""
+    from prescore.training.config import load_config
+    from prescore.training.run import train
+
+    folder = tmp_path_factory.mktemp("onnx-registry")
+    (folder / "rubrics").mkdir()
+    (folder / "rubrics" / "wait-time.yaml").write_text(yaml.safe_dump(RUBRIC))
+    rows = [evidence_row(n) for n in range(160)]
+    for row in rows:
+        row["text"] += f" Overall {row['final_level']} {row['final_level']}."
+    write_csv(folder / "evidence.csv", rows)
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    scorer = {
+        "kind": "transformer",
+        "params": {
+            "base_model": str(tiny_encoder),
+            "max_length": 32,
+            "stride": 8,
+            "training_args": {
+                "num_train_epochs": 2,
+                "per_device_train_batch_size": 16,
+                "learning_rate": 1e-2,
+            },
+            "head_learning_rate": 0.3,
+        },
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        configure_tracking()
+        for n, copies in enumerate([["onnx-fp32", "onnx-int8"], []]):
+            config = folder / f"onnx-{n}.yaml"
+            spec = {
+                "name": "onnx",
+                "data": {"path": "evidence.csv"},
+                "scorer": scorer,
+                "onnx_copies": copies,
+            }
+            config.write_text(yaml.safe_dump(spec))
+            train(load_config(config), config)
+    return uri
+
+
+@pytest.fixture
+def tracking(registry: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", registry)
+    configure_tracking()
+    return registry
+
+
+def items() -> list[EvidenceToScore]:
+    return [
+        EvidenceToScore(
+            submission_id=f"s{n}",
+            credential_id="wait-time",
+            criterion_id=evidence_row(n)["criterion_id"],
+            evidence_type="reflection",
+            text=evidence_row(n)["text"],
+        )
+        for n in range(6)
+    ]
+
+
+def test_serving_picks_the_fastest_copy_that_passed(tracking: str) -> None:
+    registered = fetch(MODEL, "1")
+    copies = registered.onnx_copies()
+    assert copies is not None and copies.copies[ONNX_FP32].passed
+    expected = copies.usable()[0]
+    assert expected in (ONNX_INT8, ONNX_FP32)
+    model = ScoringModel.from_registered(registered)
+    assert model.runtime == expected and model.card().runtime == expected
+    assert {s.runtime for s in model.score(items())} == {expected}
+    # the version says what each copy's check found
+    tags = MlflowClient().get_model_version(MODEL, "1").tags
+    assert tags[f"prescore.{ONNX_FP32}"].startswith("passed: level agreement 100.00%")
+    assert tags[f"prescore.{ONNX_INT8}"].startswith(
+        "passed" if copies.copies[ONNX_INT8].passed else "not used: moves the suggested level"
+    )
+
+
+def test_pytorch_serves_when_forced_and_agrees_with_the_fp32_copy(tracking: str) -> None:
+    forced = ScoringModel.from_registry(MODEL, "1", TORCH_RUNTIME)
+    assert forced.runtime == TORCH_RUNTIME and forced.card().runtime == TORCH_RUNTIME
+    copy = ScoringModel.from_registry(MODEL, "1", ONNX_FP32)
+    assert isinstance(copy.scorer, TransformerScorer) and copy.scorer.model_.encoder is None
+    for a, b in zip(forced.score(items()), copy.score(items()), strict=True):
+        assert a.level == b.level and a.runtime == TORCH_RUNTIME and b.runtime == ONNX_FP32
+        for p, q in zip(a.probabilities, b.probabilities, strict=True):
+            assert p.probability == pytest.approx(q.probability, abs=1e-4)
+
+
+def test_the_runtime_setting_is_read_and_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PRESCORE_ALLOW_ANONYMOUS", "1")
+    assert ServiceSettings.from_environment().runtime == "auto"
+    monkeypatch.setenv("PRESCORE_RUNTIME", "torch-fp32")
+    assert ServiceSettings.from_environment().runtime == TORCH_RUNTIME
+    monkeypatch.setenv("PRESCORE_RUNTIME", "tensorrt")
+    with pytest.raises(ValueError, match="runtime"):
+        ServiceSettings.from_environment()
+
+
+def test_a_version_without_copies_serves_pytorch_until_export_onnx_adds_them(
+    tracking: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = ScoringModel.from_registry(MODEL, "2")
+    assert fetch(MODEL, "2").onnx_copies() is None
+    assert old.runtime == TORCH_RUNTIME and old.score(items())[0].runtime == TORCH_RUNTIME
+    with pytest.raises(ValueError, match="prescore export-onnx --model prescore-onnx --version 2"):
+        ScoringModel.from_registry(MODEL, "2", ONNX_FP32)
+
+    # an int8 copy that moves levels (its encoder is another model's) is stored, not served
+    def wrong_quantize(fp32: Path, int8: Path) -> Path:
+        scorer = fetch(MODEL, "2").scorer(TORCH_RUNTIME)
+        assert isinstance(scorer, TransformerScorer)
+        with torch.no_grad():
+            generator = torch.Generator().manual_seed(0)
+            for parameter in scorer.model_.encoder.parameters():
+                parameter.copy_(torch.randn(parameter.shape, generator=generator))
+        return onnx_copies.export_encoder(scorer, int8)
+
+    monkeypatch.setattr(onnx_copies, "quantize", wrong_quantize)
+    result = CliRunner().invoke(
+        app, ["export-onnx", "--model", MODEL, "--version", "2"], env={"COLUMNS": "250"}
+    )
+    assert result.exit_code == 0, result.output
+    assert "not used: moves the suggested level" in result.output
+
+    registered = fetch(MODEL, "2")
+    copies = registered.onnx_copies()
+    assert copies is not None and copies.usable() == [ONNX_FP32, TORCH_RUNTIME]
+    assert ScoringModel.from_registered(registered).runtime == ONNX_FP32
+    reason = MlflowClient().get_model_version(MODEL, "2").tags[f"prescore.{ONNX_INT8}"]
+    assert reason.startswith("not used: moves the suggested level")
+    with pytest.raises(ValueError, match="copy is not used: moves the suggested level"):
+        ScoringModel.from_registry(MODEL, "2", ONNX_INT8)
+
+
+def test_bench_serving_times_every_runtime_on_the_same_items(tracking: str) -> None:
+    from prescore.serving.bench import bench_serving
+
+    distinct = items()
+    shared = [[*distinct[:2]]]
+    result = bench_serving(MODEL, "1", distinct, shared, http=False)
+    report = result.as_json()
+    assert set(report) == {"runtimes", "http", "rss_mb"} and report["http"] is None
+    assert list(report["runtimes"]) == [TORCH_RUNTIME, ONNX_FP32, ONNX_INT8]
+    for figures in report["runtimes"].values():
+        assert set(figures) == {
+            "p50_ms", "p95_ms", "items_per_s_8", "items_per_s_32", "level_agreement"
+        }  # fmt: skip
+        assert 0 < figures["p50_ms"] <= figures["p95_ms"] and figures["items_per_s_8"] > 0
+    assert report["runtimes"][TORCH_RUNTIME]["level_agreement"] == 1.0
+    assert report["runtimes"][ONNX_FP32]["level_agreement"] == 1.0
+    assert "Shared-text batches (2 items" in result.markdown()
