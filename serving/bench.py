@@ -7,7 +7,7 @@ every criterion of its credential (where a text shares its encoding) are timed s
 
 - One request: each item alone, one after another: p50 and p95 latency.
 - N concurrent clients: over HTTP, N threads each sending single-item requests, which the
-  service's adaptive batching merges. In-process there is no batcher, so N clients are
+  model service's token batcher merges. In-process there is no batcher, so N clients are
   counted as the batches they would make at best: the items scored N at a time.
 - Level agreement: share of items whose suggested level equals PyTorch fp32's.
 """
@@ -150,8 +150,8 @@ class ServingBench:
             lines += [
                 "",
                 f"HTTP service on {self.http.runtime}: 8-client throughput {ratio} of the same "
-                f"runtime in-process; adaptive batching {self.http.mean_batch:.1f} items per "
-                "model call on average.",
+                f"runtime in-process; the token batcher merged {self.http.mean_batch:.1f} "
+                "items per model call on average.",
             ]
             if self.http.refused:
                 lines.append(f"Requests the service refused, by status: {self.http.refused}.")
@@ -182,14 +182,14 @@ def timed(calls: list[Callable[[], Any]]) -> list[float]:
 
 
 def mean_batch_size(base_url: str) -> float:
-    """Sum over count of BentoML's adaptive batch size histogram, across workers."""
+    """Sum over count of the model service's batch size histogram, across workers."""
     with urllib.request.urlopen(f"{base_url}/metrics", timeout=10) as response:
         text = response.read().decode()
     totals = {"_sum": 0.0, "_count": 0.0}
     for line in text.splitlines():
         name = line.split("{", 1)[0].split(" ", 1)[0]
         for suffix in totals:
-            if name == f"bentoml_service_adaptive_batch_size{suffix}":
+            if name == f"prescore_batch_items{suffix}":
                 totals[suffix] += float(line.rsplit(" ", 1)[1])
     return totals["_sum"] / totals["_count"] if totals["_count"] else float("nan")
 

@@ -126,6 +126,14 @@ def model_busy(retry_after: int) -> Refusal:
     )
 
 
+# items per model call of the token batcher, on /metrics (what `prescore bench serving` reports)
+BATCH_ITEMS = bentoml.metrics.Histogram(
+    name="prescore_batch_items",
+    documentation="evidence items scored together in one model call",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
+
+
 def scoring_failed() -> Refusal:
     return Refusal(
         status=503,
@@ -163,6 +171,7 @@ class ScoringRunner:
 
     def score_batch(self, items: list[EvidenceToScore]) -> list[tuple[ScoredEvidence, ModelCard]]:
         """Each item's score with the card of the version that scored it."""
+        BATCH_ITEMS.observe(len(items))
         model, card = self.loaded  # one read per batch: a reload mid-batch cannot mix versions
         return [(scored, card) for scored in model.score_or_flag(items)]
 

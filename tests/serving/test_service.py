@@ -341,6 +341,7 @@ def metric_series(server: Server) -> list[str]:
 
 
 def test_unknown_paths_share_one_metrics_label(server: Server) -> None:
+    assert server.call("POST", "/score", {"items": [item(1)]})[0] == 200  # a known route's series
     for n in range(30):
         server.call("GET", f"/probe-{n}-{time.monotonic_ns()}", key=None)
     before = metric_series(server)
@@ -351,6 +352,13 @@ def test_unknown_paths_share_one_metrics_label(server: Server) -> None:
     assert any('endpoint="other"' in line for line in after)
     assert any('endpoint="/score"' in line for line in after)
     assert len(after) == len(before)  # no new series however many paths are invented
+
+
+def test_metrics_count_the_items_of_each_model_call(server: Server) -> None:
+    from prescore.serving.bench import mean_batch_size
+
+    assert server.call("POST", "/score", {"items": [item(n) for n in range(700, 704)]})[0] == 200
+    assert mean_batch_size(server.url) >= 1  # the token batcher's histogram, not BentoML's
 
 
 def fuzz(server: Server, check: Callable[[Any], None], examples: int = 25) -> int:
