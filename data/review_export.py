@@ -136,14 +136,20 @@ def remove_educator(path: Path, educator_id: str) -> int:
 def scored_by(items: Iterable[ReviewedItem]) -> dict[str, tuple[str, str]]:
     """Per credential with consented items: the newest (model name, version) that scored one,
     whose rubric the export writes."""
+    return newest_models(
+        (item.credential_id, item.model_name, item.model_version)
+        for item in items
+        if exportable(item)
+    )
+
+
+def newest_models(scored: Iterable[tuple[str, str, str]]) -> dict[str, tuple[str, str]]:
+    """Per credential, the newest (model name, version) among (credential, name, version)."""
     newest: dict[str, tuple[str, str]] = {}
-    for item in items:
-        if not exportable(item):
-            continue
-        candidate = (item.model_name, item.model_version)
-        known = newest.get(item.credential_id)
-        if known is None or _version_order(candidate) > _version_order(known):
-            newest[item.credential_id] = candidate
+    for credential_id, name, version in scored:
+        known = newest.get(credential_id)
+        if known is None or _version_order((name, version)) > _version_order(known):
+            newest[credential_id] = (name, version)
     return newest
 
 

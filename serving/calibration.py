@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select
 
 from prescore import defaults
+from prescore.data.review_export import newest_models
 from prescore.eval.agreement import adjacent_agreement, exact_agreement, quadratic_weighted_kappa
 from prescore.eval.decisions import EARNED, cohen_kappa
 from prescore.serving.queue import (
@@ -535,18 +536,9 @@ def benchmarks(queue: ReviewQueue) -> list[Benchmark]:
 def scoring_models(queue: ReviewQueue) -> dict[str, tuple[str, str]]:
     """Per credential with decided submissions, the newest (model name, version) that scored
     one: whose held-out agreement the report shows beside the reviewers'."""
-    newest: dict[str, tuple[str, str]] = {}
-    for entry in queue.decided():
-        candidate = (entry.model_name, entry.model_version)
-        known = newest.get(entry.credential_id)
-        if known is None or _version_order(candidate) > _version_order(known):
-            newest[entry.credential_id] = candidate
-    return newest
-
-
-def _version_order(model: tuple[str, str]) -> tuple[int, str, str]:
-    name, version = model
-    return (int(version) if version.isdigit() else -1, version, name)
+    return newest_models(
+        (entry.credential_id, entry.model_name, entry.model_version) for entry in queue.decided()
+    )
 
 
 def held_out(metrics: dict[str, float], credential_id: str) -> dict[str, tuple[float, float]]:
