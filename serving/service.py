@@ -260,13 +260,13 @@ def refused(refusal: Refusal) -> JSONResponse:
 
 
 async def unavailable(request: Request, exc: Exception) -> JSONResponse:
-    """A database or model-service failure outside the guarded calls (the first read of the
-    model card, an Idempotency-Key lookup): a 503 to retry, logged by type only, since a
-    database error can carry the row it refused."""
+    """Any failure of the review queue or the model service, wherever in a request: a 503 to
+    retry, logged by type only, since a database error can carry the row it refused."""
     logger.error("%s %s failed: %s", request.method, request.url.path, type(exc).__name__)
+    part = "review queue" if isinstance(exc, SQLAlchemyError) else "model service"
     return error(
         503,
-        "the service is unavailable for a moment; nothing was stored, send it again",
+        f"the {part} is unavailable; nothing was stored, send it again",
         retry_after=RETRY_AFTER_UNAVAILABLE,
     )
 
@@ -401,13 +401,6 @@ class Prescore:
         except CallerGone:  # nobody to answer; its queued work was dropped
             logger.info("a caller disconnected before its answer; its work was cancelled")
             return Response(status_code=499)
-        except (aiohttp.ClientError, TimeoutError, BentoMLException) as failure:
-            logger.error("the model service did not answer: %s", type(failure).__name__)
-            return error(
-                503,
-                "the model service is unavailable; nothing was stored, send it again",
-                retry_after=RETRY_AFTER_UNAVAILABLE,
-            )
         if outcome.refusal is not None:
             return refused(outcome.refusal)
         scores = outcome.scores
@@ -440,19 +433,7 @@ class Prescore:
                 answered = await self.first_answer(key, digest)
                 if answered is not None:
                     return answered
-            logger.error("the review queue refused a request: IntegrityError")
-            return error(
-                503,
-                "the review queue is unavailable; nothing was stored, send it again",
-                retry_after=RETRY_AFTER_UNAVAILABLE,
-            )
-        except SQLAlchemyError as failure:  # nothing was stored; the type only, never the row
-            logger.error("the review queue could not store a request: %s", type(failure).__name__)
-            return error(
-                503,
-                "the review queue is unavailable; nothing was stored, send it again",
-                retry_after=RETRY_AFTER_UNAVAILABLE,
-            )
+            raise  # nothing was stored: a 503 from `unavailable`, like any queue failure
         return response
 
     async def first_answer(self, key: str, digest: str) -> Response | None:
