@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from itertools import count
 from pathlib import Path
@@ -45,9 +46,6 @@ class LoadReport:
         normal = [s for s in self.sent if not s.heavy]
         answered = sorted(s.seconds for s in normal if s.status == 200)
         busy = [s for s in normal if s.status == 503]
-        statuses: dict[str, int] = {}
-        for s in normal:
-            statuses[str(s.status or s.error)] = statuses.get(str(s.status or s.error), 0) + 1
         return {
             "clients": self.clients,
             "seconds": round(self.seconds, 1),
@@ -55,7 +53,7 @@ class LoadReport:
             "answered_per_second": round(len(answered) / self.seconds, 2),
             "p50_seconds": percentile(answered, 50),
             "p95_seconds": percentile(answered, 95),
-            "statuses": statuses,
+            "statuses": status_counts(normal),
             "every_503_has_retry_after": all(s.retry_after for s in busy),
             "heavy": [self.while_heavy(s) for s in self.sent if s.heavy],
         }
@@ -67,16 +65,18 @@ class LoadReport:
             for s in self.sent
             if not s.heavy and heavy.started <= s.started <= heavy.started + heavy.seconds
         ]
-        statuses: dict[str, int] = {}
-        for s in during:
-            statuses[str(s.status or s.error)] = statuses.get(str(s.status or s.error), 0) + 1
         return {
             "status": heavy.status,
             "seconds": round(heavy.seconds, 2),
             "error": heavy.error,
-            "others_meanwhile": statuses,
+            "others_meanwhile": status_counts(during),
             "others_slowest_seconds": round(max((s.seconds for s in during), default=0), 2),
         }
+
+
+def status_counts(sent: list[Sent]) -> dict[str, int]:
+    """How many got each status (or, with no answer, each error), in the order first seen."""
+    return dict(Counter(str(s.status or s.error) for s in sent))
 
 
 def percentile(values: list[float], p: float) -> float | None:
