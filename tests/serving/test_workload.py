@@ -66,7 +66,10 @@ def test_a_full_queue_refuses_at_once_with_a_retry_time() -> None:
         batcher = TokenBatcher(model, max_batch_tokens=10, max_wait=1.0)
         await batcher.submit([1], 10)  # learns ~1 ms per token
         model.gate = threading.Event()
-        queued = [asyncio.ensure_future(batcher.submit([n], 1000)) for n in range(3)]
+        # each 5 s of work at the learnt rate, far over the 1 s bound: the first runs (held by
+        # the gate), the later ones are refused; with 1 s each the last refusal depended on
+        # scheduling overhead, and a slow moment let the request below queue behind the gate
+        queued = [asyncio.ensure_future(batcher.submit([n], 5000)) for n in range(3)]
         await asyncio.sleep(0.05)
         started = time.monotonic()
         with pytest.raises(Overloaded) as refused:
