@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,11 @@ console = Console()
 QUICKSTART_CONFIG = Path(__file__).resolve().parent.parent / "experiments" / "quickstart.yaml"
 
 
+class ModelProcess(StrEnum):
+    inline = "inline"
+    separate = "separate"
+
+
 @app.command()
 def serving(
     model: str = typer.Option(defaults.MODEL_NAME, help="registered model name"),
@@ -42,6 +48,10 @@ def serving(
         10, min=0, help="texts also scored on every criterion of their credential, one batch each"
     ),
     http: bool = typer.Option(True, help="also measure the HTTP service on the fastest runtime"),
+    model_process: ModelProcess = typer.Option(
+        ModelProcess.inline,
+        help="the served model in the API's process, or in a model service of its own",
+    ),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object instead"),
 ) -> None:
     """Each runtime in-process (PyTorch fp32, ONNX fp32, ONNX int8) and the HTTP service on the
@@ -72,7 +82,7 @@ def serving(
     err = Console(stderr=True)
     with err.status("Timing...") as status:
         result = bench_serving(
-            model, alias, distinct, batches, http,
+            model, alias, distinct, batches, http, model_process.value,
             on_step=lambda step: status.update(f"Timing {step} on {len(distinct)} texts..."),
         )  # fmt: skip
     if as_json:

@@ -56,6 +56,7 @@ class RuntimeTimings:
 @dataclass(frozen=True)
 class HttpTimings:
     runtime: str
+    model_process: str  # inline (in the API's process) or separate (a model service)
     p50_ms: float
     p95_ms: float
     items_per_s_8: float
@@ -149,7 +150,8 @@ class ServingBench:
             ratio = f"{self.http.items_per_s_8 / own.items_per_s_8:.2f}x" if own else "-"
             lines += [
                 "",
-                f"HTTP service on {self.http.runtime}: 8-client throughput {ratio} of the same "
+                f"HTTP service on {self.http.runtime}, the model {self.http.model_process} "
+                f"(PRESCORE_MODEL_PROCESS): 8-client throughput {ratio} of the same "
                 f"runtime in-process; the token batcher merged {self.http.mean_batch:.1f} "
                 "items per model call on average.",
             ]
@@ -286,7 +288,12 @@ def measure_in_process(
 
 @contextmanager
 def running(
-    model_name: str, version: str, runtime: str, max_chars: int, ready_timeout: float
+    model_name: str,
+    version: str,
+    runtime: str,
+    model_process: str,
+    max_chars: int,
+    ready_timeout: float,
 ) -> Iterator[tuple[str, str, int]]:
     """The HTTP service on one runtime: (url, key, pid)."""
     key = secrets.token_urlsafe(24)
@@ -296,6 +303,7 @@ def running(
         "PRESCORE_MODEL": model_name,
         "PRESCORE_MODEL_ALIAS": version,
         "PRESCORE_RUNTIME": runtime,
+        "PRESCORE_MODEL_PROCESS": model_process,
         "PRESCORE_API_KEYS": key,
         "PRESCORE_MAX_TEXT_CHARS": str(max_chars),
     }
@@ -317,15 +325,14 @@ def running(
 def measure_http(
     registered: RegisteredModel,
     runtime: str,
+    model_process: str,
     items: list[EvidenceToScore],
     ready_timeout: float,
 ) -> tuple[HttpTimings, dict[str, float]]:
     max_chars = max(len(i.text) for i in items)
-    with running(registered.name, registered.version, runtime, max_chars, ready_timeout) as (
-        url,
-        key,
-        pid,
-    ):
+    with running(
+        registered.name, registered.version, runtime, model_process, max_chars, ready_timeout
+    ) as (url, key, pid):
         client = ScoringClient(url, key, timeout=300)
         payloads = [[i.model_dump()] for i in items]
         served: set[str] = set()
@@ -351,6 +358,7 @@ def measure_http(
             raise RuntimeError(f"asked the service for {runtime}; it scored on {sorted(served)}")
         http = HttpTimings(
             runtime=runtime,
+            model_process=model_process,
             p50_ms=statistics.median(single),
             p95_ms=percentile(single, 0.95),
             items_per_s_8=rates[0],
@@ -367,11 +375,13 @@ def bench_serving(
     items: list[EvidenceToScore],
     shared: list[list[EvidenceToScore]],
     http: bool = True,
+    model_process: str = "inline",
     ready_timeout: float = defaults.READY_TIMEOUT_SECONDS,
     on_step: Callable[[str], None] = lambda _: None,
 ) -> ServingBench:
     """Every runtime the version has, in-process on the same items; then, unless `http` is
-    off, the HTTP service on the fastest runtime that passed its check."""
+    off, the HTTP service on the fastest runtime that passed its check, with the model in the
+    API's process or in a model service of its own (`model_process`)."""
     registered = fetch(model_name, alias)
     copies = registered.onnx_copies()
     not_measured: dict[str, str] = {}
@@ -395,8 +405,8 @@ def bench_serving(
     served: HttpTimings | None = None
     rss: dict[str, float] = {}
     if http:
-        on_step(f"HTTP service on {fastest}")
-        served, rss = measure_http(registered, fastest, items, ready_timeout)
+        on_step(f"HTTP service on {fastest}, the model {model_process}")
+        served, rss = measure_http(registered, fastest, model_process, items, ready_timeout)
     words = sorted(len(i.text.split()) for i in items)
     return ServingBench(
         model=model_name,

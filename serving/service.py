@@ -1,11 +1,12 @@
 """The BentoML services the assessment platform calls.
 
 `Prescore` is the public HTTP API: API keys, strict input, errors that name the field and the
-rule and never echo evidence text. It depends on `ScoringRunner`, which holds the registered
+rule and never echo evidence text. The model host (serving/model_host.py) holds the registered
 model with its routing policy, counts each request's tokens against the per-request budget,
 merges the items of concurrent requests into model calls of a bounded number of tokens
 (serving/workload.py), refuses with a retry time when the wait would be too long, and swaps in
-a new version on `reload` without dropping requests in flight.
+a new version on `reload` without dropping requests in flight. It runs in the API's process,
+or in `ScoringRunner`, a model service of its own (PRESCORE_MODEL_PROCESS, serving/endpoints.py).
 
 Configured by PRESCORE_* environment variables (serving/settings.py); `prescore serve` sets them.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
@@ -24,16 +26,23 @@ from bentoml.exceptions import BentoMLException
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from starlette.requests import Request
 from starlette.responses import Response
 
 from prescore.data.schema import CriterionKey
 from prescore.eval.routing import Reason
-from prescore.models.registry import registered_version
 from prescore.serving.auth import key_is_valid, presented_key
+from prescore.serving.endpoints import InlineModel, ModelEndpoint, RemoteModel
+from prescore.serving.model_host import ModelHost
 from prescore.serving.observability import bound_metric_paths, escape_request_logs
+from prescore.serving.outcomes import (
+    RETRY_AFTER_UNAVAILABLE,
+    Refusal,
+    ReloadOutcome,
+    ScoringOutcome,
+    too_many_tokens,
+)
 from prescore.serving.queue import Receipt, ReviewQueue, submissions_to_review
 from prescore.serving.review_app import ROOT as REVIEW_ROOT
 from prescore.serving.review_app import connect, create_review_app
@@ -43,17 +52,13 @@ from prescore.serving.schemas import (
     EvidenceToScore,
     ModelCard,
     ReloadRequest,
-    ScoredEvidence,
     ScoreRequest,
     ScoreResponse,
 )
-from prescore.serving.scoring import ScoringModel, decide_submissions, submission_problems
+from prescore.serving.scoring import decide_submissions, submission_problems
 from prescore.serving.settings import ServiceSettings
 from prescore.serving.workload import (
     CallerGone,
-    Overloaded,
-    TokenBatcher,
-    count_tokens,
     unless_disconnected,
     words,
 )
@@ -71,81 +76,14 @@ def request_digest(body: ScoreRequest) -> str:
 
 
 MODEL_VERSION_HEADER = "X-Prescore-Model-Version"
-RETRY_AFTER_UNAVAILABLE = 5  # seconds: the model service is restarting or failed a batch
-
-
-class Refusal(BaseModel):
-    status: int
-    error: str
-    details: list[ErrorDetail] = Field(default_factory=list)
-    retry_after: int | None = None
-
-
-class ScoringOutcome(BaseModel):
-    """The model service's answer: the scores with the card of the version that made them (a
-    reload may land while a request is in flight), or why it would not score the request. A
-    value, not an exception, so an expected refusal never writes a traceback."""
-
-    scores: list[ScoredEvidence] = Field(default_factory=list)
-    card: ModelCard | None = None
-    refusal: Refusal | None = None
-
-
-class ReloadOutcome(BaseModel):
-    card: ModelCard | None = None
-    refusal: Refusal | None = None
-
-
-def no_such_version(model_name: str, wanted: str) -> Refusal:
-    detail = ErrorDetail(
-        field="alias",
-        rule="unknown_version",
-        message=f"{model_name} has no alias or version {wanted!r}; `prescore models` lists them",
-    )
-    return Refusal(status=404, error="no such model version; nothing changed", details=[detail])
-
-
-def too_many_tokens(tokens: int, limit: int, at_least: bool = False) -> Refusal:
-    held = f"at least {tokens:,}" if at_least else f"{tokens:,}"
-    message = (
-        f"the items hold {held} tokens of evidence; at most {limit:,} per request: "
-        "send fewer or shorter items per request"
-    )
-    return Refusal(
-        status=413,
-        error="the request is more work than one request may be",
-        details=[ErrorDetail(field="items", rule="too_many_tokens", message=message)],
-    )
-
-
-def model_busy(retry_after: int) -> Refusal:
-    return Refusal(
-        status=503,
-        error="the model is busy; nothing was scored or stored, send it again after Retry-After",
-        retry_after=retry_after,
-    )
-
-
-# items per model call of the token batcher, on /metrics (what `prescore bench serving` reports)
-BATCH_ITEMS = bentoml.metrics.Histogram(
-    name="prescore_batch_items",
-    documentation="evidence items scored together in one model call",
-    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
-)
-
-
-def scoring_failed() -> Refusal:
-    return Refusal(
-        status=503,
-        error="the model could not score this request; nothing was stored, send it again",
-        retry_after=RETRY_AFTER_UNAVAILABLE,
-    )
+# where the model runs decides which services BentoML starts, so it is read at import
+SEPARATE_MODEL = os.environ.get("PRESCORE_MODEL_PROCESS", "inline") == "separate"
 
 
 # The API's client to this service replaces its HTTP session every `max_requests` calls and
 # `max_age` seconds, closing the connections of calls still in flight (which this service then
 # takes as callers gone, and the API retries); a stale kept-alive connection is retried once
-# anyway (Prescore.call_runner), so the session lives long.
+# anyway (RemoteModel.call), so the session lives long.
 @bentoml.service(
     name="prescore-model",
     workers=1,
@@ -153,83 +91,24 @@ def scoring_failed() -> Refusal:
     runner_connection={"max_requests": 1_000_000_000, "max_age": 7 * 24 * 3600.0},
 )
 class ScoringRunner:
-    """The model. One worker per replica, so a reload reaches the only copy in memory."""
+    """The model in a process of its own (PRESCORE_MODEL_PROCESS=separate). One worker per
+    replica, so a reload reaches the only copy in memory."""
 
     def __init__(self) -> None:
         escape_request_logs()
-        self.settings = ServiceSettings.from_environment()
-        model = ScoringModel.from_registry(
-            self.settings.model_name, self.settings.model_alias, self.settings.runtime
-        )
-        self.loaded = (model, model.card())  # one reference: a swap replaces both at once
-        self.batcher: TokenBatcher[EvidenceToScore, tuple[ScoredEvidence, ModelCard]] = (
-            TokenBatcher(
-                self.score_batch, self.settings.max_batch_tokens, self.settings.max_queue_seconds
-            )
-        )
-        logger.info("serving %s version %s", model.name, model.version)
-
-    def score_batch(self, items: list[EvidenceToScore]) -> list[tuple[ScoredEvidence, ModelCard]]:
-        """Each item's score with the card of the version that scored it."""
-        BATCH_ITEMS.observe(len(items))
-        model, card = self.loaded  # one read per batch: a reload mid-batch cannot mix versions
-        return [(scored, card) for scored in model.score_or_flag(items)]
-
-    def tokens(self, items: list[EvidenceToScore]) -> int:
-        """Counted here, where the tokenizer of the version that will score them is."""
-        tokenizer = self.loaded[0].scorer.base_tokenizer()
-        return sum(count_tokens([item.text for item in items], tokenizer))
+        self.host = ModelHost(ServiceSettings.from_environment())
 
     @bentoml.api
     async def predict(self, items: list[EvidenceToScore], ctx: bentoml.Context) -> ScoringOutcome:
-        try:
-            return await self.score_request(items, ctx)
-        except Exception as failure:  # a bug or a broken model: one line, its type, never text
-            logger.error("scoring %d items failed: %s", len(items), type(failure).__name__)
-            return ScoringOutcome(refusal=scoring_failed())
-
-    async def score_request(
-        self, items: list[EvidenceToScore], ctx: bentoml.Context
-    ) -> ScoringOutcome:
-        tokens = await anyio.to_thread.run_sync(self.tokens, items)
-        if tokens > self.settings.max_request_tokens:
-            return ScoringOutcome(refusal=too_many_tokens(tokens, self.settings.max_request_tokens))
-        try:
-            scored = await unless_disconnected(
-                ctx.request.receive, self.batcher.submit(items, tokens)
-            )
-        except CallerGone:  # nobody to answer; its queued work was dropped
-            logger.warning("dropped %d items: the API stopped waiting for them", len(items))
-            return ScoringOutcome(refusal=model_busy(1))
-        except Overloaded as busy:
-            logger.warning(
-                "refused %d items (%d tokens): the model is busy, retry after %d s",
-                len(items),
-                tokens,
-                busy.retry_after,
-            )
-            return ScoringOutcome(refusal=model_busy(busy.retry_after))
-        return ScoringOutcome(scores=[score for score, _ in scored], card=scored[0][1])
+        return await self.host.predict(items, ctx.request.receive)
 
     @bentoml.api
     def describe(self) -> ModelCard:
-        return self.loaded[1]
+        return self.host.card
 
     @bentoml.api
     def reload(self, alias: str | None = None) -> ReloadOutcome:
-        """Load the version the alias names now; requests in flight finish on the old one."""
-        from mlflow.exceptions import MlflowException
-
-        wanted = alias or self.settings.model_alias
-        try:
-            registered_version(self.settings.model_name, wanted)
-        except MlflowException:  # no such alias or version: the caller's mistake, not ours
-            return ReloadOutcome(refusal=no_such_version(self.settings.model_name, wanted))
-        fresh = ScoringModel.from_registry(self.settings.model_name, wanted, self.settings.runtime)
-        card = fresh.card()
-        self.loaded = (fresh, card)  # a single reference swap: atomic for the batches that follow
-        logger.info("now serving %s version %s", fresh.name, fresh.version)
-        return ReloadOutcome(card=card)
+        return self.host.reload(alias)
 
 
 api = FastAPI(
@@ -329,7 +208,8 @@ review = create_review_app()
 @bentoml.asgi_app(api, path="/")
 @bentoml.asgi_app(review, path=REVIEW_ROOT)
 class Prescore:
-    runner = bentoml.depends(ScoringRunner)
+    if SEPARATE_MODEL:
+        runner = bentoml.depends(ScoringRunner)
 
     def __init__(self) -> None:
         escape_request_logs()
@@ -339,25 +219,14 @@ class Prescore:
         self.queue = ReviewQueue(self.settings.review_db)
         connect(review, self.queue, self.settings.session_secret, self.settings.secure_cookies)
         api.state.service = self
+        self.model: ModelEndpoint = (
+            RemoteModel(self.runner) if SEPARATE_MODEL else InlineModel(ModelHost(self.settings))
+        )
 
     async def model_card(self) -> ModelCard:
         if self.card is None:
-            self.card = ModelCard.model_validate(await self.call_runner("describe"))
+            self.card = await self.model.describe()
         return self.card
-
-    async def call_runner(self, method: str, **arguments: Any) -> Any:
-        """Call the model service, once more if a pooled connection was closed under us.
-
-        BentoML's internal client keeps connections alive longer than the server does
-        (bentoml/BentoML#4971), so a reused one can be gone; predict and describe are safe
-        to repeat.
-        """
-        call = getattr(self.runner.to_async, method)
-        try:
-            return await call(**arguments)
-        except aiohttp.ClientConnectionError:
-            logger.info("connection to the model service was closed; calling %s again", method)
-            return await call(**arguments)
 
     @api.post(
         "/score",
@@ -393,11 +262,7 @@ class Prescore:
         if least > self.settings.max_request_tokens:
             return refused(too_many_tokens(least, self.settings.max_request_tokens, at_least=True))
         try:
-            outcome = ScoringOutcome.model_validate(
-                await unless_disconnected(
-                    request.receive, self.call_runner("predict", items=body.items)
-                )
-            )
+            outcome = await unless_disconnected(request.receive, self.model.predict(body.items))
         except CallerGone:  # nobody to answer; its queued work was dropped
             logger.info("a caller disconnected before its answer; its work was cancelled")
             return Response(status_code=499)
@@ -467,9 +332,7 @@ class Prescore:
     async def reload(self, body: ReloadRequest | None = None) -> Any:
         """Serve the version the alias names now (after `prescore promote`), without downtime."""
         try:
-            outcome = ReloadOutcome.model_validate(
-                await self.runner.to_async.reload(alias=body.alias if body else None)
-            )
+            outcome = await self.model.reload(body.alias if body else None)
         except Exception as failure:  # the old model keeps serving
             logger.warning("reload failed: %s", type(failure).__name__)
             return error(

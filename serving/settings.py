@@ -43,6 +43,7 @@ ENVIRONMENT = {  # variable -> field, for the settings given as plain values
     "PRESCORE_AUDIT_RATE": "audit_rate",
     "PRESCORE_SECURE_COOKIES": "secure_cookies",
     "PRESCORE_RUNTIME": "runtime",
+    "PRESCORE_MODEL_PROCESS": "model_process",
 }
 
 
@@ -81,6 +82,11 @@ class ServiceSettings(BaseModel):
         "auto",
         description="auto: the fastest ONNX copy that passed its check, else PyTorch; "
         "torch-fp32 forces PyTorch",
+    )
+    model_process: Literal["inline", "separate"] = Field(
+        "inline",
+        description="inline: the model runs in the API's process (no hop between the two); "
+        "separate: in a BentoML model service of its own",
     )
 
     @classmethod

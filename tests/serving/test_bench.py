@@ -20,7 +20,7 @@ def test_the_json_has_exactly_the_issue_schema() -> None:
         words=(300, 350),
         machine="2 CPU cores",
         runtimes={"torch-fp32": timings, "onnx-fp32": timings, "onnx-int8": timings},
-        http=HttpTimings("onnx-fp32", 20.0, 25.0, 28.0, 29.0, 4.5),
+        http=HttpTimings("onnx-fp32", "inline", 20.0, 25.0, 28.0, 29.0, 4.5),
         rss_mb={"model service": 500.0, "total": 900.0},
     )
     report = json.loads(json.dumps(bench.as_json()))
@@ -47,6 +47,7 @@ def test_the_json_has_exactly_the_issue_schema() -> None:
     table = bench.markdown()
     assert "| one request p50 (ms) | 10.0 | 10.0 | 10.0 | 20.0 |" in table
     assert "0.93x of the same runtime in-process" in table
+    assert "the model inline (PRESCORE_MODEL_PROCESS)" in table
 
 
 def test_items_are_distinct_texts_one_each_and_shared_batches_apart() -> None:

@@ -28,6 +28,7 @@ class Server:
     url: str
     log: Path
     registry: Registry
+    model_process: str
 
     def call(
         self, method: str, path: str, body: Any = None, key: str | None = KEY, raw: bytes = b""
@@ -36,16 +37,21 @@ class Server:
         return reply.status, reply.body, reply.headers
 
 
-@pytest.fixture(scope="module")
-def server(registry: Registry, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+@pytest.fixture(scope="module", params=["inline", "separate"])
+def server(
+    registry: Registry, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Server]:
+    """The service with the model in the API's process, then in a model service of its own:
+    every test here holds for both."""
     folder = tmp_path_factory.mktemp("service")
     settings = {
         "PRESCORE_API_KEYS": f"other-key,{KEY}",
         "PRESCORE_MAX_ITEMS": "8",
         "PRESCORE_MAX_TEXT_CHARS": "2000",
+        "PRESCORE_MODEL_PROCESS": request.param,
     }
     with running_service(registry, folder, settings) as (url, log):
-        yield Server(url, log, registry)
+        yield Server(url, log, registry, request.param)
 
 
 def item(n: int, **overrides: Any) -> dict[str, Any]:
@@ -58,6 +64,18 @@ def item(n: int, **overrides: Any) -> dict[str, Any]:
         "text": row["text"] + f" Overall {row['final_level']}.",
         **overrides,
     }
+
+
+def test_the_model_runs_in_the_process_the_setting_names(server: Server) -> None:
+    """Separate, the API calls the model service's /predict, whose access log line BentoML
+    writes under that service's name; inline there is no such call."""
+    assert server.call("POST", "/score", {"items": [item(1)]})[0] == 200
+    time.sleep(0.5)  # the access log line is written after the answer
+    calls = [line for line in server.log.read_text().splitlines() if "path=/predict" in line]
+    if server.model_process == "inline":
+        assert calls == []
+    else:
+        assert calls and all("[service:prescore-model:" in line for line in calls)
 
 
 def test_scores_match_the_registered_pyfunc_model(server: Server) -> None:

@@ -1,0 +1,132 @@
+"""The registered model in a serving process: loaded once, fed by the token batcher, swapped on
+reload without dropping requests in flight.
+
+One host per process that scores: BentoML's model service holds it when the model runs in a
+process of its own, the API service holds it when the model runs inline (serving/endpoints.py).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import anyio
+import bentoml
+import torch
+from starlette.types import Receive
+
+from prescore.models.registry import registered_version
+from prescore.models.transformer import TORCH_RUNTIME
+from prescore.serving.outcomes import (
+    ReloadOutcome,
+    ScoringOutcome,
+    model_busy,
+    no_such_version,
+    scoring_failed,
+    too_many_tokens,
+)
+from prescore.serving.schemas import EvidenceToScore, ModelCard, ScoredEvidence
+from prescore.serving.scoring import ScoringModel
+from prescore.serving.settings import ServiceSettings
+from prescore.serving.workload import (
+    CallerGone,
+    Overloaded,
+    TokenBatcher,
+    count_tokens,
+    unless_disconnected,
+)
+
+logger = logging.getLogger("prescore.serving")
+
+# items per model call of the token batcher, on /metrics (what `prescore bench serving` reports)
+BATCH_ITEMS = bentoml.metrics.Histogram(
+    name="prescore_batch_items",
+    documentation="evidence items scored together in one model call",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
+
+TORCH_THREADS = torch.get_num_threads()  # this machine's default, for PyTorch runtimes
+
+
+def use_threads_for(runtime: str) -> None:
+    """On an ONNX runtime torch runs only the heads, and its idle OpenMP threads, spinning,
+    took cores from ONNX Runtime's: one 300-word essay over HTTP took 82-95 ms at p50 with
+    torch's default threads and 61 ms with one (2 cores, eval/RESULTS.md)."""
+    torch.set_num_threads(TORCH_THREADS if runtime == TORCH_RUNTIME else 1)
+
+
+class ModelHost:
+    def __init__(self, settings: ServiceSettings) -> None:
+        self.settings = settings
+        model = ScoringModel.from_registry(
+            settings.model_name, settings.model_alias, settings.runtime
+        )
+        use_threads_for(model.runtime)
+        self.loaded = (model, model.card())  # one reference: a swap replaces both at once
+        self.batcher: TokenBatcher[EvidenceToScore, tuple[ScoredEvidence, ModelCard]] = (
+            TokenBatcher(self.score_batch, settings.max_batch_tokens, settings.max_queue_seconds)
+        )
+        logger.info("serving %s version %s on %s", model.name, model.version, model.runtime)
+
+    @property
+    def card(self) -> ModelCard:
+        return self.loaded[1]
+
+    def score_batch(self, items: list[EvidenceToScore]) -> list[tuple[ScoredEvidence, ModelCard]]:
+        """Each item's score with the card of the version that scored it."""
+        BATCH_ITEMS.observe(len(items))
+        model, card = self.loaded  # one read per batch: a reload mid-batch cannot mix versions
+        return [(scored, card) for scored in model.score_or_flag(items)]
+
+    def tokens(self, items: list[EvidenceToScore]) -> int:
+        """Counted here, where the tokenizer of the version that will score them is."""
+        tokenizer = self.loaded[0].scorer.base_tokenizer()
+        return sum(count_tokens([item.text for item in items], tokenizer))
+
+    async def predict(
+        self, items: list[EvidenceToScore], receive: Receive | None = None
+    ) -> ScoringOutcome:
+        """The scores, or a refusal; `receive` watches a caller across a process boundary,
+        whose hang-up drops its queued work (inline, cancelling the call does that)."""
+        try:
+            return await self._predict(items, receive)
+        except Exception as failure:  # a bug or a broken model: one line, its type, never text
+            logger.error("scoring %d items failed: %s", len(items), type(failure).__name__)
+            return ScoringOutcome(refusal=scoring_failed())
+
+    async def _predict(
+        self, items: list[EvidenceToScore], receive: Receive | None
+    ) -> ScoringOutcome:
+        tokens = await anyio.to_thread.run_sync(self.tokens, items)
+        if tokens > self.settings.max_request_tokens:
+            return ScoringOutcome(refusal=too_many_tokens(tokens, self.settings.max_request_tokens))
+        work = self.batcher.submit(items, tokens)
+        try:
+            scored = await (work if receive is None else unless_disconnected(receive, work))
+        except CallerGone:  # nobody to answer; its queued work was dropped
+            logger.warning("dropped %d items: the API stopped waiting for them", len(items))
+            return ScoringOutcome(refusal=model_busy(1))
+        except Overloaded as busy:
+            logger.warning(
+                "refused %d items (%d tokens): the model is busy, retry after %d s",
+                len(items),
+                tokens,
+                busy.retry_after,
+            )
+            return ScoringOutcome(refusal=model_busy(busy.retry_after))
+        return ScoringOutcome(scores=[score for score, _ in scored], card=scored[0][1])
+
+    def reload(self, alias: str | None = None) -> ReloadOutcome:
+        """Load the version the alias names now; requests in flight finish on the old one."""
+        from mlflow.exceptions import MlflowException
+
+        wanted = alias or self.settings.model_alias
+        try:
+            registered_version(self.settings.model_name, wanted)
+        except MlflowException:  # no such alias or version: the caller's mistake, not ours
+            return ReloadOutcome(refusal=no_such_version(self.settings.model_name, wanted))
+        fresh = ScoringModel.from_registry(self.settings.model_name, wanted, self.settings.runtime)
+        card = fresh.card()
+        use_threads_for(fresh.runtime)
+        self.loaded = (fresh, card)  # a single reference swap: atomic for the batches that follow
+        logger.info("now serving %s version %s on %s", fresh.name, fresh.version, fresh.runtime)
+        return ReloadOutcome(card=card)
