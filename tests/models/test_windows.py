@@ -59,12 +59,13 @@ def test_embedding_windows_fit_the_encoder_and_cover_every_token(tiny_encoder: P
 def test_transformer_windows_are_batched_by_length_each_batch_padded_to_its_longest(
     tiny_encoder: Path,
 ) -> None:
-    """A document's short last window never pads to full length; results keep their order."""
+    """Windows are encoded in batches of similar length, so a document's short last window never
+    pads to full length; results keep their order."""
     import numpy as np
     import torch
     from transformers import AutoModel, AutoTokenizer
 
-    from prescore.models.transformer import ENCODE_BATCH_WINDOWS, ScoringModel, TransformerScorer
+    from prescore.models.transformer import ScoringModel, TransformerScorer
 
     scorer = TransformerScorer(base_model=str(tiny_encoder), max_length=32, stride=8)
     scorer.tokenizer_ = AutoTokenizer.from_pretrained(tiny_encoder)
@@ -81,13 +82,22 @@ def test_transformer_windows_are_batched_by_length_each_batch_padded_to_its_long
 
     scorer._window_sums = record  # type: ignore[method-assign]
     sums, counts = scorer.encode_windows(windows)
-    ordered = sorted(lengths)
-    expected = [
-        (len(ordered[i : i + ENCODE_BATCH_WINDOWS]), max(ordered[i : i + ENCODE_BATCH_WINDOWS]))
-        for i in range(0, len(ordered), ENCODE_BATCH_WINDOWS)
-    ]
-    assert shapes == expected and shapes[0][1] < 32
+    assert shapes == [(4, 3), (4, 5), (4, 9), (4, 17), (12, 32)]  # each length apart
     assert counts[:, 0].tolist() == lengths  # each window's own tokens, in the order given
     with torch.no_grad():
         alone = scorer.model_.window_sums(torch.tensor([windows[1]]), torch.ones(1, lengths[1]))
     assert np.allclose(sums[1], alone[0][0].numpy(), atol=1e-4)
+
+
+def test_length_batches_bound_padding_and_size() -> None:
+    from prescore.models.transformer import length_batches
+
+    assert length_batches([256, 130], most=16, max_padding=0.1) == [[1], [0]]
+    assert length_batches([100, 105, 110, 200], most=16, max_padding=0.1) == [[0, 1, 2], [3]]
+    assert [len(b) for b in length_batches([256] * 20, most=16, max_padding=0.1)] == [16, 4]
+    lengths = [(37 * i) % 250 + 1 for i in range(200)]
+    batches = length_batches(lengths, most=16, max_padding=0.1)
+    assert sorted(i for batch in batches for i in batch) == list(range(200))
+    for batch in batches:
+        sizes = [lengths[i] for i in batch]
+        assert len(batch) <= 16 and max(sizes) <= min(sizes) * 1.1
