@@ -35,6 +35,7 @@ from prescore.models.registry import ONNX_ARTIFACT, RegisteredModel, fetch
 from prescore.models.transformer import TORCH_RUNTIME, TransformerScorer
 from prescore.serving.client import ScoringClient
 from prescore.serving.launch import free_port, start_service, stop, wait_until_ready
+from prescore.serving.model_host import use_threads_for
 from prescore.serving.schemas import EvidenceToScore
 from prescore.serving.scoring import ScoringModel, routing_policy
 
@@ -246,7 +247,8 @@ def measure_in_process(
     passed: dict[str, bool],
 ) -> dict[str, RuntimeTimings]:
     """Every runtime on the same calls, taken in turn call by call: on a shared machine a busy
-    minute slows them all alike instead of whichever runtime it fell on."""
+    minute slows them all alike instead of whichever runtime it fell on. Each call runs with
+    torch's threads set as the service sets them for that runtime."""
     for model in models.values():
         for one in items[:WARM_UP]:
             model.score([one])
@@ -254,6 +256,7 @@ def measure_in_process(
     levels: dict[str, list[str]] = {name: [] for name in models}
     for item in items:
         for name, model in models.items():
+            use_threads_for(name)
             started = time.perf_counter()
             levels[name].extend(s.level for s in model.score([item]))
             single[name].append(1000 * (time.perf_counter() - started))
@@ -262,6 +265,7 @@ def measure_in_process(
         seconds = dict.fromkeys(models, 0.0)
         for batch in batches:
             for name, model in models.items():
+                use_threads_for(name)
                 started = time.perf_counter()
                 model.score(batch)
                 seconds[name] += time.perf_counter() - started

@@ -2,8 +2,8 @@
 BentoML's model service, a second process (separate).
 
 Inline saves the hop between the two (serialising the evidence twice, a second event loop, a
-process switch): one 300-word essay over HTTP took 61 ms at p50 against 82-95 ms separate, on
-2 cores (eval/RESULTS.md). Separate keeps a model crash or a long load away from the API and
+process switch): one 300-word essay over HTTP took 61 ms at p50 against 74 ms separate, on 2
+cores (eval/RESULTS.md). Separate keeps a model crash or a long load away from the API and
 the review pages, and lets the model service scale apart, where there are cores for it.
 """
 
