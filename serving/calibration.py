@@ -110,7 +110,7 @@ def set_plan(queue: ReviewQueue, plan: Plan) -> Plan:
         )
     if problems:
         raise ValueError("; ".join(problems))
-    with queue.sessions.begin() as session:
+    with queue.writing() as session:
         stored = session.get(CalibrationSetting, plan.credential_id) or CalibrationSetting(
             credential_id=plan.credential_id
         )
@@ -227,7 +227,7 @@ def record_calibration(
     """Keep a training or blind verdict on an adjudicated submission (a bad form raises
     ValueError); a blind item is answered by it."""
     check_verdict(verdict, entry)
-    with queue.sessions.begin() as session:
+    with queue.writing() as session:
         session.add(review_of(entry, verdict, assessor, purpose, seconds))
         if purpose == BLIND:
             for item in session.scalars(
@@ -268,7 +268,7 @@ def mix_in_blind(
     if not fresh:
         return None
     chosen = fresh[int(draw() * len(fresh)) % len(fresh)]
-    with queue.sessions.begin() as session:
+    with queue.writing() as session:
         session.add(
             BlindItem(
                 reviewer=reviewer,

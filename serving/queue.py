@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -500,6 +502,17 @@ class ReviewQueue:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         Base.metadata.create_all(self.engine)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._writers: AbstractContextManager[Any] = (
+            threading.RLock() if url.startswith("sqlite") else nullcontext()
+        )
+
+    @contextmanager
+    def writing(self) -> Iterator[Session]:
+        """A write transaction. On SQLite this process's writers take turns on a lock first:
+        SQLite's own wait for a locked database sleeps in steps of up to 100 ms, which cost
+        eight concurrent answers' queue writes 23 ms at p50 and up to 0.5 s (alone: 3-7 ms)."""
+        with self._writers, self.sessions.begin() as session:
+            yield session
 
     @classmethod
     def at(cls, path: Path) -> ReviewQueue:
@@ -510,7 +523,7 @@ class ReviewQueue:
         carried an Idempotency-Key: all are stored, or none and it raises."""
         now = datetime.now(UTC)
         entries = [submission_entry(review, now) for review in batch]
-        with self.sessions.begin() as session:
+        with self.writing() as session:
             session.add_all(entries)
             if receipt is not None:
                 session.add(
@@ -592,7 +605,7 @@ class ReviewQueue:
         decision (and the version counter, two at once)."""
         assessor = assessor or Assessor.expert(reviewer, credentials)
         try:
-            with self.sessions.begin() as session:
+            with self.writing() as session:
                 entry = session.get(SubmissionEntry, entry_id, with_for_update=True)
                 if entry is None:
                     raise LookupError(f"no queued submission {entry_id}")
@@ -718,7 +731,7 @@ class ReviewQueue:
         reviewer and model version (the audit and drift figures rest on them, and they hold no
         text) and loses the evidence text, the reviewer's feedback (written about that text)
         and the educator id, so nothing in the queue leads back to the person."""
-        with self.sessions.begin() as session:
+        with self.writing() as session:
             entries = session.scalars(
                 select(SubmissionEntry).where(SubmissionEntry.educator_id == educator_id)
             ).all()
@@ -752,7 +765,7 @@ class ReviewQueue:
     def erase_decided_text(self, decided_before: datetime) -> int:
         """Retention: erase the evidence text of submissions decided before then, in one
         statement; the decision, levels and feedback stay. Returns the items erased."""
-        with self.sessions.begin() as session:
+        with self.writing() as session:
             expiring = session.scalars(
                 select(ItemEntry.submission_entry_id).where(*_expired(decided_before))
             ).all()
@@ -764,7 +777,7 @@ class ReviewQueue:
 
     def record_export(self, path: Path, items: int) -> None:
         """Remember a file `prescore export-reviews` wrote, for `prescore forget`."""
-        with self.sessions.begin() as session:
+        with self.writing() as session:
             session.add(
                 ExportRecord(path=str(path.resolve()), items=items, created_at=datetime.now(UTC))
             )

@@ -83,7 +83,7 @@ def set_reviewer(
             )
     if problems:
         raise ValueError("; ".join(problems))
-    with queue.sessions.begin() as session:
+    with queue.writing() as session:
         reviewer = session.get(Reviewer, name) or Reviewer(name=name)
         if password is not None:
             reviewer.password_hash = hash_password(password)
@@ -102,7 +102,7 @@ def set_reviewer(
 
 def session_token(queue: ReviewQueue, name: str) -> str:
     """The token a session of `name` must carry now (created on first use)."""
-    with queue.sessions.begin() as session:
+    with queue.writing() as session:
         current = session.get(SessionToken, name)
         if current is None:
             current = SessionToken(name=name, token=secrets.token_urlsafe(32))
@@ -122,7 +122,7 @@ def session_is_current(queue: ReviewQueue, name: str, token: object) -> bool:
 
 def end_sessions(queue: ReviewQueue, name: str) -> None:
     """Every session of `name` ends: its cookies carry a token that is no longer current."""
-    with queue.sessions.begin() as session:
+    with queue.writing() as session:
         current = session.get(SessionToken, name) or SessionToken(name=name)
         current.token = secrets.token_urlsafe(32)
         session.add(current)

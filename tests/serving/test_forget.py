@@ -40,7 +40,7 @@ def queue(review_db: str) -> Iterator[ReviewQueue]:
 
 
 def decided_at(queue: ReviewQueue, entry_id: int, moment: datetime) -> None:
-    with queue.sessions.begin() as session:
+    with queue.writing() as session:
         session.execute(
             update(SubmissionEntry).where(SubmissionEntry.id == entry_id).values(decided_at=moment)
         )

@@ -673,3 +673,34 @@ def test_without_postgres_the_queue_tests_fail_saying_what_to_install(
     (tmp_path / "9" / "bin").mkdir(parents=True)
     (tmp_path / "9" / "bin" / "initdb").touch()
     assert postgres.server_binaries() == tmp_path / "16" / "bin"  # the newest major version
+
+
+def test_sqlite_writers_in_one_process_take_turns(tmp_path: Path) -> None:
+    """SQLite's own wait for its write lock sleeps in steps of up to 100 ms; the queue's
+    writers queue on a lock of their own instead, so a second write starts when the first
+    ends, not at SQLite's next poll."""
+    queue = ReviewQueue.at(tmp_path / "review.db")
+    first_inside, release = threading.Event(), threading.Event()
+    order: list[str] = []
+
+    def first() -> None:
+        with queue.writing():
+            first_inside.set()
+            release.wait(5)
+            order.append("first done")
+
+    def second() -> None:
+        with queue.writing():
+            order.append("second in")
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    threads[0].start()
+    assert first_inside.wait(5)
+    threads[1].start()
+    threads[1].join(0.2)
+    assert order == []  # the second writer waits while the first holds the turn
+    release.set()
+    for thread in threads:
+        thread.join(5)
+    assert order == ["first done", "second in"]
+    queue.engine.dispose()
