@@ -126,6 +126,16 @@ def test_the_runtime_setting_is_read_and_checked(monkeypatch: pytest.MonkeyPatch
         ServiceSettings.from_environment()
 
 
+def test_where_the_model_runs_is_read_and_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PRESCORE_ALLOW_ANONYMOUS", "1")
+    assert ServiceSettings.from_environment().model_process == "inline"
+    monkeypatch.setenv("PRESCORE_MODEL_PROCESS", "separate")
+    assert ServiceSettings.from_environment().model_process == "separate"
+    monkeypatch.setenv("PRESCORE_MODEL_PROCESS", "elsewhere")
+    with pytest.raises(ValueError, match="model_process"):
+        ServiceSettings.from_environment()
+
+
 def test_a_version_without_copies_serves_pytorch_until_export_onnx_adds_them(
     tracking: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
