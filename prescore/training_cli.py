@@ -311,17 +311,17 @@ def export_onnx(
     ),
     int8: bool = typer.Option(True, help="also an int8 (dynamically quantized) copy"),
 ) -> None:
-    """Add ONNX copies to a version registered before they existed: exported, checked against
-    PyTorch on its calibration split and stored with it. No retraining; serving picks them up
-    on its next load or reload."""
-    from prescore.models.onnx_copies import ONNX_FP32, ONNX_INT8
+    """Add ONNX copies (and the bf16 check) to a version registered before they existed:
+    exported, checked against PyTorch on its calibration split and stored with it. No
+    retraining; serving picks them up on its next load or reload."""
+    from prescore.models.onnx_copies import BF16, ONNX_FP32, ONNX_INT8
     from prescore.training.config import load_config
     from prescore.training.run import add_onnx_copies
 
     try:
         experiment = load_config(config) if config is not None else None
         copies = add_onnx_copies(
-            model, version, experiment, (ONNX_FP32, ONNX_INT8) if int8 else (ONNX_FP32,)
+            model, version, experiment, (ONNX_FP32, ONNX_INT8, BF16) if int8 else (ONNX_FP32, BF16)
         )
     except InputError as error:
         print_problems(error.problems, console)

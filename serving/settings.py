@@ -78,10 +78,10 @@ class ServiceSettings(BaseModel):
     secure_cookies: bool = Field(
         False, description="behind TLS: reviewers' session cookies travel over HTTPS only"
     )
-    runtime: Literal["auto", "torch-fp32", "onnx-fp32", "onnx-int8"] = Field(
+    runtime: Literal["auto", "torch-fp32", "torch-bf16", "onnx-fp32", "onnx-int8"] = Field(
         "auto",
-        description="auto: the fastest ONNX copy that passed its check, else PyTorch; "
-        "torch-fp32 forces PyTorch",
+        description="auto: the fastest copy that passed its check and runs natively here, "
+        "else PyTorch fp32; torch-fp32 forces PyTorch",
     )
     model_process: Literal["inline", "separate"] = Field(
         "inline",

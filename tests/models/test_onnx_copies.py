@@ -10,6 +10,7 @@ import torch
 
 from prescore.models import onnx_copies
 from prescore.models.onnx_copies import (
+    BF16,
     CHECK_FILE,
     FILES,
     MAX_LEVEL_CHANGES,
@@ -119,6 +120,28 @@ def test_a_broken_copy_is_refused_and_the_check_says_why(
     copies = make_copies(fitted, tmp_path / "onnx", calibration)
     refused = copies.copies[ONNX_INT8]
     assert not refused.passed and "moves the suggested level" in refused.reason
-    assert copies.usable() == [ONNX_FP32, TORCH_RUNTIME]
+    bf16 = [BF16] if copies.copies[BF16].passed and onnx_copies.native_bf16() else []
+    assert copies.usable() == [ONNX_FP32, *bf16, TORCH_RUNTIME]
     assert copies.summary()[ONNX_INT8].startswith("not used: moves the suggested level")
     assert (tmp_path / "onnx" / CHECK_FILE).is_file()
+
+
+def test_bf16_is_checked_like_a_copy_and_serves_only_where_it_runs_natively(
+    exported: tuple[Path, onnx_copies.OnnxCopies],
+    fitted: TransformerScorer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    folder, copies = exported
+    check = copies.copies[BF16]
+    assert check.file == "" and not (folder / "encoder-bf16.onnx").exists()  # no file
+    assert check.calibration.items == 40 and check.calibration.max_probability_difference > 0
+    fitted.save(tmp_path / "scorer")
+    bf16 = load_copy(folder, BF16, load_scorer(tmp_path / "scorer"))  # type: ignore[arg-type]
+    assert bf16.runtime == BF16 and bf16.model_.encoder is not None
+    X, _ = scoring_frame(12, seed=5)
+    assert np.allclose(bf16.predict_proba(X), fitted.predict_proba(X), atol=0.05)
+    monkeypatch.setattr(onnx_copies, "native_bf16", lambda: True)
+    assert (BF16 in copies.usable()) == check.passed
+    monkeypatch.setattr(onnx_copies, "native_bf16", lambda: False)  # emulated: slower than fp32
+    assert BF16 not in copies.usable()

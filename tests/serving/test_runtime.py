@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from prescore.cli import app
 from prescore.models import onnx_copies
-from prescore.models.onnx_copies import ONNX_FP32, ONNX_INT8
+from prescore.models.onnx_copies import BF16, ONNX_FP32, ONNX_INT8
 from prescore.models.registry import configure_tracking, fetch
 from prescore.models.transformer import TORCH_RUNTIME, TransformerScorer
 from prescore.serving.schemas import EvidenceToScore
@@ -26,7 +26,7 @@ MODEL = "prescore-onnx"
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory, tiny_encoder: Path) -> str:
-    """Version 1 registered with its ONNX copies; version 2 without (as before they existed)."""
+    """Version 1 registered with its copies; version 2 without (as before they existed)."""
     from prescore.training.config import load_config
     from prescore.training.run import train
 
@@ -55,7 +55,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory, tiny_encoder: Path) -> st
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", uri)
         configure_tracking()
-        for n, copies in enumerate([["onnx-fp32", "onnx-int8"], []]):
+        for n, copies in enumerate([["onnx-fp32", "onnx-int8", "torch-bf16"], []]):
             config = folder / f"onnx-{n}.yaml"
             spec = {
                 "name": "onnx",
@@ -164,7 +164,8 @@ def test_a_version_without_copies_serves_pytorch_until_export_onnx_adds_them(
 
     registered = fetch(MODEL, "2")
     copies = registered.onnx_copies()
-    assert copies is not None and copies.usable() == [ONNX_FP32, TORCH_RUNTIME]
+    assert copies is not None and copies.usable()[0] == ONNX_FP32
+    assert ONNX_INT8 not in copies.usable() and copies.usable()[-1] == TORCH_RUNTIME
     assert ScoringModel.from_registered(registered).runtime == ONNX_FP32
     reason = MlflowClient().get_model_version(MODEL, "2").tags[f"prescore.{ONNX_INT8}"]
     assert reason.startswith("not used: moves the suggested level")
@@ -180,7 +181,7 @@ def test_bench_serving_times_every_runtime_on_the_same_items(tracking: str) -> N
     result = bench_serving(MODEL, "1", distinct, shared, http=False)
     report = result.as_json()
     assert set(report) == {"runtimes", "http", "rss_mb"} and report["http"] is None
-    assert list(report["runtimes"]) == [TORCH_RUNTIME, ONNX_FP32, ONNX_INT8]
+    assert list(report["runtimes"]) == [TORCH_RUNTIME, BF16, ONNX_FP32, ONNX_INT8]
     for figures in report["runtimes"].values():
         assert set(figures) == {
             "p50_ms", "p95_ms", "items_per_s_8", "items_per_s_32", "level_agreement"
