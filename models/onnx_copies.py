@@ -42,9 +42,10 @@ BF16: Copy = "torch-bf16"
 assert BF16 == TORCH_BF16
 COPIES: tuple[Copy, ...] = (ONNX_FP32, ONNX_INT8, BF16)
 # fastest served first on CPU, as `prescore bench serving` measures; PyTorch always passes.
-# bf16 is faster than onnx-fp32 in-process (2.3x PyTorch fp32 against 1.6x at 8 clients), but
-# in the service it measured no faster (one request p50 57-60 ms against 46-57), so it serves
-# only where no ONNX copy passed, until that is understood (eval/RESULTS.md)
+# bf16 is faster than onnx-fp32 in-process (2.3x PyTorch fp32 against 1.6x at 8 clients);
+# served, it answers more items per second (24-25 against 21-22 at 8 clients) but one request
+# more slowly (p50 56-58 ms against 49-50), so it serves where no ONNX copy passed, or when
+# PRESCORE_RUNTIME names it (eval/RESULTS.md)
 PREFERENCE = (ONNX_INT8, ONNX_FP32, BF16, TORCH_RUNTIME)
 RUNTIMES = (TORCH_RUNTIME, BF16, ONNX_FP32, ONNX_INT8)
 FILES: dict[str, str] = {ONNX_FP32: "encoder-fp32.onnx", ONNX_INT8: "encoder-int8.onnx"}
