@@ -8,6 +8,7 @@ process of its own, the API service holds it when the model runs inline (serving
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 import anyio
 import bentoml
@@ -59,11 +60,11 @@ class ModelHost:
         model = ScoringModel.from_registry(
             settings.model_name, settings.model_alias, settings.runtime
         )
-        use_threads_for(model.runtime)
         self.loaded = (model, model.card())  # one reference: a swap replaces both at once
         self.batcher: TokenBatcher[EvidenceToScore, tuple[ScoredEvidence, ModelCard]] = (
             TokenBatcher(self.score_batch, settings.max_batch_tokens, settings.max_queue_seconds)
         )
+        self.batcher.in_model_thread(partial(use_threads_for, model.runtime))
         logger.info("serving %s version %s on %s", model.name, model.version, model.runtime)
 
     @property
@@ -125,7 +126,7 @@ class ModelHost:
             return ReloadOutcome(refusal=no_such_version(self.settings.model_name, wanted))
         fresh = ScoringModel.from_registry(self.settings.model_name, wanted, self.settings.runtime)
         card = fresh.card()
-        use_threads_for(fresh.runtime)
+        self.batcher.in_model_thread(partial(use_threads_for, fresh.runtime))
         self.loaded = (fresh, card)  # a single reference swap: atomic for the batches that follow
         logger.info("now serving %s version %s on %s", fresh.name, fresh.version, fresh.runtime)
         return ReloadOutcome(card=card)

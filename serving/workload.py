@@ -17,10 +17,10 @@ import re
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-import anyio
 from starlette.types import Receive
 
 logger = logging.getLogger("prescore.serving")
@@ -102,8 +102,14 @@ class Job(Generic[Item, Result]):
 
 
 class TokenBatcher(Generic[Item, Result]):
-    """One model call at a time, on a worker thread; concurrent requests' items are merged into
-    calls of at most `max_batch_tokens` (a request larger than that runs alone).
+    """One model call at a time, always on the same thread of its own; concurrent requests'
+    items are merged into calls of at most `max_batch_tokens` (a request larger than that runs
+    alone).
+
+    The same thread, because PyTorch's thread settings and OpenMP team belong to the thread
+    that calls it: `torch.set_num_threads` on another thread did not reach model calls spread
+    over the event loop's worker threads, and each new thread warmed up again (`in_model_thread`
+    runs such settings where they count).
 
     A request is refused (`Overloaded`) when the tokens queued ahead of it would take longer than
     `max_wait` seconds at the rate measured so far, and a queued request that has still not
@@ -127,7 +133,11 @@ class TokenBatcher(Generic[Item, Result]):
         self.recent: deque[tuple[int, float]] = deque(maxlen=RECENT_BATCHES)  # (tokens, seconds)
         self._wake = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
-        self._model_thread = anyio.CapacityLimiter(1)
+        self._model_thread = ThreadPoolExecutor(1, thread_name_prefix="prescore-model")
+
+    def in_model_thread(self, setting: Callable[[], object]) -> None:
+        """Run `setting` on the model's thread, after any batch in progress."""
+        self._model_thread.submit(setting).result()
 
     @property
     def seconds_per_token(self) -> float | None:
@@ -201,8 +211,8 @@ class TokenBatcher(Generic[Item, Result]):
         self.running_tokens = tokens
         self.running_since = started = time.monotonic()
         try:
-            results = await anyio.to_thread.run_sync(
-                self.run, items, limiter=self._model_thread, abandon_on_cancel=False
+            results = await asyncio.get_running_loop().run_in_executor(
+                self._model_thread, self.run, items
             )
         except Exception as failure:  # every caller in the batch hears it; the next batch runs
             logger.error("a batch of %d items failed: %s", len(items), type(failure).__name__)
