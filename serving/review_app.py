@@ -147,6 +147,16 @@ def create_review_app() -> FastAPI:
         expected = request.session.get("csrf", "")
         return bool(expected) and secrets.compare_digest(expected, token)
 
+    def form_sender(request: Request, csrf: str) -> str | Response:
+        """The signed-in reviewer who sent a verdict form, or the answer when there is none
+        (to sign in) or the form's token has expired."""
+        name = signed_in(request)
+        if name is None:
+            return RedirectResponse(f"{ROOT}/login", status_code=303)
+        if not csrf_ok(request, csrf):
+            return page(request, "login.html", 403, problem="The form expired; sign in again.")
+        return name
+
     @app.get("/login", response_class=HTMLResponse)
     def login_form(request: Request) -> Response:
         return page(request, "login.html")
@@ -289,11 +299,9 @@ def create_review_app() -> FastAPI:
         csrf: str = Form(""),
         levels: dict[str, str] = Depends(form_levels),
     ) -> Response:
-        name = signed_in(request)
-        if name is None:
-            return RedirectResponse(f"{ROOT}/login", status_code=303)
-        if not csrf_ok(request, csrf):
-            return page(request, "login.html", 403, problem="The form expired; sign in again.")
+        name = form_sender(request, csrf)
+        if isinstance(name, Response):
+            return name
         queue = queue_of(request)
         credentials = assigned(queue, name)
         who = assessor_of(queue, name)
@@ -367,11 +375,9 @@ def create_review_app() -> FastAPI:
         csrf: str = Form(""),
         levels: dict[str, str] = Depends(form_levels),
     ) -> Response:
-        name = signed_in(request)
-        if name is None:
-            return RedirectResponse(f"{ROOT}/login", status_code=303)
-        if not csrf_ok(request, csrf):
-            return page(request, "login.html", 403, problem="The form expired; sign in again.")
+        name = form_sender(request, csrf)
+        if isinstance(name, Response):
+            return name
         queue = queue_of(request)
         if credential_id not in assigned(queue, name):
             return problem_page(request, 403, "That credential is not assigned to you.")
