@@ -21,6 +21,17 @@ class Registry:
     tracking_uri: str
 
 
+def write_named_evidence(folder: Path, count: int, mentions: int = 1) -> None:
+    """The rubric and `count` evidence rows whose text names its level `mentions` times, so a
+    tiny model learns it quickly."""
+    (folder / "rubrics").mkdir()
+    (folder / "rubrics" / "wait-time.yaml").write_text(yaml.safe_dump(RUBRIC))
+    rows = [evidence_row(n) for n in range(count)]
+    for row in rows:
+        row["text"] += " Overall" + f" {row['final_level']}" * mentions + "."
+    write_csv(folder / "evidence.csv", rows)
+
+
 def register_versions(folder: Path, alphas: list[float]) -> Registry:
     """One TF-IDF version per alpha, on evidence whose text names its level; champion = 1."""
     from mlflow.tracking import MlflowClient
@@ -29,12 +40,7 @@ def register_versions(folder: Path, alphas: list[float]) -> Registry:
     from prescore.training.config import load_config
     from prescore.training.run import train
 
-    (folder / "rubrics").mkdir()
-    (folder / "rubrics" / "wait-time.yaml").write_text(yaml.safe_dump(RUBRIC))
-    rows = [evidence_row(n) for n in range(200)]
-    for row in rows:
-        row["text"] += f" Overall {row['final_level']}."
-    write_csv(folder / "evidence.csv", rows)
+    write_named_evidence(folder, 200)
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", uri)

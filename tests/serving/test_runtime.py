@@ -19,7 +19,8 @@ from prescore.models.transformer import TORCH_RUNTIME, TransformerScorer
 from prescore.serving.schemas import EvidenceToScore
 from prescore.serving.scoring import ScoringModel
 from prescore.serving.settings import ServiceSettings
-from tests.conftest import RUBRIC, evidence_row, write_csv
+from tests.conftest import evidence_row
+from tests.serving.conftest import write_named_evidence
 
 MODEL = "prescore-onnx"
 
@@ -31,12 +32,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory, tiny_encoder: Path) -> st
     from prescore.training.run import train
 
     folder = tmp_path_factory.mktemp("onnx-registry")
-    (folder / "rubrics").mkdir()
-    (folder / "rubrics" / "wait-time.yaml").write_text(yaml.safe_dump(RUBRIC))
-    rows = [evidence_row(n) for n in range(160)]
-    for row in rows:
-        row["text"] += f" Overall {row['final_level']} {row['final_level']}."
-    write_csv(folder / "evidence.csv", rows)
+    write_named_evidence(folder, 160, mentions=2)
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     scorer = {
         "kind": "transformer",
