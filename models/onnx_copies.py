@@ -38,13 +38,12 @@ if TYPE_CHECKING:
 Copy = Literal["onnx-fp32", "onnx-int8", "torch-bf16"]
 ONNX_FP32: Copy = "onnx-fp32"
 ONNX_INT8: Copy = "onnx-int8"
-BF16: Copy = "torch-bf16"
-assert BF16 == TORCH_BF16
+BF16: Copy = TORCH_BF16
 COPIES: tuple[Copy, ...] = (ONNX_FP32, ONNX_INT8, BF16)
 # fastest served first on CPU, as `prescore bench serving` measures; PyTorch always passes.
 # bf16 is faster than onnx-fp32 in-process (2.3x PyTorch fp32 against 1.6x at 8 clients);
-# served, it answers more items per second (24-25 against 21-22 at 8 clients) but one request
-# more slowly (p50 56-58 ms against 49-50), so it serves where no ONNX copy passed, or when
+# served, it answers more items per second (22-27 against 21-22 at 8 clients) but one request
+# more slowly (p50 52-53 ms against 48), so it serves where no ONNX copy passed, or when
 # PRESCORE_RUNTIME names it (eval/RESULTS.md)
 PREFERENCE = (ONNX_INT8, ONNX_FP32, BF16, TORCH_RUNTIME)
 RUNTIMES = (TORCH_RUNTIME, BF16, ONNX_FP32, ONNX_INT8)

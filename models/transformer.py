@@ -21,7 +21,7 @@ import difflib
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Final, Self
 
 import numpy as np
 import pandas as pd
@@ -168,7 +168,7 @@ def collate(documents: list[Document], pad_id: int) -> dict[str, torch.Tensor]:
 
 
 TORCH_RUNTIME = "torch-fp32"
-TORCH_BF16 = "torch-bf16"  # PyTorch with bfloat16 autocast: fast where the CPU has bf16
+TORCH_BF16: Final = "torch-bf16"  # PyTorch with bfloat16 autocast: fast where the CPU has bf16
 # windows per encoder call when predicting, at most
 ENCODE_BATCH_WINDOWS = 16
 # a window joins a batch only if that pads the batch's shortest window by at most this share

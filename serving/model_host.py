@@ -50,7 +50,8 @@ TORCH_THREADS = torch.get_num_threads()  # this machine's default, for PyTorch r
 def use_threads_for(runtime: str) -> None:
     """On an ONNX runtime torch runs only the heads, and its idle OpenMP threads, spinning,
     took cores from ONNX Runtime's: one 300-word essay over HTTP took 82-95 ms at p50 with
-    torch's default threads and 74 ms with one (2 cores, eval/RESULTS.md)."""
+    torch's default threads and 74 ms with OMP_NUM_THREADS=1 (2 cores, eval/RESULTS.md). Call
+    it on the thread that runs the model: the setting belongs to the calling thread."""
     torch.set_num_threads(TORCH_THREADS if runtime.startswith("torch") else 1)
 
 
