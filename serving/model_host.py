@@ -8,6 +8,7 @@ process of its own, the API service holds it when the model runs inline (serving
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 import anyio
@@ -55,12 +56,21 @@ def use_threads_for(runtime: str) -> None:
     torch.set_num_threads(TORCH_THREADS if runtime.startswith("torch") else 1)
 
 
+def load_on_passing_thread(name: str, alias: str, runtime: str) -> ScoringModel:
+    """Load on a thread that ends with the load, so its OpenMP team ends too.
+
+    PyTorch's OpenMP team belongs to the thread that ran a parallel op and lives as long as that
+    thread. A team left on the thread that loaded the model (the service's main thread) made
+    libgomp count more threads than cores, and bf16 scoring on the model's thread took 47-54 ms
+    per 300-word essay instead of 26-32 (2 cores, eval/RESULTS.md)."""
+    with ThreadPoolExecutor(1, thread_name_prefix="prescore-load") as loader:
+        return loader.submit(ScoringModel.from_registry, name, alias, runtime).result()
+
+
 class ModelHost:
     def __init__(self, settings: ServiceSettings) -> None:
         self.settings = settings
-        model = ScoringModel.from_registry(
-            settings.model_name, settings.model_alias, settings.runtime
-        )
+        model = load_on_passing_thread(settings.model_name, settings.model_alias, settings.runtime)
         self.loaded = (model, model.card())  # one reference: a swap replaces both at once
         self.batcher: TokenBatcher[EvidenceToScore, tuple[ScoredEvidence, ModelCard]] = (
             TokenBatcher(self.score_batch, settings.max_batch_tokens, settings.max_queue_seconds)
@@ -125,7 +135,7 @@ class ModelHost:
             registered_version(self.settings.model_name, wanted)
         except MlflowException:  # no such alias or version: the caller's mistake, not ours
             return ReloadOutcome(refusal=no_such_version(self.settings.model_name, wanted))
-        fresh = ScoringModel.from_registry(self.settings.model_name, wanted, self.settings.runtime)
+        fresh = load_on_passing_thread(self.settings.model_name, wanted, self.settings.runtime)
         card = fresh.card()
         self.batcher.in_model_thread(partial(use_threads_for, fresh.runtime))
         self.loaded = (fresh, card)  # a single reference swap: atomic for the batches that follow

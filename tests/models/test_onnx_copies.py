@@ -80,8 +80,9 @@ def test_the_int8_check_is_recorded_with_its_figures(
     assert 0 <= check.calibration.level_agreement <= 1
     assert check.passed == (check.calibration.levels_moved <= MAX_LEVEL_CHANGES * 40)
     assert read_copies(folder) == copies  # check.json round-trips
-    assert copies.usable()[-1] == TORCH_RUNTIME
-    assert copies.usable()[0] == (ONNX_INT8 if check.passed else ONNX_FP32)
+    bf16 = [BF16] if copies.copies[BF16].passed and onnx_copies.native_bf16() else []
+    int8 = [ONNX_INT8] if check.passed else []
+    assert copies.usable() == [*bf16, *int8, ONNX_FP32, TORCH_RUNTIME]
 
 
 def test_a_copy_that_moves_more_than_one_percent_of_levels_is_not_used() -> None:
@@ -121,7 +122,7 @@ def test_a_broken_copy_is_refused_and_the_check_says_why(
     refused = copies.copies[ONNX_INT8]
     assert not refused.passed and "moves the suggested level" in refused.reason
     bf16 = [BF16] if copies.copies[BF16].passed and onnx_copies.native_bf16() else []
-    assert copies.usable() == [ONNX_FP32, *bf16, TORCH_RUNTIME]
+    assert copies.usable() == [*bf16, ONNX_FP32, TORCH_RUNTIME]
     assert copies.summary()[ONNX_INT8].startswith("not used: moves the suggested level")
     assert (tmp_path / "onnx" / CHECK_FILE).is_file()
 

@@ -3,6 +3,7 @@ export, PyTorch when forced or when the version has no copies (registered before
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from prescore.models import onnx_copies
 from prescore.models.onnx_copies import BF16, ONNX_FP32, ONNX_INT8
 from prescore.models.registry import configure_tracking, fetch
 from prescore.models.transformer import TORCH_RUNTIME, TransformerScorer
+from prescore.serving.model_host import ModelHost
 from prescore.serving.schemas import EvidenceToScore
 from prescore.serving.scoring import ScoringModel
 from prescore.serving.settings import ServiceSettings
@@ -89,7 +91,7 @@ def test_serving_picks_the_fastest_copy_that_passed(tracking: str) -> None:
     copies = registered.onnx_copies()
     assert copies is not None and copies.copies[ONNX_FP32].passed
     expected = copies.usable()[0]
-    assert expected in (ONNX_INT8, ONNX_FP32)
+    assert expected in (BF16, ONNX_INT8, ONNX_FP32)
     model = ScoringModel.from_registered(registered)
     assert model.runtime == expected and model.card().runtime == expected
     assert {s.runtime for s in model.score(items())} == {expected}
@@ -158,6 +160,7 @@ def test_a_version_without_copies_serves_pytorch_until_export_onnx_adds_them(
     assert result.exit_code == 0, result.output
     assert "not used: moves the suggested level" in result.output
 
+    monkeypatch.setattr(onnx_copies, "native_bf16", lambda: False)  # the ONNX copies alone
     registered = fetch(MODEL, "2")
     copies = registered.onnx_copies()
     assert copies is not None and copies.usable()[0] == ONNX_FP32
@@ -186,3 +189,22 @@ def test_bench_serving_times_every_runtime_on_the_same_items(tracking: str) -> N
     assert report["runtimes"][TORCH_RUNTIME]["level_agreement"] == 1.0
     assert report["runtimes"][ONNX_FP32]["level_agreement"] == 1.0
     assert "Shared-text batches (2 items" in result.markdown()
+
+
+def test_the_model_is_loaded_on_a_thread_that_ends_with_the_load(
+    tracking: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A thread that ran PyTorch keeps its OpenMP team while it lives; one left on the serving
+    process's main thread slowed bf16 scoring on the model's thread by half (issue 15)."""
+    loaders: list[threading.Thread] = []
+    load = ScoringModel.from_registry
+
+    def recording(*arguments: str) -> ScoringModel:
+        loaders.append(threading.current_thread())
+        return load(*arguments)
+
+    monkeypatch.setattr(ScoringModel, "from_registry", recording)
+    host = ModelHost(ServiceSettings(model_name=MODEL, model_alias="1", runtime="torch-fp32"))
+    assert host.reload("2").refusal is None
+    assert len(loaders) == 2
+    assert all(t is not threading.current_thread() and not t.is_alive() for t in loaders)
