@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 import aiohttp
@@ -27,8 +26,10 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from prescore.data.schema import CriterionKey
 from prescore.eval.routing import Reason
@@ -169,34 +170,52 @@ async def invalid_request(request: Request, exc: RequestValidationError) -> JSON
     return error(422, "the request does not match the schema", details)
 
 
-@api.middleware("http")
-async def require_key(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    """Checked before the body is read, so an unauthenticated caller learns nothing."""
-    service = getattr(request.app.state, "service", None)
-    if request.url.path.startswith(PROTECTED_PATHS) and service is not None:
-        settings: ServiceSettings = service.settings
-        if not settings.allow_anonymous and not key_is_valid(
-            presented_key(request), settings.api_keys
-        ):
-            response: Response = error(401, "a valid API key is required")
-            response.headers["WWW-Authenticate"] = "Bearer"
-            return response
-    if request.url.path == "/score" and service is not None:
-        if service.scoring_now >= service.settings.max_concurrent_requests:
+class FrontDoor:
+    """The API key check (before the body is read, so an unauthenticated caller learns
+    nothing), the cap on /score requests in progress, and the model version header.
+
+    Plain ASGI: Starlette's `@app.middleware("http")` runs each request in a task group and
+    streams the response through a memory channel; py-spy put a quarter of the event loop's
+    time there, under one client (issue 15)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        service: Prescore | None = getattr(scope["app"].state, "service", None)
+        if scope["type"] != "http" or service is None:
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        settings = service.settings
+        protected = request.url.path.startswith(PROTECTED_PATHS) and not settings.allow_anonymous
+        if protected and not key_is_valid(presented_key(request), settings.api_keys):
+            refusal = error(401, "a valid API key is required")
+            refusal.headers["WWW-Authenticate"] = "Bearer"
+            await refusal(scope, receive, send)
+            return
+
+        async def send_naming_the_version(message: Message) -> None:
+            if message["type"] == "http.response.start" and service.card is not None:
+                MutableHeaders(scope=message)[MODEL_VERSION_HEADER] = service.card.model_version
+            await send(message)
+
+        if request.url.path != "/score":
+            await self.app(scope, receive, send_naming_the_version)
+            return
+        if service.scoring_now >= settings.max_concurrent_requests:
             logger.warning("refused a request: %d already in progress", service.scoring_now)
-            return error(503, "too many requests in progress; send it again after Retry-After")
+            busy = error(503, "too many requests in progress; send it again after Retry-After")
+            await busy(scope, receive, send)
+            return
         service.scoring_now += 1
         try:
-            response = await call_next(request)
+            await self.app(scope, receive, send_naming_the_version)
         finally:
             service.scoring_now -= 1
-    else:
-        response = await call_next(request)
-    if service is not None and service.card is not None:
-        response.headers[MODEL_VERSION_HEADER] = service.card.model_version
-    return response
+
+
+api.add_middleware(FrontDoor)
 
 
 review = create_review_app()
