@@ -62,7 +62,8 @@ class HttpTimings:
     p95_ms: float
     items_per_s_8: float
     items_per_s_32: float
-    mean_batch: float  # items per model call in the service, from its Prometheus metrics
+    mean_batch_8: float  # items per model call with 8 clients, from the service's metrics
+    mean_batch_32: float
     refused: dict[int, int] = field(default_factory=dict)  # status -> requests not answered
 
 
@@ -153,8 +154,9 @@ class ServingBench:
                 "",
                 f"HTTP service on {self.http.runtime}, the model {self.http.model_process} "
                 f"(PRESCORE_MODEL_PROCESS): 8-client throughput {ratio} of the same "
-                f"runtime in-process; the token batcher merged {self.http.mean_batch:.1f} "
-                "items per model call on average.",
+                "runtime in-process; the token batcher merged "
+                f"{self.http.mean_batch_8:.1f} items per model call on average with 8 clients "
+                f"({self.http.mean_batch_32:.1f} with 32).",
             ]
             if self.http.refused:
                 lines.append(f"Requests the service refused, by status: {self.http.refused}.")
@@ -184,8 +186,9 @@ def timed(calls: list[Callable[[], Any]]) -> list[float]:
     return latencies
 
 
-def mean_batch_size(base_url: str) -> float:
-    """Sum over count of the model service's batch size histogram, across workers."""
+def batch_totals(base_url: str) -> tuple[float, float]:
+    """Items scored and model calls so far: the sum and count of the service's batch size
+    histogram, across workers."""
     with urllib.request.urlopen(f"{base_url}/metrics", timeout=10) as response:
         text = response.read().decode()
     totals = {"_sum": 0.0, "_count": 0.0}
@@ -194,7 +197,7 @@ def mean_batch_size(base_url: str) -> float:
         for suffix in totals:
             if name == f"prescore_batch_items{suffix}":
                 totals[suffix] += float(line.rsplit(" ", 1)[1])
-    return totals["_sum"] / totals["_count"] if totals["_count"] else float("nan")
+    return totals["_sum"], totals["_count"]
 
 
 def concurrent_throughput(call: Callable[[Any], bool], work: list[Any], clients: int) -> float:
@@ -357,7 +360,13 @@ def measure_http(
         for payload in payloads[:WARM_UP]:
             send(payload)
         single = timed([partial(send, p) for p in payloads])
-        rates = [concurrent_throughput(send, payloads, clients) for clients in CLIENTS]
+        rates, batches = [], []
+        for clients in CLIENTS:
+            items_before, calls_before = batch_totals(url)
+            rates.append(concurrent_throughput(send, payloads, clients))
+            items_after, calls_after = batch_totals(url)
+            calls = calls_after - calls_before
+            batches.append((items_after - items_before) / calls if calls else float("nan"))
         if served != {runtime}:
             raise RuntimeError(f"asked the service for {runtime}; it scored on {sorted(served)}")
         http = HttpTimings(
@@ -367,7 +376,8 @@ def measure_http(
             p95_ms=percentile(single, 0.95),
             items_per_s_8=rates[0],
             items_per_s_32=rates[1],
-            mean_batch=mean_batch_size(url),
+            mean_batch_8=batches[0],
+            mean_batch_32=batches[1],
             refused=refused,
         )
         return http, service_rss_mb(pid)

@@ -373,10 +373,13 @@ def test_unknown_paths_share_one_metrics_label(server: Server) -> None:
 
 
 def test_metrics_count_the_items_of_each_model_call(server: Server) -> None:
-    from prescore.serving.bench import mean_batch_size
+    from prescore.serving.bench import batch_totals
 
+    items_before, calls_before = batch_totals(server.url)
     assert server.call("POST", "/score", {"items": [item(n) for n in range(700, 704)]})[0] == 200
-    assert mean_batch_size(server.url) >= 1  # the token batcher's histogram, not BentoML's
+    items_after, calls_after = batch_totals(server.url)
+    assert items_after - items_before == 4  # the token batcher's histogram, not BentoML's
+    assert calls_after - calls_before == 1
 
 
 def fuzz(server: Server, check: Callable[[Any], None], examples: int = 25) -> int:
