@@ -20,7 +20,7 @@ def test_the_json_has_exactly_the_issue_schema() -> None:
         words=(300, 350),
         machine="2 CPU cores",
         runtimes={"torch-fp32": timings, "onnx-fp32": timings, "onnx-int8": timings},
-        http=HttpTimings("onnx-fp32", "inline", 20.0, 25.0, 28.0, 29.0, 4.5),
+        http=HttpTimings("onnx-fp32", "inline", 20.0, 25.0, 28.0, 29.0, 4.5, 6.0),
         rss_mb={"model service": 500.0, "total": 900.0},
     )
     report = json.loads(json.dumps(bench.as_json()))
