@@ -153,6 +153,9 @@ class Evaluation:
     # per criterion: RMSE and MAE, on the scale's values, of the returned level and of the
     # expected value (the probability-weighted mean of the level values)
     errors: dict[str, ValueErrors] = field(default_factory=dict)
+    # per criterion: QWK of the suggested level on the calibration split, where recipes and
+    # settings are chosen, so the test folds stay untouched by the choice
+    calibration_qwk: dict[str, float] = field(default_factory=dict)
 
     @property
     def language(self) -> LanguageFit | None:
@@ -251,6 +254,7 @@ def evaluate(scorer: Scorer, evidence: EvidenceSet, settings: EvaluationSettings
     criteria: dict[str, CriterionPolicy] = {}
     agreement: dict[str, CriterionAgreement] = {}
     ece: dict[str, tuple[float, float, float]] = {}
+    calibration_qwk: dict[str, float] = {}
     tolerance = settings.error_tolerance
     for key in sorted(scorer.num_levels_):
         credential_id, criterion_id = CriterionKey.parse(key)
@@ -267,6 +271,9 @@ def evaluate(scorer: Scorer, evidence: EvidenceSet, settings: EvaluationSettings
             rows = calibration[in_calibration]
             probabilities = raw_calibration[in_calibration]
             labels = rows["label"].to_numpy()
+            calibration_qwk[key] = quadratic_weighted_kappa(
+                probabilities.argmax(axis=1).tolist(), labels.tolist(), scorer.num_levels_[key]
+            )
             temperature = fit_temperature(probabilities, labels)
             calibrated = apply_temperature(probabilities, temperature)
             calibrated_calibration[in_calibration] = calibrated
@@ -365,6 +372,7 @@ def evaluate(scorer: Scorer, evidence: EvidenceSet, settings: EvaluationSettings
         decisions={credential: measured for credential, (_, measured) in decisions.items()},
         predictions=predictions,
         errors=value_errors(predictions),
+        calibration_qwk=calibration_qwk,
     )
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +55,20 @@ class OrdinalHeads(nn.Module):
         score = (vectors * self.weight[heads]).sum(dim=-1, keepdim=True)
         return score + self.bias[heads]
 
+    @staticmethod
+    def ranking_loss(
+        logits: torch.Tensor, heads: torch.Tensor, labels: torch.Tensor
+    ) -> torch.Tensor:
+        """RankNet's logistic loss over every pair of items on one criterion whose levels
+        differ: the higher one's score should exceed the lower one's (R2BERT, Yang et al.
+        2020; NPCR, Xie et al. 2022, compare essays in pairs). A criterion's items share its
+        cut-points, so their first logits differ by exactly their scores. 0 without a pair."""
+        pairs = (heads[:, None] == heads[None, :]) & (labels[:, None] > labels[None, :])
+        if not bool(pairs.any()):
+            return logits.sum() * 0.0  # keeps the graph, so every process steps alike
+        margins = logits[:, 0, None] - logits[None, :, 0]
+        return nn.functional.softplus(-margins[pairs]).mean()
+
     def loss(self, logits: torch.Tensor, heads: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         cut = torch.arange(logits.shape[1], device=logits.device)[None, :]
         targets = (labels[:, None] > cut).float()
@@ -78,9 +93,12 @@ class ScoringModel(nn.Module):
 
     encoder: Any  # any Hugging Face encoder model
 
-    def __init__(self, encoder: nn.Module, num_levels: list[int]) -> None:
+    def __init__(
+        self, encoder: nn.Module, num_levels: list[int], ranking_weight: float = 0.0
+    ) -> None:
         super().__init__()
         self.encoder = encoder
+        self.ranking_weight = ranking_weight  # of the pairwise ranking loss beside the ordinal
         hidden = int(self.encoder.config.hidden_size)
         # Pooled sentence vectors are small; normalising them lets the new heads learn at once.
         self.norm = nn.LayerNorm(hidden)
@@ -125,6 +143,9 @@ class ScoringModel(nn.Module):
         out = {"logits": logits}
         if labels is not None:
             out["loss"] = self.heads.loss(logits, target_head, labels)
+            if self.ranking_weight and self.training:
+                ranking = self.heads.ranking_loss(logits, target_head, labels)
+                out["loss"] = out["loss"] + self.ranking_weight * ranking
         return out
 
 
@@ -237,6 +258,32 @@ def training_argument_names() -> set[str]:
     return {f.name for f in dataclasses.fields(TrainingArguments) if f.init}
 
 
+def layer_depth(name: str, layers: int) -> int:
+    """Where a parameter sits in the encoder: 0 for the embeddings, i + 1 for layer i, and
+    the top (layers + 1) for what sits above or beside the stack (a pooler, MPNet's relative
+    attention bias)."""
+    if name.startswith("embeddings."):
+        return 0
+    found = re.search(r"(?:^|\.)layer\.(\d+)\.", name)
+    return int(found.group(1)) + 1 if found else layers + 1
+
+
+def encoder_rate_groups(encoder: nn.Module, rate: float, decay: float) -> list[dict[str, Any]]:
+    """The encoder's trainable parameters grouped by learning rate: layer-wise decay (Howard
+    and Ruder 2018; Sun et al. 2019 for BERT) keeps the lower, more general layers closer to
+    their pretrained values. The top layer and anything above it learn at `rate`, each layer
+    below at `decay` times the one above, the embeddings lowest."""
+    layers = int(getattr(encoder.config, "num_hidden_layers", 0))
+    by_depth: dict[int, list[nn.Parameter]] = {}
+    for name, parameter in encoder.named_parameters():
+        if parameter.requires_grad:
+            by_depth.setdefault(layer_depth(name, layers), []).append(parameter)
+    return [
+        {"params": parameters, "lr": rate * decay ** max(0, layers - depth)}
+        for depth, parameters in sorted(by_depth.items())
+    ]
+
+
 class TransformerScorer(Scorer):
     kind = "transformer"
     runtime_ = TORCH_RUNTIME  # or the ONNX copy `use_onnx` switched to, or TORCH_BF16
@@ -252,6 +299,8 @@ class TransformerScorer(Scorer):
         freeze_layers: int = 0,
         seed: int = 13,
         keep_best_epoch: bool = True,
+        layer_lr_decay: float = 1.0,
+        ranking_weight: float = 0.0,
     ) -> None:
         self.base_model = base_model
         self.max_length = max_length
@@ -263,6 +312,10 @@ class TransformerScorer(Scorer):
         self.seed = seed
         # with a calibration split: end on the epoch with the lowest calibration loss
         self.keep_best_epoch = keep_best_epoch
+        # each encoder layer learns at this times the rate of the layer above (1: one rate)
+        self.layer_lr_decay = layer_lr_decay
+        # weight of the pairwise ranking loss beside the ordinal one (0: ordinal alone)
+        self.ranking_weight = ranking_weight
 
     def trainer_settings(self) -> dict[str, Any]:
         """DEFAULT_TRAINING_ARGS with the config's training_args over them."""
@@ -302,6 +355,12 @@ class TransformerScorer(Scorer):
             raise ValueError(
                 "freeze_layers must be >= 0, training_args.num_train_epochs > 0 and "
                 "training_args.per_device_train_batch_size >= 1"
+            )
+        if not 0 < self.layer_lr_decay <= 1 or self.ranking_weight < 0:
+            raise ValueError(
+                f"layer_lr_decay must be in (0, 1] (got {self.layer_lr_decay}; 1 is one rate "
+                f"for every layer) and ranking_weight >= 0 (got {self.ranking_weight}; 0 is "
+                "the ordinal loss alone)"
             )
 
     # -- data -------------------------------------------------------------------------------
@@ -397,7 +456,9 @@ class TransformerScorer(Scorer):
         path = resolve_base_model(self.base_model)
         self.tokenizer_ = AutoTokenizer.from_pretrained(path)
         encoder = AutoModel.from_pretrained(path)
-        self.model_ = ScoringModel(encoder, [self.num_levels_[k] for k in sorted(self.num_levels_)])
+        self.model_ = ScoringModel(
+            encoder, [self.num_levels_[k] for k in sorted(self.num_levels_)], self.ranking_weight
+        )
         self._init_cut_points(X, np.asarray(y))
         self._freeze_lower_layers()
 
@@ -466,17 +527,15 @@ class TransformerScorer(Scorer):
                     self.model_.heads.bias[head, k] = float(np.log(above / (1 - above)))
 
     def _optimizer(self, arguments: Any) -> torch.optim.Optimizer:
-        """AdamW with a faster rate for the new heads than for the pretrained encoder;
-        the encoder's rate and the weight decay come from the TrainingArguments."""
-        encoder = [p for p in self.model_.encoder.parameters() if p.requires_grad]
+        """AdamW with a faster rate for the new heads than for the pretrained encoder, whose
+        layers may learn ever more slowly downwards (layer_lr_decay); the encoder's top rate
+        and the weight decay come from the TrainingArguments."""
+        groups = encoder_rate_groups(
+            self.model_.encoder, arguments.learning_rate, self.layer_lr_decay
+        )
+        heads = [*self.model_.heads.parameters(), *self.model_.norm.parameters()]
         return torch.optim.AdamW(
-            [
-                {"params": encoder, "lr": arguments.learning_rate},
-                {
-                    "params": [*self.model_.heads.parameters(), *self.model_.norm.parameters()],
-                    "lr": self.head_learning_rate,
-                },
-            ],
+            [*groups, {"params": heads, "lr": self.head_learning_rate}],
             weight_decay=arguments.weight_decay,
         )
 

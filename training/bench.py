@@ -86,6 +86,9 @@ class FoldResult:
     decision_false_awards: dict[str, int] = field(default_factory=dict)
     decision_false_not_yet: dict[str, int] = field(default_factory=dict)
     decision_target: dict[str, float] = field(default_factory=dict)
+    # per criterion, on the fold's calibration split: where recipes are chosen; empty in results
+    # from before it was recorded
+    calibration_qwk: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -148,6 +151,11 @@ def select(table: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
     return table[mask].reset_index(drop=True)
 
 
+# fine-tuning choices a table names, so candidate recipes never merge into one row:
+# (param, mark in the label, its value when off)
+RECIPE_MARKS = (("layer_lr_decay", "llrd", 1.0), ("ranking_weight", "rank", 0.0))
+
+
 def scorer_label(scorer: Scorer) -> str:
     """The scorer's name in tables: its kind, marked where it also reads evidence length or
     starts from another encoder than the bundled one (`embeddings-mpnet`)."""
@@ -156,6 +164,10 @@ def scorer_label(scorer: Scorer) -> str:
     base_model = params.get("base_model")
     if isinstance(base_model, str) and base_model != BUNDLED:
         label += f"-{Path(base_model).name}"
+    for name, mark, off in RECIPE_MARKS:
+        value = params.get(name, off)
+        if value != off:
+            label += f"-{mark}{value:g}"
     return label
 
 
@@ -204,6 +216,7 @@ def measure_fold(
         decision_false_awards={k: d.false_awards for k, d in evaluation.decisions.items()},
         decision_false_not_yet={k: d.false_not_yet for k, d in evaluation.decisions.items()},
         decision_target={k: d.target_error for k, d in evaluation.decisions.items()},
+        calibration_qwk=evaluation.calibration_qwk,
     )
 
 
@@ -381,6 +394,18 @@ def decision_table(runs: list[FoldResult], scorers: list[str]) -> list[str]:
     return lines
 
 
+def calibration_table(runs: list[FoldResult], scorers: list[str]) -> list[str]:
+    """Each scorer's mean calibration QWK over criteria: the figure a choice between recipes
+    may look at, where the test folds' figures may not."""
+    keys = sorted({k for r in runs for k in r.calibration_qwk})
+    lines = ["| scorer | mean calibration QWK | folds |", "|---|---:|---:|"]
+    for scorer in scorers:
+        figure = mean([average(runs, scorer, k, "calibration_qwk") for k in keys])
+        folds = len({r.fold for r in runs if r.scorer == scorer and r.calibration_qwk})
+        lines.append(f"| {scorer} | {fmt(figure)} | {folds} |")
+    return lines
+
+
 def speed_table(runs: list[FoldResult], scorers: list[str]) -> list[str]:
     lines = [
         "| scorer | hardware | fit s per 1,000 items | scored items/s |",
@@ -420,6 +445,9 @@ def markdown(results: list[FoldResult]) -> str:
                 "",
             ]
             lines += decision_table(runs, scorers)
+        if any(r.calibration_qwk for r in runs):
+            lines += ["", "Mean QWK on the folds' calibration splits (choose recipes here):", ""]
+            lines += calibration_table(runs, scorers)
         lines += ["", "Speed:", ""]
         lines += speed_table(runs, scorers)
         lines.append("")

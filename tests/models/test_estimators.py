@@ -99,6 +99,9 @@ def test_a_clone_of_a_fitted_scorer_fits_to_the_same_predictions() -> None:
         ({"training_args": {"load_best_model_at_end": False}}, "keep_best_epoch"),
         ({"training_args": {"num_train_epochs": 0}}, "num_train_epochs > 0"),
         ({"training_args": [1]}, "training_args must be a mapping"),
+        ({"layer_lr_decay": 0}, "layer_lr_decay must be in"),
+        ({"layer_lr_decay": 1.2}, "layer_lr_decay must be in"),
+        ({"ranking_weight": -1}, "ranking_weight >= 0"),
     ],
 )
 def test_bad_training_args_are_refused_before_training(

@@ -13,7 +13,7 @@ from prescore.models.embeddings import PROGRESS_CHUNK_BATCHES, EmbeddingScorer
 from prescore.models.heads import OrdinalRidgeHeads
 from prescore.models.scorer import Scorer, load_scorer
 from prescore.models.tfidf import TfidfScorer
-from prescore.models.transformer import OrdinalHeads, TransformerScorer
+from prescore.models.transformer import OrdinalHeads, TransformerScorer, encoder_rate_groups
 from tests.conftest import scoring_frame
 
 
@@ -177,6 +177,51 @@ def test_ordinal_loss_costs_more_the_further_the_miss() -> None:
     assert losses == sorted(losses, reverse=True) and losses[-1] < 1e-3
     probabilities = heads.probabilities(torch.tensor([[2.0, 0.5, -1.0, -3.0]]), index)[0]
     assert np.isclose(probabilities.sum(), 1) and (probabilities >= 0).all()
+
+
+def test_the_ranking_loss_pairs_items_of_one_criterion_whose_levels_differ() -> None:
+    heads = torch.tensor([0, 0, 0, 1])
+    labels = torch.tensor([2, 0, 2, 0])
+    first_logits = torch.tensor([1.0, 3.0, 0.0, 9.0], requires_grad=True)
+    logits = torch.stack([first_logits, first_logits - 1], dim=1)
+    loss = OrdinalHeads.ranking_loss(logits, heads, labels)
+    # two pairs, both on criterion 0: item 0 over item 1 (margin -2), item 2 over 1 (-3);
+    # item 3 is alone on its criterion, and items 0 and 2 share a level
+    expected = torch.nn.functional.softplus(torch.tensor([2.0, 3.0])).mean()
+    assert torch.isclose(loss, expected.detach(), atol=1e-3)
+    loss.backward()
+    grad = first_logits.grad
+    assert grad is not None
+    assert grad[0] < 0 and grad[2] < 0 and grad[1] > 0 and grad[3] == 0  # ups the higher ones
+    assert float(OrdinalHeads.ranking_loss(logits, heads, torch.tensor([1, 1, 1, 1]))) == 0
+
+
+def test_layer_rates_fall_by_the_decay_from_the_top_layer_down(tiny_encoder: Path) -> None:
+    from transformers import AutoModel
+
+    encoder = AutoModel.from_pretrained(tiny_encoder)  # two layers
+    for parameter in encoder.encoder.layer[0].attention.parameters():
+        parameter.requires_grad = False
+    groups = encoder_rate_groups(encoder, 1e-3, 0.5)
+    rate_of = {id(p): g["lr"] for g in groups for p in g["params"]}
+    named = dict(encoder.named_parameters())
+    assert rate_of[id(named["embeddings.word_embeddings.weight"])] == pytest.approx(2.5e-4)
+    assert rate_of[id(named["encoder.layer.0.output.dense.weight"])] == pytest.approx(5e-4)
+    assert rate_of[id(named["encoder.layer.1.output.dense.weight"])] == pytest.approx(1e-3)
+    assert rate_of[id(named["pooler.dense.weight"])] == pytest.approx(1e-3)
+    trainable = [p for p in encoder.parameters() if p.requires_grad]
+    assert len(rate_of) == len(trainable)  # every trainable parameter once, no frozen one
+    assert {g["lr"] for g in encoder_rate_groups(encoder, 1e-3, 1.0)} == {1e-3}
+
+
+def test_the_transformer_trains_with_the_ranking_loss_and_layer_decay(tiny_encoder: Path) -> None:
+    X, y = scoring_frame(60)
+    plain = build("transformer", tiny_encoder).fit(X, y).predict_proba(X)
+    for recipe in ({"ranking_weight": 1.0}, {"layer_lr_decay": 0.5}):
+        scorer = build("transformer", tiny_encoder).set_params(**recipe).fit(X, y)
+        probabilities = scorer.predict_proba(X)
+        assert np.isfinite(probabilities).all()
+        assert not np.allclose(probabilities, plain), recipe  # each changes the fit
 
 
 def test_the_transformer_ends_on_its_best_calibration_epoch(tiny_encoder: Path) -> None:

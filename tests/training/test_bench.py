@@ -16,6 +16,7 @@ from prescore.training.bench import (
     markdown,
     read_results,
     run_benchmark,
+    scorer_label,
 )
 from prescore.training.config import ScorerSpec, load_config
 from tests.conftest import COLUMNS, evidence_row, write_csv
@@ -81,6 +82,10 @@ def test_fold_results_make_tables_and_survive_a_round_trip(
     planning = next(line for line in tables.splitlines() if line.startswith("| wait-time/planning"))
     expected = np.mean([r.qwk["wait-time/planning"] for r in results])
     assert f"{expected:.3f}" in planning
+    # recipes are chosen on the calibration splits, which every fold records apart from test
+    assert all(set(r.calibration_qwk) == set(r.qwk) for r in results)
+    on_calibration = np.mean([np.mean(list(r.calibration_qwk.values())) for r in results])
+    assert f"| tfidf | {on_calibration:.3f} | 2 |" in tables
 
 
 def test_the_ensemble_pools_the_folds_fitted_scorers(folded_config: Path) -> None:
@@ -191,6 +196,14 @@ def test_an_embeddings_baseline_on_another_encoder_is_labelled_by_it(
     baseline = embeddings_baseline(tmp_path / "cache", str(tiny_encoder))
     (result,) = run_benchmark(config, [baseline], only_folds=[2], ensemble=False)
     assert result.scorer == f"embeddings-{tiny_encoder.name}"  # never mixed with MiniLM's row
+
+
+def test_fine_tuning_recipes_are_labelled_so_their_rows_stay_apart() -> None:
+    from prescore.models.transformer import TransformerScorer
+
+    assert scorer_label(TransformerScorer()) == "transformer"
+    recipe = TransformerScorer(layer_lr_decay=0.9, ranking_weight=0.5)
+    assert scorer_label(recipe) == "transformer-llrd0.9-rank0.5"
 
 
 def test_a_missing_mpnet_extra_stops_the_bench_before_any_fold(
