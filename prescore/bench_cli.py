@@ -135,6 +135,12 @@ def accuracy(
     ensemble: bool = typer.Option(
         True, help="also pool the fold's scorers, weights chosen on its calibration split"
     ),
+    param: list[str] = typer.Option(
+        [],
+        "--param",
+        help="NAME=VALUE over the config scorer's params, repeatable: a candidate recipe "
+        "without a config of its own, e.g. --param layer_lr_decay=0.9",
+    ),
     cache_dir: Path = typer.Option(
         Path("reports/bench/embeddings-cache"), help="where text vectors are kept between folds"
     ),
@@ -160,6 +166,10 @@ def accuracy(
         if embeddings:
             resolve_base_model(base_model)  # a missing extra is said before any fold runs
         experiment = load_config(config)
+        if param:
+            experiment = experiment.model_copy(
+                update={"scorer": experiment.scorer.with_params(param)}
+            )
         baselines = [BASELINE, *([WITH_LENGTH] if length else [])]
         baselines += [embeddings_baseline(cache_dir, base_model)] if embeddings else []
         extra = [] if quick or experiment.scorer in baselines else [experiment.scorer]

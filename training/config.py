@@ -29,6 +29,19 @@ class ScorerSpec(BaseModel):
         make_scorer(self.kind, self.params)  # one clear ValueError per problem
         return self
 
+    def with_params(self, assignments: list[str]) -> ScorerSpec:
+        """This spec with `NAME=VALUE` assignments (YAML values) over its params, checked like
+        a config's: candidate recipes run from one config, each labelled apart in tables."""
+        overrides: dict[str, Any] = {}
+        for assignment in assignments:
+            name, equals, value = assignment.partition("=")
+            if not equals or not name.strip():
+                raise ValueError(
+                    f"--param needs NAME=VALUE, e.g. layer_lr_decay=0.9; got {assignment!r}"
+                )
+            overrides[name.strip()] = yaml.safe_load(value)
+        return ScorerSpec(kind=self.kind, params={**self.params, **overrides})
+
     def build(self, seed: int) -> Scorer:
         """The scorer, unfitted; the config's seed unless its params name their own. The
         params were checked when this spec was made, so it is built once, here."""

