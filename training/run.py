@@ -276,14 +276,21 @@ def _log_model(
     return str(info.registered_model_version)
 
 
-def add_onnx_copies(
-    model_name: str,
-    version: str,
-    config: ExperimentConfig | None = None,
-    copies: tuple[Copy, ...] = COPIES,
-) -> OnnxCopies:
-    """Give an already registered transformer version its ONNX copies, checked on the
-    calibration split of the evidence it was trained on: no retraining.
+@dataclass(frozen=True)
+class VersionEvidence:
+    """A registered transformer version's PyTorch scorer and the calibration and test splits
+    of the evidence it was trained on, where its copies are checked."""
+
+    version: str
+    scorer: TransformerScorer
+    calibration: pd.DataFrame
+    test: pd.DataFrame | None
+
+
+def version_evidence(
+    model_name: str, version: str, config: ExperimentConfig | None = None
+) -> VersionEvidence:
+    """What a registered version's copies are checked on (VersionEvidence).
 
     The evidence is the run's own config (logged beside it) unless `config` is given; either
     way its calibration split must have the run's fingerprint, or the check would be on other
@@ -309,17 +316,30 @@ def add_onnx_copies(
             "was trained with (its fingerprint differs); pass the run's config and evidence"
         )
     test = evidence.splits.get("test")
+    held_out = test if test is not None and len(test) else None
+    return VersionEvidence(registered.version, scorer, calibration, held_out)
+
+
+def add_onnx_copies(
+    model_name: str,
+    version: str,
+    config: ExperimentConfig | None = None,
+    copies: tuple[Copy, ...] = COPIES,
+) -> OnnxCopies:
+    """Give an already registered transformer version its ONNX copies, checked on the
+    calibration split of the evidence it was trained on (`version_evidence`): no retraining."""
+    found = version_evidence(model_name, version, config)
     with (
         tempfile.TemporaryDirectory() as folder,
         StepProgress("ONNX copies: export and check", 1 + len(copies), "step") as progress,
     ):
         checked = make_copies(
-            scorer,
+            found.scorer,
             Path(folder),
-            calibration,
-            test if test is not None and len(test) else None,
+            found.calibration,
+            found.test,
             copies,
             on_step=progress.advance,
         )
-        store_onnx_copies(model_name, registered.version, Path(folder))
+        store_onnx_copies(model_name, found.version, Path(folder))
     return checked
