@@ -2,8 +2,9 @@
 BentoML's model service, a second process (separate).
 
 Inline saves the hop between the two (serialising the evidence twice, a second event loop, a
-process switch): one 300-word essay over HTTP took 61 ms at p50 against 74 ms separate, on 2
-cores (eval/RESULTS.md). Separate keeps a model crash or a long load away from the API and
+process switch): one 300-word essay over HTTP took 41-47 ms at p50 against 51 ms separate,
+and 8 clients got 0.77x of the model's in-process rate against 0.68x, on 2 cores with bf16
+(eval/RESULTS.md). Separate keeps a model crash or a long load away from the API and
 the review pages, and lets the model service scale apart, where there are cores for it.
 """
 
