@@ -258,29 +258,35 @@ def training_argument_names() -> set[str]:
     return {f.name for f in dataclasses.fields(TrainingArguments) if f.init}
 
 
-def layer_depth(name: str, layers: int) -> int:
-    """Where a parameter sits in the encoder: 0 for the embeddings, i + 1 for layer i, and
-    the top (layers + 1) for what sits above or beside the stack (a pooler, MPNet's relative
-    attention bias)."""
-    if name.startswith("embeddings."):
-        return 0
+def layer_index(name: str) -> int | None:
+    """The encoder layer a parameter belongs to, from the `layer.N.` naming BERT, MPNet and
+    DistilBERT share; None for the embeddings and anything beside the stack."""
     found = re.search(r"(?:^|\.)layer\.(\d+)\.", name)
-    return int(found.group(1)) + 1 if found else layers + 1
+    return int(found.group(1)) if found else None
 
 
 def encoder_rate_groups(encoder: nn.Module, rate: float, decay: float) -> list[dict[str, Any]]:
     """The encoder's trainable parameters grouped by learning rate: layer-wise decay (Howard
     and Ruder 2018; Sun et al. 2019 for BERT) keeps the lower, more general layers closer to
     their pretrained values. The top layer and anything above it learn at `rate`, each layer
-    below at `decay` times the one above, the embeddings lowest."""
-    layers = int(getattr(encoder.config, "num_hidden_layers", 0))
-    by_depth: dict[int, list[nn.Parameter]] = {}
-    for name, parameter in encoder.named_parameters():
-        if parameter.requires_grad:
-            by_depth.setdefault(layer_depth(name, layers), []).append(parameter)
+    below at `decay` times the one above, the embeddings lowest; what sits beside the stack
+    (a pooler, MPNet's relative attention bias) learns at `rate`. Layers are counted from the
+    parameter names, whatever the config calls them."""
+    named = list(encoder.named_parameters())
+    layers = 1 + max((i for n, _ in named if (i := layer_index(n)) is not None), default=-1)
+    steps_below_top: dict[int, list[nn.Parameter]] = {}
+    for name, parameter in named:
+        if not parameter.requires_grad:
+            continue
+        index = layer_index(name)
+        if index is not None:
+            steps = layers - 1 - index
+        else:
+            steps = layers if name.startswith("embeddings.") else 0
+        steps_below_top.setdefault(steps, []).append(parameter)
     return [
-        {"params": parameters, "lr": rate * decay ** max(0, layers - depth)}
-        for depth, parameters in sorted(by_depth.items())
+        {"params": parameters, "lr": rate * decay**steps}
+        for steps, parameters in sorted(steps_below_top.items())
     ]
 
 

@@ -13,7 +13,12 @@ from prescore.models.embeddings import PROGRESS_CHUNK_BATCHES, EmbeddingScorer
 from prescore.models.heads import OrdinalRidgeHeads
 from prescore.models.scorer import Scorer, load_scorer
 from prescore.models.tfidf import TfidfScorer
-from prescore.models.transformer import OrdinalHeads, TransformerScorer, encoder_rate_groups
+from prescore.models.transformer import (
+    OrdinalHeads,
+    TransformerScorer,
+    encoder_rate_groups,
+    layer_index,
+)
 from tests.conftest import scoring_frame
 
 
@@ -213,6 +218,9 @@ def test_layer_rates_fall_by_the_decay_from_the_top_layer_down(tiny_encoder: Pat
     trainable = [p for p in encoder.parameters() if p.requires_grad]
     assert len(rate_of) == len(trainable)  # every trainable parameter once, no frozen one
     assert {g["lr"] for g in encoder_rate_groups(encoder, 1e-3, 1.0)} == {1e-3}
+    # layers are read from the names BERT, MPNet and DistilBERT share, not from a config key
+    assert layer_index("transformer.layer.3.attention.q_lin.weight") == 3
+    assert layer_index("encoder.relative_attention_bias.weight") is None
 
 
 def test_the_transformer_trains_with_the_ranking_loss_and_layer_decay(tiny_encoder: Path) -> None:
