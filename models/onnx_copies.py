@@ -204,8 +204,9 @@ def export_encoder(scorer: TransformerScorer, path: Path) -> Path:
     return path
 
 
-def quantize(fp32: Path, int8: Path) -> Path:
-    """ONNX Runtime's dynamic int8 quantization of an fp32 copy."""
+def quantize(fp32: Path, int8: Path, keep_fp32: tuple[str, ...] = ()) -> Path:
+    """ONNX Runtime's dynamic int8 quantization of an fp32 copy; the MatMul nodes named in
+    `keep_fp32` stay fp32 (eval/probes/int8_variants.py tries that)."""
     import logging
 
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -222,6 +223,7 @@ def quantize(fp32: Path, int8: Path) -> Path:
             weight_type=QuantType.QInt8,
             op_types_to_quantize=["MatMul"],
             per_channel=True,
+            nodes_to_exclude=list(keep_fp32),
         )
     finally:
         logging.getLogger().setLevel(quiet)

@@ -272,13 +272,12 @@ def encoder_rate_groups(encoder: nn.Module, rate: float, decay: float) -> list[d
     below at `decay` times the one above, the embeddings lowest; what sits beside the stack
     (a pooler, MPNet's relative attention bias) learns at `rate`. Layers are counted from the
     parameter names, whatever the config calls them."""
-    named = list(encoder.named_parameters())
-    layers = 1 + max((i for n, _ in named if (i := layer_index(n)) is not None), default=-1)
+    indexed = [(name, p, layer_index(name)) for name, p in encoder.named_parameters()]
+    layers = 1 + max((i for _, _, i in indexed if i is not None), default=-1)
     steps_below_top: dict[int, list[nn.Parameter]] = {}
-    for name, parameter in named:
+    for name, parameter, index in indexed:
         if not parameter.requires_grad:
             continue
-        index = layer_index(name)
         if index is not None:
             steps = layers - 1 - index
         else:

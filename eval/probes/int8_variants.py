@@ -24,28 +24,21 @@ import onnx
 import pandas as pd
 import torch
 import typer
-from onnxruntime.quantization import QuantType, quantize_dynamic
 from onnxruntime.quantization.matmul_nbits_quantizer import (
     DefaultWeightOnlyQuantConfig,
     MatMulNBitsQuantizer,
 )
 
-from prescore.models.onnx_copies import ONNX_FP32, ONNX_INT8, agreement, export_encoder
+from prescore.models.onnx_copies import (
+    ONNX_FP32,
+    ONNX_INT8,
+    agreement,
+    export_encoder,
+    quantize,
+)
 from prescore.models.scorer import load_scorer
 from prescore.models.transformer import TransformerScorer
 from prescore.training.run import version_evidence
-
-
-def dynamic(fp32: Path, out: Path, keep: list[str]) -> Path:
-    quantize_dynamic(
-        fp32,
-        out,
-        weight_type=QuantType.QInt8,
-        op_types_to_quantize=["MatMul"],
-        per_channel=True,
-        nodes_to_exclude=keep,
-    )
-    return out
 
 
 def nbits(fp32: Path, out: Path, bits: int, block: int, level: int) -> Path:
@@ -58,25 +51,25 @@ def nbits(fp32: Path, out: Path, bits: int, block: int, level: int) -> Path:
     return out
 
 
-def matmuls_fed_by(fp32: Path, prefix: str) -> list[str]:
+def matmuls_fed_by(fp32: Path, prefix: str) -> tuple[str, ...]:
     """Names of the weight MatMuls whose input tensor's name starts with `prefix` (the
     dynamo exporter names a GELU's output `gelu_N`, an attention output `view_N`)."""
     graph = onnx.load(str(fp32)).graph
     weights = {i.name for i in graph.initializer}
-    return [
+    return tuple(
         n.name
         for n in graph.node
         if n.op_type == "MatMul" and n.input[1] in weights and n.input[0].startswith(prefix)
-    ]
+    )
 
 
 def variants(fp32: Path, folder: Path) -> dict[str, Callable[[], Path]]:
     ffn_out, attention_out = matmuls_fed_by(fp32, "gelu"), matmuls_fed_by(fp32, "view_")
     return {
         "onnx-fp32": lambda: fp32,
-        "dynamic (exported)": lambda: dynamic(fp32, folder / "d.onnx", []),
-        "dynamic, FFN output fp32": lambda: dynamic(fp32, folder / "d1.onnx", ffn_out),
-        "dynamic, FFN and attention output fp32": lambda: dynamic(
+        "dynamic (exported)": lambda: quantize(fp32, folder / "d.onnx"),
+        "dynamic, FFN output fp32": lambda: quantize(fp32, folder / "d1.onnx", ffn_out),
+        "dynamic, FFN and attention output fp32": lambda: quantize(
             fp32, folder / "d2.onnx", ffn_out + attention_out
         ),
         "int8 blocks of 32, int8 compute": lambda: nbits(fp32, folder / "n1.onnx", 8, 32, 4),
