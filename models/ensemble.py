@@ -180,6 +180,12 @@ class EnsembleScorer(Scorer):
         found = (m.base_tokenizer() for m in self.members_)
         return next((t for t in found if t is not None), None)
 
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        """The count of the member whose tokenizer `base_tokenizer` names, so that member
+        finds the windows its count left (models/recent_windows.py)."""
+        reader = next((m for m in self.members_ if m.base_tokenizer() is not None), None)
+        return super().count_tokens(texts) if reader is None else reader.count_tokens(texts)
+
     @property
     def runtime(self) -> str:
         return "+".join(dict.fromkeys(m.runtime for m in self.members_))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import bisect
+import re
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -11,6 +13,28 @@ import pandas as pd
 from prescore.data.schema import KEY_SEPARATOR
 
 INPUT_COLUMNS = ("text", "credential_id", "criterion_id")
+WORD = re.compile(r"\S+")
+
+
+def words(text: str) -> int:
+    """Whitespace-separated words: a lower bound on a subword tokenizer's count (every word is
+    at least one token), so the API can refuse an oversized request without the tokenizer."""
+    return sum(1 for _ in WORD.finditer(text))
+
+
+def count_tokens(texts: Sequence[str], tokenizer: Any | None) -> list[int]:
+    """Tokens per text as a scorer reads them: its base model's tokenizer, without special
+    tokens; words for a scorer without one (TF-IDF reads words)."""
+    if tokenizer is None:
+        return [words(text) for text in texts]
+    encoded = tokenizer(
+        list(texts),
+        add_special_tokens=False,
+        return_attention_mask=False,
+        return_token_type_ids=False,
+        verbose=False,
+    )
+    return [len(ids) for ids in encoded["input_ids"]]
 
 
 def criterion_keys(frame: pd.DataFrame) -> np.ndarray:

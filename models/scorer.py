@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 
-from prescore.models.inputs import INPUT_COLUMNS, criterion_keys, unknown_criteria
+from prescore.models.inputs import INPUT_COLUMNS, count_tokens, criterion_keys, unknown_criteria
 
 SCORER_FILE = "scorer.json"
 
@@ -58,6 +58,11 @@ class Scorer(BaseEstimator):
         """The base model's tokenizer, for the language check (models/language.py); None for a
         scorer without a base model (TF-IDF learns its vocabulary from the evidence)."""
         return None
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        """Tokens per text as this scorer reads them (the service's budget and its batches are
+        counted in these): the base tokenizer's, without special tokens, or words."""
+        return count_tokens(texts, self.base_tokenizer())
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         raise NotImplementedError

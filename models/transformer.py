@@ -31,6 +31,7 @@ from torch import nn
 
 from prescore.models.base_model import BUNDLED, resolve_base_model
 from prescore.models.inputs import levels_per_criterion, pad_probabilities
+from prescore.models.recent_windows import RecentWindows, Windows
 from prescore.models.scorer import EvalSet, Scorer
 
 
@@ -377,7 +378,7 @@ class TransformerScorer(Scorer):
         `mapped` tokenizes through a batched datasets.map (training and calibration texts);
         without it the same function is called directly, as serving wants for one request."""
         texts = list(dict.fromkeys(X["text"]))
-        windows = self._mapped_windows(texts) if mapped else self.tokenize_windows(texts)
+        windows = self._mapped_windows(texts) if mapped else self._counted_windows(texts)
         by_text = {text: Document(ws, [], [], []) for text, ws in zip(texts, windows, strict=True)}
         keys = self.keys(X)
         labels = np.zeros(len(X), dtype=int) if y is None else np.asarray(y)
@@ -404,6 +405,27 @@ class TransformerScorer(Scorer):
         ):
             windows[text].append(list(ids))
         return windows
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        """Tokens per text without special tokens, worked out from the text's windows (each
+        window's own tokens, less the `stride` it repeats from the window before), which stay
+        for `predict_proba` to take: the service counts a request, then scores it, and each
+        text is tokenized once."""
+        windows = self.tokenize_windows(texts)
+        if not hasattr(self, "recent_windows_"):
+            self.recent_windows_ = RecentWindows()
+        special = self.tokenizer_.num_special_tokens_to_add(pair=False)
+        for text, text_windows in zip(texts, windows, strict=True):
+            self.recent_windows_.put(text, text_windows)
+        return [sum(len(w) - special for w in ws) - self.stride * (len(ws) - 1) for ws in windows]
+
+    def _counted_windows(self, texts: list[str]) -> list[Windows]:
+        """The windows `count_tokens` left for these texts; the others tokenized now."""
+        recent = getattr(self, "recent_windows_", None)
+        found = [None if recent is None else recent.take(text) for text in texts]
+        missing = [text for text, windows in zip(texts, found, strict=True) if windows is None]
+        fresh = iter(self.tokenize_windows(missing) if missing else [])
+        return [next(fresh) if windows is None else windows for windows in found]
 
     def _mapped_windows(self, texts: list[str]) -> list[list[list[int]]]:
         """tokenize_windows over a Dataset in batches, in memory: no cache files beside the

@@ -32,7 +32,6 @@ from prescore.serving.workload import (
     CallerGone,
     Overloaded,
     TokenBatcher,
-    count_tokens,
     unless_disconnected,
 )
 
@@ -90,8 +89,7 @@ class ModelHost:
 
     def tokens(self, items: list[EvidenceToScore]) -> int:
         """Counted here, where the tokenizer of the version that will score them is."""
-        tokenizer = self.loaded[0].scorer.base_tokenizer()
-        return sum(count_tokens([item.text for item in items], tokenizer))
+        return sum(self.loaded[0].scorer.count_tokens([item.text for item in items]))
 
     async def predict(
         self, items: list[EvidenceToScore], receive: Receive | None = None

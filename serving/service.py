@@ -33,6 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from prescore.data.schema import CriterionKey
 from prescore.eval.routing import Reason
+from prescore.models.inputs import words
 from prescore.serving.auth import key_is_valid, presented_key
 from prescore.serving.endpoints import InlineModel, ModelEndpoint, RemoteModel
 from prescore.serving.model_host import ModelHost
@@ -58,11 +59,7 @@ from prescore.serving.schemas import (
 )
 from prescore.serving.scoring import decide_submissions, submission_problems
 from prescore.serving.settings import ServiceSettings
-from prescore.serving.workload import (
-    CallerGone,
-    unless_disconnected,
-    words,
-)
+from prescore.serving.workload import CallerGone, unless_disconnected
 
 logger = logging.getLogger("prescore.serving")
 

@@ -13,13 +13,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import re
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from starlette.types import Receive
 
@@ -29,30 +28,8 @@ Item = TypeVar("Item")
 Result = TypeVar("Result")
 Answer = TypeVar("Answer")
 
-WORD = re.compile(r"\S+")
 RECENT_BATCHES = 32  # the batches the seconds-per-token estimate is taken over
 MAX_RETRY_AFTER = 60  # seconds; beyond this a caller should rather hear "later" than a number
-
-
-def words(text: str) -> int:
-    """Whitespace-separated words: a lower bound on a subword tokenizer's count (every word is
-    at least one token), so the API can refuse an oversized request without the tokenizer."""
-    return sum(1 for _ in WORD.finditer(text))
-
-
-def count_tokens(texts: Sequence[str], tokenizer: Any | None) -> list[int]:
-    """Tokens per text as the scorer reads them: its base model's tokenizer, without special
-    tokens; words for a scorer without one (TF-IDF reads words)."""
-    if tokenizer is None:
-        return [words(text) for text in texts]
-    encoded = tokenizer(
-        list(texts),
-        add_special_tokens=False,
-        return_attention_mask=False,
-        return_token_type_ids=False,
-        verbose=False,
-    )
-    return [len(ids) for ids in encoded["input_ids"]]
 
 
 class CallerGone(Exception):

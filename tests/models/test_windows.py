@@ -101,3 +101,54 @@ def test_length_batches_bound_padding_and_size() -> None:
     for batch in batches:
         sizes = [lengths[i] for i in batch]
         assert len(batch) <= 16 and max(sizes) <= min(sizes) * 1.1
+
+
+def test_transformer_counts_tokens_from_its_windows_and_scoring_takes_them(
+    tiny_encoder: Path,
+) -> None:
+    """The service counts a request's tokens, then scores it: the count is the tokenizer's own
+    (no special tokens), and scoring takes the windows the count made instead of tokenizing
+    again, once per count."""
+    import pandas as pd
+    from transformers import AutoTokenizer
+
+    from prescore.models.inputs import count_tokens, criterion_keys
+    from prescore.models.transformer import TransformerScorer
+
+    scorer = TransformerScorer(base_model=str(tiny_encoder), max_length=32, stride=8)
+    scorer.tokenizer_ = AutoTokenizer.from_pretrained(tiny_encoder)
+    scorer.head_index_ = {
+        str(criterion_keys(pd.DataFrame({"credential_id": ["c"], "criterion_id": ["a"]}))[0]): 0
+    }
+    texts = [long_text(n) for n in (1, 7, 40, 90)] + ["Wait time rose to five seconds."]
+    assert scorer.count_tokens(texts) == count_tokens(texts, scorer.tokenizer_)
+    assert len(scorer.recent_windows_) == len(texts)
+
+    calls: list[list[str]] = []
+    real = scorer.tokenize_windows
+
+    def spy(some: list[str]) -> list[list[list[int]]]:
+        calls.append(some)
+        return real(some)
+
+    scorer.tokenize_windows = spy  # type: ignore[method-assign]
+    X = pd.DataFrame({"text": texts, "credential_id": "c", "criterion_id": "a"})
+    documents = scorer.documents(X, None)
+    assert calls == []  # every text's windows came from the count
+    assert [d.windows for d in documents] == real(texts)
+    scorer.documents(X.head(2), None)
+    assert calls == [texts[:2]]  # taken once: a second scoring tokenizes
+    assert len(scorer.recent_windows_) == 0
+
+
+def test_recent_windows_are_bounded_and_start_empty_in_a_copy() -> None:
+    import copy
+
+    from prescore.models.recent_windows import RecentWindows
+
+    recent = RecentWindows(most=2)
+    for n in range(3):
+        recent.put(f"text {n}", [[n]])
+    assert recent.take("text 0") is None  # the oldest made room
+    assert recent.take("text 2") == [[2]]
+    assert len(copy.deepcopy(recent)) == 0 and len(recent) == 1

@@ -9,13 +9,12 @@ import time
 
 import pytest
 
+from prescore.models.inputs import count_tokens, words
 from prescore.serving.workload import (
     CallerGone,
     Overloaded,
     TokenBatcher,
-    count_tokens,
     unless_disconnected,
-    words,
 )
 
 
