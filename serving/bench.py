@@ -14,7 +14,6 @@ every criterion of its credential (where a text shares its encoding) are timed s
 
 from __future__ import annotations
 
-import os
 import platform
 import secrets
 import statistics
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from prescore import defaults
+from prescore.eval.hardware import cpu_description
 from prescore.models.onnx_copies import RUNTIMES, load_copy
 from prescore.models.registry import ONNX_ARTIFACT, RegisteredModel, fetch
 from prescore.models.transformer import TORCH_RUNTIME, TransformerScorer
@@ -169,7 +169,7 @@ class ServingBench:
 
 
 def machine() -> str:
-    return f"{os.cpu_count()} CPU cores, {platform.machine()}, Python {platform.python_version()}"
+    return f"{cpu_description()}, Python {platform.python_version()}"
 
 
 def percentile(values: list[float], share: float) -> float:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import math
-import platform
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,6 +30,7 @@ from prescore.data.load import EvidenceSet, load_evidence
 from prescore.data.split import SplitConfig, educator_position, educator_split
 from prescore.eval.agreement import quadratic_weighted_kappa
 from prescore.eval.evaluate import evaluate
+from prescore.eval.hardware import cpu_description
 from prescore.models.base_model import BUNDLED
 from prescore.models.ensemble import EnsembleScorer
 from prescore.models.inputs import criterion_keys
@@ -106,9 +106,7 @@ def hardware() -> str:
             return f"{torch.cuda.get_device_name(0)} GPU"
     except ImportError:  # pragma: no cover - torch is a dependency
         pass
-    import os
-
-    return f"{os.cpu_count()} CPU cores ({platform.machine()})"
+    return cpu_description()
 
 
 def folds(config: ExperimentConfig, evidence: EvidenceSet) -> list[tuple[int, EvidenceSet]]:
