@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from prescore.models.hardware import cpu_description, int8_kernels, native_bf16
 from prescore.models.inputs import criterion_keys
 from prescore.models.transformer import TORCH_BF16, TORCH_RUNTIME
 
@@ -82,15 +83,32 @@ class OnnxCopies(BaseModel):
     max_level_changes: float
     opset: int
     copies: dict[str, CopyCheck]
+    checked_on: str = Field("", description="the CPU the checks ran on; empty before it was kept")
+    int8_kernels: str = Field(
+        "", description="the int8 kernels the int8 check ran on (`int8_kernels()`); empty: unknown"
+    )
 
     def usable(self) -> list[str]:
         """Runtimes that may serve on this machine, fastest first; PyTorch is always among
-        them, bf16 only where the machine has bf16 instructions."""
+        them, bf16 only where the machine has bf16 instructions, int8 only where its check ran
+        on the same int8 kernels (`not_here`)."""
         return [
             r
             for r in PREFERENCE
-            if r == TORCH_RUNTIME or (self._passed(r) and (r != BF16 or native_bf16()))
+            if r == TORCH_RUNTIME
+            or (self._passed(r) and (r != BF16 or native_bf16()) and not self.not_here(r))
         ]
+
+    def not_here(self, runtime: str) -> str:
+        """Why a copy that passed its check may not serve on this machine, or "": an int8 copy
+        checked on other int8 kernels computes other numbers here than the ones checked."""
+        here = int8_kernels()
+        if runtime == ONNX_INT8 and self.int8_kernels and self.int8_kernels != here:
+            return (
+                f"its check ran on {self.int8_kernels} int8 kernels and this machine has {here}; "
+                "check it here with `prescore export-onnx`"
+            )
+        return ""
 
     def _passed(self, runtime: str) -> bool:
         return runtime in self.copies and self.copies[runtime].passed
@@ -106,18 +124,6 @@ class OnnxCopies(BaseModel):
             )
             out[runtime] = f"passed: {figures}" if check.passed else f"not used: {check.reason}"
         return out
-
-
-def native_bf16() -> bool:
-    """Whether bfloat16 runs natively here: a GPU, or a CPU with AVX512-BF16 or AMX. Elsewhere
-    PyTorch emulates it, slower than fp32."""
-    import torch
-
-    return bool(
-        torch.cuda.is_available()
-        or torch.cpu._is_avx512_bf16_supported()
-        or torch.cpu._is_amx_tile_supported()
-    )
 
 
 def agreement(reference: np.ndarray, candidate: np.ndarray, X: pd.DataFrame) -> Agreement:
@@ -280,7 +286,13 @@ def make_copies(
             on_step()
     if ONNX_FP32 not in copies:  # exported only to quantize, or not at all
         fp32.unlink(missing_ok=True)
-    result = OnnxCopies(max_level_changes=MAX_LEVEL_CHANGES, opset=OPSET, copies=checks)
+    result = OnnxCopies(
+        max_level_changes=MAX_LEVEL_CHANGES,
+        opset=OPSET,
+        copies=checks,
+        checked_on=cpu_description(),
+        int8_kernels=int8_kernels() if ONNX_INT8 in copies else "",
+    )
     (folder / CHECK_FILE).write_text(result.model_dump_json(indent=2))
     return result
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from prescore import defaults
-from prescore.eval.hardware import cpu_description
+from prescore.models.hardware import cpu_description
 from prescore.models.onnx_copies import RUNTIMES, load_copy
 from prescore.models.registry import ONNX_ARTIFACT, RegisteredModel, fetch
 from prescore.models.transformer import TORCH_RUNTIME, TransformerScorer

@@ -30,9 +30,9 @@ from prescore.data.load import EvidenceSet, load_evidence
 from prescore.data.split import SplitConfig, educator_position, educator_split
 from prescore.eval.agreement import quadratic_weighted_kappa
 from prescore.eval.evaluate import evaluate
-from prescore.eval.hardware import cpu_description
 from prescore.models.base_model import BUNDLED
 from prescore.models.ensemble import EnsembleScorer
+from prescore.models.hardware import cpu_description
 from prescore.models.inputs import criterion_keys
 from prescore.models.scorer import Scorer
 from prescore.training.config import ExperimentConfig, ScorerSpec

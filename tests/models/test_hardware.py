@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prescore.eval.hardware import cpu_description
+from prescore.models.hardware import cpu_description
 
 
 def test_the_cpu_is_named_with_the_instructions_that_decide_the_runtime(tmp_path: Path) -> None:
