@@ -680,10 +680,6 @@ class TransformerScorer(Scorer):
 
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3  # ONNX Runtime's own warnings are about graph fusions
-        # ONNX Runtime's threads spin between ops by default, on the cores the service's event
-        # loop needs: on 2 cores (AVX2 EPYC, eval/RESULTS.md) 8 HTTP clients got 6.6-6.8 items/s
-        # with spinning and 7.1-7.5 without, at 241-252 ms of service CPU per item against 295
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.onnx_session_ = onnxruntime.InferenceSession(
             str(path), options, providers=["CPUExecutionProvider"]
         )

@@ -68,9 +68,6 @@ def test_the_fp32_copy_reproduces_pytorch(
     assert copy.runtime == ONNX_FP32 and fitted.runtime == TORCH_RUNTIME
     assert copy.model_.encoder is None  # one copy of the weights in memory
     assert np.allclose(copy.predict_proba(X), expected, atol=1e-4)
-    # its threads sleep between ops rather than spin on the cores the service's event loop needs
-    options = copy.onnx_session_.get_session_options()
-    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
 
 
 def test_the_int8_check_is_recorded_with_its_figures(
