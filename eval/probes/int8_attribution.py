@@ -6,7 +6,8 @@ quantization an int8 copy would need before anyone builds one (eval/RESULTS.md, 
     MLFLOW_TRACKING_URI=sqlite:///<registry>/mlflow.db python eval/probes/int8_attribution.py \\
         --model prescore-quickstart --version 1
 
-Weights are rounded per output channel (as ONNX Runtime's dynamic quantization does);
+Weights are rounded per output channel (as ONNX Runtime's dynamic quantization does) or in
+blocks of 32 input weights per channel (as its MatMulNBits does);
 activations per tensor (its DynamicQuantizeLinear: one asymmetric uint8 scale for the batch)
 or per token (one scale per token's vector, which ONNX Runtime's dynamic quantization lacks).
 """
@@ -28,6 +29,14 @@ Rounding = Callable[[torch.Tensor], torch.Tensor]
 def weights_per_channel(w: torch.Tensor) -> torch.Tensor:
     scale = w.abs().amax(dim=1, keepdim=True).clamp_min(1e-12) / 127
     return torch.round(w / scale).clamp(-127, 127) * scale
+
+
+def weights_in_blocks(w: torch.Tensor, block: int = 32) -> torch.Tensor:
+    """One scale per 32 consecutive input weights of an output channel (as MatMulNBits)."""
+    out, width = w.shape
+    pad = (-width) % block
+    blocks = torch.nn.functional.pad(w, (0, pad)).reshape(out, -1, block)
+    return weights_per_channel(blocks.reshape(-1, block)).reshape(out, -1)[:, :width]
 
 
 def asymmetric_uint8(x: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
@@ -53,12 +62,15 @@ VARIANTS: dict[str, tuple[Rounding | None, Rounding | None]] = {
         activations_per_tensor,
     ),
     "weights per channel, activations per token": (weights_per_channel, activations_per_token),
+    "weights in blocks of 32, activations fp32": (weights_in_blocks, None),
+    "weights in blocks of 32, activations per token": (weights_in_blocks, activations_per_token),
 }
 
 
 def main(
     model: str = typer.Option(..., help="registered model name"),
     version: str = typer.Option(..., help="registered version"),
+    only: list[str] = typer.Option([], help="variants to run (their names); all by default"),
 ) -> None:
     logging.getLogger().setLevel(logging.ERROR)
     found = version_evidence(model, version)
@@ -73,6 +85,8 @@ def main(
           "difference (calibration) |")  # fmt: skip
     print("|---|---:|---:|---:|")
     for name, (round_weights, round_activations) in VARIANTS.items():
+        if only and name not in only:
+            continue
         hooks = []
         for m in linears:
             original = weights[id(m)]
