@@ -146,9 +146,11 @@ def test_recent_windows_are_bounded_and_start_empty_in_a_copy() -> None:
 
     from prescore.models.recent_windows import RecentWindows
 
-    recent = RecentWindows(most=2)
+    recent = RecentWindows(most_tokens=4)
     for n in range(3):
-        recent.put(f"text {n}", [[n]])
+        recent.put(f"text {n}", [[n, n]])  # two tokens each
     assert recent.take("text 0") is None  # the oldest made room
-    assert recent.take("text 2") == [[2]]
+    assert recent.take("text 2") == [[2, 2]] and recent.tokens == 2
+    recent.put("huge", [[0] * 5])  # larger than the bound alone: not kept, nothing pushed out
+    assert recent.take("huge") is None and len(recent) == 1
     assert len(copy.deepcopy(recent)) == 0 and len(recent) == 1
