@@ -102,8 +102,10 @@ class OnnxCopies(BaseModel):
     def not_here(self, runtime: str) -> str:
         """Why a copy that passed its check may not serve on this machine, or "": an int8 copy
         checked on other int8 kernels computes other numbers here than the ones checked."""
+        if runtime != ONNX_INT8 or not self.int8_kernels:
+            return ""
         here = int8_kernels()
-        if runtime == ONNX_INT8 and self.int8_kernels and self.int8_kernels != here:
+        if self.int8_kernels != here:
             return (
                 f"its check ran on {self.int8_kernels} int8 kernels and this machine has {here}; "
                 "check it here with `prescore export-onnx`"

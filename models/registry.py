@@ -102,9 +102,9 @@ class RegisteredModel:
             raise ValueError(
                 f"{self.label}'s {runtime} copy is not used: {copies.copies[runtime].reason}"
             )
-        if copies.not_here(runtime):
-            raise ValueError(f"{self.label}'s {runtime} copy is not used here: "
-                             f"{copies.not_here(runtime)}")  # fmt: skip
+        elsewhere = copies.not_here(runtime)
+        if elsewhere:
+            raise ValueError(f"{self.label}'s {runtime} copy is not used here: {elsewhere}")
         return load_copy(self.artifacts / ONNX_ARTIFACT, runtime, scorer)
 
     @property

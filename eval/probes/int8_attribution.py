@@ -72,6 +72,9 @@ def main(
     version: str = typer.Option(..., help="registered version"),
     only: list[str] = typer.Option([], help="variants to run (their names); all by default"),
 ) -> None:
+    unknown = sorted(set(only) - set(VARIANTS))
+    if unknown:
+        raise typer.BadParameter(f"no such variants {unknown}; known: {list(VARIANTS)}")
     logging.getLogger().setLevel(logging.ERROR)
     found = version_evidence(model, version)
     calibration, test = found.calibration, found.test
