@@ -7,20 +7,29 @@
   would forbid.
 - torch.onnx's dynamo exporter: under transformers 5 the TorchScript exporter fixes the
   attention mask at the example's shape and gets padded windows wrong.
-- int8: ONNX Runtime's dynamic quantization of the fp32 copy (int8 weights of every MatMul,
-  one scale per output channel; activations quantized on the fly): no calibration data.
+- int8: ONNX Runtime's block-wise int8 quantization of the fp32 copy (MatMulNBits: every weight
+  MatMul's weights in blocks of BLOCK input channels, one scale each; activations quantized
+  per block on the fly, accuracy level 4): no calibration data. Its dynamic quantization (one
+  scale per output channel and one per activation tensor) runs faster but moved 2.6% of the
+  quick-start model's test levels, and rounding the weights per channel alone moves 1.4%
+  (eval/RESULTS.md): block-wise weights are what keeps 99%.
 - torch-bf16: the PyTorch model itself under bfloat16 autocast, no file. Checked like the
   copies, and served only on a machine with bf16 instructions (elsewhere it is emulated).
 - The check: each copy scores the calibration split beside PyTorch; the largest probability
   difference, the share of items whose suggested level is unchanged, and the QWK between the
   two are recorded. A copy that moves the level on more than MAX_LEVEL_CHANGES of the items is
   kept with its figures but never served, and the check says why.
+- Speed: the check also times each runtime on the calibration split, PyTorch fp32 too. On the
+  CPU the check ran on, serving takes the fastest runtime that passed, as measured; elsewhere
+  (another CPU, or a check.json from before) the order of PREFERENCE. Which runtime is fastest
+  depends on the CPU: bf16 ran 2.6x PyTorch fp32 with AVX512-BF16 and 3.5x slower without.
 """
 
 from __future__ import annotations
 
 import json
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -41,14 +50,16 @@ ONNX_FP32: Copy = "onnx-fp32"
 ONNX_INT8: Copy = "onnx-int8"
 BF16: Copy = TORCH_BF16
 COPIES: tuple[Copy, ...] = (ONNX_FP32, ONNX_INT8, BF16)
-# fastest served first, as `prescore bench serving` measures on 2 CPU cores (eval/RESULTS.md):
-# in-process at 8 clients bf16 ran 2.6x PyTorch fp32, int8 2.3x, onnx-fp32 1.6x; served,
-# bf16 answered one 300-word essay in 39-45 ms at p50 against 49 for onnx-fp32. bf16 serves
-# only where the machine runs it natively (`usable`); PyTorch always passes.
+# fastest first where the check's own timings do not apply (`usable`), as `prescore bench
+# serving` measured on 2 CPU cores with AVX512-BF16 (eval/RESULTS.md): in-process at 8 clients
+# bf16 ran 2.6x PyTorch fp32, dynamic int8 2.3x, onnx-fp32 1.6x (block-wise int8 about as fast
+# as onnx-fp32). bf16 serves only where the machine runs it natively; PyTorch always passes.
 PREFERENCE = (BF16, ONNX_INT8, ONNX_FP32, TORCH_RUNTIME)
 RUNTIMES = (TORCH_RUNTIME, BF16, ONNX_FP32, ONNX_INT8)
 FILES: dict[str, str] = {ONNX_FP32: "encoder-fp32.onnx", ONNX_INT8: "encoder-int8.onnx"}
 CHECK_FILE = "check.json"
+BLOCK = 32  # input channels per int8 weight scale
+WARM_UP_ITEMS = 8  # scored before a runtime is timed: first calls build kernels and sessions
 MAX_LEVEL_CHANGES = 0.01  # share of calibration items whose suggested level a copy may move
 OPSET = 18
 
@@ -73,6 +84,9 @@ class CopyCheck(BaseModel):
     reason: str = Field("", description="why the copy is not used; empty when it passed")
     calibration: Agreement
     test: Agreement | None = Field(None, description="the test split, for the record only")
+    items_per_s: float | None = Field(
+        None, description="calibration items scored per second on `checked_on`; None: not timed"
+    )
 
 
 class OnnxCopies(BaseModel):
@@ -87,17 +101,31 @@ class OnnxCopies(BaseModel):
     int8_kernels: str = Field(
         "", description="the int8 kernels the int8 check ran on (`int8_kernels()`); empty: unknown"
     )
+    torch_items_per_s: float | None = Field(
+        None, description="PyTorch fp32's calibration items per second beside the copies'"
+    )
 
     def usable(self) -> list[str]:
         """Runtimes that may serve on this machine, fastest first; PyTorch is always among
         them, bf16 only where the machine has bf16 instructions, int8 only where its check ran
-        on the same int8 kernels (`not_here`)."""
-        return [
+        on the same int8 kernels (`not_here`). Fastest as timed by the check where it ran on
+        this CPU, else in the order of PREFERENCE."""
+        allowed = [
             r
             for r in PREFERENCE
             if r == TORCH_RUNTIME
             or (self._passed(r) and (r != BF16 or native_bf16()) and not self.not_here(r))
         ]
+        speeds = {r: self.items_per_s(r) for r in allowed}
+        if self.checked_on != cpu_description() or None in speeds.values():
+            return allowed
+        return sorted(allowed, key=lambda r: -(speeds[r] or 0.0))  # stable: ties keep PREFERENCE
+
+    def items_per_s(self, runtime: str) -> float | None:
+        """The check's timing of `runtime` on the calibration split; None where not timed."""
+        if runtime == TORCH_RUNTIME:
+            return self.torch_items_per_s
+        return self.copies[runtime].items_per_s if runtime in self.copies else None
 
     def not_here(self, runtime: str) -> str:
         """Why a copy that passed its check may not serve on this machine, or "": an int8 copy
@@ -124,6 +152,8 @@ class OnnxCopies(BaseModel):
                 f"{check.calibration.items} calibration items, QWK {check.calibration.qwk:.3f}, "
                 f"largest probability difference {check.calibration.max_probability_difference:.4f}"
             )
+            if check.items_per_s is not None and self.torch_items_per_s:
+                figures += f", {check.items_per_s / self.torch_items_per_s:.2f}x PyTorch's speed"
             out[runtime] = f"passed: {figures}" if check.passed else f"not used: {check.reason}"
         return out
 
@@ -212,30 +242,29 @@ def export_encoder(scorer: TransformerScorer, path: Path) -> Path:
     return path
 
 
-def quantize(fp32: Path, int8: Path, keep_fp32: tuple[str, ...] = ()) -> Path:
-    """ONNX Runtime's dynamic int8 quantization of an fp32 copy; the MatMul nodes named in
-    `keep_fp32` stay fp32 (eval/probes/int8_variants.py tries that)."""
-    import logging
+def quantize(fp32: Path, int8: Path) -> Path:
+    """ONNX Runtime's block-wise int8 quantization of an fp32 copy (module docstring)."""
+    import onnx
+    from onnxruntime.quantization.matmul_nbits_quantizer import (
+        DefaultWeightOnlyQuantConfig,
+        MatMulNBitsQuantizer,
+    )
 
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    quiet = logging.getLogger().level
-    logging.getLogger().setLevel(logging.ERROR)  # it advises pre-processing on every call
-    try:
-        # MatMul weights only, one scale per output channel: the embedding tables (Gather)
-        # quantized too, or one scale per weight matrix, moved 14% of the quick-start
-        # model's levels against 2% this way
-        quantize_dynamic(
-            fp32,
-            int8,
-            weight_type=QuantType.QInt8,
-            op_types_to_quantize=["MatMul"],
-            per_channel=True,
-            nodes_to_exclude=list(keep_fp32),
-        )
-    finally:
-        logging.getLogger().setLevel(quiet)
+    config = DefaultWeightOnlyQuantConfig(
+        block_size=BLOCK, is_symmetric=True, accuracy_level=4, bits=8
+    )
+    quantizer = MatMulNBitsQuantizer(onnx.load(str(fp32)), algo_config=config)
+    quantizer.process()
+    quantizer.model.save_model_to_file(str(int8), False)
     return int8
+
+
+def timed_proba(scorer: TransformerScorer, X: pd.DataFrame) -> tuple[np.ndarray, float]:
+    """`scorer`'s probabilities for X and its items per second, after a warm-up on a few."""
+    scorer.predict_proba(X.head(WARM_UP_ITEMS))
+    start = time.perf_counter()
+    proba = scorer.predict_proba(X)
+    return proba, len(X) / max(time.perf_counter() - start, 1e-9)
 
 
 def load_copy(folder: Path, runtime: str, scorer: TransformerScorer) -> TransformerScorer:
@@ -268,7 +297,8 @@ def make_copies(
     if ONNX_INT8 in copies:
         quantize(fp32, folder / FILES[ONNX_INT8])
     on_step()
-    reference = {"calibration": scorer.predict_proba(calibration)}
+    reference = {}
+    reference["calibration"], torch_speed = timed_proba(scorer, calibration)
     if test is not None:
         reference["test"] = scorer.predict_proba(test)
     checks = {}
@@ -276,15 +306,15 @@ def make_copies(
         scorer.save(Path(saved))
         for runtime in copies:
             copy = load_copy(folder, runtime, load_scorer(Path(saved)))
-            on_calibration = agreement(
-                reference["calibration"], copy.predict_proba(calibration), calibration
-            )
+            proba, speed = timed_proba(copy, calibration)
+            on_calibration = agreement(reference["calibration"], proba, calibration)
             on_test = (
                 agreement(reference["test"], copy.predict_proba(test), test)
                 if test is not None
                 else None
             )
-            checks[runtime] = judge(FILES.get(runtime, ""), on_calibration, on_test)
+            check = judge(FILES.get(runtime, ""), on_calibration, on_test)
+            checks[runtime] = check.model_copy(update={"items_per_s": speed})
             on_step()
     if ONNX_FP32 not in copies:  # exported only to quantize, or not at all
         fp32.unlink(missing_ok=True)
@@ -294,6 +324,7 @@ def make_copies(
         copies=checks,
         checked_on=cpu_description(),
         int8_kernels=int8_kernels() if ONNX_INT8 in copies else "",
+        torch_items_per_s=torch_speed,
     )
     (folder / CHECK_FILE).write_text(result.model_dump_json(indent=2))
     return result

@@ -309,7 +309,7 @@ def export_onnx(
         "-c",
         help="the experiment config it was trained with [default: the one logged with its run]",
     ),
-    int8: bool = typer.Option(True, help="also an int8 (dynamically quantized) copy"),
+    int8: bool = typer.Option(True, help="also an int8 (block-wise quantized) copy"),
 ) -> None:
     """Add ONNX copies (and the bf16 check) to a version registered before they existed:
     exported, checked against PyTorch on its calibration split and stored with it. No
@@ -335,19 +335,24 @@ def export_onnx(
         "QWK",
         "largest p difference",
         "test: same level",
+        "speed / PyTorch",
         "verdict",
     )
     for runtime, check in copies.copies.items():
+        speed = copies.items_per_s(runtime)
         table.add_row(
             runtime,
             f"{check.calibration.level_agreement:.2%} of {check.calibration.items}",
             f"{check.calibration.qwk:.3f}",
             f"{check.calibration.max_probability_difference:.4f}",
             f"{check.test.level_agreement:.2%} of {check.test.items}" if check.test else "-",
-            "serves" if check.passed else f"not used: {check.reason}",
+            f"{speed / copies.torch_items_per_s:.2f}x"
+            if speed is not None and copies.torch_items_per_s
+            else "-",
+            "passed" if check.passed else f"not used: {check.reason}",
         )
     console.print(table)
     console.print(
-        f"Stored with {model} version {version}; serving now prefers "
-        f"{copies.usable()[0]} (set PRESCORE_RUNTIME=torch-fp32 to force PyTorch)."
+        f"Stored with {model} version {version}; serving here now takes the fastest that "
+        f"passed, {copies.usable()[0]} (set PRESCORE_RUNTIME=torch-fp32 to force PyTorch)."
     )

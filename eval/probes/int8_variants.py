@@ -5,10 +5,11 @@ it records what was tried for issue 15 (eval/RESULTS.md) so the next attempt sta
     MLFLOW_TRACKING_URI=sqlite:///<registry>/mlflow.db python eval/probes/int8_variants.py \\
         --model prescore-quickstart --version 1
 
-Variants: ONNX Runtime's dynamic quantization (what the product exports: per-channel int8
-weights, one activation scale per tensor), the same with FFN or attention-output MatMuls kept
-fp32, and MatMulNBits (blockwise int8 or int4 weights; accuracy level 4 also quantizes
-activations per block, 0 computes in fp32).
+Variants: ONNX Runtime's dynamic quantization (per-channel int8 weights, one activation scale
+per tensor; what the product exported until 2026-12-04), the same with FFN or attention-output
+MatMuls kept fp32, and MatMulNBits (blockwise int8 or int4 weights; accuracy level 4 also
+quantizes activations per block, 0 computes in fp32; int8 at level 4 is what the product
+exports now).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import onnx
 import pandas as pd
 import torch
 import typer
+from onnxruntime.quantization import QuantType, quantize_dynamic
 from onnxruntime.quantization.matmul_nbits_quantizer import (
     DefaultWeightOnlyQuantConfig,
     MatMulNBitsQuantizer,
@@ -51,6 +53,21 @@ def nbits(fp32: Path, out: Path, bits: int, block: int, level: int) -> Path:
     return out
 
 
+def dynamic(fp32: Path, out: Path, keep_fp32: tuple[str, ...] = ()) -> Path:
+    """ONNX Runtime's dynamic quantization (what export-onnx wrote before 2026-12-04): int8
+    MatMul weights per output channel, one activation scale per tensor; the MatMul nodes named
+    in `keep_fp32` stay fp32."""
+    quantize_dynamic(
+        fp32,
+        out,
+        weight_type=QuantType.QInt8,
+        op_types_to_quantize=["MatMul"],
+        per_channel=True,
+        nodes_to_exclude=list(keep_fp32),
+    )
+    return out
+
+
 def matmuls_fed_by(fp32: Path, prefix: str) -> tuple[str, ...]:
     """Names of the weight MatMuls whose input tensor's name starts with `prefix` (the
     dynamo exporter names a GELU's output `gelu_N`, an attention output `view_N`)."""
@@ -67,12 +84,12 @@ def variants(fp32: Path, folder: Path) -> dict[str, Callable[[], Path]]:
     ffn_out, attention_out = matmuls_fed_by(fp32, "gelu"), matmuls_fed_by(fp32, "view_")
     return {
         "onnx-fp32": lambda: fp32,
-        "dynamic (exported)": lambda: quantize(fp32, folder / "d.onnx"),
-        "dynamic, FFN output fp32": lambda: quantize(fp32, folder / "d1.onnx", ffn_out),
-        "dynamic, FFN and attention output fp32": lambda: quantize(
+        "dynamic": lambda: dynamic(fp32, folder / "d.onnx"),
+        "dynamic, FFN output fp32": lambda: dynamic(fp32, folder / "d1.onnx", ffn_out),
+        "dynamic, FFN and attention output fp32": lambda: dynamic(
             fp32, folder / "d2.onnx", ffn_out + attention_out
         ),
-        "int8 blocks of 32, int8 compute": lambda: nbits(fp32, folder / "n1.onnx", 8, 32, 4),
+        "int8 blocks of 32, int8 compute (exported)": lambda: quantize(fp32, folder / "n1.onnx"),
         "int8 blocks of 32, fp32 compute": lambda: nbits(fp32, folder / "n2.onnx", 8, 32, 0),
         "int4 blocks of 32, int8 compute": lambda: nbits(fp32, folder / "n3.onnx", 4, 32, 4),
     }

@@ -82,8 +82,38 @@ def test_the_int8_check_is_recorded_with_its_figures(
     assert read_copies(folder) == copies  # check.json round-trips
     bf16 = [BF16] if copies.copies[BF16].passed and onnx_copies.native_bf16() else []
     int8 = [ONNX_INT8] if check.passed else []
-    assert copies.usable() == [*bf16, *int8, ONNX_FP32, TORCH_RUNTIME]
+    assert sorted(copies.usable()) == sorted([*bf16, *int8, ONNX_FP32, TORCH_RUNTIME])
     assert copies.int8_kernels == onnx_copies.int8_kernels() and "CPU cores" in copies.checked_on
+    speeds = [copies.items_per_s(runtime) for runtime in copies.usable()]
+    assert all(s is not None and s > 0 for s in speeds)  # every runtime timed, PyTorch too
+    assert speeds == sorted(speeds, reverse=True)  # checked on this CPU: fastest first
+
+
+def test_serving_takes_the_fastest_as_timed_on_the_cpu_the_check_ran_on(
+    exported: tuple[Path, onnx_copies.OnnxCopies], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Which runtime is fastest depends on the CPU (bf16 2.6x PyTorch with AVX512-BF16, 3.5x
+    slower without): a timing decides only on the CPU it was taken on."""
+    _, exported_copies = exported
+    monkeypatch.setattr(onnx_copies, "native_bf16", lambda: True)
+    timed = {ONNX_FP32: 30.0, ONNX_INT8: 20.0, BF16: 10.0}
+    copies = exported_copies.model_copy(
+        update={
+            "copies": {
+                runtime: check.model_copy(
+                    update={"passed": True, "reason": "", "items_per_s": timed[runtime]}
+                )
+                for runtime, check in exported_copies.copies.items()
+            },
+            "torch_items_per_s": 25.0,
+        }
+    )
+    assert copies.usable() == [ONNX_FP32, TORCH_RUNTIME, ONNX_INT8, BF16]
+    assert "0.80x PyTorch's speed" in copies.summary()[ONNX_INT8]
+    elsewhere = copies.model_copy(update={"checked_on": "another CPU", "int8_kernels": ""})
+    assert elsewhere.usable() == list(onnx_copies.PREFERENCE)
+    untimed = copies.model_copy(update={"torch_items_per_s": None})  # a check.json from before
+    assert untimed.usable() == list(onnx_copies.PREFERENCE)
 
 
 def test_an_int8_copy_serves_only_on_the_int8_kernels_it_was_checked_on(
@@ -142,7 +172,7 @@ def test_a_broken_copy_is_refused_and_the_check_says_why(
     refused = copies.copies[ONNX_INT8]
     assert not refused.passed and "moves the suggested level" in refused.reason
     bf16 = [BF16] if copies.copies[BF16].passed and onnx_copies.native_bf16() else []
-    assert copies.usable() == [*bf16, ONNX_FP32, TORCH_RUNTIME]
+    assert sorted(copies.usable()) == sorted([*bf16, ONNX_FP32, TORCH_RUNTIME])
     assert copies.summary()[ONNX_INT8].startswith("not used: moves the suggested level")
     assert (tmp_path / "onnx" / CHECK_FILE).is_file()
 

@@ -90,8 +90,9 @@ def test_serving_picks_the_fastest_copy_that_passed(tracking: str) -> None:
     registered = fetch(MODEL, "1")
     copies = registered.onnx_copies()
     assert copies is not None and copies.copies[ONNX_FP32].passed
-    expected = copies.usable()[0]
-    assert expected in (BF16, ONNX_INT8, ONNX_FP32)
+    expected = copies.usable()[0]  # the fastest as the check timed it here (a tiny model:
+    timed = [copies.items_per_s(runtime) or 0.0 for runtime in copies.usable()]
+    assert copies.items_per_s(expected) == max(timed)  # often PyTorch itself)
     model = ScoringModel.from_registered(registered)
     assert model.runtime == expected and model.card().runtime == expected
     assert {s.runtime for s in model.score(items())} == {expected}
@@ -163,9 +164,8 @@ def test_a_version_without_copies_serves_pytorch_until_export_onnx_adds_them(
     monkeypatch.setattr(onnx_copies, "native_bf16", lambda: False)  # the ONNX copies alone
     registered = fetch(MODEL, "2")
     copies = registered.onnx_copies()
-    assert copies is not None and copies.usable()[0] == ONNX_FP32
-    assert ONNX_INT8 not in copies.usable() and copies.usable()[-1] == TORCH_RUNTIME
-    assert ScoringModel.from_registered(registered).runtime == ONNX_FP32
+    assert copies is not None and sorted(copies.usable()) == [ONNX_FP32, TORCH_RUNTIME]
+    assert ScoringModel.from_registered(registered).runtime == copies.usable()[0]
     reason = MlflowClient().get_model_version(MODEL, "2").tags[f"prescore.{ONNX_INT8}"]
     assert reason.startswith("not used: moves the suggested level")
     with pytest.raises(ValueError, match="copy is not used: moves the suggested level"):
