@@ -9,6 +9,9 @@ every criterion of its credential (where a text shares its encoding) are timed s
 - N concurrent clients: over HTTP, N threads each sending single-item requests, which the
   model service's token batcher merges. In-process there is no batcher, so N clients are
   counted as the batches they would make at best: the items scored N at a time.
+- HTTP against in-process: the service's runtime is timed in-process again in turn with the
+  service, pass by pass (ROUNDS of each), and the ratio taken from those passes: on a shared
+  machine the two sides' rates, taken minutes apart, drifted by a fifth (eval/RESULTS.md).
 - Level agreement: share of items whose suggested level equals PyTorch fp32's.
 """
 
@@ -41,6 +44,7 @@ from prescore.serving.scoring import ScoringModel, routing_policy
 
 CLIENTS = (8, 32)
 WARM_UP = 3
+ROUNDS = 3  # passes over the items, HTTP and in-process in turn, per client count
 
 
 @dataclass(frozen=True)
@@ -64,7 +68,15 @@ class HttpTimings:
     items_per_s_32: float
     mean_batch_8: float  # items per model call with 8 clients, from the service's metrics
     mean_batch_32: float
+    # the same runtime in-process, timed in turn with the HTTP passes above
+    in_process_items_per_s_8: float
+    in_process_items_per_s_32: float
     refused: dict[int, int] = field(default_factory=dict)  # status -> requests not answered
+
+    @property
+    def ratio_8(self) -> float:
+        """HTTP throughput with 8 clients over in-process, from the passes taken in turn."""
+        return self.items_per_s_8 / self.in_process_items_per_s_8
 
 
 @dataclass(frozen=True)
@@ -148,13 +160,14 @@ class ServingBench:
         for name, why in self.not_measured.items():
             lines.append(f"\n{name} not measured: {why}")
         if self.http is not None:
-            own = self.runtimes.get(self.http.runtime)
-            ratio = f"{self.http.items_per_s_8 / own.items_per_s_8:.2f}x" if own else "-"
             lines += [
                 "",
                 f"HTTP service on {self.http.runtime}, the model {self.http.model_process} "
-                f"(PRESCORE_MODEL_PROCESS): 8-client throughput {ratio} of the same "
-                "runtime in-process; the token batcher merged "
+                f"(PRESCORE_MODEL_PROCESS): 8-client throughput {self.http.ratio_8:.2f}x of the "
+                f"same runtime in-process timed in turn with it ({self.http.items_per_s_8:.1f} "
+                f"against {self.http.in_process_items_per_s_8:.1f} items/s; 32 clients "
+                f"{self.http.items_per_s_32:.1f} against "
+                f"{self.http.in_process_items_per_s_32:.1f}); the token batcher merged "
                 f"{self.http.mean_batch_8:.1f} items per model call on average with 8 clients "
                 f"({self.http.mean_batch_32:.1f} with 32).",
             ]
@@ -200,12 +213,21 @@ def batch_totals(base_url: str) -> tuple[float, float]:
     return totals["_sum"], totals["_count"]
 
 
-def concurrent_throughput(call: Callable[[Any], bool], work: list[Any], clients: int) -> float:
-    """Items answered per second; `call` returns whether its item was answered."""
+def answered_in(call: Callable[[Any], bool], work: list[Any], clients: int) -> tuple[int, float]:
+    """Items answered, and the seconds the pass took."""
     started = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
         answered = sum(pool.map(call, work))
-    return answered / (time.perf_counter() - started)
+    return answered, time.perf_counter() - started
+
+
+def in_process_seconds(model: ScoringModel, items: list[EvidenceToScore], clients: int) -> float:
+    """One pass over `items` in-process, `clients` at a time (the best batches they make)."""
+    use_threads_for(model.runtime)
+    started = time.perf_counter()
+    for start in range(0, len(items), clients):
+        model.score(items[start : start + clients])
+    return time.perf_counter() - started
 
 
 def service_rss_mb(pid: int) -> dict[str, float]:
@@ -331,11 +353,13 @@ def running(
 
 def measure_http(
     registered: RegisteredModel,
-    runtime: str,
+    reference: ScoringModel,
     model_process: str,
     items: list[EvidenceToScore],
     ready_timeout: float,
 ) -> tuple[HttpTimings, dict[str, float]]:
+    """The service on `reference`'s runtime; `reference` itself is timed in turn with it."""
+    runtime = reference.runtime
     max_chars = max(len(i.text) for i in items)
     with running(
         registered.name, registered.version, runtime, model_process, max_chars, ready_timeout
@@ -360,10 +384,16 @@ def measure_http(
         for payload in payloads[:WARM_UP]:
             send(payload)
         single = timed([partial(send, p) for p in payloads])
-        rates, batches = [], []
+        rates, own_rates, batches = [], [], []
         for clients in CLIENTS:
             items_before, calls_before = batch_totals(url)
-            rates.append(concurrent_throughput(send, payloads, clients))
+            answered, seconds, own_seconds = 0, 0.0, 0.0
+            for _ in range(ROUNDS):
+                own_seconds += in_process_seconds(reference, items, clients)
+                pass_answered, pass_seconds = answered_in(send, payloads, clients)
+                answered, seconds = answered + pass_answered, seconds + pass_seconds
+            rates.append(answered / seconds)
+            own_rates.append(ROUNDS * len(items) / own_seconds)
             items_after, calls_after = batch_totals(url)
             calls = calls_after - calls_before
             batches.append((items_after - items_before) / calls if calls else float("nan"))
@@ -378,6 +408,8 @@ def measure_http(
             items_per_s_32=rates[1],
             mean_batch_8=batches[0],
             mean_batch_32=batches[1],
+            in_process_items_per_s_8=own_rates[0],
+            in_process_items_per_s_32=own_rates[1],
             refused=refused,
         )
         return http, service_rss_mb(pid)
@@ -413,14 +445,15 @@ def bench_serving(
         passed[runtime] = check is None or check.passed
     on_step(", ".join(models) + " in turn")
     measured = measure_in_process(models, items, shared, passed)
-    models.clear()
-    # what the service itself picks: the fastest copy that passed, by the preference order
+    # what the service itself picks: the fastest copy that passed (OnnxCopies.usable)
     fastest = copies.usable()[0] if copies else TORCH_RUNTIME
+    reference = models.pop(fastest)
+    models.clear()
     served: HttpTimings | None = None
     rss: dict[str, float] = {}
     if http:
         on_step(f"HTTP service on {fastest}, the model {model_process}")
-        served, rss = measure_http(registered, fastest, model_process, items, ready_timeout)
+        served, rss = measure_http(registered, reference, model_process, items, ready_timeout)
     words = sorted(len(i.text.split()) for i in items)
     return ServingBench(
         model=model_name,
