@@ -259,7 +259,7 @@ class Prescore:
         decision per submission. With an `Idempotency-Key` header, a retry of the same request
         gets the first answer back and queues nothing twice."""
         key = request.headers.get(IDEMPOTENCY_HEADER)
-        digest = request_digest(body)
+        digest = "" if key is None else request_digest(body)
         if key is not None:
             if not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
                 detail = ErrorDetail(
@@ -299,14 +299,16 @@ class Prescore:
         to_review = submissions_to_review(
             body.items, scores, submissions, card, self.settings.audit_rate
         )
-        response = ScoreResponse(
+        # serialized once, by pydantic: the same bytes answer now and any retry, and FastAPI
+        # does not dump, validate and encode the response again (response_model is for docs)
+        answer = ScoreResponse(
             model_name=card.model_name,
             model_version=version,
             runtime=scores[0].runtime,
             scores=scores,
             submissions=submissions,
-        )
-        receipt = None if key is None else Receipt(key, digest, response.model_dump_json())
+        ).model_dump_json()
+        receipt = None if key is None else Receipt(key, digest, answer)
         try:
             await anyio.to_thread.run_sync(self.queue.enqueue, to_review, receipt)
         except IntegrityError:
@@ -315,7 +317,7 @@ class Prescore:
                 if answered is not None:
                     return answered
             raise  # nothing was stored: a 503 from `unavailable`, like any queue failure
-        return response
+        return Response(answer, media_type="application/json")
 
     async def first_answer(self, key: str, digest: str) -> Response | None:
         """The stored answer to this key; a 422 where the key came with another request."""
