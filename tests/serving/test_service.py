@@ -319,7 +319,7 @@ def test_a_retry_with_the_same_idempotency_key_gets_the_first_answer_and_queues_
     before = queue.count_pending(["wait-time"])
     body = json.dumps({"items": [item(700)]}).encode()
 
-    def send(key: str, payload: bytes = body) -> tuple[int, Any]:
+    def send(key: str, payload: bytes = body) -> tuple[int, bytes]:
         request = urllib.request.Request(
             server.url + "/score",
             payload,
@@ -329,16 +329,17 @@ def test_a_retry_with_the_same_idempotency_key_gets_the_first_answer_and_queues_
         )  # fmt: skip
         try:
             with urllib.request.urlopen(request, timeout=60) as reply:
-                return reply.status, json.loads(reply.read())
+                return reply.status, reply.read()
         except urllib.error.HTTPError as failure:
-            return failure.code, json.loads(failure.read())
+            return failure.code, failure.read()
 
     first, again = send("retry-1"), send("retry-1")
-    assert first[0] == again[0] == 200 and first[1] == again[1]
+    assert first[0] == again[0] == 200 and first[1] == again[1]  # the same bytes
+    assert json.loads(first[1])["scores"][0]["level"]
     assert queue.count_pending(["wait-time"]) == before + 1  # the human-routed one, once
     other = json.dumps({"items": [item(701)]}).encode()
     status, problem = send("retry-1", other)
-    assert status == 422 and problem["details"][0]["rule"] == "idempotency_key_reused"
+    assert status == 422 and json.loads(problem)["details"][0]["rule"] == "idempotency_key_reused"
     assert send("retry-2", other)[0] == 200
     assert queue.count_pending(["wait-time"]) == before + 2
 
