@@ -12,6 +12,10 @@ import os
 import platform
 from pathlib import Path
 
+import torch
+
+TORCH_THREADS = torch.get_num_threads()  # this machine's default, for PyTorch runtimes
+
 # the instructions that change which runtime wins: bf16 (AVX512-BF16, AMX), int8 (VNNI), fp32
 INSTRUCTIONS = {
     "amx_bf16": "AMX-BF16",
@@ -45,8 +49,6 @@ def cpu_description(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
 def native_bf16() -> bool:
     """Whether bfloat16 runs natively here: a GPU, or a CPU with AVX512-BF16 or AMX. Elsewhere
     PyTorch emulates it, slower than fp32."""
-    import torch
-
     return bool(
         torch.cuda.is_available()
         or torch.cpu._is_avx512_bf16_supported()
@@ -57,6 +59,12 @@ def native_bf16() -> bool:
 def int8_kernels() -> str:
     """Which family of int8 matrix kernels this CPU runs: VNNI's dot products, or the older
     multiply-adds of AVX2 / AVX512 (whose 16-bit sums saturate), which round differently."""
-    import torch
-
     return "VNNI" if torch.cpu._is_vnni_supported() else torch.backends.cpu.get_cpu_capability()
+
+
+def use_threads_for(runtime: str) -> None:
+    """On an ONNX runtime torch runs only the heads, and its idle OpenMP threads, spinning,
+    took cores from ONNX Runtime's: one 300-word essay over HTTP took 82-95 ms at p50 with
+    torch's default threads and 74 ms with OMP_NUM_THREADS=1 (2 cores, eval/RESULTS.md). Call
+    it on the thread that runs the model: the setting belongs to the calling thread."""
+    torch.set_num_threads(TORCH_THREADS if runtime.startswith("torch") else 1)

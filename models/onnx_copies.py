@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from prescore.models.hardware import cpu_description, int8_kernels, native_bf16
+from prescore.models.hardware import cpu_description, int8_kernels, native_bf16, use_threads_for
 from prescore.models.inputs import criterion_keys
 from prescore.models.transformer import TORCH_BF16, TORCH_RUNTIME
 
@@ -60,6 +60,9 @@ FILES: dict[str, str] = {ONNX_FP32: "encoder-fp32.onnx", ONNX_INT8: "encoder-int
 CHECK_FILE = "check.json"
 BLOCK = 32  # input channels per int8 weight scale
 WARM_UP_ITEMS = 8  # scored before a runtime is timed: first calls build kernels and sessions
+# a runtime displaces one earlier in PREFERENCE only when the check timed it this much faster:
+# the same pass moved by a fifth within a minute on a shared host (eval/RESULTS.md)
+SPEED_MARGIN = 0.10
 MAX_LEVEL_CHANGES = 0.01  # share of calibration items whose suggested level a copy may move
 OPSET = 18
 
@@ -109,17 +112,23 @@ class OnnxCopies(BaseModel):
         """Runtimes that may serve on this machine, fastest first; PyTorch is always among
         them, bf16 only where the machine has bf16 instructions, int8 only where its check ran
         on the same int8 kernels (`not_here`). Fastest as timed by the check where it ran on
-        this CPU, else in the order of PREFERENCE."""
+        this CPU (a lead under SPEED_MARGIN keeps PREFERENCE's order), else PREFERENCE's."""
         allowed = [
             r
             for r in PREFERENCE
             if r == TORCH_RUNTIME
             or (self._passed(r) and (r != BF16 or native_bf16()) and not self.not_here(r))
         ]
-        speeds = {r: self.items_per_s(r) for r in allowed}
-        if self.checked_on != cpu_description() or None in speeds.values():
+        timed = {r: self.items_per_s(r) for r in allowed}
+        speeds = {r: s for r, s in timed.items() if s is not None}
+        if self.checked_on != cpu_description() or len(speeds) < len(allowed):
             return allowed
-        return sorted(allowed, key=lambda r: -(speeds[r] or 0.0))  # stable: ties keep PREFERENCE
+        ordered: list[str] = []
+        while allowed:  # the first in PREFERENCE within SPEED_MARGIN of the fastest left
+            fastest = max(speeds[r] for r in allowed)
+            ordered.append(next(r for r in allowed if speeds[r] * (1 + SPEED_MARGIN) >= fastest))
+            allowed.remove(ordered[-1])
+        return ordered
 
     def items_per_s(self, runtime: str) -> float | None:
         """The check's timing of `runtime` on the calibration split; None where not timed."""
@@ -260,7 +269,9 @@ def quantize(fp32: Path, int8: Path) -> Path:
 
 
 def timed_proba(scorer: TransformerScorer, X: pd.DataFrame) -> tuple[np.ndarray, float]:
-    """`scorer`'s probabilities for X and its items per second, after a warm-up on a few."""
+    """`scorer`'s probabilities for X and its items per second, after a warm-up on a few,
+    with torch's threads as the service sets them for its runtime."""
+    use_threads_for(scorer.runtime)
     scorer.predict_proba(X.head(WARM_UP_ITEMS))
     start = time.perf_counter()
     proba = scorer.predict_proba(X)
@@ -287,8 +298,8 @@ def make_copies(
     calibration split (and, for the record, the test split), and write check.json there.
     `on_step` is called after the export and after each copy's check.
 
-    The scorer itself keeps running PyTorch; each copy is checked on a scorer of its own."""
-    from prescore.models.scorer import load_scorer
+    The scorer itself keeps running PyTorch (`check_copies`)."""
+    import torch
 
     folder.mkdir(parents=True, exist_ok=True)
     fp32 = folder / FILES[ONNX_FP32]
@@ -297,25 +308,11 @@ def make_copies(
     if ONNX_INT8 in copies:
         quantize(fp32, folder / FILES[ONNX_INT8])
     on_step()
-    reference = {}
-    reference["calibration"], torch_speed = timed_proba(scorer, calibration)
-    if test is not None:
-        reference["test"] = scorer.predict_proba(test)
-    checks = {}
-    with tempfile.TemporaryDirectory() as saved:
-        scorer.save(Path(saved))
-        for runtime in copies:
-            copy = load_copy(folder, runtime, load_scorer(Path(saved)))
-            proba, speed = timed_proba(copy, calibration)
-            on_calibration = agreement(reference["calibration"], proba, calibration)
-            on_test = (
-                agreement(reference["test"], copy.predict_proba(test), test)
-                if test is not None
-                else None
-            )
-            check = judge(FILES.get(runtime, ""), on_calibration, on_test)
-            checks[runtime] = check.model_copy(update={"items_per_s": speed})
-            on_step()
+    threads = torch.get_num_threads()
+    try:
+        checks, torch_speed = check_copies(scorer, folder, calibration, test, copies, on_step)
+    finally:  # the caller's thread gets its torch threads back
+        torch.set_num_threads(threads)
     if ONNX_FP32 not in copies:  # exported only to quantize, or not at all
         fp32.unlink(missing_ok=True)
     result = OnnxCopies(
@@ -328,6 +325,44 @@ def make_copies(
     )
     (folder / CHECK_FILE).write_text(result.model_dump_json(indent=2))
     return result
+
+
+def check_copies(
+    scorer: TransformerScorer,
+    folder: Path,
+    calibration: pd.DataFrame,
+    test: pd.DataFrame | None,
+    copies: tuple[Copy, ...],
+    on_step: Callable[[], None],
+) -> tuple[dict[str, CopyCheck], float]:
+    """Each copy's check, and PyTorch fp32's calibration items per second. Every runtime runs
+    on a scorer of its own loaded from disk, the reference too: PyTorch fp32 on the CPU, as it
+    serves (a scorer just fitted may still be on a GPU, under autocast)."""
+    from prescore.models.scorer import load_scorer
+
+    checks: dict[str, CopyCheck] = {}
+    with tempfile.TemporaryDirectory() as saved:
+        scorer.save(Path(saved))
+        pytorch = load_scorer(Path(saved))
+        assert isinstance(pytorch, type(scorer))
+        reference = {}
+        reference["calibration"], torch_speed = timed_proba(pytorch, calibration)
+        if test is not None:
+            reference["test"] = pytorch.predict_proba(test)
+        del pytorch
+        for runtime in copies:
+            copy = load_copy(folder, runtime, load_scorer(Path(saved)))
+            proba, speed = timed_proba(copy, calibration)
+            on_calibration = agreement(reference["calibration"], proba, calibration)
+            on_test = (
+                agreement(reference["test"], copy.predict_proba(test), test)
+                if test is not None
+                else None
+            )
+            check = judge(FILES.get(runtime, ""), on_calibration, on_test)
+            checks[runtime] = check.model_copy(update={"items_per_s": speed})
+            on_step()
+    return checks, torch_speed
 
 
 def read_copies(folder: Path) -> OnnxCopies | None:

@@ -32,13 +32,12 @@ from pathlib import Path
 from typing import Any
 
 from prescore import defaults
-from prescore.models.hardware import cpu_description
+from prescore.models.hardware import cpu_description, use_threads_for
 from prescore.models.onnx_copies import RUNTIMES, load_copy
 from prescore.models.registry import ONNX_ARTIFACT, RegisteredModel, fetch
 from prescore.models.transformer import TORCH_RUNTIME, TransformerScorer
 from prescore.serving.client import ScoringClient
 from prescore.serving.launch import free_port, start_service, stop, wait_until_ready
-from prescore.serving.model_host import use_threads_for
 from prescore.serving.schemas import EvidenceToScore
 from prescore.serving.scoring import ScoringModel, routing_policy
 

@@ -13,9 +13,9 @@ from functools import partial
 
 import anyio
 import bentoml
-import torch
 from starlette.types import Receive
 
+from prescore.models.hardware import use_threads_for
 from prescore.models.registry import registered_version
 from prescore.serving.outcomes import (
     ReloadOutcome,
@@ -43,16 +43,6 @@ BATCH_ITEMS = bentoml.metrics.Histogram(
     documentation="evidence items scored together in one model call",
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
 )
-
-TORCH_THREADS = torch.get_num_threads()  # this machine's default, for PyTorch runtimes
-
-
-def use_threads_for(runtime: str) -> None:
-    """On an ONNX runtime torch runs only the heads, and its idle OpenMP threads, spinning,
-    took cores from ONNX Runtime's: one 300-word essay over HTTP took 82-95 ms at p50 with
-    torch's default threads and 74 ms with OMP_NUM_THREADS=1 (2 cores, eval/RESULTS.md). Call
-    it on the thread that runs the model: the setting belongs to the calling thread."""
-    torch.set_num_threads(TORCH_THREADS if runtime.startswith("torch") else 1)
 
 
 def load_on_passing_thread(name: str, alias: str, runtime: str) -> ScoringModel:

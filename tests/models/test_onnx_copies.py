@@ -84,9 +84,10 @@ def test_the_int8_check_is_recorded_with_its_figures(
     int8 = [ONNX_INT8] if check.passed else []
     assert sorted(copies.usable()) == sorted([*bf16, *int8, ONNX_FP32, TORCH_RUNTIME])
     assert copies.int8_kernels == onnx_copies.int8_kernels() and "CPU cores" in copies.checked_on
-    speeds = [copies.items_per_s(runtime) for runtime in copies.usable()]
-    assert all(s is not None and s > 0 for s in speeds)  # every runtime timed, PyTorch too
-    assert speeds == sorted(speeds, reverse=True)  # checked on this CPU: fastest first
+    speeds = [copies.items_per_s(runtime) or 0.0 for runtime in copies.usable()]
+    assert all(s > 0 for s in speeds)  # every runtime timed, PyTorch too
+    # checked on this CPU: the fastest first, give or take the margin
+    assert speeds[0] * (1 + onnx_copies.SPEED_MARGIN) >= max(speeds)
 
 
 def test_serving_takes_the_fastest_as_timed_on_the_cpu_the_check_ran_on(
@@ -110,6 +111,10 @@ def test_serving_takes_the_fastest_as_timed_on_the_cpu_the_check_ran_on(
     )
     assert copies.usable() == [ONNX_FP32, TORCH_RUNTIME, ONNX_INT8, BF16]
     assert "0.80x PyTorch's speed" in copies.summary()[ONNX_INT8]
+    # a lead under the margin is noise: int8 at 28 against fp32's 30 keeps PREFERENCE's order
+    close = copies.copies[ONNX_INT8].model_copy(update={"items_per_s": 28.0})
+    near = copies.model_copy(update={"copies": {**copies.copies, ONNX_INT8: close}})
+    assert near.usable() == [ONNX_INT8, ONNX_FP32, TORCH_RUNTIME, BF16]
     elsewhere = copies.model_copy(update={"checked_on": "another CPU", "int8_kernels": ""})
     assert elsewhere.usable() == list(onnx_copies.PREFERENCE)
     untimed = copies.model_copy(update={"torch_items_per_s": None})  # a check.json from before
@@ -196,3 +201,22 @@ def test_bf16_is_checked_like_a_copy_and_serves_only_where_it_runs_natively(
     assert (BF16 in copies.usable()) == check.passed
     monkeypatch.setattr(onnx_copies, "native_bf16", lambda: False)  # emulated: slower than fp32
     assert BF16 not in copies.usable()
+
+
+def test_a_check_written_before_the_timings_loads_and_keeps_the_fixed_order(
+    exported: tuple[Path, onnx_copies.OnnxCopies], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """check.json as export-onnx wrote it before 2026-12-04: no timings, no int8 kernels."""
+    import json
+
+    folder, copies = exported
+    before = json.loads((folder / CHECK_FILE).read_text())
+    del before["torch_items_per_s"], before["int8_kernels"]
+    for check in before["copies"].values():
+        check["passed"], check["reason"] = True, ""
+        del check["items_per_s"]
+    (tmp_path / CHECK_FILE).write_text(json.dumps(before))
+    old = read_copies(tmp_path)
+    assert old is not None and old.items_per_s(ONNX_FP32) is None
+    monkeypatch.setattr(onnx_copies, "native_bf16", lambda: True)
+    assert old.usable() == list(onnx_copies.PREFERENCE)

@@ -90,9 +90,10 @@ def test_serving_picks_the_fastest_copy_that_passed(tracking: str) -> None:
     registered = fetch(MODEL, "1")
     copies = registered.onnx_copies()
     assert copies is not None and copies.copies[ONNX_FP32].passed
-    expected = copies.usable()[0]  # the fastest as the check timed it here (a tiny model:
+    expected = copies.usable()[0]  # the fastest as the check timed it here, give or take
     timed = [copies.items_per_s(runtime) or 0.0 for runtime in copies.usable()]
-    assert copies.items_per_s(expected) == max(timed)  # often PyTorch itself)
+    fastest = (copies.items_per_s(expected) or 0.0) * (1 + onnx_copies.SPEED_MARGIN)
+    assert fastest >= max(timed)  # the margin (a tiny model: often PyTorch itself)
     model = ScoringModel.from_registered(registered)
     assert model.runtime == expected and model.card().runtime == expected
     assert {s.runtime for s in model.score(items())} == {expected}
@@ -165,7 +166,9 @@ def test_a_version_without_copies_serves_pytorch_until_export_onnx_adds_them(
     registered = fetch(MODEL, "2")
     copies = registered.onnx_copies()
     assert copies is not None and sorted(copies.usable()) == [ONNX_FP32, TORCH_RUNTIME]
-    assert ScoringModel.from_registered(registered).runtime == copies.usable()[0]
+    served = ScoringModel.from_registered(registered).runtime
+    timed = {runtime: copies.items_per_s(runtime) or 0.0 for runtime in copies.usable()}
+    assert served in timed and timed[served] * (1 + onnx_copies.SPEED_MARGIN) >= max(timed.values())
     reason = MlflowClient().get_model_version(MODEL, "2").tags[f"prescore.{ONNX_INT8}"]
     assert reason.startswith("not used: moves the suggested level")
     with pytest.raises(ValueError, match="copy is not used: moves the suggested level"):
