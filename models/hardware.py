@@ -62,9 +62,16 @@ def int8_kernels() -> str:
     return "VNNI" if torch.cpu._is_vnni_supported() else torch.backends.cpu.get_cpu_capability()
 
 
-def use_threads_for(runtime: str) -> None:
+def use_threads_for(runtime: str, share: int = 1) -> None:
     """On an ONNX runtime torch runs only the heads, and its idle OpenMP threads, spinning,
     took cores from ONNX Runtime's: one 300-word essay over HTTP took 82-95 ms at p50 with
     torch's default threads and 74 ms with OMP_NUM_THREADS=1 (2 cores, eval/RESULTS.md). Call
-    it on the thread that runs the model: the setting belongs to the calling thread."""
-    torch.set_num_threads(TORCH_THREADS if runtime.startswith("torch") else 1)
+    it on the thread that runs the model: the setting belongs to the calling thread. `share`:
+    the model calls that run side by side, which split torch's threads between them.
+
+    Torch sets a thread's OpenMP threads on its first parallel op to whatever count was set
+    last on any thread: asked first here, a thread that ran nothing yet takes its own count
+    and keeps it (a wide model thread that had not was found on one thread, at 100 ms for an
+    essay it scores in 55)."""
+    torch.get_num_threads()
+    torch.set_num_threads(max(1, TORCH_THREADS // share) if runtime.startswith("torch") else 1)

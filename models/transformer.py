@@ -412,11 +412,11 @@ class TransformerScorer(Scorer):
         for `predict_proba` to take: the service counts a request, then scores it, and each
         text is tokenized once."""
         windows = self.tokenize_windows(texts)
-        if not hasattr(self, "recent_windows_"):
-            self.recent_windows_ = RecentWindows()
+        # setdefault is one step under the GIL: threads counting at once share one store
+        recent = self.__dict__.setdefault("recent_windows_", RecentWindows())
         special = self.tokenizer_.num_special_tokens_to_add(pair=False)
         for text, text_windows in zip(texts, windows, strict=True):
-            self.recent_windows_.put(text, text_windows)
+            recent.put(text, text_windows)
         return [sum(len(w) - special for w in ws) - self.stride * (len(ws) - 1) for ws in windows]
 
     def _counted_windows(self, texts: list[str]) -> list[Windows]:

@@ -14,6 +14,9 @@ MAX_TEXT_CHARS_CEILING = 200_000
 MAX_REQUEST_TOKENS = 32_768
 MAX_BATCH_TOKENS = 32_768  # tokens of concurrent requests merged into one model call
 MAX_QUEUE_SECONDS = 20.0  # longest a request may wait for the model before a 503
+# model calls side by side under load, each on its share of torch's threads (TokenBatcher):
+# on 2 cores two one-thread calls scored bf16 essays 15-20% faster than one two-thread call
+MODEL_STREAMS = 2
 MAX_CONCURRENT_REQUESTS = 64  # /score requests in progress at once per API worker
 
 REVIEW_DB = "sqlite:///.prescore/review.db"

@@ -62,10 +62,21 @@ class ModelHost:
         model = load_on_passing_thread(settings.model_name, settings.model_alias, settings.runtime)
         self.loaded = (model, model.card())  # one reference: a swap replaces both at once
         self.batcher: TokenBatcher[EvidenceToScore, tuple[ScoredEvidence, ModelCard]] = (
-            TokenBatcher(self.score_batch, settings.max_batch_tokens, settings.max_queue_seconds)
+            TokenBatcher(
+                self.score_batch,
+                settings.max_batch_tokens,
+                settings.max_queue_seconds,
+                settings.model_streams,
+            )
         )
-        self.batcher.in_model_thread(partial(use_threads_for, model.runtime))
+        self.use_runtime(model.runtime)
         logger.info("serving %s version %s on %s", model.name, model.version, model.runtime)
+
+    def use_runtime(self, runtime: str) -> None:
+        """Torch's threads on each model thread as `runtime` wants them; calls side by side only
+        on PyTorch runtimes (an ONNX Runtime session's own threads serve one call at a time)."""
+        self.batcher.in_model_threads(partial(use_threads_for, runtime))
+        self.batcher.side_by_side = runtime.startswith("torch")
 
     @property
     def card(self) -> ModelCard:
@@ -125,7 +136,7 @@ class ModelHost:
             return ReloadOutcome(refusal=no_such_version(self.settings.model_name, wanted))
         fresh = load_on_passing_thread(self.settings.model_name, wanted, self.settings.runtime)
         card = fresh.card()
-        self.batcher.in_model_thread(partial(use_threads_for, fresh.runtime))
+        self.use_runtime(fresh.runtime)
         self.loaded = (fresh, card)  # a single reference swap: atomic for the batches that follow
         logger.info("now serving %s version %s on %s", fresh.name, fresh.version, fresh.runtime)
         return ReloadOutcome(card=card)

@@ -38,6 +38,7 @@ ENVIRONMENT = {  # variable -> field, for the settings given as plain values
     "PRESCORE_MAX_REQUEST_TOKENS": "max_request_tokens",
     "PRESCORE_MAX_BATCH_TOKENS": "max_batch_tokens",
     "PRESCORE_MAX_QUEUE_SECONDS": "max_queue_seconds",
+    "PRESCORE_MODEL_STREAMS": "model_streams",
     "PRESCORE_MAX_CONCURRENT": "max_concurrent_requests",
     "PRESCORE_REVIEW_DB": "review_db",
     "PRESCORE_AUDIT_RATE": "audit_rate",
@@ -66,6 +67,12 @@ class ServiceSettings(BaseModel):
     )
     max_queue_seconds: float = Field(
         defaults.MAX_QUEUE_SECONDS, gt=0, description="longest wait for the model before a 503"
+    )
+    model_streams: int = Field(
+        defaults.MODEL_STREAMS,
+        ge=1,
+        le=64,
+        description="model calls that may run side by side under load (PyTorch runtimes)",
     )
     max_concurrent_requests: int = Field(
         defaults.MAX_CONCURRENT_REQUESTS, ge=1, description="/score requests in progress at once"

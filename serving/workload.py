@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Generic, TypeVar
 
 from starlette.types import Receive
@@ -79,9 +80,17 @@ class Job(Generic[Item, Result]):
 
 
 class TokenBatcher(Generic[Item, Result]):
-    """One model call at a time, always on the same thread of its own; concurrent requests'
-    items are merged into calls of at most `max_batch_tokens` (a request larger than that runs
-    alone).
+    """Model calls on threads of their own; concurrent requests' items are merged into calls of
+    at most `max_batch_tokens` (a request larger than that runs alone).
+
+    With `streams` above 1, work queued behind a call splits into that many calls that run
+    at once, each on a narrow thread (`in_model_threads` gives it its share of the cores);
+    a call with nothing queued behind it, and nothing else running, runs on the wide thread
+    (all the cores), so one request alone is as fast as with one stream. Narrow and wide
+    never run together. On 2 cores two one-thread calls scored 23-27 bf16 essays/s where one
+    two-thread call scored 20-23: a thread of the HTTP stack preempts one call, and the
+    other goes on, where it stalled both threads of the one call at their next barrier
+    (eval/RESULTS.md).
 
     The same thread, because PyTorch's thread settings and OpenMP team belong to the thread
     that calls it: `torch.set_num_threads` on another thread did not reach model calls spread
@@ -99,6 +108,7 @@ class TokenBatcher(Generic[Item, Result]):
         run: Callable[[list[Item]], list[Result]],
         max_batch_tokens: int,
         max_wait: float,
+        streams: int = 1,
     ) -> None:
         self.run = run
         self.max_batch_tokens = max_batch_tokens
@@ -107,14 +117,33 @@ class TokenBatcher(Generic[Item, Result]):
         self.queued_tokens = 0
         self.running_tokens = 0
         self.running_since = 0.0
-        self.recent: deque[tuple[int, float]] = deque(maxlen=RECENT_BATCHES)  # (tokens, seconds)
+        # (tokens, seconds of model time per call, over the calls running beside it)
+        self.recent: deque[tuple[int, float]] = deque(maxlen=RECENT_BATCHES)
         self._wake = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
         self._model_thread = ThreadPoolExecutor(1, thread_name_prefix="prescore-model")
+        self._narrow = [
+            ThreadPoolExecutor(1, thread_name_prefix=f"prescore-model-stream-{n}")
+            for n in range(streams if streams > 1 else 0)
+        ]
+        self._free = list(self._narrow)
+        self._running: set[asyncio.Task[None]] = set()
+        self.side_by_side = True  # whether the narrow threads are used (ModelHost.use_runtime)
+
+    @property
+    def streams(self) -> int:
+        return max(1, len(self._narrow))
 
     def in_model_thread(self, setting: Callable[[], object]) -> None:
-        """Run `setting` on the model's thread, after any batch in progress."""
+        """Run `setting` on the wide model thread, after any batch in progress."""
         self._model_thread.submit(setting).result()
+
+    def in_model_threads(self, setting: Callable[[int], object]) -> None:
+        """Run `setting(share)` on every model thread: the wide one with share 1, each narrow
+        one with 1/streams of the cores in mind (`share` is the number of streams)."""
+        self.in_model_thread(partial(setting, 1))
+        for thread in self._narrow:
+            thread.submit(setting, len(self._narrow)).result()
 
     @property
     def seconds_per_token(self) -> float | None:
@@ -153,14 +182,15 @@ class TokenBatcher(Generic[Item, Result]):
             future.cancel()
             raise
 
-    def _next_batch(self) -> list[Job[Item, Result]]:
+    def _next_batch(self, budget: int | None = None) -> list[Job[Item, Result]]:
         """Jobs from the front, up to the token budget; late ones are refused on the way."""
+        budget = self.max_batch_tokens if budget is None else budget
         batch: list[Job[Item, Result]] = []
         tokens = 0
         now = time.monotonic()
         while self.queue:
             job = self.queue[0]
-            if batch and tokens + job.tokens > self.max_batch_tokens:
+            if batch and tokens + job.tokens > budget:
                 break
             self.queue.popleft()
             self.queued_tokens -= job.tokens
@@ -178,19 +208,44 @@ class TokenBatcher(Generic[Item, Result]):
             await self._wake.wait()
             self._wake.clear()
             while self.queue:
-                batch = self._next_batch()
+                alone = not self._running and len(self.queue) == 1
+                if not (self._narrow and self.side_by_side) or alone:
+                    batch = self._next_batch()  # alone: all the cores on one call
+                    if batch:
+                        await self._run_batch(batch, self._model_thread)
+                    continue
+                if not self._free:
+                    break  # a narrow call's end wakes this loop again
+                # the queue split evenly over the free streams, up to the token budget
+                share = math.ceil(self.queued_tokens / len(self._free))
+                batch = self._next_batch(min(self.max_batch_tokens, share))
                 if batch:
-                    await self._run_batch(batch)
+                    self._start_narrow(batch)
 
-    async def _run_batch(self, batch: list[Job[Item, Result]]) -> None:
+    def _start_narrow(self, batch: list[Job[Item, Result]]) -> None:
+        thread = self._free.pop()
+
+        async def narrow() -> None:
+            try:
+                await self._run_batch(batch, thread)
+            finally:
+                self._free.append(thread)
+                self._wake.set()
+
+        task = asyncio.get_running_loop().create_task(narrow())
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def _run_batch(self, batch: list[Job[Item, Result]], thread: ThreadPoolExecutor) -> None:
         items = [item for job in batch for item in job.items]
         tokens = sum(job.tokens for job in batch)
-        self.running_tokens = tokens
-        self.running_since = started = time.monotonic()
+        alongside = max(1, len(self._running))  # narrow calls running, this one included
+        if not self.running_tokens:
+            self.running_since = time.monotonic()
+        self.running_tokens += tokens
+        started = time.monotonic()
         try:
-            results = await asyncio.get_running_loop().run_in_executor(
-                self._model_thread, self.run, items
-            )
+            results = await asyncio.get_running_loop().run_in_executor(thread, self.run, items)
         except Exception as failure:  # every caller in the batch hears it; the next batch runs
             logger.error("a batch of %d items failed: %s", len(items), type(failure).__name__)
             for job in batch:
@@ -198,8 +253,9 @@ class TokenBatcher(Generic[Item, Result]):
                     job.future.set_exception(failure)
             return
         finally:
-            self.running_tokens = 0
-        self.recent.append((max(tokens, 1), time.monotonic() - started))
+            self.running_tokens -= tokens
+        # narrow calls run side by side: each token cost the service 1/alongside of the time
+        self.recent.append((max(tokens, 1), (time.monotonic() - started) / alongside))
         start = 0
         for job in batch:
             if not job.future.done():

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from prescore.models.hardware import cpu_description
 
 
@@ -23,3 +25,36 @@ def test_the_cpu_is_named_with_the_instructions_that_decide_the_runtime(tmp_path
 
 def test_without_cpuinfo_it_still_names_the_cores(tmp_path: Path) -> None:
     assert "CPU cores" in cpu_description(tmp_path / "absent")
+
+
+def test_each_model_thread_keeps_its_own_torch_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A wide model thread set before a narrow one must not take the narrow one's count on
+    its first op (torch copies the count set last on any thread into a fresh thread)."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import torch
+
+    from prescore.models import hardware
+
+    monkeypatch.setattr(hardware, "TORCH_THREADS", 4)
+    threads = torch.get_num_threads()
+    wide, narrow = ThreadPoolExecutor(1), ThreadPoolExecutor(1)
+    ran = threading.Event()
+
+    def first_op() -> int:
+        torch.ones(64, 64) @ torch.ones(64, 64)
+        ran.set()
+        return torch.get_num_threads()
+
+    try:
+        wide.submit(hardware.use_threads_for, "torch-bf16").result()
+        narrow.submit(hardware.use_threads_for, "torch-bf16", 2).result()  # set last
+        assert wide.submit(first_op).result() == 4 and ran.is_set()
+        assert narrow.submit(first_op).result() == 2
+        assert narrow.submit(hardware.use_threads_for, "onnx-fp32", 2).result() is None
+        assert narrow.submit(torch.get_num_threads).result() == 1  # ONNX: torch runs the heads
+    finally:
+        wide.shutdown()
+        narrow.shutdown()
+        torch.set_num_threads(threads)  # the count fresh threads copy, as it was

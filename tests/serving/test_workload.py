@@ -201,3 +201,67 @@ def test_tokens_are_the_tokenizers_and_words_bound_them_from_below() -> None:
     assert counted == [len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
     assert all(words(t) <= n for t, n in zip(texts, counted, strict=True))
     assert count_tokens(texts, None) == [8, 2]
+
+
+class Recorder:
+    """Doubles each item; records each call's thread and when it ran. `gate` holds the first
+    call until set; `together` holds each narrow call until two are in flight."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, float, float, list[int]]] = []
+        self.gate = threading.Event()
+        self.together = threading.Barrier(2, timeout=5)
+        self.lock = threading.Lock()
+
+    def __call__(self, items: list[int]) -> list[int]:
+        started = time.monotonic()
+        name = threading.current_thread().name
+        if not self.calls and not self.gate.is_set():
+            self.gate.wait(10)
+        elif "stream" in name:
+            self.together.wait()  # raises BrokenBarrierError unless another call runs too
+        time.sleep(0.01)
+        with self.lock:
+            self.calls.append((name, started, time.monotonic(), list(items)))
+        return [2 * item for item in items]
+
+
+def test_with_two_streams_a_lone_request_takes_every_core_and_a_queue_splits_side_by_side() -> None:
+    model = Recorder()
+
+    async def scenario() -> list[list[int]]:
+        batcher = TokenBatcher(model, max_batch_tokens=1000, max_wait=30, streams=2)
+        first = asyncio.ensure_future(batcher.submit([0], 10))  # alone: the wide thread
+        await asyncio.sleep(0.05)
+        rest = [asyncio.ensure_future(batcher.submit([n], 10)) for n in range(1, 5)]
+        await asyncio.sleep(0.05)
+        model.gate.set()
+        return await asyncio.gather(first, *rest)
+
+    results = asyncio.run(scenario())
+    assert results == [[2 * n] for n in range(5)]
+    wide, *narrow = model.calls
+    assert wide[0].startswith("prescore-model_") and wide[3] == [0]
+    # the four queued behind it: two calls of two, on two narrow threads, at the same time
+    assert sorted(len(call[3]) for call in narrow) == [2, 2]
+    assert len({call[0] for call in narrow}) == 2 and all("stream" in c[0] for c in narrow)
+    assert all(call[1] >= wide[2] for call in narrow)  # narrow never beside wide
+    assert sorted(n for call in narrow for n in call[3]) == [1, 2, 3, 4]
+
+
+def test_with_streams_off_for_the_runtime_every_call_runs_alone_on_the_wide_thread() -> None:
+    model = Model()
+    model.gate = threading.Event()
+
+    async def scenario() -> None:
+        batcher = TokenBatcher(model, max_batch_tokens=1000, max_wait=30, streams=2)
+        batcher.side_by_side = False  # an ONNX runtime (ModelHost.use_runtime)
+        first = asyncio.ensure_future(batcher.submit([0], 10))
+        await asyncio.sleep(0.05)
+        rest = [asyncio.ensure_future(batcher.submit([n], 10)) for n in range(1, 5)]
+        await asyncio.sleep(0.05)
+        model.gate.set()
+        await asyncio.gather(first, *rest)
+
+    asyncio.run(scenario())
+    assert [len(b) for b in model.batches] == [1, 4]
