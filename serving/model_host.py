@@ -75,6 +75,7 @@ class ModelHost:
     def use_runtime(self, runtime: str) -> None:
         """Torch's threads on each model thread as `runtime` wants them; calls side by side only
         on PyTorch runtimes (an ONNX Runtime session's own threads serve one call at a time)."""
+        self.batcher.side_by_side = False  # no new narrow calls while the threads change
         self.batcher.in_model_threads(partial(use_threads_for, runtime))
         self.batcher.side_by_side = runtime.startswith("torch")
 

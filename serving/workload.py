@@ -115,9 +115,9 @@ class TokenBatcher(Generic[Item, Result]):
         self.max_wait = max_wait
         self.queue: deque[Job[Item, Result]] = deque()
         self.queued_tokens = 0
-        self.running_tokens = 0
-        self.running_since = 0.0
-        # (tokens, seconds of model time per call, over the calls running beside it)
+        self.running: dict[int, tuple[int, float]] = {}  # call -> (tokens, started)
+        self._busy_until = 0.0  # when the last call to finish finished: credits model time
+        # (tokens, seconds of model time credited to the call: see _run_batch)
         self.recent: deque[tuple[int, float]] = deque(maxlen=RECENT_BATCHES)
         self._wake = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
@@ -158,7 +158,8 @@ class TokenBatcher(Generic[Item, Result]):
         rate = self.seconds_per_token
         if rate is None:
             return 0.0
-        running = max(0.0, self.running_tokens * rate - (time.monotonic() - self.running_since))
+        now = time.monotonic()
+        running = sum(max(0.0, n * rate - (now - since)) for n, since in self.running.values())
         return self.queued_tokens * rate + running
 
     async def submit(self, items: list[Item], tokens: int) -> list[Result]:
@@ -208,8 +209,10 @@ class TokenBatcher(Generic[Item, Result]):
             await self._wake.wait()
             self._wake.clear()
             while self.queue:
-                alone = not self._running and len(self.queue) == 1
-                if not (self._narrow and self.side_by_side) or alone:
+                side_by_side = self._narrow and self.side_by_side
+                if not side_by_side or (not self._running and len(self.queue) == 1):
+                    if self._running:
+                        break  # narrow calls still run (streams just turned off): their end wakes
                     batch = self._next_batch()  # alone: all the cores on one call
                     if batch:
                         await self._run_batch(batch, self._model_thread)
@@ -228,7 +231,8 @@ class TokenBatcher(Generic[Item, Result]):
         async def narrow() -> None:
             try:
                 await self._run_batch(batch, thread)
-            finally:
+            finally:  # out of the running set before the loop looks again
+                self._running.discard(task)
                 self._free.append(thread)
                 self._wake.set()
 
@@ -239,11 +243,9 @@ class TokenBatcher(Generic[Item, Result]):
     async def _run_batch(self, batch: list[Job[Item, Result]], thread: ThreadPoolExecutor) -> None:
         items = [item for job in batch for item in job.items]
         tokens = sum(job.tokens for job in batch)
-        alongside = max(1, len(self._running))  # narrow calls running, this one included
-        if not self.running_tokens:
-            self.running_since = time.monotonic()
-        self.running_tokens += tokens
         started = time.monotonic()
+        call = id(batch)
+        self.running[call] = (tokens, started)
         try:
             results = await asyncio.get_running_loop().run_in_executor(thread, self.run, items)
         except Exception as failure:  # every caller in the batch hears it; the next batch runs
@@ -253,9 +255,12 @@ class TokenBatcher(Generic[Item, Result]):
                     job.future.set_exception(failure)
             return
         finally:
-            self.running_tokens -= tokens
-        # narrow calls run side by side: each token cost the service 1/alongside of the time
-        self.recent.append((max(tokens, 1), (time.monotonic() - started) / alongside))
+            del self.running[call]
+        # calls side by side share the time: each is credited with the time since the later of
+        # its start and the last call's end, so the credits add up to the time the model was busy
+        finished = time.monotonic()
+        self.recent.append((max(tokens, 1), finished - max(started, self._busy_until)))
+        self._busy_until = finished
         start = 0
         for job in batch:
             if not job.future.done():

@@ -265,3 +265,34 @@ def test_with_streams_off_for_the_runtime_every_call_runs_alone_on_the_wide_thre
 
     asyncio.run(scenario())
     assert [len(b) for b in model.batches] == [1, 4]
+
+
+def test_when_streams_turn_off_mid_load_the_wide_thread_waits_for_the_narrow_calls() -> None:
+    """A reload onto an ONNX runtime turns streams off while narrow calls run: the next call
+    must not take every core beside them."""
+    calls: list[tuple[str, float, float]] = []
+    lock = threading.Lock()
+
+    def model(items: list[int]) -> list[int]:
+        started = time.monotonic()
+        time.sleep(0.2)
+        with lock:
+            calls.append((threading.current_thread().name, started, time.monotonic()))
+        return items
+
+    async def scenario() -> None:
+        batcher = TokenBatcher(model, max_batch_tokens=1000, max_wait=30, streams=2)
+        first = asyncio.ensure_future(batcher.submit([0], 10))  # wide
+        await asyncio.sleep(0.05)
+        queued = [asyncio.ensure_future(batcher.submit([n], 10)) for n in range(1, 5)]
+        await first  # the four split over the two narrow threads now
+        await asyncio.sleep(0.05)
+        batcher.side_by_side = False
+        last = asyncio.ensure_future(batcher.submit([5], 10))
+        await asyncio.gather(*queued, last)
+
+    asyncio.run(scenario())
+    wide_first, *narrow, wide_last = sorted(calls, key=lambda call: call[1])
+    assert all("stream" in call[0] for call in narrow) and len(narrow) == 2
+    assert "stream" not in wide_last[0] and "stream" not in wide_first[0]
+    assert wide_last[1] >= max(call[2] for call in narrow)  # started after both had ended
