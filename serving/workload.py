@@ -18,7 +18,6 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Generic, TypeVar
 
 from starlette.types import Receive
@@ -130,18 +129,10 @@ class TokenBatcher(Generic[Item, Result]):
         self._running: set[asyncio.Task[None]] = set()
         self.side_by_side = True  # whether the narrow threads are used (ModelHost.use_runtime)
 
-    @property
-    def streams(self) -> int:
-        return max(1, len(self._narrow))
-
-    def in_model_thread(self, setting: Callable[[], object]) -> None:
-        """Run `setting` on the wide model thread, after any batch in progress."""
-        self._model_thread.submit(setting).result()
-
     def in_model_threads(self, setting: Callable[[int], object]) -> None:
-        """Run `setting(share)` on every model thread: the wide one with share 1, each narrow
-        one with 1/streams of the cores in mind (`share` is the number of streams)."""
-        self.in_model_thread(partial(setting, 1))
+        """Run `setting(share)` on every model thread, after any batch in progress there: the
+        wide one with share 1, each narrow one with the number of streams."""
+        self._model_thread.submit(setting, 1).result()
         for thread in self._narrow:
             thread.submit(setting, len(self._narrow)).result()
 
@@ -237,8 +228,7 @@ class TokenBatcher(Generic[Item, Result]):
                 self._wake.set()
 
         task = asyncio.get_running_loop().create_task(narrow())
-        self._running.add(task)
-        task.add_done_callback(self._running.discard)
+        self._running.add(task)  # held here until it ends: the loop keeps only weak references
 
     async def _run_batch(self, batch: list[Job[Item, Result]], thread: ThreadPoolExecutor) -> None:
         items = [item for job in batch for item in job.items]
