@@ -220,3 +220,20 @@ def test_a_check_written_before_the_timings_loads_and_keeps_the_fixed_order(
     assert old is not None and old.items_per_s(ONNX_FP32) is None
     monkeypatch.setattr(onnx_copies, "native_bf16", lambda: True)
     assert old.usable() == list(onnx_copies.PREFERENCE)
+
+
+def test_a_check_a_later_release_wrote_still_reads_and_serves_its_copies(
+    exported: tuple[Path, onnx_copies.OnnxCopies], tmp_path: Path
+) -> None:
+    """Rolling the code back must not stop a version's copies from serving: fields this
+    release does not know are ignored, the verdicts it knows are kept."""
+    import json
+
+    folder, copies = exported
+    later = json.loads((folder / CHECK_FILE).read_text())
+    later["checked_with"] = "a later release"
+    for check in later["copies"].values():
+        check["latency_ms"] = 12.5
+        check["calibration"]["spearman"] = 0.99
+    (tmp_path / CHECK_FILE).write_text(json.dumps(later))
+    assert read_copies(tmp_path) == copies
