@@ -236,4 +236,5 @@ def test_a_check_a_later_release_wrote_still_reads_and_serves_its_copies(
         check["latency_ms"] = 12.5
         check["calibration"]["spearman"] = 0.99
     (tmp_path / CHECK_FILE).write_text(json.dumps(later))
-    assert read_copies(tmp_path) == copies
+    read = read_copies(tmp_path)
+    assert read is not None and read == copies and read.usable() == copies.usable()
