@@ -139,6 +139,13 @@ class OnnxCopies(BaseModel):
             return self.torch_items_per_s
         return self.copies[runtime].items_per_s if runtime in self.copies else None
 
+    def speed_vs_torch(self, runtime: str) -> float | None:
+        """`runtime`'s items per second over PyTorch fp32's, as the check timed both."""
+        speed = self.items_per_s(runtime)
+        return (
+            speed / self.torch_items_per_s if speed is not None and self.torch_items_per_s else None
+        )
+
     def not_here(self, runtime: str) -> str:
         """Why a copy that passed its check may not serve on this machine, or "": an int8 copy
         checked on other int8 kernels computes other numbers here than the ones checked."""
@@ -164,8 +171,9 @@ class OnnxCopies(BaseModel):
                 f"{check.calibration.items} calibration items, QWK {check.calibration.qwk:.3f}, "
                 f"largest probability difference {check.calibration.max_probability_difference:.4f}"
             )
-            if check.items_per_s is not None and self.torch_items_per_s:
-                figures += f", {check.items_per_s / self.torch_items_per_s:.2f}x PyTorch's speed"
+            speed = self.speed_vs_torch(runtime)
+            if speed is not None:
+                figures += f", {speed:.2f}x PyTorch's speed"
             out[runtime] = f"passed: {figures}" if check.passed else f"not used: {check.reason}"
         return out
 
@@ -254,8 +262,11 @@ def export_encoder(scorer: TransformerScorer, path: Path) -> Path:
     return path
 
 
-def quantize(fp32: Path, int8: Path) -> Path:
-    """ONNX Runtime's block-wise int8 quantization of an fp32 copy (module docstring)."""
+def quantize(
+    fp32: Path, out: Path, bits: int = 8, block: int = BLOCK, accuracy_level: int = 4
+) -> Path:
+    """ONNX Runtime's block-wise quantization of an fp32 copy (module docstring); the defaults
+    are the int8 copy served, the others what eval/probes/int8_variants.py compares."""
     import onnx
     from onnxruntime.quantization.matmul_nbits_quantizer import (
         DefaultWeightOnlyQuantConfig,
@@ -263,12 +274,12 @@ def quantize(fp32: Path, int8: Path) -> Path:
     )
 
     config = DefaultWeightOnlyQuantConfig(
-        block_size=BLOCK, is_symmetric=True, accuracy_level=4, bits=8
+        block_size=block, is_symmetric=True, accuracy_level=accuracy_level, bits=bits
     )
     quantizer = MatMulNBitsQuantizer(onnx.load(str(fp32)), algo_config=config)
     quantizer.process()
-    quantizer.model.save_model_to_file(str(int8), False)
-    return int8
+    quantizer.model.save_model_to_file(str(out), False)
+    return out
 
 
 def timed_proba(scorer: TransformerScorer, X: pd.DataFrame) -> tuple[np.ndarray, float]:

@@ -339,16 +339,14 @@ def export_onnx(
         "verdict",
     )
     for runtime, check in copies.copies.items():
-        speed = copies.items_per_s(runtime)
+        speed = copies.speed_vs_torch(runtime)
         table.add_row(
             runtime,
             f"{check.calibration.level_agreement:.2%} of {check.calibration.items}",
             f"{check.calibration.qwk:.3f}",
             f"{check.calibration.max_probability_difference:.4f}",
             f"{check.test.level_agreement:.2%} of {check.test.items}" if check.test else "-",
-            f"{speed / copies.torch_items_per_s:.2f}x"
-            if speed is not None and copies.torch_items_per_s
-            else "-",
+            "-" if speed is None else f"{speed:.2f}x",
             "passed" if check.passed else f"not used: {check.reason}",
         )
     console.print(table)

@@ -26,10 +26,6 @@ import pandas as pd
 import torch
 import typer
 from onnxruntime.quantization import QuantType, quantize_dynamic
-from onnxruntime.quantization.matmul_nbits_quantizer import (
-    DefaultWeightOnlyQuantConfig,
-    MatMulNBitsQuantizer,
-)
 
 from prescore.models.onnx_copies import (
     ONNX_FP32,
@@ -41,16 +37,6 @@ from prescore.models.onnx_copies import (
 from prescore.models.scorer import load_scorer
 from prescore.models.transformer import TransformerScorer
 from prescore.training.run import version_evidence
-
-
-def nbits(fp32: Path, out: Path, bits: int, block: int, level: int) -> Path:
-    config = DefaultWeightOnlyQuantConfig(
-        block_size=block, is_symmetric=True, accuracy_level=level, bits=bits
-    )
-    quantizer = MatMulNBitsQuantizer(onnx.load(str(fp32)), algo_config=config)
-    quantizer.process()
-    quantizer.model.save_model_to_file(str(out), False)
-    return out
 
 
 def dynamic(fp32: Path, out: Path, keep_fp32: tuple[str, ...] = ()) -> Path:
@@ -90,8 +76,10 @@ def variants(fp32: Path, folder: Path) -> dict[str, Callable[[], Path]]:
             fp32, folder / "d2.onnx", ffn_out + attention_out
         ),
         "int8 blocks of 32, int8 compute (exported)": lambda: quantize(fp32, folder / "n1.onnx"),
-        "int8 blocks of 32, fp32 compute": lambda: nbits(fp32, folder / "n2.onnx", 8, 32, 0),
-        "int4 blocks of 32, int8 compute": lambda: nbits(fp32, folder / "n3.onnx", 4, 32, 4),
+        "int8 blocks of 32, fp32 compute": lambda: quantize(
+            fp32, folder / "n2.onnx", accuracy_level=0
+        ),
+        "int4 blocks of 32, int8 compute": lambda: quantize(fp32, folder / "n3.onnx", bits=4),
     }
 
 
