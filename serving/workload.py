@@ -126,7 +126,7 @@ class TokenBatcher(Generic[Item, Result]):
             for n in range(streams if streams > 1 else 0)
         ]
         self._free = list(self._narrow)
-        self._running: set[asyncio.Task[None]] = set()
+        self._narrow_calls: set[asyncio.Task[None]] = set()
         self.side_by_side = True  # whether the narrow threads are used (ModelHost.use_runtime)
 
     def in_model_threads(self, setting: Callable[[int], object]) -> None:
@@ -201,8 +201,8 @@ class TokenBatcher(Generic[Item, Result]):
             self._wake.clear()
             while self.queue:
                 side_by_side = self._narrow and self.side_by_side
-                if not side_by_side or (not self._running and len(self.queue) == 1):
-                    if self._running:
+                if not side_by_side or (not self._narrow_calls and len(self.queue) == 1):
+                    if self._narrow_calls:
                         break  # narrow calls still run (streams just turned off): their end wakes
                     batch = self._next_batch()  # alone: all the cores on one call
                     if batch:
@@ -223,12 +223,12 @@ class TokenBatcher(Generic[Item, Result]):
             try:
                 await self._run_batch(batch, thread)
             finally:  # out of the running set before the loop looks again
-                self._running.discard(task)
+                self._narrow_calls.discard(task)
                 self._free.append(thread)
                 self._wake.set()
 
         task = asyncio.get_running_loop().create_task(narrow())
-        self._running.add(task)  # held here until it ends: the loop keeps only weak references
+        self._narrow_calls.add(task)  # held here until it ends: the loop keeps only weak references
 
     async def _run_batch(self, batch: list[Job[Item, Result]], thread: ThreadPoolExecutor) -> None:
         items = [item for job in batch for item in job.items]
