@@ -87,12 +87,12 @@ class RegisteredModel:
                 f"{self.label} is a {scorer.kind} scorer: only transformer scorers have ONNX copies"
             )
         if runtime == TORCH_RUNTIME:
-            return scorer
+            return scorer.use_graph()
         copies = self.onnx_copies()
         if runtime == AUTO_RUNTIME:
             runtime = copies.usable()[0] if copies else TORCH_RUNTIME
         if runtime == TORCH_RUNTIME:
-            return scorer
+            return scorer.use_graph()
         if copies is None or runtime not in copies.copies:
             raise ValueError(
                 f"{self.label} has no {runtime} copy; add it with `prescore export-onnx "
@@ -105,7 +105,8 @@ class RegisteredModel:
         elsewhere = copies.not_here(runtime)
         if elsewhere:
             raise ValueError(f"{self.label}'s {runtime} copy is not used here: {elsewhere}")
-        return load_copy(self.artifacts / ONNX_ARTIFACT, runtime, scorer)
+        served = load_copy(self.artifacts / ONNX_ARTIFACT, runtime, scorer)
+        return served.use_graph() if served.runtime.startswith("torch") else served
 
     @property
     def label(self) -> str:

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from prescore.models.base_model import BUNDLED, resolve_base_model
+from prescore.models.encoder_graph import EncoderGraph, trace_window_sums
 from prescore.models.inputs import levels_per_criterion, pad_probabilities
 from prescore.models.recent_windows import RecentWindows, Windows
 from prescore.models.scorer import EvalSet, Scorer
@@ -294,6 +295,7 @@ class TransformerScorer(Scorer):
     kind = "transformer"
     runtime_ = TORCH_RUNTIME  # or the ONNX copy `use_onnx` switched to, or TORCH_BF16
     onnx_session_: Any = None
+    graph_: EncoderGraph | None = None  # the encoder traced for this runtime: `use_graph`
 
     def __init__(
         self,
@@ -650,6 +652,11 @@ class TransformerScorer(Scorer):
             )
             return np.asarray(token_sums, np.float32), np.asarray(token_counts, np.float32)
         device = next(self.model_.parameters()).device
+        if self.graph_ is not None and not self.model_.training:
+            token_sums, token_counts = self.graph_.window_sums(
+                torch.from_numpy(input_ids), torch.from_numpy(attention_mask)
+            )
+            return token_sums.float().numpy(), token_counts.float().numpy()
         bf16 = self._use_bf16() or self.runtime_ == TORCH_BF16
         with torch.autocast(device.type, torch.bfloat16, enabled=bf16):
             token_sums, token_counts = self.model_.window_sums(
@@ -672,6 +679,24 @@ class TransformerScorer(Scorer):
             if isinstance(module, nn.Linear):
                 module.to(torch.bfloat16)
         self.runtime_ = TORCH_BF16
+        return self.use_graph() if self.graph_ is not None else self
+
+    def __getstate__(self) -> dict[str, Any]:
+        """A copy (deepcopy, pickle) scores eager: a TorchScript graph does not pickle, and
+        belongs to the model it was traced from (`use_graph` traces the copy again)."""
+        state: dict[str, Any] = dict(super().__getstate__())  # not our own __dict__
+        state.pop("graph_", None)
+        return state
+
+    def use_graph(self) -> Self:
+        """Encode through the encoder traced as it runs now (fp32 or bf16), which holds no GIL
+        during a call (models/encoder_graph.py); eager where it does not trace, or where its
+        sums differ from eager's, and on a GPU, where no GIL stalls the kernels."""
+        self.graph_ = None
+        if self.onnx_session_ is None and next(self.model_.parameters()).device.type == "cpu":
+            self.model_.eval()
+            vocab = int(self.model_.encoder.config.vocab_size)
+            self.graph_ = trace_window_sums(self.model_, vocab, self.runtime_ == TORCH_BF16)
         return self
 
     def use_onnx(self, path: Path, runtime: str) -> Self:
@@ -685,6 +710,7 @@ class TransformerScorer(Scorer):
             str(path), options, providers=["CPUExecutionProvider"]
         )
         self.model_.encoder = None
+        self.graph_ = None
         self.runtime_ = runtime
         return self
 
