@@ -190,6 +190,11 @@ class EnsembleScorer(Scorer):
     def runtime(self) -> str:
         return "+".join(dict.fromkeys(m.runtime for m in self.members_))
 
+    def use_graph(self) -> Self:
+        for member in self.members_:
+            member.use_graph()
+        return self
+
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         self.check_input(X)
         stacked = np.stack([m.predict_proba(X) for m in self.members_], axis=1)

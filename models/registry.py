@@ -81,7 +81,7 @@ class RegisteredModel:
             raise ValueError(f"unknown runtime {runtime!r}; known: auto, {', '.join(RUNTIMES)}")
         scorer = load_scorer(self.artifacts / SCORER_ARTIFACT)
         if runtime in (AUTO_RUNTIME, TORCH_RUNTIME) and not isinstance(scorer, TransformerScorer):
-            return scorer
+            return scorer.use_graph()  # an ensemble's transformer member, for one
         if not isinstance(scorer, TransformerScorer):
             raise ValueError(
                 f"{self.label} is a {scorer.kind} scorer: only transformer scorers have ONNX copies"

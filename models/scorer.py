@@ -72,6 +72,11 @@ class Scorer(BaseEstimator):
         """What computes the probabilities, as responses and /credentials name it."""
         return "python"
 
+    def use_graph(self) -> Self:
+        """For serving: compute without holding the GIL where the scorer can (a transformer's
+        traced encoder, models/encoder_graph.py); as it is elsewhere."""
+        return self
+
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         return np.asarray(self.predict_proba(X).argmax(axis=1))
 

@@ -657,7 +657,7 @@ class TransformerScorer(Scorer):
                 torch.from_numpy(input_ids), torch.from_numpy(attention_mask)
             )
             return token_sums.float().numpy(), token_counts.float().numpy()
-        bf16 = self._use_bf16() or self.runtime_ == TORCH_BF16
+        bf16 = self._encodes_in_bf16()
         with torch.autocast(device.type, torch.bfloat16, enabled=bf16):
             token_sums, token_counts = self.model_.window_sums(
                 torch.from_numpy(input_ids).to(device), torch.from_numpy(attention_mask).to(device)
@@ -696,8 +696,14 @@ class TransformerScorer(Scorer):
         if self.onnx_session_ is None and next(self.model_.parameters()).device.type == "cpu":
             self.model_.eval()
             vocab = int(self.model_.encoder.config.vocab_size)
-            self.graph_ = trace_window_sums(self.model_, vocab, self.runtime_ == TORCH_BF16)
+            longest = int(self.model_.encoder.config.max_position_embeddings)
+            self.graph_ = trace_window_sums(self.model_, vocab, longest, self._encodes_in_bf16())
         return self
+
+    def _encodes_in_bf16(self) -> bool:
+        """Under bf16 autocast: the bf16 runtime, or where training would use bf16 (a GPU
+        with bf16), as eager encoding has done; the trace records the same."""
+        return self._use_bf16() or self.runtime_ == TORCH_BF16
 
     def use_onnx(self, path: Path, runtime: str) -> Self:
         """Encode windows with the ONNX copy at `path` from now on; the PyTorch encoder's

@@ -63,8 +63,12 @@ def exempt_from_collection() -> None:
     no request moved and both model threads stood idle, once every few hundred requests
     under 8 clients (2 cores, eval/RESULTS.md). Refcounting still frees them: a loaded model
     holds no reference cycle, so a model replaced by a reload is freed with its last batch.
-    Garbage is collected first, so no cycle already unreachable is kept for good; the
-    collection walks only what is not exempt yet."""
+
+    Garbage is collected first, so no cycle already unreachable is kept for good (tracing the
+    encoder leaves one that holds the whole model: torch.jit.trace's map of its modules); that
+    collection walks what is not exempt yet (at a reload, the new model: one pause then).
+    What a reload finds in flight (a request's objects) is exempted too, and a cycle among
+    them that becomes garbage later stays: a few objects per reload, which is rare."""
     gc.collect()
     gc.freeze()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gc
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -203,3 +204,11 @@ def own_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monk
     """No test reads or fills the machine's cache (an assembled MPNet there would hide a
     missing extra)."""
     monkeypatch.setenv("PRESCORE_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+@pytest.fixture(autouse=True)
+def collector_back() -> Iterator[None]:
+    """A serving host exempts the whole heap from the cyclic collector (gc.freeze); give it
+    back after each test, or the suite's cyclic garbage would stay to its end."""
+    yield
+    gc.unfreeze()

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from prescore.models.encoder_graph import example, trace_window_sums
+from prescore.models.ensemble import EnsembleScorer
 from prescore.models.scorer import load_scorer
 from prescore.models.transformer import TORCH_BF16, TransformerScorer
 from tests.conftest import scoring_frame
@@ -93,9 +94,9 @@ def test_a_trace_that_differs_from_eager_or_fails_is_not_used(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     with caplog.at_level(logging.WARNING, "prescore.models"):
-        assert trace_window_sums(MaskSkipping(), 50, bf16=False) is None
+        assert trace_window_sums(MaskSkipping(), 50, 128, bf16=False) is None
         assert "differ from eager" in caplog.text
-        assert trace_window_sums(Untraceable(), 50, bf16=False) is None
+        assert trace_window_sums(Untraceable(), 50, 128, bf16=False) is None
         assert "did not trace" in caplog.text
     # the same model without the branch traces and is kept
     plain = MaskSkipping()
@@ -103,10 +104,33 @@ def test_a_trace_that_differs_from_eager_or_fails_is_not_used(
         plain.embed(ids).sum(dim=1),
         mask.sum(dim=1, keepdim=True).float(),
     )
-    assert trace_window_sums(plain, 50, bf16=False) is not None
+    assert trace_window_sums(plain, 50, 128, bf16=False) is not None
 
 
 def test_the_trace_examples_are_padded_where_asked() -> None:
     ids, mask = example(3, 20, [20, 9, 15], vocab=50)
     assert ids.shape == mask.shape == (3, 20) and int(ids.min()) >= 1 and int(ids.max()) < 50
     assert mask.sum(dim=1).tolist() == [20, 9, 15]
+
+
+def test_an_ensemble_serves_its_transformer_member_on_the_graph(
+    fitted: TransformerScorer, tmp_path: Path
+) -> None:
+    ensemble = EnsembleScorer()
+    ensemble.members_ = [loaded(fitted, tmp_path / "member")]
+    assert ensemble.use_graph() is ensemble
+    member = ensemble.members_[0]
+    assert isinstance(member, TransformerScorer) and member.graph_ is not None
+
+
+def test_the_trace_encodes_in_bf16_wherever_eager_does(
+    fitted: TransformerScorer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Eager torch-fp32 runs under bf16 autocast where training would use bf16 (a GPU with
+    bf16); the trace must record the same, or it would serve other numbers than the check's."""
+    monkeypatch.setattr(TransformerScorer, "_use_bf16", lambda self: True)
+    X = frame_with_padding()
+    eager = loaded(fitted, tmp_path / "a")
+    traced = loaded(fitted, tmp_path / "b").use_graph()
+    assert traced.graph_ is not None
+    assert np.allclose(traced.predict_proba(X), eager.predict_proba(X), atol=1e-6)
