@@ -72,7 +72,10 @@ class RegisteredModel:
     def scorer(self, runtime: str = AUTO_RUNTIME) -> Scorer:
         """The scorer on `runtime`: "auto" picks the fastest ONNX copy that passed its check,
         else PyTorch; a runtime named outright that this version cannot run raises ValueError
-        saying why."""
+        saying why. Ready to serve: computing without the GIL where it can (`use_graph`)."""
+        return self._scorer_on(runtime).use_graph()
+
+    def _scorer_on(self, runtime: str) -> Scorer:
         from prescore.models.onnx_copies import RUNTIMES, load_copy
         from prescore.models.scorer import load_scorer
         from prescore.models.transformer import TORCH_RUNTIME, TransformerScorer
@@ -81,18 +84,18 @@ class RegisteredModel:
             raise ValueError(f"unknown runtime {runtime!r}; known: auto, {', '.join(RUNTIMES)}")
         scorer = load_scorer(self.artifacts / SCORER_ARTIFACT)
         if runtime in (AUTO_RUNTIME, TORCH_RUNTIME) and not isinstance(scorer, TransformerScorer):
-            return scorer.use_graph()  # an ensemble's transformer member, for one
+            return scorer
         if not isinstance(scorer, TransformerScorer):
             raise ValueError(
                 f"{self.label} is a {scorer.kind} scorer: only transformer scorers have ONNX copies"
             )
         if runtime == TORCH_RUNTIME:
-            return scorer.use_graph()
+            return scorer
         copies = self.onnx_copies()
         if runtime == AUTO_RUNTIME:
             runtime = copies.usable()[0] if copies else TORCH_RUNTIME
         if runtime == TORCH_RUNTIME:
-            return scorer.use_graph()
+            return scorer
         if copies is None or runtime not in copies.copies:
             raise ValueError(
                 f"{self.label} has no {runtime} copy; add it with `prescore export-onnx "
@@ -105,8 +108,7 @@ class RegisteredModel:
         elsewhere = copies.not_here(runtime)
         if elsewhere:
             raise ValueError(f"{self.label}'s {runtime} copy is not used here: {elsewhere}")
-        served = load_copy(self.artifacts / ONNX_ARTIFACT, runtime, scorer)
-        return served.use_graph() if served.runtime.startswith("torch") else served
+        return load_copy(self.artifacts / ONNX_ARTIFACT, runtime, scorer)
 
     @property
     def label(self) -> str:
