@@ -38,10 +38,13 @@ def count_tokens(texts: Sequence[str], tokenizer: Any | None) -> list[int]:
 
 
 def criterion_keys(frame: pd.DataFrame) -> np.ndarray:
-    """One key per row naming its criterion: the text of its CriterionKey, built for a whole
-    table at once."""
-    credential, criterion = frame["credential_id"].astype(str), frame["criterion_id"].astype(str)
-    return (credential + KEY_SEPARATOR + criterion).to_numpy()
+    """One key per row naming its criterion: the text of its CriterionKey. Built in Python:
+    pandas' string columns took 0.23 ms for a served request's one row, twice per model call,
+    and held the GIL the other model thread and the HTTP stack wait for."""
+    pairs = zip(frame["credential_id"], frame["criterion_id"], strict=True)
+    return np.array(
+        [f"{credential}{KEY_SEPARATOR}{criterion}" for credential, criterion in pairs], dtype=object
+    )
 
 
 def levels_per_criterion(frame: pd.DataFrame) -> dict[str, int]:

@@ -15,6 +15,8 @@
   (eval/RESULTS.md): block-wise weights are what keeps 99%.
 - torch-bf16: the PyTorch model itself under bfloat16 autocast, no file. Checked like the
   copies, and served only on a machine with bf16 instructions (elsewhere it is emulated).
+  Its attention is row-wise (models/row_attention.py); the check records it, and a check
+  from before it, which ran SDPA, serves SDPA.
 - The check: each copy scores the calibration split beside PyTorch; the largest probability
   difference, the share of items whose suggested level is unchanged, and the QWK between the
   two are recorded. A copy that moves the level on more than MAX_LEVEL_CHANGES of the items is
@@ -40,6 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from prescore.models.hardware import cpu_description, int8_kernels, native_bf16, use_threads_for
 from prescore.models.inputs import criterion_keys
+from prescore.models.row_attention import ROWS, SDPA
 from prescore.models.transformer import TORCH_BF16, TORCH_RUNTIME
 
 if TYPE_CHECKING:
@@ -93,6 +96,9 @@ class CopyCheck(BaseModel):
     items_per_s: float | None = Field(
         None, description="calibration items scored per second on `checked_on`; None: not timed"
     )
+    attention: str = Field(
+        "", description="torch-bf16: the attention it was checked on; empty: SDPA, from before"
+    )
 
 
 class OnnxCopies(BaseModel):
@@ -145,6 +151,11 @@ class OnnxCopies(BaseModel):
         return (
             speed / self.torch_items_per_s if speed is not None and self.torch_items_per_s else None
         )
+
+    def attention(self, runtime: str) -> str:
+        """The attention `runtime` was checked on, and so serves on."""
+        check = self.copies.get(runtime)
+        return check.attention if check is not None and check.attention else SDPA
 
     def not_here(self, runtime: str) -> str:
         """Why a copy that passed its check may not serve on this machine, or "": an int8 copy
@@ -292,11 +303,13 @@ def timed_proba(scorer: TransformerScorer, X: pd.DataFrame) -> tuple[np.ndarray,
     return proba, len(X) / max(time.perf_counter() - start, 1e-9)
 
 
-def load_copy(folder: Path, runtime: str, scorer: TransformerScorer) -> TransformerScorer:
+def load_copy(
+    folder: Path, runtime: str, scorer: TransformerScorer, attention: str = ROWS
+) -> TransformerScorer:
     """`scorer` switched to the copy `runtime` in `folder` (the version's ONNX artifact), or
-    to bf16, which needs no file."""
+    to bf16 on `attention`, which needs no file."""
     if runtime == BF16:
-        return scorer.use_bf16()
+        return scorer.use_bf16(attention)
     return scorer.use_onnx(folder / FILES[runtime], runtime)
 
 
@@ -374,7 +387,8 @@ def check_copies(
                 else None
             )
             check = judge(FILES.get(runtime, ""), on_calibration, on_test)
-            checks[runtime] = check.model_copy(update={"items_per_s": speed})
+            ran_on = copy.attention_ if runtime == BF16 else ""
+            checks[runtime] = check.model_copy(update={"items_per_s": speed, "attention": ran_on})
             on_step()
     return checks, torch_speed
 

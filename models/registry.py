@@ -108,7 +108,7 @@ class RegisteredModel:
         elsewhere = copies.not_here(runtime)
         if elsewhere:
             raise ValueError(f"{self.label}'s {runtime} copy is not used here: {elsewhere}")
-        return load_copy(self.artifacts / ONNX_ARTIFACT, runtime, scorer)
+        return load_copy(self.artifacts / ONNX_ARTIFACT, runtime, scorer, copies.attention(runtime))
 
     @property
     def label(self) -> str:

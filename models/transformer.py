@@ -33,6 +33,8 @@ from prescore.models.base_model import BUNDLED, resolve_base_model
 from prescore.models.encoder_graph import EncoderGraph, trace_window_sums
 from prescore.models.inputs import levels_per_criterion, pad_probabilities
 from prescore.models.recent_windows import RecentWindows, Windows
+from prescore.models.row_attention import ROWS, SDPA, use_attention
+from prescore.models.row_attention import register as register_rows_attention
 from prescore.models.scorer import EvalSet, Scorer
 
 
@@ -296,6 +298,7 @@ class TransformerScorer(Scorer):
     runtime_ = TORCH_RUNTIME  # or the ONNX copy `use_onnx` switched to, or TORCH_BF16
     onnx_session_: Any = None
     graph_: EncoderGraph | None = None  # the encoder traced for this runtime: `use_graph`
+    attention_ = SDPA  # the encoder's attention: ROWS where `use_bf16` chose it
 
     def __init__(
         self,
@@ -668,16 +671,19 @@ class TransformerScorer(Scorer):
     def runtime(self) -> str:
         return self.runtime_
 
-    def use_bf16(self) -> Self:
+    def use_bf16(self, attention: str = ROWS) -> Self:
         """Encode windows in bfloat16 (autocast) from now on. On a CPU with bf16 instructions
         (AVX512-BF16, AMX) it is about twice fp32's speed; elsewhere it is emulated, slower.
 
         The linear layers' weights are cast once, to the values autocast would cast them to
         on every call. Embeddings and LayerNorms stay fp32: cast as well, they moved 4 of 378
-        calibration levels of the quick-start model, more than the check allows."""
+        calibration levels of the quick-start model, more than the check allows. `attention`:
+        ROWS (models/row_attention.py), or SDPA as the bf16 checks before it ran; an encoder
+        with attention of its own keeps it (`attention_` says which runs)."""
         for module in self.model_.encoder.modules():
             if isinstance(module, nn.Linear):
                 module.to(torch.bfloat16)
+        self.attention_ = use_attention(self.model_.encoder, attention)
         self.runtime_ = TORCH_BF16
         return self.use_graph() if self.graph_ is not None else self
 
@@ -687,6 +693,12 @@ class TransformerScorer(Scorer):
         state: dict[str, Any] = dict(super().__getstate__())  # not our own __dict__
         state.pop("graph_", None)
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """A copy unpickled in another process finds its attention registered there too."""
+        super().__setstate__(state)
+        if self.attention_ == ROWS:
+            register_rows_attention()
 
     def use_graph(self) -> Self:
         """Encode through the encoder traced as it runs now (fp32 or bf16), which holds no GIL

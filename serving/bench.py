@@ -258,9 +258,11 @@ def service_rss_mb(pid: int) -> dict[str, float]:
 def runtime_model(registered: RegisteredModel, runtime: str) -> ScoringModel:
     """The version on `runtime`, whether or not its copy passed: the bench measures all."""
     scorer = registered.scorer(TORCH_RUNTIME)
-    if runtime != TORCH_RUNTIME:
+    copies = registered.onnx_copies()
+    if runtime != TORCH_RUNTIME and copies is not None:
         assert isinstance(scorer, TransformerScorer)
-        scorer = load_copy(registered.artifacts / ONNX_ARTIFACT, runtime, scorer)
+        attention = copies.attention(runtime)  # as it serves
+        scorer = load_copy(registered.artifacts / ONNX_ARTIFACT, runtime, scorer, attention)
     return ScoringModel(scorer, routing_policy(registered), registered.name, registered.version)
 
 

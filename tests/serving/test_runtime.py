@@ -18,6 +18,7 @@ from prescore.cli import app
 from prescore.models import onnx_copies
 from prescore.models.onnx_copies import BF16, ONNX_FP32, ONNX_INT8
 from prescore.models.registry import configure_tracking, fetch
+from prescore.models.row_attention import ROWS
 from prescore.models.transformer import TORCH_RUNTIME, TransformerScorer
 from prescore.serving.model_host import ModelHost
 from prescore.serving.schemas import EvidenceToScore
@@ -105,6 +106,13 @@ def test_serving_picks_the_fastest_copy_that_passed(tracking: str) -> None:
     assert tags[f"prescore.{ONNX_INT8}"].startswith(
         "passed" if copies.copies[ONNX_INT8].passed else "not used: moves the suggested level"
     )
+
+
+def test_bf16_serves_on_the_attention_its_check_ran_on(tracking: str) -> None:
+    copies = fetch(MODEL, "1").onnx_copies()
+    assert copies is not None and copies.attention(BF16) == ROWS
+    scorer = ScoringModel.from_registry(MODEL, "1", BF16).scorer
+    assert isinstance(scorer, TransformerScorer) and scorer.attention_ == ROWS
 
 
 def test_pytorch_serves_when_forced_and_agrees_with_the_fp32_copy(tracking: str) -> None:
