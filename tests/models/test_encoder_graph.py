@@ -19,17 +19,6 @@ from prescore.models.transformer import TORCH_BF16, TransformerScorer
 from tests.conftest import scoring_frame
 
 
-@pytest.fixture(scope="module")
-def fitted(tiny_encoder: Path) -> TransformerScorer:
-    X, y = scoring_frame(60)
-    scorer = TransformerScorer(
-        base_model=str(tiny_encoder), max_length=32, stride=8,
-        training_args={"num_train_epochs": 1, "per_device_train_batch_size": 8},
-        seed=3,
-    )  # fmt: skip
-    return scorer.fit(X, y)
-
-
 def frame_with_padding() -> object:
     """Texts of many lengths: a long one of several windows, so batches are padded."""
     X, _ = scoring_frame(12, seed=5)

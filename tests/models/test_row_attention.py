@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -65,17 +64,6 @@ def test_in_bf16_rows_are_as_close_to_fp32_as_flash_attention() -> None:
     flash = (F.scaled_dot_product_attention(*low, mask, scale=0.25).float() - exact).abs().max()
     rows = (attend_by_rows(*low, mask, 0.25).float() - exact).abs().max()
     assert rows < 3 * flash  # both round to bf16; neither is near the other's scale of error
-
-
-@pytest.fixture(scope="module")
-def fitted(tiny_encoder: Path) -> TransformerScorer:
-    X, y = scoring_frame(60)
-    scorer = TransformerScorer(
-        base_model=str(tiny_encoder), max_length=32, stride=8,
-        training_args={"num_train_epochs": 1, "per_device_train_batch_size": 8},
-        seed=3,
-    )  # fmt: skip
-    return scorer.fit(X, y)
 
 
 def test_bf16_scores_on_rows_eager_and_traced_alike(
