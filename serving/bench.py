@@ -33,7 +33,7 @@ from typing import Any
 
 from prescore import defaults
 from prescore.models.hardware import cpu_description, use_threads_for
-from prescore.models.onnx_copies import RUNTIMES, load_copy
+from prescore.models.onnx_copies import RUNTIMES, OnnxCopies, load_copy
 from prescore.models.registry import ONNX_ARTIFACT, RegisteredModel, fetch
 from prescore.models.transformer import TORCH_RUNTIME, TransformerScorer
 from prescore.serving.client import ScoringClient
@@ -255,12 +255,14 @@ def service_rss_mb(pid: int) -> dict[str, float]:
     return out
 
 
-def runtime_model(registered: RegisteredModel, runtime: str) -> ScoringModel:
-    """The version on `runtime`, whether or not its copy passed: the bench measures all."""
+def runtime_model(
+    registered: RegisteredModel, runtime: str, copies: OnnxCopies | None
+) -> ScoringModel:
+    """The version on `runtime`, whether or not its copy passed: the bench measures all.
+    `copies`: the version's check, which says the attention bf16 serves on."""
     scorer = registered.scorer(TORCH_RUNTIME)
-    copies = registered.onnx_copies()
-    if runtime != TORCH_RUNTIME and copies is not None:
-        assert isinstance(scorer, TransformerScorer)
+    if runtime != TORCH_RUNTIME:
+        assert isinstance(scorer, TransformerScorer) and copies is not None
         attention = copies.attention(runtime)  # as it serves
         scorer = load_copy(registered.artifacts / ONNX_ARTIFACT, runtime, scorer, attention)
     return ScoringModel(scorer, routing_policy(registered), registered.name, registered.version)
@@ -442,7 +444,7 @@ def bench_serving(
                 f"`prescore export-onnx --model {model_name} --version {registered.version}`"
             )
             continue
-        models[runtime] = runtime_model(registered, runtime)
+        models[runtime] = runtime_model(registered, runtime, copies)
         passed[runtime] = check is None or check.passed
     on_step(", ".join(models) + " in turn")
     measured = measure_in_process(models, items, shared, passed)

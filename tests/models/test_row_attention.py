@@ -15,7 +15,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from prescore.models.onnx_copies import BF16, CHECK_FILE, load_copy, make_copies, read_copies
-from prescore.models.row_attention import ROWS, SDPA, attend_by_rows, use_attention
+from prescore.models.row_attention import (
+    ROWS,
+    SCORES_PER_BLOCK,
+    SDPA,
+    attend_by_rows,
+    use_attention,
+)
 from prescore.models.scorer import load_scorer
 from prescore.models.transformer import TransformerScorer
 from tests.conftest import scoring_frame
@@ -37,7 +43,9 @@ def test_rows_give_sdpa_answer_where_padding_follows_the_tokens() -> None:
     q, k, v = heads(3, 150)  # more queries than a block, a short row, an unpadded one
     mask = right_padded([150, 90, 7], 150)
     expected = F.scaled_dot_product_attention(q, k, v, mask, scale=0.25)
-    assert torch.allclose(attend_by_rows(q, k, v, mask, 0.25), expected, atol=1e-5)
+    assert torch.allclose(
+        attend_by_rows(q, k, v, mask, 0.25, SCORES_PER_BLOCK), expected, atol=1e-5
+    )
     unmasked = F.scaled_dot_product_attention(q, k, v, scale=0.25)
     assert torch.allclose(attend_by_rows(q, k, v, None, 0.25, 64), unmasked, atol=1e-5)
     # blocks of 16 queries; and blocks sized so that a shorter row's fill the buffers most
@@ -53,7 +61,7 @@ def test_any_other_mask_is_left_to_sdpa() -> None:
     additive = torch.zeros(3, 1, 40, 40)
     for mask in (left, causal, additive):
         expected = F.scaled_dot_product_attention(q, k, v, mask, scale=0.25)
-        assert torch.equal(attend_by_rows(q, k, v, mask, 0.25), expected)
+        assert torch.equal(attend_by_rows(q, k, v, mask, 0.25, SCORES_PER_BLOCK), expected)
 
 
 def test_in_bf16_rows_are_as_close_to_fp32_as_flash_attention() -> None:
@@ -62,7 +70,7 @@ def test_in_bf16_rows_are_as_close_to_fp32_as_flash_attention() -> None:
     exact = F.scaled_dot_product_attention(q, k, v, mask, scale=0.25)
     low = [t.bfloat16() for t in (q, k, v)]
     flash = (F.scaled_dot_product_attention(*low, mask, scale=0.25).float() - exact).abs().max()
-    rows = (attend_by_rows(*low, mask, 0.25).float() - exact).abs().max()
+    rows = (attend_by_rows(*low, mask, 0.25, SCORES_PER_BLOCK).float() - exact).abs().max()
     assert rows < 3 * flash  # both round to bf16; neither is near the other's scale of error
 
 
