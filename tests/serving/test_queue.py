@@ -247,6 +247,7 @@ def test_a_submission_row_keeps_the_decision_and_one_row_per_criterion(
         "3",
         "pending",
     )
+    assert entry.version == 1  # where the optimistic version counter starts
     planning, reflection = entry.items
     assert (planning.criterion_id, planning.criterion_title) == ("planning", PLANNING.title)
     assert planning.levels == LEVELS and planning.level_descriptions == [
@@ -262,6 +263,36 @@ def test_a_submission_row_keeps_the_decision_and_one_row_per_criterion(
     assert planning.prediction_set == ["Developing"] and planning.reasons == ["low_confidence"]
     assert planning.probabilities == pytest.approx([0.2, 0.6, 0.2])
     assert reflection.text == planning.text and reflection.evidence_type == "reflection"
+
+
+def test_a_new_entry_fills_every_column_but_those_a_reviewer_fills_later() -> None:
+    """The rows are written by Core inserts, not the ORM: a column added to the model and
+    forgotten in the row builders would be stored empty (or fail every answer)."""
+    from prescore.serving.queue import ItemEntry, submission_rows
+
+    submission, items = submission_rows(review(0), datetime.now(UTC))
+    reviewer_fills = {"decided_decision", "feedback", "decided_by", "decided_at"}
+    assert set(submission) == {c.key for c in SubmissionEntry.__table__.columns} - {
+        "id",
+        *reviewer_fills,
+    }
+    for item in items:
+        assert set(item) == {c.key for c in ItemEntry.__table__.columns} - {
+            "id",
+            "submission_entry_id",  # the entry's id, known once it is inserted
+            "decided_level",
+        }
+
+
+def test_a_request_with_nothing_to_review_opens_no_transaction(queue: ReviewQueue) -> None:
+    from sqlalchemy import event
+
+    begun: list[object] = []
+    event.listen(queue.engine, "begin", begun.append)
+    assert queue.enqueue([]) == []
+    assert begun == []
+    queue.enqueue([review(0)])
+    assert len(begun) == 1
 
 
 def test_high_stakes_by_deadline_first_then_the_most_uncertain(queue: ReviewQueue) -> None:
@@ -535,15 +566,17 @@ def test_a_failed_enqueue_stores_no_submission_of_the_request(
     from prescore.serving import queue as queue_module
 
     queue.enqueue([review(0)])
-    built = queue_module.submission_entry
+    built = queue_module.submission_rows
 
-    def second_breaks(to_review: ToReview, now: datetime) -> SubmissionEntry:
-        entry = built(to_review, now)
+    def second_breaks(
+        to_review: ToReview, now: datetime
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        submission, items = built(to_review, now)
         if to_review.decision.submission_id == "s2":
-            entry.stakes = None  # type: ignore[assignment]  # NOT NULL: the insert fails
-        return entry
+            submission["stakes"] = None  # NOT NULL: the insert fails
+        return submission, items
 
-    monkeypatch.setattr(queue_module, "submission_entry", second_breaks)
+    monkeypatch.setattr(queue_module, "submission_rows", second_breaks)
     with pytest.raises(IntegrityError) as failed:
         queue.enqueue([review(1), review(2)])
     assert [e.submission_id for e in queue.pending(["wait-time"])] == ["s0"]
