@@ -296,3 +296,11 @@ def test_when_streams_turn_off_mid_load_the_wide_thread_waits_for_the_narrow_cal
     assert all("stream" in call[0] for call in narrow) and len(narrow) == 2
     assert "stream" not in wide_last[0] and "stream" not in wide_first[0]
     assert wide_last[1] >= max(call[2] for call in narrow)  # started after both had ended
+
+
+def test_words_are_runs_of_anything_but_unicode_space() -> None:
+    import re
+
+    text = "a\u00a0b\u2003c\u3000d\x1ce\x85f  g\n\th \u200bi"  # \u200b is not a space
+    assert words(text) == len(re.findall(r"\S+", text)) == 9
+    assert words("") == words(" \n ") == 0
