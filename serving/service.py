@@ -37,7 +37,11 @@ from prescore.models.inputs import words
 from prescore.serving.auth import key_is_valid, presented_key
 from prescore.serving.endpoints import InlineModel, ModelEndpoint, RemoteModel
 from prescore.serving.model_host import ModelHost
-from prescore.serving.observability import bound_metric_paths, escape_request_logs
+from prescore.serving.observability import (
+    bound_metric_paths,
+    escape_request_logs,
+    trace_requests_not_messages,
+)
 from prescore.serving.outcomes import (
     RETRY_AFTER_UNAVAILABLE,
     Refusal,
@@ -400,6 +404,8 @@ class Prescore:
                 )
         return problems
 
+
+trace_requests_not_messages()
 
 # metrics labelled by the documented routes (FastAPI keeps BentoML's re-bound class views in a
 # nested router, so its OpenAPI is the list) and the review pages' root; any other path is one
