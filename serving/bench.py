@@ -71,6 +71,11 @@ class HttpTimings:
     in_process_items_per_s_8: float
     in_process_items_per_s_32: float
     refused: dict[int, int] = field(default_factory=dict)  # status -> requests not answered
+    # CPU milliseconds per item with 8 clients: the service's processes, the same runtime
+    # in-process, and the bench's own client threads (on the same cores, as a load test's are)
+    service_cpu_ms_8: float = float("nan")
+    in_process_cpu_ms_8: float = float("nan")
+    client_cpu_ms_8: float = float("nan")
 
     @property
     def ratio_8(self) -> float:
@@ -170,6 +175,11 @@ class ServingBench:
                 f"{self.http.mean_batch_8:.1f} items per model call on average with 8 clients "
                 f"({self.http.mean_batch_32:.1f} with 32).",
             ]
+            lines.append(
+                f"CPU per item with 8 clients: the service {self.http.service_cpu_ms_8:.1f} ms "
+                f"against {self.http.in_process_cpu_ms_8:.1f} ms in-process; the bench's client "
+                f"{self.http.client_cpu_ms_8:.1f} ms."
+            )
             if self.http.refused:
                 lines.append(f"Requests the service refused, by status: {self.http.refused}.")
         if self.rss_mb:
@@ -227,6 +237,21 @@ def in_process_seconds(model: ScoringModel, items: list[EvidenceToScore], client
     for start in range(0, len(items), clients):
         model.score(items[start : start + clients])
     return time.perf_counter() - started
+
+
+def service_cpu_seconds(pid: int) -> float:
+    """CPU time (user and system) of the service's processes so far."""
+    import psutil
+
+    root = psutil.Process(pid)
+    total = 0.0
+    for process in [root, *root.children(recursive=True)]:
+        try:
+            times = process.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
 
 
 def service_rss_mb(pid: int) -> dict[str, float]:
@@ -387,16 +412,30 @@ def measure_http(
         for payload in payloads[:WARM_UP]:
             send(payload)
         single = timed([partial(send, p) for p in payloads])
-        rates, own_rates, batches = [], [], []
+        rates, own_rates, batches, cpu = [], [], [], []
         for clients in CLIENTS:
             items_before, calls_before = batch_totals(url)
             answered, seconds, own_seconds = 0, 0.0, 0.0
+            own_cpu, service_cpu, client_cpu = 0.0, 0.0, 0.0
             for _ in range(ROUNDS):
+                started = time.process_time()
                 own_seconds += in_process_seconds(reference, items, clients)
+                own_cpu += time.process_time() - started
+                started, service_started = time.process_time(), service_cpu_seconds(pid)
                 pass_answered, pass_seconds = answered_in(send, payloads, clients)
+                service_cpu += service_cpu_seconds(pid) - service_started
+                client_cpu += time.process_time() - started
                 answered, seconds = answered + pass_answered, seconds + pass_seconds
             rates.append(answered / seconds)
             own_rates.append(ROUNDS * len(items) / own_seconds)
+            per_item = 1000 / max(answered, 1)
+            cpu.append(
+                (
+                    service_cpu * per_item,
+                    1000 * own_cpu / (ROUNDS * len(items)),
+                    client_cpu * per_item,
+                )
+            )
             items_after, calls_after = batch_totals(url)
             calls = calls_after - calls_before
             batches.append((items_after - items_before) / calls if calls else float("nan"))
@@ -414,6 +453,9 @@ def measure_http(
             in_process_items_per_s_8=own_rates[0],
             in_process_items_per_s_32=own_rates[1],
             refused=refused,
+            service_cpu_ms_8=cpu[0][0],
+            in_process_cpu_ms_8=cpu[0][1],
+            client_cpu_ms_8=cpu[0][2],
         )
         return http, service_rss_mb(pid)
 

@@ -20,7 +20,21 @@ def test_the_json_has_exactly_the_issue_schema() -> None:
         words=(300, 350),
         machine="2 CPU cores",
         runtimes={"torch-fp32": timings, "onnx-fp32": timings, "onnx-int8": timings},
-        http=HttpTimings("onnx-fp32", "inline", 20.0, 25.0, 28.0, 29.0, 4.5, 6.0, 35.0, 32.0),
+        http=HttpTimings(
+            "onnx-fp32",
+            "inline",
+            20.0,
+            25.0,
+            28.0,
+            29.0,
+            4.5,
+            6.0,
+            35.0,
+            32.0,
+            service_cpu_ms_8=70.5,
+            in_process_cpu_ms_8=61.25,
+            client_cpu_ms_8=0.5,
+        ),
         rss_mb={"model service": 500.0, "total": 900.0},
     )
     report = json.loads(json.dumps(bench.as_json()))
@@ -49,6 +63,7 @@ def test_the_json_has_exactly_the_issue_schema() -> None:
     # the ratio from the in-process passes timed in turn with HTTP (35), not the first (30)
     assert "0.80x of the same runtime in-process timed in turn with it" in table
     assert "the model inline (PRESCORE_MODEL_PROCESS)" in table
+    assert "the service 70.5 ms against 61.2 ms in-process; the bench's client 0.5 ms" in table
 
 
 def test_items_are_distinct_texts_one_each_and_shared_batches_apart() -> None:
