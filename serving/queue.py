@@ -542,11 +542,14 @@ class ReviewQueue:
         with self.writing() as session:
             connection = session.connection()
             for submission, items in rows:
-                returning = insert(SubmissionEntry).returning(SubmissionEntry.id)
-                entry_id = connection.execute(returning, submission).scalar_one()
-                connection.execute(
-                    insert(ItemEntry), [{**item, "submission_entry_id": entry_id} for item in items]
-                )
+                # the new id as the driver reports it (SQLite's lastrowid, Postgres' RETURNING):
+                # INSERT ... RETURNING needs SQLite 3.35, older than some systems still ship
+                key = connection.execute(insert(SubmissionEntry), submission).inserted_primary_key
+                assert key is not None  # a single-row insert always has one
+                entry_id = key[0]
+                if items:  # an empty list would insert one row of defaults
+                    with_entry = [{**item, "submission_entry_id": entry_id} for item in items]
+                    connection.execute(insert(ItemEntry), with_entry)
                 ids.append(entry_id)
             if receipt is not None:
                 connection.execute(

@@ -584,6 +584,37 @@ def test_a_failed_enqueue_stores_no_submission_of_the_request(
     assert "Essay" not in str(failed.value) and "parameters hidden" in str(failed.value)
 
 
+def test_a_receipt_whose_key_was_answered_stores_none_of_its_submissions(
+    queue: ReviewQueue,
+) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    from prescore.serving.queue import Receipt
+
+    queue.enqueue([review(0)], Receipt("key-1", "digest-0", '{"first": true}'))
+    with pytest.raises(IntegrityError):  # the same key, meanwhile: the service answers the first
+        queue.enqueue([review(1), review(2)], Receipt("key-1", "digest-1", "{}"))
+    assert [e.submission_id for e in queue.pending(["wait-time"])] == ["s0"]
+    stored = queue.receipt("key-1")
+    assert stored is not None and stored.response == '{"first": true}'
+
+
+def test_entries_are_written_where_sqlite_has_no_insert_returning(tmp_path: Path) -> None:
+    """SQLite before 3.35 (still shipped by some systems) has no INSERT ... RETURNING."""
+    queue = ReviewQueue.at(tmp_path / "queue.db")
+    queue.engine.dialect.insert_returning = False  # as SQLAlchemy sets it for such a SQLite
+    ids = queue.enqueue([review(0), review(1)])
+    assert [e.id for e in queue.pending(["wait-time"])] == ids == sorted(ids)
+    assert [len(e.items) for e in queue.pending(["wait-time"])] == [2, 2]
+
+
+def test_a_submission_without_items_is_stored_without_items(queue: ReviewQueue) -> None:
+    bare = review(0)
+    (entry_id,) = queue.enqueue([ToReview(bare.decision, [], bare.stakes, bare.target_error)])
+    entry = queue.get(entry_id, ["wait-time"])
+    assert entry is not None and entry.items == []
+
+
 def test_deadlines_with_an_offset_order_by_the_moment_they_fall_due(queue: ReviewQueue) -> None:
     from datetime import timezone
 
