@@ -80,4 +80,15 @@ def test_a_request_is_traced_in_one_span_not_one_per_message(
     assert len(spans_of_one_request()) == 4  # BentoML's default: the request and 3 messages
     trace_requests_not_messages()
     trace_requests_not_messages()  # again, as a re-import would: wraps BentoML's class once
+    assert asgi.OpenTelemetryMiddleware.__mro__[1] is bentoml_own
     assert spans_of_one_request() == ["POST /score"]
+
+
+def test_the_service_module_leaves_message_spans_out_before_bentoml_builds_its_app() -> None:
+    """BentoML's worker imports the service module, then builds the app, whose middleware
+    it imports from the OpenTelemetry module then (_bentoml_impl/server/app.py)."""
+    from opentelemetry.instrumentation import asgi
+
+    import prescore.serving.service  # noqa: F401
+
+    assert getattr(asgi.OpenTelemetryMiddleware, "requests_only", False)
