@@ -87,3 +87,24 @@ def test_items_are_distinct_texts_one_each_and_shared_batches_apart() -> None:
     assert [i.criterion_id for i in distinct] == ["a", "b", "c", "a"]  # criteria in turn
     assert [len(batch) for batch in shared] == [3, 3]
     assert all(len({i.text for i in batch}) == 1 for batch in shared)
+
+
+def test_the_service_cpu_counts_every_process_of_the_service() -> None:
+    import subprocess
+    import sys
+
+    from prescore.serving.bench import service_cpu_seconds
+
+    # the service's arbiter, which burns nothing, and its worker, which burns 0.3 s and waits
+    worker = (
+        "import time\nwhile time.process_time() < 0.3: pass\nprint('burnt', flush=True)\ninput()"
+    )
+    arbiter = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {worker!r}])"
+    server = subprocess.Popen(
+        [sys.executable, "-c", arbiter], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert server.stdout is not None and server.stdout.readline() == "burnt\n"
+        assert 0.3 <= service_cpu_seconds(server.pid) < 5
+    finally:
+        server.communicate("\n", timeout=30)
