@@ -14,7 +14,9 @@ from pathlib import Path
 
 import torch
 
-TORCH_THREADS = torch.get_num_threads()  # this machine's default, for PyTorch runtimes
+# this machine's default thread count for every runtime: the CPUs this process may run on
+# (OpenMP counts only those, and OMP_NUM_THREADS overrides it)
+TORCH_THREADS = torch.get_num_threads()
 
 # the instructions that change which runtime wins: bf16 (AVX512-BF16, AMX), int8 (VNNI), fp32
 INSTRUCTIONS = {
@@ -43,7 +45,16 @@ def cpu_description(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
         pass
     found = [label for flag, label in INSTRUCTIONS.items() if flag in flags]
     instructions = f" ({', '.join(found)})" if found else ""
-    return f"{os.cpu_count()} CPU cores, {name}{instructions}, {platform.machine()}"
+    return f"{usable_cpus()} CPU cores, {name}{instructions}, {platform.machine()}"
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on: fewer than the machine's under `taskset`, a cgroup
+    cpuset or a container's CPU list, where a speed figure names the CPUs it ran on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 def native_bf16() -> bool:

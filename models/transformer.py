@@ -31,6 +31,7 @@ from torch import nn
 
 from prescore.models.base_model import BUNDLED, resolve_base_model
 from prescore.models.encoder_graph import EncoderGraph, trace_window_sums
+from prescore.models.hardware import TORCH_THREADS
 from prescore.models.inputs import levels_per_criterion, pad_probabilities
 from prescore.models.recent_windows import RecentWindows, Windows
 from prescore.models.row_attention import ROWS, SDPA, use_attention
@@ -724,6 +725,9 @@ class TransformerScorer(Scorer):
 
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3  # ONNX Runtime's own warnings are about graph fusions
+        # the same threads as PyTorch: ONNX Runtime's default counts the machine's cores and
+        # ignores the CPUs the process may use (under `taskset -c 0` it still ran two threads)
+        options.intra_op_num_threads = TORCH_THREADS
         self.onnx_session_ = onnxruntime.InferenceSession(
             str(path), options, providers=["CPUExecutionProvider"]
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,15 @@ def test_the_cpu_is_named_with_the_instructions_that_decide_the_runtime(tmp_path
 
 def test_without_cpuinfo_it_still_names_the_cores(tmp_path: Path) -> None:
     assert "CPU cores" in cpu_description(tmp_path / "absent")
+
+
+def test_the_cores_counted_are_those_the_process_may_run_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pinned to 2 of a machine's 16 cores (`taskset`, a cpuset), a speed figure is 2 cores'."""
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3, 5})
+    assert cpu_description(tmp_path / "absent").startswith("2 CPU cores, ")
 
 
 def test_each_model_thread_keeps_its_own_torch_threads(monkeypatch: pytest.MonkeyPatch) -> None:

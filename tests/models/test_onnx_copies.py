@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from prescore.models import onnx_copies
+from prescore.models.hardware import TORCH_THREADS
 from prescore.models.onnx_copies import (
     BF16,
     CHECK_FILE,
@@ -68,6 +69,8 @@ def test_the_fp32_copy_reproduces_pytorch(
     assert copy.runtime == ONNX_FP32 and fitted.runtime == TORCH_RUNTIME
     assert copy.model_.encoder is None  # one copy of the weights in memory
     assert np.allclose(copy.predict_proba(X), expected, atol=1e-4)
+    # as many threads as PyTorch's default (the CPUs the process may use), not the machine's
+    assert copy.onnx_session_.get_session_options().intra_op_num_threads == TORCH_THREADS
 
 
 def test_the_int8_check_is_recorded_with_its_figures(
