@@ -7,7 +7,6 @@ service exactly as an operator does.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -41,9 +40,21 @@ def start_service(
 ) -> subprocess.Popen[bytes]:
     """`bentoml serve` with PRESCORE_* `settings` added to this process's environment.
 
-    The service reads the registry this process uses, wherever it is started from."""
-    bentoml = shutil.which("bentoml", path=str(Path(sys.executable).parent)) or "bentoml"
-    command = [bentoml, "serve", SERVICE, "--host", host, "--port", str(port)]
+    The service reads the registry this process uses, wherever it is started from, and runs
+    on this process's interpreter: not a `bentoml` script found on PATH, which may belong to
+    another environment, nor none where packages were installed without their scripts
+    (`pip install --target` keeps only the last install's)."""
+    command = [
+        sys.executable,
+        "-m",
+        "bentoml",
+        "serve",
+        SERVICE,
+        "--host",
+        host,
+        "--port",
+        str(port),
+    ]
     # requests in flight get this long to finish when the server is told to stop
     command += ["--timeout-graceful-shutdown", str(defaults.SHUTDOWN_GRACE_SECONDS)]
     environment = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri(), **settings}

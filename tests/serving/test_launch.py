@@ -50,3 +50,23 @@ def test_a_server_stuck_in_shutdown_is_killed_with_its_workers_after_the_grace_p
     while alive(worker) and time.monotonic() < deadline:  # reaped by init once orphaned
         time.sleep(0.1)
     assert not alive(worker)  # it would have kept the port open
+
+
+def test_the_service_runs_on_this_interpreter_whatever_bentoml_is_on_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Packages installed with `pip install --target` have no `bentoml` script beside the
+    interpreter; one from another environment may be first on PATH."""
+    elsewhere = tmp_path / "other-env"
+    elsewhere.mkdir()
+    (elsewhere / "bentoml").write_text("#!/bin/sh\nexit 3\n")
+    (elsewhere / "bentoml").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{elsewhere}{os.pathsep}{os.environ['PATH']}")
+    interpreter = tmp_path / "site" / "python3"
+    monkeypatch.setattr(sys, "executable", str(interpreter))
+    started: list[list[str]] = []
+    monkeypatch.setattr(launch.subprocess, "Popen", lambda command, **_: started.append(command))
+
+    launch.start_service({}, port=3999)
+
+    assert started[0][:4] == [str(interpreter), "-m", "bentoml", "serve"]
