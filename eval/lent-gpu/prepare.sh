@@ -3,9 +3,9 @@
 set -euo pipefail
 grep -qx "/.gpu/" .git/info/exclude 2>/dev/null || { mkdir -p .git/info; echo "/.gpu/" >> .git/info/exclude; }
 rm -rf .gpu && mkdir -p .gpu/whl .gpu/model .gpu/data
-# Python 3.12 wheels the GPU image does not have (it has torch, transformers, sklearn, pandas);
+# Python 3.12 (PY_VERSION) wheels the GPU image does not have (it has torch, transformers, sklearn, pandas);
 # sentence-transformers runs the frozen-embeddings baseline and the ensemble built on it.
-python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+python3 -m pip download -q --no-deps --only-binary=:all: --python-version "${PY_VERSION:-3.12}" --implementation cp \
   --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
   -d .gpu/whl pydantic==2.14.3 pydantic_core==2.50.4 annotated-types typing-inspection \
   datasets==5.2.0 dill==0.4.1 multiprocess==0.70.19 mapie==1.6.0 \
