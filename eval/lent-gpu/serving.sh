@@ -4,7 +4,8 @@
 # calls to the same warm machine (eval/lent-gpu/README.md), two calls:
 #   bash eval/lent-gpu/serving.sh train            installs, fits the quick-start model
 #   ITEMS=100 bash eval/lent-gpu/serving.sh bench  the serving bench on two cores
-# $OUT gets the CPU, the training log and the copies' checks, then the bench as JSON.
+# $OUT gets the CPU, the training log and the copies' checks, then the bench's report (Markdown:
+# unlike --json, it holds HTTP against in-process timed in turn, which the 0.9x bar is judged on).
 set -u; REPO=$PWD
 export PYTHONPATH=/tmp/site PATH=/tmp/site/bin:$PATH CUDA_VISIBLE_DEVICES=
 export MLFLOW_TRACKING_URI=sqlite:////tmp/serve-reg/mlflow.db
@@ -37,9 +38,9 @@ bench() {
   local start=$(date +%s)
   timeout ${BENCH_LIMIT:-570} env -C /tmp/serve-reg taskset -c $cores python3 -m prescore.cli \
     bench serving --model prescore-quickstart --alias 1 --config $REPO/experiments/feedback-prize-ell.yaml \
-    --split test --items ${ITEMS:-100} --min-words 250 --max-words 350 --shared 10 --json \
-    > $OUT/bench.json 2> $OUT/bench.log
-  echo "bench rc $? in $(( $(date +%s) - start )) s"; cat $OUT/bench.json; tail -5 $OUT/bench.log
+    --split test --items ${ITEMS:-100} --min-words 250 --max-words 350 --shared 10 \
+    > $OUT/bench.md 2> $OUT/bench.log
+  echo "bench rc $? in $(( $(date +%s) - start )) s"; cat $OUT/bench.md; tail -5 $OUT/bench.log
 }
 
 case "${1:-}" in
