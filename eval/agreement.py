@@ -10,10 +10,8 @@ from sklearn.metrics import cohen_kappa_score
 
 def quadratic_weighted_kappa(a: Sequence[int], b: Sequence[int], num_levels: int) -> float:
     """QWK over the criterion's whole scale, so a level nobody used still counts in the weights."""
-    if len(a) == 0:
-        return float("nan")
-    if len(set(a) | set(b)) == 1:
-        return 1.0  # both raters gave one and the same level throughout: perfect agreement
+    if len(a) == 0 or len(set(a) | set(b)) == 1:
+        return float("nan")  # one level throughout: agreement beyond chance is undefined
     return float(cohen_kappa_score(a, b, labels=list(range(num_levels)), weights="quadratic"))
 
 

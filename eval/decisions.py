@@ -12,7 +12,6 @@ recalibration absorbs what independence gets wrong.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -80,12 +79,12 @@ def decision_of(p_earned: float) -> tuple[str, float]:
 
 
 def cohen_kappa(a: Sequence[bool], b: Sequence[bool]) -> float:
-    """Cohen's kappa of two raters' binary decisions; 1.0 where both always say the same one."""
-    if len(a) == 0:
-        return float("nan")
+    """Cohen's kappa of two raters' binary decisions; NaN (undefined, so every gate on it
+    fails) where there are none or either rater gave one decision only: agreement beyond
+    chance cannot be told from a rater who never varies."""
     x, y = np.asarray(a, dtype=bool), np.asarray(b, dtype=bool)
+    if len(x) == 0 or len(set(x.tolist())) < 2 or len(set(y.tolist())) < 2:
+        return float("nan")
     observed = float(np.mean(x == y))
     chance = float(x.mean() * y.mean() + (1 - x.mean()) * (1 - y.mean()))
-    if math.isclose(chance, 1.0):  # both said one and the same decision throughout
-        return 1.0
     return (observed - chance) / (1 - chance)

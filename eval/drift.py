@@ -53,7 +53,9 @@ class WeekAgreement:
 def reviewer_agreement(
     decisions: Iterable[ReviewedDecision], min_qwk: float = 0.70, min_items: int = 20
 ) -> list[WeekAgreement]:
-    """One row per criterion, ISO week and sample; a week with enough items below the bar alarms."""
+    """One row per criterion, ISO week and sample. Only the audit sample can alarm: a week of
+    enough audited auto items below the bar. Human-routed items are the uncertain ones, low
+    agreement is what sent them to a human, so they are reported and never alarm."""
     groups: dict[tuple[str, str, str], tuple[list[int], list[int], int]] = defaultdict(
         lambda: ([], [], 0)
     )
@@ -71,7 +73,8 @@ def reviewer_agreement(
     rows = []
     for (criterion, week, sample), (reviewer, model, levels) in sorted(groups.items()):
         qwk = quadratic_weighted_kappa(reviewer, model, levels)
-        alarm = len(reviewer) >= min_items and not (qwk >= min_qwk)
+        audited = sample == "audit"
+        alarm = audited and len(reviewer) >= min_items and not (qwk >= min_qwk)
         rows.append(
             WeekAgreement(
                 criterion, week, sample, len(reviewer), qwk, exact_agreement(reviewer, model), alarm
@@ -85,8 +88,10 @@ def markdown(rows: list[WeekAgreement], min_qwk: float, min_items: int) -> str:
         "## Model vs reviewer agreement over time",
         "",
         f"From reviewers' decisions in the queue. Drift alarm: a week with at least {min_items} "
-        f"decisions and QWK below {min_qwk:.2f}. Audit samples are auto-routed items queued at "
-        "random; human-routed items are the uncertain ones, so they agree less by design.",
+        f"audited decisions and QWK below {min_qwk:.2f}. Audit samples are auto-routed items "
+        "queued at random, the only measure of how the model does where it decides alone; "
+        "human-routed items are the uncertain ones, so they agree less by design and never "
+        "alarm.",
         "",
     ]
     if not rows:

@@ -8,7 +8,6 @@ handful of items proves nothing.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -107,7 +106,7 @@ def qualify(agreement: CriterionAgreement, gates: QualificationGates) -> Criteri
         failures.append(f"only {agreement.items} held-out items (need {gates.min_items})")
     if not agreement.qwk >= gates.min_qwk:  # also catches NaN
         failures.append(f"QWK {agreement.qwk:.3f} < {gates.min_qwk:.2f}")
-    if not math.isnan(agreement.human_qwk) and agreement.degradation < -gates.max_degradation:
+    if agreement.human_pairs and not agreement.degradation >= -gates.max_degradation:
         failures.append(
             f"QWK {agreement.degradation:+.3f} against human-human ({agreement.human_qwk:.3f}); "
             f"allowed -{gates.max_degradation:.2f}"

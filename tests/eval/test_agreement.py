@@ -26,6 +26,8 @@ def test_qwk_matches_a_hand_computation() -> None:
     human, machine = [0, 1, 2, 2], [0, 1, 1, 2]
     assert quadratic_weighted_kappa(human, machine, 3) == pytest.approx(0.8)
     assert quadratic_weighted_kappa(human, human, 3) == pytest.approx(1.0)
+    # one level throughout: agreement beyond chance is undefined, not perfect
+    assert math.isnan(quadratic_weighted_kappa([2, 2, 2], [2, 2, 2], 3))
 
 
 def test_exact_adjacent_pearson_and_smd_by_hand() -> None:
