@@ -51,6 +51,15 @@ class RaterKind(StrEnum):
     peer = "peer"
 
 
+class Routing(StrEnum):
+    """How a credential's decisions may go auto: `selective` (only those the model is certified
+    sure of; qualified by the error among them), or `full` (the machine decides every
+    submission; qualified by the Williamson gates over all of them)."""
+
+    selective = "selective"
+    full = "full"
+
+
 class Split(StrEnum):
     train = "train"
     calibration = "calibration"
@@ -266,6 +275,7 @@ class Credential(BaseModel):
     description: str = ""
     criteria: tuple[Criterion, ...] = Field(min_length=1)
     award: AwardRule = Field(default_factory=AwardRule)
+    routing: Routing = Routing.selective
 
     @model_validator(mode="after")
     def _award_is_reachable(self) -> Credential:

@@ -1,8 +1,10 @@
 """Evaluate a fitted scorer and fit its routing policy.
 
-The calibration split fits what the policy learns (temperatures, confidence thresholds);
-the test split, never used for fitting, measures agreement, qualification, fairness and
-what triage achieves. Training runs and `prescore evaluate` both call `evaluate`.
+The calibration split fits what the policy learns, each fit on its own rows
+(eval/protocol.py): temperatures and the recalibration of P(earned) on some, the certified
+thresholds and conformal sets on others. The test split, never used for fitting, confirms
+the guarantee (eval/selective.py) and measures agreement, fairness and what triage achieves.
+Training runs and `prescore evaluate` both call `evaluate`.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from prescore.data.load import EvidenceSet
-from prescore.data.schema import CriterionKey
+from prescore.data.schema import CriterionKey, Routing
 from prescore.eval.agreement import quadratic_weighted_kappa, standardised_mean_difference
 from prescore.eval.calibration import (
     apply_temperature,
@@ -23,9 +25,11 @@ from prescore.eval.calibration import (
     expected_calibration_error,
     fit_temperature,
 )
+from prescore.eval.decisions import Recalibration, fit_recalibration
 from prescore.eval.input_checks import fit_input_profile
+from prescore.eval.protocol import CalibrationPlan, Protocol, calibration_plan
 from prescore.eval.qualification import CriterionAgreement, QualificationGates, measure, qualify
-from prescore.eval.risk_control import fit_threshold
+from prescore.eval.risk_control import MIN_AUTO_ITEMS, fewest_provable, fit_threshold
 from prescore.eval.routing import (
     CriterionPolicy,
     DecisionPolicy,
@@ -33,10 +37,19 @@ from prescore.eval.routing import (
     RoutingPolicy,
     suggestion_confidence,
 )
+from prescore.eval.selective import (
+    ErrorTest,
+    Target,
+    choose_target,
+    error_tests,
+    too_few_to_certify,
+)
 from prescore.eval.submissions import (
     DecisionGates,
     DecisionSettings,
     DecisionTriage,
+    Submission,
+    confirm_on_test,
     decision_triage,
     fit_decision_policy,
     group_submissions,
@@ -81,7 +94,20 @@ class EvaluationSettings(BaseModel):
         description="a stricter bound on auto 'earned' decisions the humans would not award",
     )
     min_group_size: int = Field(
-        50, ge=1, description="smallest subgroup whose agreement is judged (and may be flagged)"
+        50, ge=1, description="smallest subgroup whose auto decisions are judged on their own"
+    )
+    protocol: Protocol = Field(
+        "split",
+        description="split: certification rows apart from the rows temperatures and Platt are "
+        "fitted on; crossfit: every row that selected no model certifies, scored by fits on the "
+        "other folds (eval/protocol.py)",
+    )
+    certification_share: float = Field(
+        0.5,
+        gt=0,
+        lt=1,
+        description="share of the calibration educators held to certify thresholds (and never "
+        "to select a model)",
     )
 
 
@@ -94,6 +120,7 @@ class Triage:
     auto_share: float
     auto_error: float  # disagreement with the final human level among auto items
     auto_items: int
+    error_tests: list[ErrorTest] = field(default_factory=list)  # the confirmation on test
 
 
 @dataclass
@@ -108,7 +135,7 @@ class FairnessRow:
     why: str = ""
 
 
-SUBGROUP_FAILURE = "subgroup"  # how a flagged group's qualification failure begins
+SUBGROUP_FAILURE = "subgroup_agreement"  # how a flagged group's failure begins (routing: full)
 SUBGROUP_MAX_ABS_SMD = 0.10  # RSMTool's per-subgroup bounds (Williamson et al. 2012)
 SUBGROUP_MIN_QWK = 0.70
 
@@ -208,6 +235,9 @@ class Evaluation:
                 f"decision_target.{credential}": d.target_error,
                 f"decision_ece.{credential}": d.ece,
                 f"decision_false_awards.{credential}": float(d.false_awards),
+                f"decision_auto.{credential}": float(d.auto),
+                f"decision_submissions.{credential}": float(d.complete),
+                f"decision_certification.{credential}": float(d.certification_submissions),
                 f"decision_qualified.{credential}": float(d.qualified),
             }
         return {k: v for k, v in out.items() if not math.isnan(v)}
@@ -218,22 +248,88 @@ def rater_levels(scores: pd.Series, rater: int) -> list[int]:
     return [int(s[rater]["level"]) if len(s) > 1 else -1 for s in scores]
 
 
-def human_disagreement(rows: pd.DataFrame, tolerance: int = 0) -> float | None:
-    """Share of double-scored items on which the first two raters differ by more than
-    `tolerance` levels."""
+def human_disagreement(rows: pd.DataFrame, tolerance: int = 0) -> tuple[float | None, int]:
+    """(share of double-scored items on which the first two raters differ by more than
+    `tolerance` levels, how many items were double-scored)."""
     pairs = [(s[0]["level"], s[1]["level"]) for s in rows["scores"] if len(s) > 1]
-    return None if not pairs else float(np.mean([abs(a - b) > tolerance for a, b in pairs]))
+    rate = None if not pairs else float(np.mean([abs(a - b) > tolerance for a, b in pairs]))
+    return rate, len(pairs)
 
 
-def target_error(settings: EvaluationSettings, human_rate: float | None) -> float:
-    """The configured target, else the humans' own disagreement, else the fallback.
+def item_target(settings: EvaluationSettings, rows: pd.DataFrame) -> Target:
+    """The items' target: configured, else the humans' disagreement on enough pairs."""
+    rate, pairs = human_disagreement(rows, settings.error_tolerance)
+    return choose_target(settings.target_error, rate, pairs, settings.fallback_target_error)
 
-    A human rate of 0.0 is a measurement, not a missing value: humans who always agree leave
-    the model no room for error, so nothing goes auto.
-    """
-    if settings.target_error is not None:
-        return settings.target_error
-    return settings.fallback_target_error if human_rate is None else human_rate
+
+def fit_temperatures(
+    raw: np.ndarray, labels: np.ndarray, keys: np.ndarray, rows: np.ndarray, fitted: list[str]
+) -> dict[str, float]:
+    """One temperature per criterion, fitted on `rows` of the calibration split alone."""
+    out = {}
+    for key in fitted:
+        chosen = rows & (keys == key)
+        out[key] = fit_temperature(raw[chosen], labels[chosen]) if chosen.any() else 1.0
+    return out
+
+
+def with_temperatures(
+    raw: np.ndarray, keys: np.ndarray, temperatures: dict[str, float]
+) -> np.ndarray:
+    calibrated = raw.copy()
+    for key, temperature in temperatures.items():
+        rows = keys == key
+        if rows.any():
+            calibrated[rows] = apply_temperature(raw[rows], temperature)
+    return calibrated
+
+
+@dataclass(frozen=True)
+class CalibratedSplit:
+    """The calibration split's probabilities as each fit saw them (eval/protocol.py): with the
+    served temperatures, with each fold's, and as certified (each row with its own fold's)."""
+
+    plan: CalibrationPlan
+    served_temperatures: dict[str, float]
+    served: np.ndarray
+    folds: list[np.ndarray]
+
+    @property
+    def certified(self) -> np.ndarray:
+        out = self.served.copy()
+        for (rows, _), probabilities in zip(self.plan.folds, self.folds, strict=True):
+            out[rows] = probabilities[rows]
+        return out
+
+
+def calibrate_split(
+    raw: np.ndarray,
+    calibration: pd.DataFrame,
+    keys: np.ndarray,
+    criteria: list[str],
+    settings: EvaluationSettings,
+    selects: bool,
+) -> CalibratedSplit:
+    plan = calibration_plan(
+        [str(e) for e in calibration["educator_id"]],
+        settings.protocol,
+        settings.certification_share,
+        selects,
+    )
+    labels = calibration["label"].to_numpy() if len(calibration) else np.zeros(0, dtype=int)
+    served = fit_temperatures(raw, labels, keys, plan.served, criteria)
+    folds = [
+        served
+        if np.array_equal(rows, plan.served)
+        else fit_temperatures(raw, labels, keys, rows, criteria)
+        for _, rows in plan.folds
+    ]
+    return CalibratedSplit(
+        plan=plan,
+        served_temperatures=served,
+        served=with_temperatures(raw, keys, served),
+        folds=[with_temperatures(raw, keys, t) for t in folds],
+    )
 
 
 def evaluate(scorer: Scorer, evidence: EvidenceSet, settings: EvaluationSettings) -> Evaluation:
@@ -248,49 +344,54 @@ def evaluate(scorer: Scorer, evidence: EvidenceSet, settings: EvaluationSettings
     test_probabilities = scorer.predict_proba(test) if len(test) else np.zeros((0, scorer.width))
     calibration_keys = criterion_keys(calibration) if len(calibration) else np.array([])
     test_keys = criterion_keys(test) if len(test) else np.array([])
-    calibrated_calibration = raw_calibration.copy()
-    calibrated_test = test_probabilities.copy()
+    known = {
+        key: (credential, criterion)
+        for key in sorted(scorer.num_levels_)
+        if (credential := evidence.credentials.get(CriterionKey.parse(key)[0])) is not None
+        and (criterion := credential.criterion(CriterionKey.parse(key)[1])) is not None
+    }
+    fitted = calibrate_split(
+        raw_calibration,
+        calibration,
+        calibration_keys,
+        list(known),
+        settings,
+        scorer.selects_on_eval_set,
+    )
+    certified, certify = fitted.certified, fitted.plan.certify
+    calibration_labels = (
+        calibration["label"].to_numpy() if len(calibration) else np.zeros(0, dtype=int)
+    )
+    calibrated_test = with_temperatures(test_probabilities, test_keys, fitted.served_temperatures)
 
     criteria: dict[str, CriterionPolicy] = {}
     agreement: dict[str, CriterionAgreement] = {}
     ece: dict[str, tuple[float, float, float]] = {}
     calibration_qwk: dict[str, float] = {}
     tolerance = settings.error_tolerance
-    for key in sorted(scorer.num_levels_):
-        credential_id, criterion_id = CriterionKey.parse(key)
-        credential = evidence.credentials.get(credential_id)
-        criterion = credential.criterion(criterion_id) if credential else None
-        if credential is None or criterion is None:
-            continue
+    for key, (credential, criterion) in known.items():
         in_calibration = calibration_keys == key
         in_test = test_keys == key
-
-        temperature, threshold_fit, target = 1.0, None, settings.fallback_target_error
-        set_threshold = 1.0
+        temperature = fitted.served_temperatures[key]
+        target = item_target(settings, calibration[in_calibration])
+        certifying = in_calibration & certify
+        labels = calibration_labels[certifying]
         if in_calibration.any():
-            rows = calibration[in_calibration]
-            probabilities = raw_calibration[in_calibration]
-            labels = rows["label"].to_numpy()
             calibration_qwk[key] = quadratic_weighted_kappa(
-                probabilities.argmax(axis=1).tolist(), labels.tolist(), scorer.num_levels_[key]
+                raw_calibration[in_calibration].argmax(axis=1).tolist(),
+                calibration_labels[in_calibration].tolist(),
+                scorer.num_levels_[key],
             )
-            temperature = fit_temperature(probabilities, labels)
-            calibrated = apply_temperature(probabilities, temperature)
-            calibrated_calibration[in_calibration] = calibrated
-            target = target_error(settings, human_disagreement(rows, tolerance))
-            set_threshold = conformal_set_threshold(calibrated, labels, settings.set_coverage)
-            suggested, confidence = suggestion_confidence(calibrated, tolerance)
-            threshold_fit = fit_threshold(
-                confidence,
-                np.abs(suggested - labels) <= tolerance,
-                target,
-                settings.confidence_level,
-            )
+        set_threshold = conformal_set_threshold(
+            certified[certifying], labels, settings.set_coverage
+        )
+        threshold, failures = certify_item_threshold(
+            certified[certifying], labels, target, credential.routing, settings
+        )
 
         measured = CriterionAgreement(key, 0, *(float("nan"),) * 5, np.zeros((0, 0)))
         if in_test.any():
             rows = test[in_test]
-            calibrated_test[in_test] = apply_temperature(test_probabilities[in_test], temperature)
             labels = rows["label"].to_numpy()
             ece[key] = (  # measured on held-out items, not on those the temperature was fitted to
                 expected_calibration_error(test_probabilities[in_test], labels),
@@ -305,10 +406,12 @@ def evaluate(scorer: Scorer, evidence: EvidenceSet, settings: EvaluationSettings
                 second_human=rater_levels(rows["scores"], 1),
                 first_human=rater_levels(rows["scores"], 0),
             )
-        agreement[key] = qualify(measured, settings.gates)
+        agreement[key] = qualify(measured, settings.gates)  # reported; binds for routing: full
+        if credential.routing is Routing.full:
+            failures += agreement[key].failures
         criteria[key] = CriterionPolicy(
-            credential_id=credential_id,
-            criterion_id=criterion_id,
+            credential_id=credential.id,
+            criterion_id=criterion.id,
             stakes=credential.stakes,
             level_labels=criterion.labels,
             level_values=criterion.values,
@@ -317,23 +420,26 @@ def evaluate(scorer: Scorer, evidence: EvidenceSet, settings: EvaluationSettings
             met_index=criterion.met_index,
             set_threshold=set_threshold,
             set_coverage=settings.set_coverage,
-            qualified=agreement[key].qualified,
-            qualification_failures=agreement[key].failures,
+            qualified=not failures,
+            qualification_failures=failures,
             temperature=temperature,
-            threshold=threshold_fit.threshold if threshold_fit else None,
-            target_error=target,
+            threshold=threshold,
+            target_error=target.error,
+            target_basis=target.basis,
+            routing=credential.routing,
+            certification_items=int(certifying.sum()),
             error_tolerance=tolerance,
             confidence_level=settings.confidence_level,
         )
 
     subgroups = fairness(test, calibrated_test, evidence, settings)
     for row in subgroups:
-        if row.flagged:  # a group the model scores off counts against its qualification
+        policy_of = criteria[row.criterion]
+        if row.flagged and policy_of.routing is Routing.full:  # binds where the machine decides all
             failure = f"{SUBGROUP_FAILURE} {row.group}={row.value}: {row.why}"
             agreement[row.criterion].failures.append(failure)
-            agreement[row.criterion].qualified = False
-            criteria[row.criterion].qualification_failures.append(failure)
-            criteria[row.criterion].qualified = False
+            policy_of.qualification_failures.append(failure)
+            policy_of.qualified = False
     tokenizer = scorer.base_tokenizer()
     policy = RoutingPolicy(
         gates=settings.gates,
@@ -342,6 +448,7 @@ def evaluate(scorer: Scorer, evidence: EvidenceSet, settings: EvaluationSettings
         language=language_fit(list(train["text"]), tokenizer) if tokenizer is not None else None,
     )
     input_problems = [profile.problems(text) for text in test["text"]]  # once per held-out text
+    item_tests = confirm_items_on_test(policy, test, calibrated_test, input_problems, settings)
     predictions = test_predictions(policy, test, calibrated_test, input_problems)
     prediction_keys = criterion_keys(predictions) if len(predictions) else np.array([])
     triage = {
@@ -349,15 +456,11 @@ def evaluate(scorer: Scorer, evidence: EvidenceSet, settings: EvaluationSettings
         for key in criteria
         if (prediction_keys == key).any()
     }
+    for key, tests in item_tests.items():
+        if key in triage:
+            triage[key].error_tests = tests
     decisions = fit_decisions(
-        evidence,
-        settings,
-        calibration,
-        calibrated_calibration,
-        test,
-        calibrated_test,
-        criteria,
-        input_problems,
+        evidence, settings, calibration, fitted, test, calibrated_test, criteria, input_problems
     )
     policy.decisions = {credential: fitted for credential, (fitted, _) in decisions.items()}
     return Evaluation(
@@ -374,6 +477,96 @@ def evaluate(scorer: Scorer, evidence: EvidenceSet, settings: EvaluationSettings
         errors=value_errors(predictions),
         calibration_qwk=calibration_qwk,
     )
+
+
+def row_groups(split: pd.DataFrame) -> list[dict[str, str]]:
+    """Each row's group fields ('group_' columns, the prefix dropped), where given."""
+    columns = [c for c in split.columns if c.startswith("group_")]
+    return (
+        [
+            {
+                c.removeprefix("group_"): str(v)
+                for c, v in zip(columns, values, strict=True)
+                if pd.notna(v)
+            }
+            for values in split[columns].itertuples(index=False)
+        ]
+        if columns
+        else [{} for _ in range(len(split))]
+    )
+
+
+def certify_item_threshold(
+    probabilities: np.ndarray,
+    labels: np.ndarray,
+    target: Target,
+    routing: Routing,
+    settings: EvaluationSettings,
+) -> tuple[float | None, list[str]]:
+    """(threshold, qualification failures) of one criterion, from its certification rows:
+    the Learn-then-Test threshold, or none where the rows could never prove the target; every
+    item passes (0.0) where the machine scores the criterion in full."""
+    if routing is Routing.full:
+        return 0.0, []
+    fewest = max(MIN_AUTO_ITEMS, fewest_provable(target.error, 1 - settings.confidence_level))
+    too_few = too_few_to_certify(len(labels), target.error, settings.confidence_level, fewest)
+    if not len(labels):
+        return None, [too_few]
+    suggested, confidence = suggestion_confidence(probabilities, settings.error_tolerance)
+    fit = fit_threshold(
+        confidence,
+        np.abs(suggested - labels) <= settings.error_tolerance,
+        target.error,
+        settings.confidence_level,
+    )
+    return fit.threshold, [too_few] if too_few else []
+
+
+def confirm_items_on_test(
+    policy: RoutingPolicy,
+    test: pd.DataFrame,
+    probabilities: np.ndarray,
+    input_problems: list[list[str]],
+    settings: EvaluationSettings,
+) -> dict[str, list[ErrorTest]]:
+    """Judge each selectively routed criterion on the test split, in place: the items its
+    threshold would send auto (were it qualified) err no more than the target beyond chance,
+    for everyone and for each group of at least `min_group_size` items. Returns the tests."""
+    would_be = policy.model_copy(
+        update={
+            "criteria": {
+                key: c.model_copy(update={"qualified": True, "qualification_failures": []})
+                for key, c in policy.criteria.items()
+            }
+        }
+    )
+    routed = test_predictions(would_be, test, probabilities, input_problems)
+    keys = criterion_keys(routed) if len(routed) else np.array([])
+    test_keys = criterion_keys(test) if len(test) else np.array([])
+    scored = np.array([str(k) in policy.criteria for k in test_keys], dtype=bool)
+    groups = np.array(row_groups(test), dtype=object)[scored] if len(test) else np.array([])
+    out = {}
+    for key, criterion in policy.criteria.items():
+        mine = keys == key
+        if criterion.routing is Routing.full or not mine.any():
+            continue
+        rows = routed[mine]
+        position = {label: index for index, label in enumerate(criterion.level_labels)}
+        suggested = rows["level"].map(position).to_numpy()
+        gap = np.abs(suggested - rows["human_level"].map(position).to_numpy())
+        tests = error_tests(
+            (rows["route"] == Route.auto.value).to_numpy(),
+            gap > criterion.error_tolerance,
+            list(groups[mine]),
+            criterion.target_error,
+            settings.min_group_size,
+        )
+        failed = [t.failure() for t in tests if t.failed]
+        if failed:
+            criterion.qualification_failures.extend(failed)
+            criterion.qualified = False
+        out[key] = tests
+    return out
 
 
 def test_predictions(
@@ -459,38 +652,60 @@ def fit_decisions(
     evidence: EvidenceSet,
     settings: EvaluationSettings,
     calibration: pd.DataFrame,
-    calibrated_calibration: np.ndarray,
+    fitted: CalibratedSplit,
     test: pd.DataFrame,
     calibrated_test: np.ndarray,
     criteria: dict[str, CriterionPolicy],
     input_problems: list[list[str]],
 ) -> dict[str, tuple[DecisionPolicy, DecisionTriage]]:
-    """Each credential whose every criterion the model scores: its decision policy, fitted
-    on the calibration submissions, and what it does with the test submissions."""
+    """Each credential whose every criterion the model scores: its decision policy (Platt
+    recalibration fitted on the served rows, thresholds certified on the certification
+    submissions, each scored by fits that never saw it), confirmed on the test submissions."""
     decision_settings = DecisionSettings(
         fallback_target_error=settings.decision_target_error,
         max_false_award=settings.max_false_award,
         confidence_level=settings.confidence_level,
         gates=settings.decision_gates,
+        min_group_size=settings.min_group_size,
     )
     scored = {
         credential_id
         for credential_id, credential in evidence.credentials.items()
         if all(str(CriterionKey(credential_id, c.id)) in criteria for c in credential.criteria)
     }
-    calibration = calibration[calibration["credential_id"].isin(scored)]
-    calibration_submissions = group_submissions(
-        calibration.reset_index(drop=True),
-        calibrated_calibration[calibration.index.to_numpy()],
-        evidence.credentials,
+    if not scored:
+        return {}
+    in_scored = (
+        calibration["credential_id"].isin(scored).to_numpy()
+        if len(calibration)
+        else np.zeros(0, bool)
     )
+
+    def submissions(rows: np.ndarray, probabilities: np.ndarray) -> list[Submission]:
+        chosen = in_scored & rows
+        return group_submissions(
+            calibration[chosen].reset_index(drop=True), probabilities[chosen], evidence.credentials
+        )
+
+    everyone = submissions(np.ones(len(calibration), dtype=bool), fitted.served)
+    served = recalibrations(submissions(fitted.plan.served, fitted.served), scored)
+    certification: dict[str, list[tuple[Submission, float]]] = {c: [] for c in scored}
+    for (rows, fit_rows), probabilities in zip(fitted.plan.folds, fitted.folds, strict=True):
+        fold = (
+            served
+            if np.array_equal(fit_rows, fitted.plan.served)
+            else recalibrations(submissions(fit_rows, probabilities), scored)
+        )
+        for s in decidable(submissions(rows, probabilities)):
+            certification[s.credential_id].append(
+                (s, float(fold[s.credential_id].apply(np.array([s.p_combined]))[0]))
+            )
     test_submissions = group_submissions(test, calibrated_test, evidence.credentials)
     out = {}
     for credential_id in sorted(scored):
         credential = evidence.credentials[credential_id]
-        held = [s for s in calibration_submissions if s.credential_id == credential_id]
         tested = [s for s in test_submissions if s.credential_id == credential_id]
-        # a criterion that scores a group of educators off disqualifies the decision too
+        # routed in full, a criterion that scores a group of educators off disqualifies too
         unfair = [
             f"{criterion.id}: {failure}"
             for criterion in credential.criteria
@@ -499,11 +714,34 @@ def fit_decisions(
             ].qualification_failures
             if failure.startswith(SUBGROUP_FAILURE)
         ]
-        fitted = fit_decision_policy(credential, held, tested, decision_settings, unfair)
-        measured = decision_triage(
-            fitted, tested, input_problems, settings.decision_gates, settings.min_group_size
+        provisional = fit_decision_policy(
+            credential,
+            served[credential_id],
+            certification[credential_id],
+            [s for s in everyone if s.credential_id == credential_id],
+            decision_settings,
         )
-        out[credential_id] = (fitted, measured)
+        policy = confirm_on_test(provisional, tested, input_problems, decision_settings, unfair)
+        measured = decision_triage(policy, tested, input_problems, decision_settings)
+        out[credential_id] = (policy, measured)
+    return out
+
+
+def decidable(submissions: list[Submission]) -> list[Submission]:
+    """Complete submissions whose every item the humans scored: those a decision is judged on."""
+    return [s for s in submissions if s.complete and s.human_earned is not None]
+
+
+def recalibrations(
+    submissions: list[Submission], credentials: set[str]
+) -> dict[str, Recalibration]:
+    """Per credential, the Platt recalibration of P(earned) fitted on these submissions."""
+    out = {}
+    for credential_id in credentials:
+        mine = [s for s in decidable(submissions) if s.credential_id == credential_id]
+        out[credential_id] = fit_recalibration(
+            np.array([s.p_combined for s in mine]), np.array([s.human_earned for s in mine])
+        )
     return out
 
 

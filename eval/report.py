@@ -101,45 +101,53 @@ def decision_lines(evaluation: Evaluation) -> list[str]:
         "",
         "One decision per submission (earned / not yet) under the credential's award rule. "
         "Auto counts only the complete submissions the live policy would decide alone: low "
-        "stakes, qualified decision, inputs that pass the checks, and confidence at or above "
-        "the threshold fitted on the calibration submissions (error among auto decisions at or "
-        "below the target with the stated probability; a stricter threshold for awards where "
-        "a false-award bound is set). Qualification is judged on this same test split, so for a "
-        "credential near a gate these figures lean optimistic; the benchmarks' held-out folds "
-        "say more.",
+        "stakes, inputs that pass the checks, confidence at or above the threshold certified "
+        "by Learn-then-Test on calibration submissions no other fit has seen (error among auto "
+        "decisions at or below the target with the stated probability; a stricter threshold for "
+        "awards where a false-award bound is set), and qualified: on this test split, the error "
+        "among the decisions the threshold sends auto is not significantly above the target "
+        "(one-sided exact binomial test at 5%), for everyone and for each group large enough to "
+        "judge. The Williamson gates (decision kappa) are reported; they bind only for "
+        "credentials the machine decides in full (`routing: full`).",
         "",
-        "| credential | submissions | complete | kappa | human-human kappa | target | threshold "
-        "| award threshold | auto share | auto | error among auto | false awards | false not yet "
-        "| guarantee held | ECE of P(earned) | qualified |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|",
+        "| credential | routing | submissions | complete | certified on | target | target from "
+        "| threshold | award threshold | auto share | auto | error among auto | false awards "
+        "| false not yet | guarantee held | kappa | human-human kappa | Williamson gates "
+        "| ECE of P(earned) | qualified |",
+        "|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---|---:|---|",
     ]
     for credential, t in evaluation.decisions.items():
         verdict = "yes" if t.qualified else "no: " + "; ".join(t.failures)
+        williamson = "pass" if not t.williamson_failures else "; ".join(t.williamson_failures)
         lines.append(
-            f"| {credential} | {t.submissions} | {t.complete} | {_number(t.kappa)} | "
-            f"{_number(t.human_kappa)} | {t.target_error:.3f} | "
+            f"| {credential} | {t.routing} | {t.submissions} | {t.complete} | "
+            f"{t.certification_submissions} | {t.target_error:.3f} | {t.target_basis} | "
             f"{'none' if t.threshold is None else f'{t.threshold:.2f}'} | "
             f"{'none' if t.award_threshold is None else f'{t.award_threshold:.2f}'} | "
             f"{t.auto_share:.3f} | {t.auto} | {_number(t.auto_error)} | {t.false_awards} | "
             f"{t.false_not_yet} | {'yes' if t.guarantee_held else '**no**'} | "
+            f"{_number(t.kappa)} | {_number(t.human_kappa)} | {williamson} | "
             f"{_number(t.ece)} | {verdict} |"
         )
-    subgroups = [
-        (credential, group, row)
+    groups = [
+        (credential, test)
         for credential, t in evaluation.decisions.items()
-        for group, row in t.subgroup_error.items()
+        for test in t.error_tests
+        if test.group
     ]
-    if subgroups:
+    if groups:
         lines += [
             "",
-            "Decision error by subgroup (groups with enough submissions to judge):",
+            "Auto decisions by group (groups with enough test submissions to judge; each tested "
+            "on its own auto decisions, at the same level, with no correction for their number):",
             "",
-            "| credential | group | submissions | decided otherwise by humans | error |",
-            "|---|---|---:|---:|---:|",
+            "| credential | group | submissions | would go auto | wrong | error | p-value | |",
+            "|---|---|---:|---:|---:|---:|---:|---|",
         ]
         lines += [
-            f"| {credential} | {group} | {n} | {wrong} | {rate:.3f} |"
-            for credential, group, (n, wrong, rate) in subgroups
+            f"| {credential} | {test.group} | {test.members} | {test.auto} | {test.errors} | "
+            f"{_number(test.rate)} | {test.p_value:.3f} | {'**fails**' if test.failed else ''} |"
+            for credential, test in groups
         ]
     return [*lines, "", "![decision reliability](decision_reliability.png)", ""]
 

@@ -12,10 +12,19 @@ from enum import StrEnum
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from prescore.data.schema import AwardRule, Credential, Criterion, CriterionKey, Level, Stakes
+from prescore.data.schema import (
+    AwardRule,
+    Credential,
+    Criterion,
+    CriterionKey,
+    Level,
+    Routing,
+    Stakes,
+)
 from prescore.eval.decisions import EARNED, Recalibration, combined_p_earned
 from prescore.eval.input_checks import InputProfile
 from prescore.eval.qualification import QualificationGates
+from prescore.eval.selective import SUBGROUP_ERROR, failed_kinds
 from prescore.models.language import LanguageFit
 
 
@@ -35,6 +44,16 @@ class Reason(StrEnum):
     input_too_short = "input_too_short"
     input_too_long = "input_too_long"
     input_unfamiliar_language_or_noise = "input_unfamiliar_language_or_noise"
+    subgroup_error = "subgroup_error"
+
+
+def qualification_reasons(qualified: bool, failures: list[str]) -> list[Reason]:
+    """Why an unqualified model sends an item or decision to a human: always
+    `model_not_qualified`, and `subgroup_error` where a group's auto decisions erred."""
+    if qualified:
+        return []
+    extra = [Reason.subgroup_error] if SUBGROUP_ERROR in failed_kinds(failures) else []
+    return [Reason.model_not_qualified, *extra]
 
 
 def suggestion_confidence(
@@ -71,6 +90,9 @@ class CriterionPolicy(BaseModel):
         None, description="lowest calibrated confidence that may go auto; None: never"
     )
     target_error: float
+    target_basis: str = Field("", description="where the target comes from, for the report")
+    routing: Routing = Routing.selective
+    certification_items: int = Field(0, description="items the threshold was certified on")
     error_tolerance: int = Field(
         0, ge=0, description="levels a suggestion may be off and still agree with the human"
     )
@@ -123,8 +145,13 @@ class DecisionPolicy(BaseModel):
         "bound; equal to threshold where no separate bound is set; None: awards never go auto",
     )
     target_error: float
+    target_basis: str = Field("", description="where the target comes from, for the report")
     max_false_award: float | None = None
     confidence_level: float
+    routing: Routing = Routing.selective
+    certification_submissions: int = Field(
+        0, description="submissions the thresholds were certified on"
+    )
 
     def p_earned(self, p_met_each: list[float]) -> float:
         combined = combined_p_earned(p_met_each, self.award, len(self.criteria))
@@ -136,8 +163,7 @@ class DecisionPolicy(BaseModel):
         reasons: list[Reason] = []
         if self.stakes is Stakes.high:
             reasons.append(Reason.high_stakes)
-        if not self.qualified:
-            reasons.append(Reason.model_not_qualified)
+        reasons += qualification_reasons(self.qualified, self.qualification_failures)
         threshold = self.award_threshold if decision == EARNED else self.threshold
         if threshold is None:
             reasons.append(Reason.no_safe_threshold)
@@ -182,8 +208,7 @@ class RoutingPolicy(BaseModel):
         reasons: list[Reason] = []
         if policy.stakes is Stakes.high:
             reasons.append(Reason.high_stakes)
-        if not policy.qualified:
-            reasons.append(Reason.model_not_qualified)
+        reasons += qualification_reasons(policy.qualified, policy.qualification_failures)
         if policy.threshold is None:
             reasons.append(Reason.no_safe_threshold)
         elif confidence < policy.threshold:
@@ -211,6 +236,7 @@ class RoutingPolicy(BaseModel):
                 stakes=decision.stakes,
                 criteria=tuple(rubric_criterion(policy) for policy in policies),
                 award=decision.award,
+                routing=decision.routing,
             )
         return credentials
 

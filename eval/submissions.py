@@ -1,9 +1,12 @@
-"""Submissions on held-out data: group a split's items into submissions, fit each
-credential's decision policy on the calibration split, and measure it on the test split.
+"""Submissions on held-out data: group a split's items into submissions, certify each
+credential's decision thresholds on calibration submissions no fit has seen, and confirm
+them on the test split.
 
-The same four conditions that route a criterion item hold for a submission's decision, with
-qualification and the error target measured on the decision (earned / not yet) against the
-humans' decisions, and a separate, optional bound on false awards.
+The same conditions that route a criterion item hold for a submission's decision, with the
+error target measured on the decision (earned / not yet) against the humans' decisions, and a
+separate, optional bound on false awards. Selective routing (the default) qualifies by the
+error among the auto decisions (eval/selective.py); the Williamson gates are reported for
+every credential and bind only where it is routed in full by the machine.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from prescore.data.schema import Credential
+from prescore.data.schema import Credential, Routing
 from prescore.eval.calibration import expected_calibration_error
 from prescore.eval.decisions import (
     EARNED,
@@ -22,17 +25,25 @@ from prescore.eval.decisions import (
     cohen_kappa,
     combined_p_earned,
     decision_of,
-    fit_recalibration,
     p_met,
 )
-from prescore.eval.risk_control import fit_threshold
+from prescore.eval.risk_control import MIN_AUTO_ITEMS, fewest_provable, fit_threshold
 from prescore.eval.routing import DecisionPolicy, Reason, Route
+from prescore.eval.selective import (
+    FALSE_AWARDS,
+    ErrorTest,
+    choose_target,
+    error_tests,
+    too_few_to_certify,
+)
 
 
 class DecisionGates(BaseModel):
     """The Williamson gates, applied to the decision: Cohen's kappa with the humans' decision
     of at least `min_kappa`, and no more than `max_degradation` below human-human kappa on
-    the same decision where two raters exist; on at least `min_submissions` submissions."""
+    the same decision where two raters exist; on at least `min_submissions` submissions.
+    Reported for every credential; they bind only where the machine decides everything
+    (`routing: full`)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -116,10 +127,11 @@ def group_submissions(
     return out
 
 
-def human_decision_disagreement(submissions: list[Submission]) -> float | None:
-    """Share of double-scored submissions on which rater 1 and rater 2 decide differently."""
+def human_decision_disagreement(submissions: list[Submission]) -> tuple[float | None, int]:
+    """(share of double-scored submissions on which rater 1 and rater 2 decide differently,
+    how many were double-scored)."""
     pairs = [s.rater_earned for s in submissions if s.rater_earned is not None and s.complete]
-    return None if not pairs else float(np.mean([a != b for a, b in pairs]))
+    return (None if not pairs else float(np.mean([a != b for a, b in pairs]))), len(pairs)
 
 
 @dataclass
@@ -144,7 +156,13 @@ class DecisionTriage:
     award_threshold: float | None
     ece: float  # of P(earned) on the test submissions
     reliability: list[tuple[float, float, int]]  # (mean P(earned), share earned, count) per bin
-    subgroup_error: dict[str, tuple[int, int, float]] = field(default_factory=dict)
+    # the confirmation on the test split: everyone first, then each group large enough to judge,
+    # counted on the decisions the threshold would send auto were the credential qualified
+    error_tests: list[ErrorTest] = field(default_factory=list)
+    williamson_failures: list[str] = field(default_factory=list)  # binding only for routing: full
+    certification_submissions: int = 0
+    target_basis: str = ""
+    routing: str = "selective"
 
     @property
     def guarantee_held(self) -> bool:
@@ -153,10 +171,11 @@ class DecisionTriage:
 
 @dataclass(frozen=True)
 class DecisionSettings:
-    fallback_target_error: float  # where no calibration submission has two raters
+    fallback_target_error: float  # where too few calibration submissions have two raters
     max_false_award: float | None
     confidence_level: float
     gates: DecisionGates
+    min_group_size: int = 50
 
 
 def side_thresholds(
@@ -182,41 +201,51 @@ def side_thresholds(
     return not_yet.threshold, award.threshold
 
 
+def certify_thresholds(
+    p_earned: np.ndarray, earned: np.ndarray, target: float, settings: DecisionSettings
+) -> tuple[float | None, float | None]:
+    """(threshold, award threshold) certified by Learn-then-Test on the certification
+    submissions' P(earned), fixed before those submissions were seen."""
+    if not len(earned):
+        return None, None
+    decided = [decision_of(float(p)) for p in p_earned]
+    awarded = np.array([d == EARNED for d, _ in decided], dtype=bool)
+    correct = awarded == np.asarray(earned, dtype=bool)
+    confidence = np.array([c for _, c in decided])
+    if settings.max_false_award is None:
+        threshold = fit_threshold(confidence, correct, target, settings.confidence_level).threshold
+        return threshold, threshold
+    return side_thresholds(
+        confidence, correct, awarded, target, settings.max_false_award, settings.confidence_level
+    )
+
+
 def fit_decision_policy(
     credential: Credential,
+    recalibration: Recalibration,
+    certification: list[tuple[Submission, float]],
     calibration: list[Submission],
-    test: list[Submission],
     settings: DecisionSettings,
-    criterion_failures: list[str] | None = None,
 ) -> DecisionPolicy:
-    """Recalibrate P(earned) and fit the thresholds on the calibration submissions; qualify
-    the decision on the test submissions (and fail it for `criterion_failures`, e.g. a
-    criterion flagged for a subgroup)."""
-    scored = [s for s in calibration if s.complete and s.human_earned is not None]
-    recalibration = fit_recalibration(
-        np.array([s.p_combined for s in scored]), np.array([s.human_earned for s in scored])
-    )
-    p_earned = recalibration.apply(np.array([s.p_combined for s in scored]))
-    decided = [decision_of(float(p)) for p in p_earned]
-    correct = np.array(
-        [(d == EARNED) == s.human_earned for (d, _), s in zip(decided, scored, strict=True)]
-    )
-    confidence = np.array([c for _, c in decided])
-    human_rate = human_decision_disagreement(calibration)
-    target = settings.fallback_target_error if human_rate is None else human_rate
-    threshold: float | None = None
-    award_threshold: float | None = None
-    if scored and settings.max_false_award is None:
-        threshold = fit_threshold(confidence, correct, target, settings.confidence_level).threshold
-        award_threshold = threshold
-    elif scored and settings.max_false_award is not None:
-        awarded = np.array([d == EARNED for d, _ in decided], dtype=bool)
-        threshold, award_threshold = side_thresholds(
-            confidence, correct, awarded, target, settings.max_false_award,
-            settings.confidence_level,
-        )  # fmt: skip
-    failures, _, _ = qualify_decisions(test, recalibration, settings.gates)
-    failures += criterion_failures or []
+    """The decision policy before its confirmation on the test split: the served
+    recalibration, the target (from the humans on every calibration submission) and the
+    thresholds certified on `certification` (complete, scored submissions with their P(earned),
+    from a score fixed before they were seen)."""
+    disagreement, pairs = human_decision_disagreement(calibration)
+    target = choose_target(None, disagreement, pairs, settings.fallback_target_error)
+    p = np.array([p for _, p in certification])
+    earned = np.array([bool(s.human_earned) for s, _ in certification], dtype=bool)
+    failures = []
+    if credential.routing is Routing.full:
+        threshold: float | None = 0.0
+        award_threshold: float | None = 0.0
+    else:
+        threshold, award_threshold = certify_thresholds(p, earned, target.error, settings)
+        fewest = max(MIN_AUTO_ITEMS, fewest_provable(target.error, 1 - settings.confidence_level))
+        too_few = too_few_to_certify(
+            len(certification), target.error, settings.confidence_level, fewest
+        )
+        failures += [too_few] if too_few else []
     return DecisionPolicy(
         credential_id=credential.id,
         title=credential.title,
@@ -229,16 +258,20 @@ def fit_decision_policy(
         qualification_failures=failures,
         threshold=threshold,
         award_threshold=award_threshold,
-        target_error=target,
+        target_error=target.error,
+        target_basis=target.basis,
         max_false_award=settings.max_false_award,
         confidence_level=settings.confidence_level,
+        routing=credential.routing,
+        certification_submissions=len(certification),
     )
 
 
 def qualify_decisions(
     test: list[Submission], recalibration: Recalibration, gates: DecisionGates
 ) -> tuple[list[str], float, float]:
-    """(failed gates, model kappa, human-human kappa) of the decision on the test split."""
+    """(failed Williamson gates, model kappa, human-human kappa) of the decision over every
+    complete test submission; a kappa that is undefined (NaN) fails its gate."""
     scored = [s for s in test if s.complete and s.human_earned is not None]
     p = recalibration.apply(np.array([s.p_combined for s in scored]))
     model = [bool(x >= 0.5) for x in p]
@@ -254,9 +287,10 @@ def qualify_decisions(
         first = [r[0] for _, r in paired]
         human_kappa = cohen_kappa(first, [r[1] for _, r in paired])
         machine_on_pairs = cohen_kappa(first, [m for m, _ in paired])
-        if machine_on_pairs - human_kappa < -gates.max_degradation:
+        degradation = machine_on_pairs - human_kappa
+        if not degradation >= -gates.max_degradation:
             failures.append(
-                f"decision kappa {machine_on_pairs - human_kappa:+.3f} against human-human "
+                f"decision kappa {degradation:+.3f} against human-human "
                 f"({human_kappa:.3f}); allowed -{gates.max_degradation:.2f}"
             )
     return failures, kappa, human_kappa
@@ -271,28 +305,104 @@ def item_reasons(submission: Submission, input_problems: list[list[str]]) -> set
     return reasons | ({Reason.incomplete_submission} if not submission.complete else set())
 
 
+def routed_auto(
+    policy: DecisionPolicy,
+    complete: list[Submission],
+    p: np.ndarray,
+    input_problems: list[list[str]],
+) -> tuple[np.ndarray, np.ndarray]:
+    """(auto, awarded) per complete submission, as `policy` routes and decides it."""
+    auto, awarded = [], []
+    for submission, p_earned in zip(complete, p, strict=True):
+        decision, confidence = decision_of(float(p_earned))
+        reasons = item_reasons(submission, input_problems)
+        auto.append(policy.route(decision, confidence, reasons).route is Route.auto)
+        awarded.append(decision == EARNED)
+    return np.array(auto, dtype=bool), np.array(awarded, dtype=bool)
+
+
+def confirm_on_test(
+    policy: DecisionPolicy,
+    test: list[Submission],
+    input_problems: list[list[str]],
+    settings: DecisionSettings,
+    criterion_failures: list[str] | None = None,
+) -> DecisionPolicy:
+    """The policy with its qualification judged on the test split, which no fit has seen.
+
+    Selective routing: the decisions the threshold sends auto err no more than the target beyond
+    chance, for everyone and for each group of at least `min_group_size` submissions, and the
+    auto awards keep the false-award bound. Full routing (the machine decides everything): the
+    Williamson gates on the decision, and `criterion_failures` (a criterion flagged for a group).
+    """
+    recalibration = Recalibration(policy.slope, policy.intercept)
+    williamson, _, _ = qualify_decisions(test, recalibration, settings.gates)
+    failures = list(policy.qualification_failures)
+    if policy.routing is Routing.full:
+        failures += williamson + (criterion_failures or [])
+    else:
+        failures += [
+            t.failure()
+            for t in decision_error_tests(policy, test, input_problems, settings)
+            if t.failed
+        ]
+        awards = award_error_test(policy, test, input_problems)
+        if awards is not None and awards.failed:
+            failures.append(awards.failure(FALSE_AWARDS))
+    return policy.model_copy(update={"qualified": not failures, "qualification_failures": failures})
+
+
+def complete_and_p(
+    policy: DecisionPolicy, test: list[Submission]
+) -> tuple[list[Submission], np.ndarray]:
+    complete = [s for s in test if s.complete and s.human_earned is not None]
+    recalibration = Recalibration(policy.slope, policy.intercept)
+    return complete, recalibration.apply(np.array([s.p_combined for s in complete]))
+
+
+def decision_error_tests(
+    policy: DecisionPolicy,
+    test: list[Submission],
+    input_problems: list[list[str]],
+    settings: DecisionSettings,
+) -> list[ErrorTest]:
+    """The error tests on what the thresholds would send auto, were the credential qualified."""
+    complete, p = complete_and_p(policy, test)
+    would_be = policy.model_copy(update={"qualified": True})
+    auto, awarded = routed_auto(would_be, complete, p, input_problems)
+    wrong = awarded != np.array([bool(s.human_earned) for s in complete], dtype=bool)
+    groups = [s.groups for s in complete]
+    return error_tests(auto, wrong, groups, policy.target_error, settings.min_group_size)
+
+
+def award_error_test(
+    policy: DecisionPolicy, test: list[Submission], input_problems: list[list[str]]
+) -> ErrorTest | None:
+    """False awards among the auto awards against their own bound; None where none is set."""
+    if policy.max_false_award is None:
+        return None
+    complete, p = complete_and_p(policy, test)
+    would_be = policy.model_copy(update={"qualified": True})
+    auto, awarded = routed_auto(would_be, complete, p, input_problems)
+    earned = np.array([bool(s.human_earned) for s in complete], dtype=bool)
+    (everyone,) = error_tests(auto & awarded, awarded & ~earned, [], policy.max_false_award, 1)
+    return everyone
+
+
 def decision_triage(
     policy: DecisionPolicy,
     test: list[Submission],
     input_problems: list[list[str]],
-    gates: DecisionGates,
-    min_group: int,
+    settings: DecisionSettings,
 ) -> DecisionTriage:
     """What the live policy does with the test split's submissions of one credential."""
     recalibration = Recalibration(policy.slope, policy.intercept)
-    _, kappa, human_kappa = qualify_decisions(test, recalibration, gates)
-    complete = [s for s in test if s.complete and s.human_earned is not None]
-    p = recalibration.apply(np.array([s.p_combined for s in complete]))
-    auto_rows: list[tuple[Submission, bool]] = []
-    for submission, p_earned in zip(complete, p, strict=True):
-        decision, confidence = decision_of(float(p_earned))
-        reasons = item_reasons(submission, input_problems)
-        if policy.route(decision, confidence, reasons).route is Route.auto:
-            auto_rows.append((submission, decision == EARNED))
-    wrong = [earned != s.human_earned for s, earned in auto_rows]
-    false_awards = sum(earned and not s.human_earned for s, earned in auto_rows)
-    false_not_yet = sum((not earned) and bool(s.human_earned) for s, earned in auto_rows)
-    truth = np.array([bool(s.human_earned) for s in complete], dtype=int)
+    williamson, kappa, human_kappa = qualify_decisions(test, recalibration, settings.gates)
+    complete, p = complete_and_p(policy, test)
+    auto, awarded = routed_auto(policy, complete, p, input_problems)
+    earned = np.array([bool(s.human_earned) for s in complete], dtype=bool)
+    wrong = auto & (awarded != earned)
+    truth = earned.astype(int)
     return DecisionTriage(
         credential_id=policy.credential_id,
         submissions=len(test),
@@ -301,18 +411,22 @@ def decision_triage(
         failures=list(policy.qualification_failures),
         kappa=kappa,
         human_kappa=human_kappa,
-        auto=len(auto_rows),
-        auto_share=len(auto_rows) / len(complete) if complete else 0.0,
-        auto_error=float(np.mean(wrong)) if wrong else float("nan"),
-        false_awards=int(false_awards),
-        false_not_yet=int(false_not_yet),
+        auto=int(auto.sum()),
+        auto_share=float(auto.mean()) if len(complete) else 0.0,
+        auto_error=float(wrong.sum() / auto.sum()) if auto.any() else float("nan"),
+        false_awards=int((auto & awarded & ~earned).sum()),
+        false_not_yet=int((auto & ~awarded & earned).sum()),
         target_error=policy.target_error,
         max_false_award=policy.max_false_award,
         threshold=policy.threshold,
         award_threshold=policy.award_threshold,
         ece=binary_ece(p, truth),
         reliability=decision_reliability(p, truth),
-        subgroup_error=subgroup_decision_error(complete, p, min_group),
+        error_tests=decision_error_tests(policy, test, input_problems, settings),
+        williamson_failures=williamson,
+        certification_submissions=policy.certification_submissions,
+        target_basis=policy.target_basis,
+        routing=policy.routing,
     )
 
 
@@ -334,25 +448,3 @@ def binary_ece(p: np.ndarray, truth: np.ndarray) -> float:
     if not len(p):
         return float("nan")
     return expected_calibration_error(np.column_stack([1 - p, p]), truth)
-
-
-def subgroup_decision_error(
-    complete: list[Submission], p: np.ndarray, min_group: int
-) -> dict[str, tuple[int, int, float]]:
-    """'group=value' -> (submissions, decided wrongly, error rate), for groups of at least
-    `min_group` submissions: smaller groups are noise, not evidence."""
-    out: dict[str, tuple[int, int, float]] = {}
-    names = sorted({name for s in complete for name in s.groups})
-    for name in names:
-        values = sorted({s.groups[name] for s in complete if name in s.groups})
-        for value in values:
-            members = [
-                (s, bool(x >= 0.5))
-                for s, x in zip(complete, p, strict=True)
-                if s.groups.get(name) == value
-            ]
-            if len(members) < min_group:
-                continue
-            wrong = sum(earned != s.human_earned for s, earned in members)
-            out[f"{name}={value}"] = (len(members), wrong, wrong / len(members))
-    return out

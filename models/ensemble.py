@@ -53,6 +53,7 @@ def best_weights(
 
 class EnsembleScorer(Scorer):
     kind = "ensemble"
+    selects_on_eval_set = True  # the pooling weights
 
     def __init__(
         self,

@@ -31,6 +31,9 @@ EvalSet = tuple[pd.DataFrame, np.ndarray]
 
 class Scorer(BaseEstimator):
     kind: ClassVar[str]
+    # True where fit chooses something on `eval_set` (an epoch, pooling weights): those rows
+    # then certify nothing (eval/protocol.py)
+    selects_on_eval_set: ClassVar[bool] = False
     num_levels_: dict[str, int]
 
     def fit(

@@ -296,6 +296,7 @@ def encoder_rate_groups(encoder: nn.Module, rate: float, decay: float) -> list[d
 
 class TransformerScorer(Scorer):
     kind = "transformer"
+    selects_on_eval_set = True  # the best epoch
     runtime_ = TORCH_RUNTIME  # or the ONNX copy `use_onnx` switched to, or TORCH_BF16
     onnx_session_: Any = None
     graph_: EncoderGraph | None = None  # the encoder traced for this runtime: `use_graph`

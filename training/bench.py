@@ -11,8 +11,9 @@ Human-human agreement is rater 1 against rater 2 on every double-scored item of 
 - feedback-prize-ell: five folds by essay (a seeded hash); MCRMSE and QWK per criterion.
 - asap-sas, asap-plusplus: the fixed split the data defines.
 - files in the evidence schema: their `fold` column where every row has one, else their split.
-Within a fold, 15% of the training educators are held back as the calibration split, which
-fits the temperatures and routing thresholds; triage is then measured on the test fold.
+Within a fold, 15% of the training educators are held back as the calibration split: some of
+its educators fit the temperatures and recalibration, the others certify the routing
+thresholds (eval/protocol.py); triage is then confirmed and measured on the test fold.
 """
 
 from __future__ import annotations
@@ -174,14 +175,17 @@ def fit_fold(
 ) -> tuple[Scorer, float]:
     """The scorer fitted on the fold's train split, and the seconds it took."""
     model = build_scorer(config.model_copy(update={"scorer": scorer}), evidence)
-    return model, fit_scorer(model, evidence)
+    return model, fit_scorer(model, evidence, config.evaluation.certification_share)
 
 
-def pool_fold(fitted: list[tuple[Scorer, float]], evidence: EvidenceSet) -> tuple[Scorer, float]:
-    """The ensemble of a fold's fitted scorers, weights chosen on its calibration split; its
-    fit time is the members' plus the weight search."""
+def pool_fold(
+    fitted: list[tuple[Scorer, float]], evidence: EvidenceSet, certification_share: float
+) -> tuple[Scorer, float]:
+    """The ensemble of a fold's fitted scorers, weights chosen on its calibration split's
+    selection rows; its fit time is the members' plus the weight search."""
     started = time.perf_counter()
-    ensemble = EnsembleScorer.of_fitted([model for model, _ in fitted], calibration_set(evidence))
+    selection = calibration_set(evidence, certification_share)
+    ensemble = EnsembleScorer.of_fitted([model for model, _ in fitted], selection)
     seconds = time.perf_counter() - started + sum(seconds for _, seconds in fitted)
     return ensemble, seconds
 
@@ -264,7 +268,8 @@ def run_benchmark(
             record(measure_fold(config, fold_evidence, fold, model, fit_seconds))
             fitted.append((model, fit_seconds))
         if ensemble and len(fitted) > 1:
-            model, fit_seconds = pool_fold(fitted, fold_evidence)
+            share = config.evaluation.certification_share
+            model, fit_seconds = pool_fold(fitted, fold_evidence, share)
             record(measure_fold(config, fold_evidence, fold, model, fit_seconds))
     return out
 
@@ -443,6 +448,12 @@ def markdown(results: list[FoldResult]) -> str:
                 "",
             ]
             lines += decision_table(runs, scorers)
+            lines += [
+                "",
+                "Each credential-fold's thresholds hold their target with 90% probability "
+                "(delta 0.10), so about a tenth of the credential-folds with auto decisions may "
+                "end over target on the test fold, and no more beyond chance.",
+            ]
         if any(r.calibration_qwk for r in runs):
             lines += ["", "Mean QWK on the folds' calibration splits (choose recipes here):", ""]
             lines += calibration_table(runs, scorers)
@@ -486,6 +497,10 @@ def summary_metrics(runs: list[FoldResult]) -> dict[str, float]:
             metrics[f"{scorer}.decision_auto_share"] = decisions.auto_share
             metrics[f"{scorer}.decision_error"] = decisions.error
             metrics[f"{scorer}.decision_target"] = decisions.mean_target
+            metrics[f"{scorer}.decision_credential_folds"] = float(
+                len({(r.fold, k) for r in mine for k in r.decision_submissions})
+            )
+            metrics[f"{scorer}.decision_folds_over_target"] = float(decisions.over_target)
     human = mean([average(runs, runs[0].scorer, k, "human_qwk") for k in keys])
     if not math.isnan(human):
         metrics["human_human.qwk_mean"] = human
@@ -500,6 +515,8 @@ HEADLINE = (
     "decision_auto_share",
     "decision_error",
     "decision_target",
+    "decision_credential_folds",
+    "decision_folds_over_target",
 )
 
 

@@ -16,6 +16,7 @@ from transformers import TrainerCallback
 from prescore.data.load import EvidenceSet
 from prescore.data.problems import InputError, Problem
 from prescore.eval.evaluate import Evaluation, evaluate
+from prescore.eval.protocol import selection_rows
 from prescore.eval.report import write_report
 from prescore.models.scorer import EvalSet, Scorer
 from prescore.progress import StepProgress
@@ -59,23 +60,30 @@ def build_scorer(config: ExperimentConfig, evidence: EvidenceSet) -> Scorer:
     return config.scorer.build(config.seed)
 
 
-def calibration_set(evidence: EvidenceSet) -> EvalSet | None:
-    """The calibration split as (X, y), or None where it is empty."""
+def calibration_set(evidence: EvidenceSet, certification_share: float) -> EvalSet | None:
+    """The calibration rows a model may be selected on, as (X, y): those not held to certify
+    thresholds (eval/protocol.py); None where there are none."""
     calibration = evidence.splits["calibration"]
-    if not len(calibration):
+    chosen = calibration[selection_rows(list(calibration["educator_id"]), certification_share)]
+    if not len(chosen):
         return None
-    return calibration, calibration["label"].to_numpy()
+    return chosen, chosen["label"].to_numpy()
 
 
-def fit_scorer(scorer: Scorer, evidence: EvidenceSet, callbacks: list[Any] | None = None) -> float:
-    """Fit on the train split, the calibration split as eval set, with Trainer `callbacks`
-    (default: a progress bar); returns the seconds it took."""
+def fit_scorer(
+    scorer: Scorer,
+    evidence: EvidenceSet,
+    certification_share: float,
+    callbacks: list[Any] | None = None,
+) -> float:
+    """Fit on the train split, the selection rows of the calibration split as eval set, with
+    Trainer `callbacks` (default: a progress bar); returns the seconds it took."""
     train = evidence.splits["train"]
     started = time.perf_counter()
     scorer.fit(
         train,
         train["label"].to_numpy(),
-        eval_set=calibration_set(evidence),
+        eval_set=calibration_set(evidence, certification_share),
         callbacks=list(callbacks or [RichProgress()]),
     )
     return time.perf_counter() - started
@@ -100,7 +108,7 @@ def fit_and_report(
 ) -> dict[str, float]:
     """Fit, evaluate and write the evaluation report to a folder; nothing is tracked."""
     scorer = build_scorer(config, evidence)
-    fit_seconds = fit_scorer(scorer, evidence)
+    fit_seconds = fit_scorer(scorer, evidence, config.evaluation.certification_share)
     evaluation, metrics = measure(scorer, evidence, config, fit_seconds)
     write_report(evaluation, report_folder, f"{config.model_name}: evaluation (not tracked)")
     return metrics

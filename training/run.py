@@ -140,7 +140,12 @@ def train(
     with run_context as run:
         if main:
             _log_inputs(config, config_path, evidence.splits, scorer)
-        fit_seconds = fit_scorer(scorer, evidence, callbacks=[EpochLossLogger(), RichProgress()])
+        fit_seconds = fit_scorer(
+            scorer,
+            evidence,
+            config.evaluation.certification_share,
+            callbacks=[EpochLossLogger(), RichProgress()],
+        )
         if not main:
             return None
         evaluation, metrics = measure(scorer, evidence, config, fit_seconds)

@@ -16,6 +16,7 @@ from prescore.eval.input_checks import fit_input_profile
 from prescore.eval.qualification import QualificationGates
 from prescore.eval.report import write_report
 from prescore.eval.routing import CriterionPolicy, Reason, Route, RoutingPolicy
+from prescore.eval.selective import choose_target
 from prescore.models.tfidf import TfidfScorer
 from tests.conftest import RUBRIC, evidence_row, write_csv
 
@@ -104,11 +105,12 @@ def test_policy_round_trips_through_json() -> None:
     assert RoutingPolicy.model_validate_json(original.model_dump_json()) == original
 
 
-def learnable_evidence(folder: Path, stakes: str) -> DataSource:
+def learnable_evidence(folder: Path, stakes: str, routing: str = "selective") -> DataSource:
     rubrics = folder / "rubrics"
     rubrics.mkdir()
-    (rubrics / "wait-time.yaml").write_text(yaml.safe_dump({**RUBRIC, "stakes": stakes}))
-    rows = [evidence_row(n) for n in range(600)]
+    rubric = {**RUBRIC, "stakes": stakes, "routing": routing}
+    (rubrics / "wait-time.yaml").write_text(yaml.safe_dump(rubric))
+    rows = [evidence_row(n) for n in range(1000)]
     words = {"0": "absent", "1": "emerging", "2": "steady", "3": "masterful"}
     for row in rows:
         level = words.get(row["final_level"], row["final_level"])  # TF-IDF skips lone digits
@@ -117,8 +119,10 @@ def learnable_evidence(folder: Path, stakes: str) -> DataSource:
     return DataSource(path=write_csv(folder / "evidence.csv", rows))
 
 
-def fitted(folder: Path, stakes: str) -> tuple[EvidenceSet, TfidfScorer]:
-    evidence = load_evidence(learnable_evidence(folder, stakes))
+def fitted(
+    folder: Path, stakes: str, routing: str = "selective"
+) -> tuple[EvidenceSet, TfidfScorer]:
+    evidence = load_evidence(learnable_evidence(folder, stakes, routing))
     train = evidence.splits["train"]
     scorer = TfidfScorer(min_df=1, alpha=0.01).fit(train, np.asarray(train["label"]))
     return evidence, scorer
@@ -126,11 +130,16 @@ def fitted(folder: Path, stakes: str) -> tuple[EvidenceSet, TfidfScorer]:
 
 def test_evaluate_fits_a_policy_and_holds_the_target_on_test(tmp_path: Path) -> None:
     evidence, scorer = fitted(tmp_path, "low")
-    settings = EvaluationSettings(target_error=0.2, gates=QualificationGates(min_items=20))
+    settings = EvaluationSettings(
+        target_error=0.2,
+        gates=QualificationGates(min_items=20),
+        protocol="crossfit",  # every calibration row certifies: the fixture's split is small
+    )
     evaluation = evaluate(scorer, evidence, settings)
     assert set(evaluation.agreement) == {"wait-time/planning", "wait-time/reflection"}
     for key, agreement in evaluation.agreement.items():
-        assert agreement.qualified, agreement.failures
+        criterion = evaluation.policy.criteria[key]
+        assert criterion.qualified, criterion.qualification_failures  # selective: by auto error
         assert agreement.human_qwk == pytest.approx(1.0)
         triage = evaluation.triage[key]
         assert triage.threshold is not None and triage.auto_share > 0
@@ -143,7 +152,8 @@ def test_evaluate_fits_a_policy_and_holds_the_target_on_test(tmp_path: Path) -> 
 
 
 def test_high_stakes_and_unqualified_criteria_route_everything_to_humans(tmp_path: Path) -> None:
-    evidence, scorer = fitted(tmp_path, "high")
+    evidence, scorer = fitted(tmp_path, "high", "full")
+    # full routing: the Williamson gates bind, and 10,000 held-out items are not there
     strict = EvaluationSettings(target_error=0.2, gates=QualificationGates(min_items=10_000))
     evaluation = evaluate(scorer, evidence, strict)
     test = evidence.splits["test"]
@@ -159,13 +169,14 @@ def test_high_stakes_and_unqualified_criteria_route_everything_to_humans(tmp_pat
         )
 
 
-def test_the_target_is_configured_else_human_else_fallback() -> None:
-    from prescore.eval.evaluate import target_error
-
-    assert target_error(EvaluationSettings(target_error=0.3), 0.1) == 0.3
-    assert target_error(EvaluationSettings(), 0.1) == 0.1
-    assert target_error(EvaluationSettings(), 0.0) == 0.0  # humans always agree: no slack
-    assert target_error(EvaluationSettings(fallback_target_error=0.25), None) == 0.25
+def test_the_target_is_configured_else_human_on_enough_pairs_else_fallback() -> None:
+    assert choose_target(0.3, 0.1, 500, 0.2).error == 0.3
+    assert choose_target(None, 0.1, 500, 0.2).error == 0.1
+    assert choose_target(None, 0.0, 500, 0.2).error == 0.0  # humans always agree: no slack
+    assert choose_target(None, None, 0, 0.25).error == 0.25
+    few = choose_target(None, 0.02, 29, 0.25)  # 29 pairs measure the humans too loosely
+    assert few.error == 0.25 and "fallback" in few.basis and "29" in few.basis
+    assert choose_target(None, 0.02, 30, 0.25).error == 0.02
 
 
 def test_a_tolerance_counts_near_misses_as_agreement() -> None:
@@ -179,8 +190,8 @@ def test_a_tolerance_counts_near_misses_as_agreement() -> None:
     assert best.tolist() == [1, 0, 3] and adjacent == pytest.approx([0.9, 0.9, 0.9])
     rater_pairs = [[{"level": 1}, {"level": 2}], [{"level": 0}, {"level": 3}], [{"level": 2}]]
     rows = pd.DataFrame({"scores": rater_pairs})
-    assert human_disagreement(rows, 0) == 1.0  # both double-scored items differ
-    assert human_disagreement(rows, 1) == 0.5  # only the three-level gap counts
+    assert human_disagreement(rows, 0) == (1.0, 2)  # both double-scored items differ
+    assert human_disagreement(rows, 1) == (0.5, 2)  # only the three-level gap counts
 
 
 def test_a_policy_with_a_tolerance_routes_on_the_window_probability() -> None:

@@ -184,6 +184,8 @@ def test_decisions_are_tabled_and_the_headline_prints_as_json(tmp_path: Path) ->
                 "decision_auto_share": 0.3,
                 "decision_error": 0.2,
                 "decision_target": 0.1,
+                "decision_credential_folds": 2.0,
+                "decision_folds_over_target": 1.0,
             }
         }
     }
