@@ -98,6 +98,7 @@ class ScoringRunner:
 
     def __init__(self) -> None:
         escape_request_logs()
+        logger.setLevel(logging.INFO)  # as in Prescore: BentoML's root level drops INFO
         self.host = ModelHost(ServiceSettings.from_environment())
 
     @bentoml.api
@@ -233,6 +234,9 @@ class Prescore:
 
     def __init__(self) -> None:
         escape_request_logs()
+        # BentoML's server logging leaves the root at WARNING, which dropped our INFO lines
+        # (the version loaded, a reload); they are few, and for the operator
+        logger.setLevel(logging.INFO)
         self.settings = ServiceSettings.from_environment()
         self.card: ModelCard | None = None
         self.scoring_now = 0  # /score requests in progress, for max_concurrent_requests
