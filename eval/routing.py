@@ -35,6 +35,9 @@ class Reason(StrEnum):
     input_too_short = "input_too_short"
     input_too_long = "input_too_long"
     input_unfamiliar_language_or_noise = "input_unfamiliar_language_or_noise"
+    # reviewers overturned the credential's audited auto decisions significantly above the
+    # target: auto is stopped until an operator resumes it or a new version serves
+    audit_alarm = "audit_alarm"
 
 
 def suggestion_confidence(
