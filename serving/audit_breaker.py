@@ -152,14 +152,13 @@ class AuditAlarms:
                 s.p_value,
                 resume_command(s.credential_id),
             )
-        resumed = {(s.credential_id, s.model_version): s for s in states}
-        for key in sorted(self._stopped.keys() - stopped.keys()):
-            s = resumed[key]
+        resumed_by = {(s.credential_id, s.model_version): s.resumed_by for s in states}
+        for credential_id, version in sorted(self._stopped.keys() - stopped.keys()):
             logger.info(
                 "auto decisions of %s (version %s) resumed by %s",
-                s.credential_id,
-                s.model_version,
-                s.resumed_by,
+                credential_id,
+                version,
+                resumed_by.get((credential_id, version)) or "an operator",
             )
         self._stopped = stopped
 

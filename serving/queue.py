@@ -10,7 +10,9 @@ low-stakes one reviewed by peers is decided by two peers who agree, and goes to 
 where they do not (see `decide`). High-stakes submissions are decided by experts only.
 Writes commit before the API answers, so an acknowledged submission survives a crash. Every
 verdict moves the entry's version on; two written at once on the same version, one fails
-instead of deciding the submission twice (SQLAlchemy's optimistic version counter).
+instead of deciding the submission twice (SQLAlchemy's optimistic version counter). The
+verdict that settles an audit may stop its credential's auto route (`trip_on_audits`; the
+rest of that breaker is serving/audit_breaker.py).
 """
 
 from __future__ import annotations
