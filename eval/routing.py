@@ -45,6 +45,9 @@ class Reason(StrEnum):
     input_too_long = "input_too_long"
     input_unfamiliar_language_or_noise = "input_unfamiliar_language_or_noise"
     subgroup_error = "subgroup_error"
+    # reviewers overturned the credential's audited auto decisions significantly above the
+    # target: auto is stopped until an operator resumes it or a new version serves
+    audit_alarm = "audit_alarm"
 
 
 def qualification_reasons(qualified: bool, failures: list[str]) -> list[Reason]:

@@ -208,8 +208,7 @@ class Promotion:
     promoted: bool
     candidate: VersionSummary
     champion: VersionSummary | None
-    margin: float | None
-    reason: str
+    reasons: list[str]  # every refusal that applied, or every way the candidate is better
 
 
 def list_versions(model_name: str) -> list[VersionSummary]:
@@ -242,12 +241,17 @@ def _summary(client: Any, version: Any, aliases: dict[str, str]) -> VersionSumma
 def promote(
     model_name: str, version: str | None = None, metric: str = PROMOTION_METRIC
 ) -> Promotion:
-    """Point `champion` at `version` (default: the newest) only if it beats the champion.
+    """Point `champion` at `version` (default: the newest) only if it beats the champion, by
+    the rule in models/promotion.py: qualified wherever the champion was, no smaller auto
+    share beyond sampling noise, no more false awards, and better on at least one of those or
+    `metric`.
 
     Both must have been measured on the same held-out evidence (equal test fingerprints);
     otherwise their numbers are not comparable and nothing moves.
     """
     from mlflow.tracking import MlflowClient
+
+    from prescore.models.promotion import judge
 
     versions = list_versions(model_name)
     if not versions:
@@ -269,23 +273,23 @@ def promote(
 
     if champion is None:
         move()
-        return Promotion(True, candidate, None, None, "there was no champion")
+        return Promotion(True, candidate, None, ["there was no champion"])
     if champion.version == candidate.version:
-        return Promotion(False, candidate, champion, 0.0, "it already is the champion")
+        return Promotion(False, candidate, champion, ["it already is the champion"])
     if champion.test_fingerprint != candidate.test_fingerprint:
         return Promotion(
             False,
             candidate,
             champion,
-            None,
-            "the two were tested on different held-out evidence, so their scores don't compare; "
-            "retrain the champion's config on the same data first",
+            [
+                "the two were tested on different held-out evidence, so their scores don't "
+                "compare; retrain the champion's config on the same data first"
+            ],
         )
-    margin = candidate.metrics[metric] - champion.metrics.get(metric, float("-inf"))
-    if margin > 0:
+    better, reasons = judge(candidate.metrics, champion.metrics, metric)
+    if better:
         move()
-        return Promotion(True, candidate, champion, margin, f"{metric} is higher by {margin:.4f}")
-    return Promotion(False, candidate, champion, margin, f"{metric} is not higher ({margin:+.4f})")
+    return Promotion(better, candidate, champion, reasons)
 
 
 @dataclass(frozen=True)

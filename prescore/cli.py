@@ -14,6 +14,7 @@ import typer  # noqa: E402
 from rich.console import Console  # noqa: E402
 
 from prescore import (  # noqa: E402
+    audits_cli,
     bench_cli,
     defaults,  # noqa: E402
     forget_cli,
@@ -49,6 +50,7 @@ reviewers.command(name="add")(serving_cli.add_reviewer)
 reviewers.command(name="calibrate")(serving_cli.calibrate)
 reviewers.command(name="report")(serving_cli.report_reviewers)
 app.add_typer(reviewers, name="reviewers")
+app.add_typer(audits_cli.app, name="audits")
 console = Console()
 
 QUICKSTART_CONFIG = Path(__file__).resolve().parent.parent / "experiments" / "quickstart.yaml"

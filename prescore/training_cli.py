@@ -141,8 +141,76 @@ def promote(
     except LookupError as error:
         console.print(escape(str(error)), style="red")
         raise typer.Exit(1) from None
+    if outcome.champion is not None and outcome.champion.version != outcome.candidate.version:
+        print_promotion_table(outcome.candidate, outcome.champion)
     verdict = "promoted to champion" if outcome.promoted else "not promoted"
-    console.print(f"{model} version {outcome.candidate.version} {verdict}: {outcome.reason}.")
+    console.print(f"{model} version {outcome.candidate.version} {verdict}:")
+    for reason in outcome.reasons:
+        console.print(f"  - {escape(reason)}")
+
+
+def print_promotion_table(candidate: object, champion: object) -> None:
+    """Champion and candidate side by side, per credential: what promotion judged."""
+    from prescore.models.promotion import (
+        PROMOTION_METRIC,
+        SIGNIFICANT,
+        decision_metrics,
+        lower_auto_share_p,
+    )
+    from prescore.models.registry import VersionSummary
+
+    assert isinstance(candidate, VersionSummary) and isinstance(champion, VersionSummary)
+    old, new = f"v{champion.version}", f"v{candidate.version}"
+    theirs, ours = decision_metrics(champion.metrics), decision_metrics(candidate.metrics)
+    table = Table(
+        title=f"champion {old} against candidate {new}, on the same test split",
+        title_justify="left",
+    )
+    table.add_column("credential")
+    table.add_column(f"qualified {old} / {new}")
+    table.add_column(f"auto share {old}", justify="right")
+    table.add_column(f"auto share {new}", justify="right")
+    table.add_column("lower? (Fisher p)", justify="right")
+    table.add_column(f"false awards {old} / {new}", justify="right")
+
+    def share(auto: int, submissions: int) -> str:
+        return f"{auto / submissions if submissions else 0:.1%} ({auto}/{submissions})"
+
+    for credential in sorted(theirs.keys() | ours.keys()):
+        held, mine = theirs.get(credential), ours.get(credential)
+        p = lower_auto_share_p(mine, held) if held and mine else None
+        table.add_row(
+            credential,
+            " / ".join(
+                "-" if side is None else ("yes" if side.qualified else "no")
+                for side in (held, mine)
+            ),
+            "-" if held is None else share(held.auto, held.submissions),
+            "-" if mine is None else share(mine.auto, mine.submissions),
+            "" if p is None else (f"[red]{p:.3g}[/red]" if p < SIGNIFICANT else f"{p:.3g}"),
+            " / ".join("-" if s is None else str(s.false_awards) for s in (held, mine)),
+        )
+    if theirs and ours:
+        table.add_row(
+            "[bold]all[/bold]",
+            "",
+            share(
+                sum(c.auto for c in theirs.values()), sum(c.submissions for c in theirs.values())
+            ),
+            share(sum(c.auto for c in ours.values()), sum(c.submissions for c in ours.values())),
+            "",
+            f"{sum(c.false_awards for c in theirs.values())} / "
+            f"{sum(c.false_awards for c in ours.values())}",
+        )
+    qwk = [v.metrics.get(PROMOTION_METRIC) for v in (champion, candidate)]
+    table.add_row(
+        f"[bold]{PROMOTION_METRIC}[/bold]",
+        "",
+        *("-" if value is None else f"{value:.3f}" for value in qwk),
+        "",
+        "",
+    )
+    console.print(table)
 
 
 def missing_version_message(model: str, alias: str) -> str:

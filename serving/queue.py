@@ -10,7 +10,9 @@ low-stakes one reviewed by peers is decided by two peers who agree, and goes to 
 where they do not (see `decide`). High-stakes submissions are decided by experts only.
 Writes commit before the API answers, so an acknowledged submission survives a crash. Every
 verdict moves the entry's version on; two written at once on the same version, one fails
-instead of deciding the submission twice (SQLAlchemy's optimistic version counter).
+instead of deciding the submission twice (SQLAlchemy's optimistic version counter). The
+verdict that settles an audit may stop its credential's auto route (`trip_on_audits`; the
+rest of that breaker is serving/audit_breaker.py).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, ExceptionContext, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import (
@@ -64,7 +67,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from prescore.data.review_export import RaterScore, ReviewedItem
 from prescore.data.schema import CriterionKey, RaterKind
 from prescore.eval.decisions import EARNED, NOT_YET
-from prescore.eval.drift import ReviewedDecision, ReviewedSubmission
+from prescore.eval.drift import SIGNIFICANT, AuditError, ReviewedDecision, ReviewedSubmission
 from prescore.eval.routing import Reason, Route
 from prescore.serving.schemas import (
     CriterionCard,
@@ -262,6 +265,29 @@ class ExportRecord(Base):
     path: Mapped[str] = mapped_column(Text)
     items: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AuditBreaker(Base):
+    """A credential's auto route stopped by its audits, for the model version whose audited
+    auto decisions reviewers overturned significantly above the target (see `trip_on_audits`).
+    One row per credential and version, written at its first trip: a newly served version has
+    none, so it starts clean. Stopped while tripped after the last resume; audits decided
+    before `resumed_at` no longer count. Its own table, so databases from before gain it."""
+
+    __tablename__ = "audit_breakers"
+
+    credential_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    model_version: Mapped[str] = mapped_column(String(50), primary_key=True)
+    tripped_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    audits: Mapped[int] = mapped_column(Integer)  # counted at the trip, since the last resume
+    errors: Mapped[int] = mapped_column(Integer)
+    target: Mapped[float] = mapped_column(Float)
+    resumed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    resumed_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+    @property
+    def tripped(self) -> bool:
+        return self.resumed_at is None or as_utc(self.tripped_at) > as_utc(self.resumed_at)
 
 
 @dataclass(frozen=True)
@@ -665,6 +691,8 @@ class ReviewQueue:
                     settle(entry, Verdict(verdict.levels, verdict.decision, feedback), reviewer)
                 else:  # a first peer review, or a second that disagrees: the version moves on
                     flag_modified(entry, "priority")
+                if entry.audit and entry.status == DECIDED:
+                    trip_on_audits(session, entry.credential_id, entry.model_version)
         except StaleDataError:
             raise AlreadyDecided(f"submission {entry_id} was decided while you looked") from None
         return entry
@@ -875,6 +903,51 @@ def check_verdict(verdict: Verdict, entry: SubmissionEntry) -> None:
         problems.append(f"feedback {unstorable}")
     if problems:
         raise ValueError("; ".join(problems))
+
+
+def trip_on_audits(session: Session, credential_id: str, model_version: str) -> bool:
+    """Stop the credential's auto route for this version when its audited auto decisions since
+    the last resume err above the target beyond chance: one-sided exact binomial p-value under
+    SIGNIFICANT (eval/drift.py, the same test the drift report uses). Runs in the transaction
+    that saves an audit's verdict, so it trips on the verdict that makes the evidence. Two
+    verdicts saved at once on Postgres may each miss the other; the next one counts both.
+    Returns whether it tripped now."""
+    breaker = session.get(AuditBreaker, (credential_id, model_version))
+    if breaker is not None and breaker.tripped:
+        return False
+    counted = [
+        SubmissionEntry.credential_id == credential_id,
+        SubmissionEntry.model_version == model_version,
+        SubmissionEntry.audit.is_(True),
+        SubmissionEntry.status == DECIDED,
+    ]
+    if breaker is not None and breaker.resumed_at is not None:
+        counted.append(SubmissionEntry.decided_at > as_utc(breaker.resumed_at))
+    overturned = case((SubmissionEntry.decided_decision != SubmissionEntry.decision, 1), else_=0)
+    audits, errors = session.execute(
+        select(func.count(SubmissionEntry.id), func.coalesce(func.sum(overturned), 0)).where(
+            *counted
+        )
+    ).one()
+    target = session.scalars(  # the newest audit's: the policy the version serves under
+        select(SubmissionEntry.target_error).where(*counted).order_by(SubmissionEntry.id.desc())
+    ).first()
+    if not audits or target is None:
+        return False
+    measured = AuditError(credential_id, model_version, audits, errors, 0, target)
+    if not (measured.warning and measured.p_value < SIGNIFICANT):
+        return False
+    now = datetime.now(UTC)
+    counts = {"tripped_at": now, "audits": audits, "errors": errors, "target": target}
+    if breaker is not None:  # tripped before and resumed: it trips again on newer audits
+        for column, value in counts.items():
+            setattr(breaker, column, value)
+        return True
+    row = {"credential_id": credential_id, "model_version": model_version, **counts}
+    # a verdict saved at the same moment may trip it first: theirs stands, ours is not an error
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    session.execute(dialect.insert(AuditBreaker).values(row).on_conflict_do_nothing())
+    return True
 
 
 def review_of(

@@ -146,6 +146,19 @@ class CriterionCard(BaseModel):
     target_error: float
 
 
+class AuditAlarm(BaseModel):
+    """Why a credential's auto route is stopped: reviewers overturned its audited auto
+    decisions significantly more often than the target (serving/audit_breaker.py)."""
+
+    stopped_since: datetime
+    model_version: str = Field(description="the version whose audits tripped it")
+    audits: int = Field(description="audited auto decisions counted since the last resume")
+    errors: int = Field(description="of those, decided otherwise by the reviewer")
+    target_error: float
+    p_value: float = Field(description="one-sided exact binomial p-value of the excess")
+    resume: str = Field(description="the command that restarts the auto route")
+
+
 class CredentialCard(BaseModel):
     credential_id: str
     stakes: str = Field(description="high: every item goes to a human, with the suggestion")
@@ -155,6 +168,11 @@ class CredentialCard(BaseModel):
         description="how submissions are decided: the award rule, whether the decision is "
         "qualified, its thresholds and target; null where the model scores only part of the "
         "rubric",
+    )
+    audit_alarm: AuditAlarm | None = Field(
+        None,
+        description="set while the credential's auto route is stopped by its audits: every "
+        "decision and item goes to a human with reason audit_alarm; null while auto runs",
     )
 
 

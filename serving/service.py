@@ -34,6 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from prescore.data.schema import CriterionKey
 from prescore.eval.routing import Reason
 from prescore.models.inputs import words
+from prescore.serving.audit_breaker import AuditAlarms, stop_auto, with_alarms
 from prescore.serving.auth import key_is_valid, presented_key
 from prescore.serving.endpoints import InlineModel, ModelEndpoint, RemoteModel
 from prescore.serving.model_host import ModelHost
@@ -98,6 +99,7 @@ class ScoringRunner:
 
     def __init__(self) -> None:
         escape_request_logs()
+        logger.setLevel(logging.INFO)  # as in Prescore: BentoML's root level drops INFO
         self.host = ModelHost(ServiceSettings.from_environment())
 
     @bentoml.api
@@ -233,10 +235,14 @@ class Prescore:
 
     def __init__(self) -> None:
         escape_request_logs()
+        # BentoML's server logging leaves the root at WARNING, which dropped our INFO lines
+        # (the version loaded, a reload); they are few, and for the operator
+        logger.setLevel(logging.INFO)
         self.settings = ServiceSettings.from_environment()
         self.card: ModelCard | None = None
         self.scoring_now = 0  # /score requests in progress, for max_concurrent_requests
         self.queue = ReviewQueue(self.settings.review_db)
+        self.alarms = AuditAlarms(self.queue, self.settings.audit_alarm_refresh_seconds)
         connect(review, self.queue, self.settings.session_secret, self.settings.secure_cookies)
         api.state.service = self
         self.model: ModelEndpoint = (
@@ -298,6 +304,8 @@ class Prescore:
         if self.card is not None and self.card.model_version != version:
             self.card = None  # a reload elsewhere, or one that landed mid-request: read it again
         submissions = decide_submissions(body.items, scores, card)
+        # a credential whose audits stopped its auto route: all of it to a human
+        scores, submissions = stop_auto(scores, submissions, await self.alarms.stopped(version))
         # every human-routed decision and the audit sample, committed before the answer in one
         # transaction: an acknowledged submission is never lost, nor half queued
         to_review = submissions_to_review(
@@ -339,8 +347,10 @@ class Prescore:
 
     @api.get("/credentials", response_model=ModelCard, responses={401: {}})
     async def credentials(self) -> ModelCard:
-        """What the loaded model scores, with each criterion's qualification and stakes."""
-        return await self.model_card()
+        """What the loaded model scores, with each criterion's qualification and stakes, and
+        each credential whose audits stopped its auto route."""
+        card = await self.model_card()
+        return with_alarms(card, await self.alarms.stopped(card.model_version))
 
     @api.post(
         "/reload",

@@ -42,6 +42,7 @@ ENVIRONMENT = {  # variable -> field, for the settings given as plain values
     "PRESCORE_MAX_CONCURRENT": "max_concurrent_requests",
     "PRESCORE_REVIEW_DB": "review_db",
     "PRESCORE_AUDIT_RATE": "audit_rate",
+    "PRESCORE_AUDIT_ALARM_REFRESH_SECONDS": "audit_alarm_refresh_seconds",
     "PRESCORE_SECURE_COOKIES": "secure_cookies",
     "PRESCORE_RUNTIME": "runtime",
     "PRESCORE_MODEL_PROCESS": "model_process",
@@ -80,6 +81,11 @@ class ServiceSettings(BaseModel):
     review_db: str = Field(defaults.REVIEW_DB, description="SQLAlchemy URL")
     audit_rate: float = Field(
         defaults.AUDIT_RATE, ge=0, le=1, description="share of auto items also queued"
+    )
+    audit_alarm_refresh_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="how often the service rereads which credentials their audits stopped",
     )
     session_secret: str = Field(default="", repr=False)
     secure_cookies: bool = Field(

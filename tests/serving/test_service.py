@@ -8,6 +8,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,7 @@ def server(
         "PRESCORE_MAX_ITEMS": "8",
         "PRESCORE_MAX_TEXT_CHARS": "2000",
         "PRESCORE_MODEL_PROCESS": request.param,
+        "PRESCORE_AUDIT_ALARM_REFRESH_SECONDS": "0.2",
     }
     with running_service(registry, folder, settings) as (url, log):
         yield Server(url, log, registry, request.param)
@@ -128,6 +130,46 @@ def test_a_request_gets_one_decision_per_submission(server: Server) -> None:
     assert "incomplete_submission" not in first["reasons"]
     assert second["route"] == "human" and "incomplete_submission" in second["reasons"]
     assert first["model_version"] == "1"
+
+
+def test_audits_over_target_stop_auto_in_score_and_credentials_until_resumed(
+    server: Server,
+) -> None:
+    from prescore.serving.audit_breaker import resume
+    from prescore.serving.queue import AuditBreaker, ReviewQueue
+
+    queue = ReviewQueue(f"sqlite:///{server.log.parent / '.prescore' / 'review.db'}")
+    version = server.call("GET", "/credentials")[1]["model_version"]
+    items = [item(2, submission_id="s1"), item(3, submission_id="s1")]
+    with queue.writing() as session:  # as the queue trips it (tests/serving/test_audit_breaker)
+        session.add(
+            AuditBreaker(
+                credential_id="wait-time",
+                model_version=version,
+                tripped_at=datetime.now(UTC),
+                audits=2,
+                errors=2,
+                target=0.1,
+            )
+        )
+    try:
+        time.sleep(0.5)  # past the service's cache of the breakers
+        _, body, _ = server.call("POST", "/score", {"items": items})
+        for answer in body["scores"] + body["submissions"]:
+            assert answer["route"] == "human" and "audit_alarm" in answer["reasons"]
+        (credential,) = server.call("GET", "/credentials")[1]["credentials"]
+        alarm = credential["audit_alarm"]
+        assert (alarm["audits"], alarm["errors"], alarm["model_version"]) == (2, 2, version)
+        assert alarm["resume"] == "prescore audits resume wait-time"
+    finally:
+        resume(queue, "wait-time", "tests")
+    time.sleep(0.5)
+    _, body, _ = server.call("POST", "/score", {"items": items})
+    assert not any("audit_alarm" in a["reasons"] for a in body["scores"] + body["submissions"])
+    assert server.call("GET", "/credentials")[1]["credentials"][0]["audit_alarm"] is None
+    log = server.log.read_text()
+    assert "auto decisions of wait-time stopped (audit_alarm)" in log
+    assert f"auto decisions of wait-time (version {version}) resumed by tests" in log
 
 
 def test_credentials_list_criteria_with_qualification_and_stakes(server: Server) -> None:
