@@ -30,7 +30,14 @@ from dataclasses import dataclass
 import numpy as np
 from mapie.risk_control import BinaryClassificationController, FWERFixedSequenceTesting
 
-THRESHOLD_GRID = np.round(np.linspace(0.99, 0.0, 100), 4)  # most confident first
+# Most confident first. Steps of 0.01, and finer above 0.9 (1 - 10^-3 ... 1 - 10^-1 on a log
+# scale): a target of a few percent is proven only among near-certain decisions, which a step
+# of 0.01 lumps together. The fixed sequence pays nothing for the extra thresholds. On the
+# ASAP-SAS leaderboard this took tfidf-length's auto decisions from 18.5% to 30.0% at the same
+# guarantee (eval/RESULTS.md).
+THRESHOLD_GRID = np.unique(
+    np.round(np.concatenate([1 - np.logspace(-3, -1, 20), np.linspace(0.9, 0.0, 91)]), 4)
+)[::-1]
 MIN_AUTO_ITEMS = 30
 
 

@@ -55,19 +55,22 @@ def test_error_among_auto_items_stays_under_target_with_the_stated_probability()
         result = fit_threshold(*simulate(3000, np.random.default_rng(seed)), target, level)
         kept.append(result.threshold is None or true_error_above(result.threshold) <= target)
     assert np.mean(kept) >= level  # the guarantee: at least 90% of calibration draws
-    # and it is not vacuous: it does auto-score something in most draws
+    # and it is not vacuous: it does auto-score something in most draws (17 of these 20: the
+    # grid's finer steps above 0.9 start the sequence on fewer items, and one unlucky error
+    # among them ends it; the 0.01 grid found 18, and 7 against 9 of the small draws below)
     found = [
         fit_threshold(*simulate(3000, np.random.default_rng(s)), target, level) for s in range(20)
     ]
-    assert sum(r.threshold is not None for r in found) >= 18
+    assert sum(r.threshold is not None for r in found) >= 17
     assert all(r.calibration_coverage > 0.05 for r in found if r.threshold is not None)
 
 
 def test_a_calibration_split_of_a_few_hundred_items_still_finds_a_threshold() -> None:
     # per-criterion calibration splits are this small on real data; Bonferroni-Holm over the
-    # 100-threshold grid found a threshold in none of these 20 draws, fixed sequence in 7
+    # 100-threshold grid found a threshold in none of these 20 draws, fixed sequence in 7 on
+    # the 0.01 grid and 9 on today's
     found = [fit_threshold(*simulate(300, np.random.default_rng(s)), 0.1, 0.9) for s in range(20)]
-    assert sum(r.threshold is not None for r in found) >= 5
+    assert sum(r.threshold is not None for r in found) >= 9
     assert all(true_error_above(r.threshold) <= 0.1 for r in found if r.threshold is not None)
 
 
