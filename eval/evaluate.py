@@ -97,7 +97,7 @@ class EvaluationSettings(BaseModel):
         50, ge=1, description="smallest subgroup whose auto decisions are judged on their own"
     )
     protocol: Protocol = Field(
-        "split",
+        "crossfit",
         description="split: certification rows apart from the rows temperatures and Platt are "
         "fitted on; crossfit: every row that selected no model certifies, scored by fits on the "
         "other folds (eval/protocol.py)",

@@ -390,11 +390,13 @@ class Figures:
 
 def judge(calibration: Agreement, plan: Plan) -> list[str]:
     """Why a reviewer is under the credential's bar; empty where they meet it, or have not
-    yet scored enough adjudicated submissions to be judged."""
+    yet scored enough adjudicated submissions to be judged. QWK is judged once it is defined:
+    on levels without variety (one and the same level throughout, as after a single item) it
+    is undefined, and the decision agreement alone is judged until then."""
     if calibration.submissions < plan.judged_after:
         return []
     why = []
-    if not calibration.qwk >= plan.min_qwk:
+    if not math.isnan(calibration.qwk) and not calibration.qwk >= plan.min_qwk:
         why.append(f"QWK {calibration.qwk:.2f} < {plan.min_qwk:.2f}")
     if not calibration.decision_agreement >= plan.min_decision_agreement:
         why.append(
