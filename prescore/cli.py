@@ -9,6 +9,7 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from pathlib import Path  # noqa: E402
+from typing import TYPE_CHECKING  # noqa: E402
 
 import typer  # noqa: E402
 from rich.console import Console  # noqa: E402
@@ -25,6 +26,12 @@ from prescore import (  # noqa: E402
 from prescore.data.problems import InputError  # noqa: E402
 from prescore.data_cli import app as data_app  # noqa: E402
 from prescore.data_cli import print_load_summary, print_problems  # noqa: E402
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from prescore.demo import DemoRequest
+    from prescore.eval.routing import Route
 
 app = typer.Typer(
     name="prescore",
@@ -81,7 +88,8 @@ def quickstart(
     training_cli.print_train_result(result)
     training_cli.promote(model=result.model_name, version=result.version)
     if serve:
-        serving_cli.serve(
+        examples = demo_examples(result.model_name, evidence.splits["test"])
+        serving_cli.run_service(
             model=result.model_name,
             alias=defaults.MODEL_ALIAS,
             host="127.0.0.1",
@@ -91,7 +99,31 @@ def quickstart(
             max_text_chars=defaults.MAX_TEXT_CHARS,
             review_db=os.environ.get("PRESCORE_REVIEW_DB", defaults.REVIEW_DB),
             ready_timeout=defaults.READY_TIMEOUT_SECONDS,
+            examples=examples,
         )
+
+
+def demo_examples(model: str, test: pd.DataFrame) -> dict[Route, DemoRequest]:
+    """A held-out submission the champion decides alone and one it sends to a human; where
+    none goes auto, say why (the policy's own words), never loosen a gate to find one."""
+    from prescore.demo import pick_demo_requests
+    from prescore.eval.routing import Route
+    from prescore.serving.scoring import ScoringModel
+
+    with console.status("Finding a held-out submission of each route..."):
+        examples = pick_demo_requests(model, defaults.MODEL_ALIAS, test)
+    if Route.auto not in examples:
+        policy = ScoringModel.from_registry(model, defaults.MODEL_ALIAS).policy
+        why = [
+            f"{credential}: " + "; ".join(d.qualification_failures or [f"threshold {d.threshold}"])
+            for credential, d in policy.decisions.items()
+        ]
+        console.print(
+            "[yellow]No held-out submission of this sample is decided automatically[/yellow]: "
+            + (" | ".join(why) or "the model decides no credential")
+            + ". The README's section on the quick-start shows one on a public set."
+        )
+    return examples
 
 
 if __name__ == "__main__":

@@ -16,6 +16,8 @@ from rich.markup import escape
 from prescore import defaults
 
 if TYPE_CHECKING:
+    from prescore.demo import DemoRequest
+    from prescore.eval.routing import Route
     from prescore.serving.queue import ReviewQueue
 
 console = Console()
@@ -95,6 +97,33 @@ def curl_example(base_url: str, key_file: Path, credential_id: str, criteria: li
     )
 
 
+def ready_examples(
+    base_url: str,
+    key_file: Path,
+    credential_id: str,
+    criteria: list[str],
+    examples: dict[Route, DemoRequest] | None,
+) -> str:
+    """The requests to try: held-out submissions decided alone and sent to a human where the
+    quick-start found them, else a made-up submission."""
+    from prescore.demo import curl_file
+    from prescore.eval.routing import Route
+
+    if not examples:
+        return "Score a submission (one item per criterion):\n\n" + curl_example(
+            base_url, key_file, credential_id, criteria
+        )
+    said = {
+        Route.auto: "A held-out submission the model decides alone (route auto)",
+        Route.human: "One it sends to a reviewer (route human)",
+    }
+    return "\n\n".join(
+        f"{said[route]}, {example.decision.decision} with confidence "
+        f"{example.decision.confidence:.2f}:\n\n{curl_file(base_url, key_file, example.body)}"
+        for route, example in sorted(examples.items())
+    )
+
+
 def first_credential(base_url: str, key_file: Path) -> tuple[str, list[str]]:
     """The first credential the served model scores, with its criteria."""
     from prescore.serving.client import ScoringClient
@@ -130,6 +159,25 @@ def serve(
     ),
 ) -> None:
     """Serve the registered model over HTTP with BentoML: POST /score, GET /credentials."""
+    run_service(
+        model, alias, host, port, api_key_file, max_items, max_text_chars, review_db, ready_timeout
+    )
+
+
+def run_service(
+    model: str,
+    alias: str,
+    host: str,
+    port: int,
+    api_key_file: Path,
+    max_items: int,
+    max_text_chars: int,
+    review_db: str,
+    ready_timeout: float,
+    examples: dict[Route, DemoRequest] | None = None,
+) -> None:
+    """`serve`, with the quick-start's example requests (prescore/demo.py) printed when ready
+    in place of the made-up one."""
     version = check_servable(model, alias)
     open_queue(review_db).engine.dispose()  # a missing driver or database stops here, clearly
     from prescore.serving.launch import forward_termination, start_service, stop, wait_until_ready
@@ -166,8 +214,8 @@ def serve(
                 else ("CREDENTIAL", ["CRITERION"])
             )
             console.print(
-                f"\n[green]Ready.[/green] Score a submission (one item per criterion):\n\n"
-                f"{curl_example(base_url, key_file, credential_id, criteria)}\n\n"
+                f"\n[green]Ready.[/green] "
+                f"{ready_examples(base_url, key_file, credential_id, criteria, examples)}\n\n"
                 f"What it scores: GET {base_url}/credentials; API docs: {base_url}/api/docs; "
                 f"reviewers: {base_url}/review/ (add one with `prescore reviewers add`). "
                 "Ctrl+C stops it.\n",

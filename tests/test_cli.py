@@ -52,7 +52,7 @@ class FinishedService:
         pass
 
 
-def test_quickstart_ends_by_serving_the_champion_with_a_curl_example(
+def test_quickstart_ends_by_serving_the_champion_with_held_out_examples(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import prescore.serving.launch as launch
@@ -83,10 +83,16 @@ def test_quickstart_ends_by_serving_the_champion_with_a_curl_example(
     assert key_file.read_text().strip() not in result.output  # the key is never printed
     assert "Ready." in result.output and "curl -s http://127.0.0.1:3000/score" in result.output
     assert f"$(cat {key_file.resolve()})" in result.output
-    flat = "".join(result.output.split())  # the body, as one JSON document, whatever the wrapping
-    body = json.loads(flat[flat.index("-d'") + 3 : flat.index("'", flat.index("-d'") + 3)])
-    assert [i["criterion_id"] for i in body["items"]] == criteria
-    assert {i["submission_id"] for i in body["items"]} == {"demo-1"}
+    # the TF-IDF model certifies no auto decision on the sample: it says so, with the policy's
+    # reason, and shows a held-out submission sent to a reviewer
+    flat = " ".join(result.output.split())
+    assert "No held-out submission of this sample is decided automatically" in flat
+    assert "route human" in flat and "route auto" not in flat
+    body_file = tmp_path / ".prescore" / "demo" / "human.json"
+    assert f"-d @{body_file.resolve()}" in flat
+    assert oct(body_file.stat().st_mode & 0o777) == "0o600"  # it holds evidence text
+    body = json.loads(body_file.read_text())
+    assert len(body["items"]) == 6 and len({i["submission_id"] for i in body["items"]}) == 1
 
 
 def test_the_quickstart_config_is_the_default_and_fine_tunes_the_bundled_encoder() -> None:

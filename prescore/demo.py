@@ -1,0 +1,98 @@
+"""The quick-start's two requests: a held-out submission the served model decides alone and one
+it sends to a human, found by scoring the test split with the same code the service runs.
+
+Nothing is loosened for the demo: if the policy certifies no auto decision on the sample, there
+is none to show, and the quick-start says so and why.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from prescore.eval.routing import Route
+from prescore.serving.schemas import EvidenceToScore, SubmissionDecision
+
+DEMO_FOLDER = Path(".prescore/demo")
+CANDIDATES = 1000  # submissions tried at most, in the order of the test split
+
+
+@dataclass(frozen=True)
+class DemoRequest:
+    route: Route
+    decision: SubmissionDecision
+    body: Path  # the request's JSON body, readable by its owner only (it holds evidence text)
+
+
+def submission_items(split: pd.DataFrame) -> list[list[EvidenceToScore]]:
+    """The split's submissions, each as the items of one /score request."""
+    names = split["submission_id"].where(split["submission_id"].notna(), split["id"])
+    out = []
+    for (_, name), rows in split.groupby([split["credential_id"], names], sort=False):
+        out.append(
+            [
+                EvidenceToScore(
+                    submission_id=f"demo-{name}",
+                    credential_id=row["credential_id"],
+                    criterion_id=row["criterion_id"],
+                    evidence_type=row["evidence_type"] or "evidence",
+                    text=row["text"],
+                )
+                for row in rows.to_dict("records")
+            ]
+        )
+    return out
+
+
+def pick_demo_requests(
+    model: str, alias: str, split: pd.DataFrame, folder: Path = DEMO_FOLDER
+) -> dict[Route, DemoRequest]:
+    """The first held-out submission routed auto and the first routed to a human (either may be
+    missing), their request bodies written to `folder`."""
+    from prescore.serving.scoring import ScoringModel, decide_submissions
+
+    scoring = ScoringModel.from_registry(model, alias)
+    card = scoring.card()
+    found: dict[Route, DemoRequest] = {}
+    for items in submission_items(split)[:CANDIDATES]:
+        if any(scoring.policy.criterion(i.credential_id, i.criterion_id) is None for i in items):
+            continue
+        (decision,) = decide_submissions(items, scoring.score(items), card)
+        if decision.route in found:
+            continue
+        body = {"items": [item.model_dump(mode="json") for item in items]}
+        found[decision.route] = DemoRequest(
+            decision.route, decision, write_private(folder / f"{decision.route}.json", body)
+        )
+        if len(found) == len(Route):
+            break
+    return found
+
+
+def write_private(path: Path, body: Mapping[str, object]) -> Path:
+    """Write JSON readable by its owner only, whole or not at all."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    draft = path.with_name(f".{path.name}.partial")
+    draft.unlink(missing_ok=True)
+    descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(descriptor, "w") as handle:
+            json.dump(body, handle)
+        os.replace(draft, path)
+    finally:
+        draft.unlink(missing_ok=True)
+    return path.resolve()
+
+
+def curl_file(base_url: str, key_file: Path, body: Path) -> str:
+    return (
+        f"curl -s {base_url}/score \\\n"
+        f'  -H "Authorization: Bearer $(cat {key_file})" \\\n'
+        f'  -H "Content-Type: application/json" \\\n'
+        f"  -d @{body}"
+    )
