@@ -23,7 +23,7 @@ import joblib
 import numpy as np
 import pandas as pd
 
-from prescore.models.essay_features import EssayFeatures
+from prescore.models.essay_features import WRITING_FEATURES, EssayFeatures
 from prescore.models.inputs import levels_per_criterion, pad_probabilities
 from prescore.models.kernel_ridge import (
     ALPHA_GRID,
@@ -37,9 +37,13 @@ from prescore.models.ordinal import (
     fit_spread,
     level_probabilities,
     levels_from_cut_points,
+    qwk,
     rounding_cut_points,
 )
 from prescore.models.scorer import EvalSet, Scorer
+from prescore.models.stacking import booster, fit_stacked
+
+BLENDS = np.linspace(0, 1, 5)  # the booster's share of the score, chosen out of fold
 
 STATE_FILE = "essay.joblib"
 
@@ -55,6 +59,8 @@ class CriterionFit:
     spread: float
     alpha: float
     oof_qwk: float
+    booster: Any = None  # trees over (ridge score, writing features); None: the ridge alone
+    blend: float = 0.0  # the booster's share of the score
 
 
 @dataclass
@@ -83,6 +89,7 @@ class EssayScorer(Scorer):
         cache_dir: str | None = None,
         alpha: float | None = None,
         cut_points: str = "qwk",
+        stack: str | None = None,
         folds: int = 5,
         seed: int = 13,
     ) -> None:
@@ -101,6 +108,7 @@ class EssayScorer(Scorer):
         self.cache_dir = cache_dir  # where encoder vectors are kept between fits
         self.alpha = alpha  # None: chosen per criterion on out-of-fold predictions
         self.cut_points = cut_points  # "qwk" (fitted out of fold) or "round"
+        self.stack = stack  # "lightgbm": boosted trees over the ridge (models/stacking.py)
         self.folds = folds  # for the out-of-fold predictions everything is tuned on
         self.seed = seed
 
@@ -113,6 +121,10 @@ class EssayScorer(Scorer):
             raise ValueError(f"cut_points must be 'qwk' or 'round', not {self.cut_points!r}")
         if self.alpha is not None and not self.alpha > 0:
             raise ValueError(f"alpha must be above 0, or left out to be chosen: {self.alpha}")
+        if self.stack not in (None, "lightgbm"):
+            raise ValueError(f"stack must be 'lightgbm' or left out, not {self.stack!r}")
+        if self.stack is not None:
+            booster(self.seed)  # LightGBM is installed
         if self.folds < 2:
             raise ValueError(f"folds must be at least 2 for out-of-fold tuning: {self.folds}")
         if not 1 <= self.char_ngram_min <= self.char_ngram_max:
@@ -196,7 +208,13 @@ class EssayScorer(Scorer):
                 best = int(np.argmin(errors))
                 chosen.append(alphas[best])
                 self.criteria_[key] = self._fit_levels(
-                    number, column, oof[best, :, column], targets[:, column], key, alphas[best]
+                    number,
+                    column,
+                    oof[best, :, column],
+                    targets[:, column],
+                    key,
+                    alphas[best],
+                    matrix[1][:, : len(WRITING_FEATURES)],
                 )
             group.ridge = fit_dual_ridge(matrix, kernel, targets, np.array(chosen))
             self.groups_.append(group)
@@ -210,17 +228,25 @@ class EssayScorer(Scorer):
         labels: np.ndarray,
         key: str,
         alpha: float,
+        writing: np.ndarray,
     ) -> CriterionFit:
-        """Cut points and spread on one criterion's out-of-fold scores."""
+        """The booster if asked, then cut points and spread, on one criterion's out-of-fold
+        scores."""
         levels = self.num_levels_[key]
         truth = labels.astype(int)
+        model, blend = None, 0.0
+        if self.stack is not None:
+            model, boosted = fit_stacked(
+                np.hstack([scores[:, None], writing]), labels, self.folds, self.seed
+            )
+            blends = [(1 - w) * scores + w * boosted for w in BLENDS]
+            best = int(np.argmin([np.mean((b - labels) ** 2) for b in blends]))
+            scores, blend = blends[best], float(BLENDS[best])
         cuts = (
             fit_cut_points(scores, truth, levels)
             if self.cut_points == "qwk"
             else rounding_cut_points(levels)
         )
-        from prescore.models.ordinal import qwk
-
         return CriterionFit(
             group=group,
             column=column,
@@ -228,6 +254,8 @@ class EssayScorer(Scorer):
             spread=fit_spread(scores, truth, cuts, levels),
             alpha=float(alpha),
             oof_qwk=qwk(levels_from_cut_points(scores, cuts), truth, levels),
+            booster=model,
+            blend=blend,
         )
 
     def fit_summary(self) -> dict[str, float]:
@@ -238,6 +266,8 @@ class EssayScorer(Scorer):
             out[f"essay_alpha.{name}"] = fitted.alpha
             out[f"essay_spread.{name}"] = fitted.spread
             out[f"essay_oof_qwk.{name}"] = fitted.oof_qwk
+            if fitted.booster is not None:
+                out[f"essay_blend.{name}"] = fitted.blend
         return out
 
     # -- predict ----------------------------------------------------------------------------
@@ -254,9 +284,16 @@ class EssayScorer(Scorer):
                 continue
             unique = list(dict.fromkeys(texts[r] for r in rows))  # one essay, many criteria
             position = {t: i for i, t in enumerate(unique)}
-            predicted = group.ridge.predict(self._features(group, unique))
-            for r in rows:
-                out[r] = predicted[position[texts[r]], mine[str(keys[r])].column]
+            features = self._features(group, unique)
+            predicted = group.ridge.predict(features)
+            writing = features[1][:, : len(WRITING_FEATURES)]
+            for key, fitted in mine.items():
+                score = predicted[:, fitted.column]
+                if fitted.booster is not None:
+                    boosted = fitted.booster.predict(np.hstack([score[:, None], writing]))
+                    score = (1 - fitted.blend) * score + fitted.blend * boosted
+                for r in rows[keys[rows] == key]:
+                    out[r] = score[position[texts[r]]]
         return out
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:

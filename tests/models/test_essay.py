@@ -3,6 +3,8 @@ with them, and tuning that never looks at the eval set."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -141,3 +143,17 @@ def test_bad_settings_are_refused_before_training() -> None:
         make_scorer("essay", {"cut_points": "median"})
     with pytest.raises(ValueError, match="folds"):
         make_scorer("essay", {"folds": 1})
+
+
+def test_the_stacked_booster_round_trips_and_keeps_the_cut_point_levels(tmp_path: Path) -> None:
+    pytest.importorskip("lightgbm")
+    from prescore.models.scorer import load_scorer
+
+    X, y = scoring_frame(200)
+    scorer = EssayScorer(min_df=1, folds=3, stack="lightgbm").fit(X[:160], y[:160])
+    p = scorer.predict_proba(X[160:])
+    assert np.allclose(p.sum(axis=1), 1)
+    assert np.array_equal(p.argmax(axis=1), scorer.predict(X[160:]))
+    assert all(f.booster is not None for f in scorer.criteria_.values())
+    reloaded = load_scorer(scorer.save(tmp_path / "essay"))
+    assert np.array_equal(reloaded.predict_proba(X[160:]), p)
