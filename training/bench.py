@@ -43,6 +43,13 @@ NUM_FOLDS = 5
 CALIBRATION_SHARE = 0.15
 BASELINE = ScorerSpec(kind="tfidf")
 WITH_LENGTH = ScorerSpec(kind="tfidf", params={"length_features": True})
+ESSAY = ScorerSpec(kind="essay")  # the CPU scorer that wins (models/essay.py)
+
+
+def essay_with_embeddings(cache_dir: Path, base_model: str = BUNDLED) -> ScorerSpec:
+    """The essay scorer with a frozen encoder's vectors among its features, cached as the
+    embeddings baseline's."""
+    return ScorerSpec(kind="essay", params={"embeddings": base_model, "cache_dir": str(cache_dir)})
 
 
 def embeddings_baseline(cache_dir: Path, base_model: str = BUNDLED) -> ScorerSpec:
@@ -160,6 +167,10 @@ def scorer_label(scorer: Scorer) -> str:
     params = scorer.get_params()
     label = scorer.kind + ("-length" if params.get("length_features") else "")
     base_model = params.get("base_model")
+    if isinstance(params.get("embeddings"), str):  # the essay scorer reading encoder vectors
+        label += "-" + (
+            "minilm" if params["embeddings"] == BUNDLED else Path(params["embeddings"]).name
+        )
     if isinstance(base_model, str) and base_model != BUNDLED:
         label += f"-{Path(base_model).name}"
     for name, mark, off in RECIPE_MARKS:

@@ -79,7 +79,7 @@ def test_the_ensembles_default_members_are_chosen_when_used_not_when_built() -> 
     ensemble = EnsembleScorer()
     assert ensemble.members is None
     assert clone(ensemble).members is None  # clone refuses a constructor that rewrites
-    assert [m["kind"] for m in ensemble.member_specs()] == ["transformer", "tfidf"]
+    assert [m["kind"] for m in ensemble.member_specs()] == ["transformer", "essay"]
 
 
 def test_a_clone_of_a_fitted_scorer_fits_to_the_same_predictions() -> None:
