@@ -3,12 +3,12 @@
 - Cut points: the AES literature regresses the score and then moves the boundaries between
   levels to where quadratic weighted kappa is highest on out-of-fold predictions (the
   "optimised rounder"); plain rounding loses about 0.02-0.05 QWK on ASAP.
-- Probabilities: the score is mapped piecewise-linearly so that every cut point lands halfway
-  between two level positions (cut k at k + 0.5), and the levels get a discrete Gaussian
-  around that position, p_k proportional to exp(-(k - u)^2 / (2 spread^2)), its spread fitted
-  by likelihood on the same out-of-fold scores. Its most probable level is the level nearest
-  u, which is exactly the level the cut points give: the suggested level, routing's argmax and
-  QWK all see one level, and the probabilities only add how sure it is.
+- Probabilities: the levels get a discrete Gaussian, p_k proportional to
+  exp(-(k - c)^2 / (2 spread^2)), whose centre c stays within half a level of the cut-point
+  level (so that level is the most probable: the suggested level, routing's argmax and QWK
+  all see one level) and is placed there so the expected level is the regression score (what
+  RMSE rewards) wherever the cut-point level allows. The spread is fitted by likelihood on the
+  same out-of-fold scores.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ CUT_PASSES = 3
 MIN_GAP = 1e-3  # cut points stay strictly increasing, so every level keeps an interval
 MIN_SPREAD = 0.2  # in level positions: never claim certainty from a tiny fit
 MAX_SPREAD = 20.0
+BISECTIONS = 40
 
 
 def qwk(predicted: np.ndarray, truth: np.ndarray, num_levels: int) -> float:
@@ -77,35 +78,42 @@ def fit_cut_points(scores: np.ndarray, labels: np.ndarray, num_levels: int) -> n
     return cuts
 
 
-def level_position(scores: np.ndarray, cut_points: np.ndarray) -> np.ndarray:
-    """The score mapped so that cut k sits at k + 0.5: piecewise linear between cut points,
-    slope one (level units, as the regression's) beyond the first and last."""
-    scores = np.asarray(scores, dtype=float)
-    if len(cut_points) == 0:
-        return np.zeros_like(scores)
-    anchors = np.arange(len(cut_points)) + 0.5
-    inside = np.interp(scores, cut_points, anchors)
-    below = anchors[0] + (scores - cut_points[0])
-    above = anchors[-1] + (scores - cut_points[-1])
-    return np.where(scores < cut_points[0], below, np.where(scores > cut_points[-1], above, inside))
-
-
-def level_probabilities(
-    scores: np.ndarray, cut_points: np.ndarray, num_levels: int, spread: float
-) -> np.ndarray:
-    """(items, num_levels): a discrete Gaussian over level positions around each score's
-    position; rows sum to one and their argmax is `levels_from_cut_points`."""
-    # held inside the cut-point level's interval (whose lower end belongs to the level below),
-    # so rounding in the mapping never moves a score that sits on a cut point across it
-    level = levels_from_cut_points(scores, cut_points)
-    low = np.where(level > 0, level - 0.5 + 1e-9, -np.inf)
-    high = np.where(level < num_levels - 1, level + 0.5, np.inf)
-    position = np.clip(level_position(scores, cut_points), low, high)
+def discrete_gaussian(position: np.ndarray, num_levels: int, spread: float) -> np.ndarray:
+    """(items, num_levels): p_k proportional to exp(-(k - position)^2 / (2 spread^2))."""
     levels = np.arange(num_levels)
     logits = -((levels[None, :] - position[:, None]) ** 2) / (2 * spread**2)
     logits -= logits.max(axis=1, keepdims=True)
     probabilities = np.exp(logits)
     return np.asarray(probabilities / probabilities.sum(axis=1, keepdims=True))
+
+
+def level_probabilities(
+    scores: np.ndarray, cut_points: np.ndarray, num_levels: int, spread: float
+) -> np.ndarray:
+    """(items, num_levels): a discrete Gaussian over level positions whose most likely level
+    is the cut-point level and whose expected level is the regression score wherever that
+    level allows it. Rows sum to one and their argmax is `levels_from_cut_points`.
+
+    The regression estimates the expected level (what RMSE and MCRMSE score), the cut points
+    the level QWK rewards; they can disagree near a cut point. The centre is therefore searched
+    (by bisection: the mean rises with the centre) inside the cut-point level's interval of
+    positions, for the one whose mean is the score, and held at that interval's end where no
+    centre inside reaches it."""
+    scores = np.asarray(scores, dtype=float)
+    level = levels_from_cut_points(scores, cut_points)
+    far = num_levels + 10 * spread  # beyond it the end level's mean no longer moves
+    # the lower end belongs to the level below: ties in argmax go to the lower level
+    low = np.where(level > 0, level - 0.5 + 1e-9, -far)
+    high = np.where(level < num_levels - 1, level + 0.5, far)
+    target = np.clip(scores, 0, num_levels - 1)
+    levels = np.arange(num_levels)
+    for _ in range(BISECTIONS):
+        middle = (low + high) / 2
+        mean = discrete_gaussian(middle, num_levels, spread) @ levels
+        below = mean < target
+        low = np.where(below, middle, low)
+        high = np.where(below, high, middle)
+    return discrete_gaussian((low + high) / 2, num_levels, spread)
 
 
 def fit_spread(

@@ -157,3 +157,11 @@ def test_the_stacked_booster_round_trips_and_keeps_the_cut_point_levels(tmp_path
     assert all(f.booster is not None for f in scorer.criteria_.values())
     reloaded = load_scorer(scorer.save(tmp_path / "essay"))
     assert np.array_equal(reloaded.predict_proba(X[160:]), p)
+
+
+def test_the_expected_level_is_the_score_where_the_cut_point_level_allows() -> None:
+    cuts = rounding_cut_points(5)
+    scores = np.array([-1.0, 1.0, 1.8, 2.3, 3.0, 4.5])
+    p = level_probabilities(scores, cuts, 5, 0.6)
+    assert np.allclose(p @ np.arange(5), np.clip(scores, 0, 4), atol=1e-6)
+    assert np.array_equal(p.argmax(axis=1), levels_from_cut_points(scores, cuts))
