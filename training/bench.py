@@ -96,6 +96,9 @@ class FoldResult:
     # per criterion, on the fold's calibration split: where recipes are chosen; empty in results
     # from before it was recorded
     calibration_qwk: dict[str, float] = field(default_factory=dict)
+    # per criterion, on the test fold: expected calibration error of the level probabilities
+    # after the calibration split's temperature; empty in results from before it was recorded
+    ece: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -226,6 +229,7 @@ def measure_fold(
         decision_false_not_yet={k: d.false_not_yet for k, d in evaluation.decisions.items()},
         decision_target={k: d.target_error for k, d in evaluation.decisions.items()},
         calibration_qwk=evaluation.calibration_qwk,
+        ece={key: after for key, (_, after, _) in evaluation.calibration.items()},
     )
 
 
@@ -492,6 +496,8 @@ def summary_metrics(runs: list[FoldResult]) -> dict[str, float]:
         )
         metrics[f"{scorer}.item_auto_share"] = auto / items if items else 0.0
         metrics[f"{scorer}.item_error"] = wrong / auto if auto else math.nan
+        if any(r.ece for r in mine):
+            metrics[f"{scorer}.ece"] = mean([average(runs, scorer, k, "ece") for k in keys])
         decisions = decision_totals(runs, scorer)
         if decisions.submissions:
             metrics[f"{scorer}.decision_auto_share"] = decisions.auto_share
@@ -511,6 +517,7 @@ HEADLINE = (
     "decision_auto_share",
     "decision_error",
     "decision_target",
+    "ece",
 )
 
 
@@ -529,7 +536,8 @@ def headline(results: list[FoldResult]) -> dict[str, dict[str, dict[str, float |
                     else round(value, 4)
                 )
                 for name in HEADLINE
-                if name != "mcrmse" or benchmark == "feedback-prize-ell"
+                if (name != "mcrmse" or benchmark == "feedback-prize-ell")
+                and (name != "ece" or f"{scorer}.ece" in metrics)
             }
             for scorer in scorers
         }
