@@ -89,7 +89,7 @@ class EssayScorer(Scorer):
         cache_dir: str | None = None,
         alpha: float | None = None,
         cut_points: str = "qwk",
-        stack: str | None = None,
+        stack: str | None = "lightgbm",
         folds: int = 5,
         seed: int = 13,
     ) -> None:
@@ -108,7 +108,8 @@ class EssayScorer(Scorer):
         self.cache_dir = cache_dir  # where encoder vectors are kept between fits
         self.alpha = alpha  # None: chosen per criterion on out-of-fold predictions
         self.cut_points = cut_points  # "qwk" (fitted out of fold) or "round"
-        self.stack = stack  # "lightgbm": boosted trees over the ridge (models/stacking.py)
+        # "lightgbm": boosted trees over the ridge (models/stacking.py); None: the ridge alone
+        self.stack = stack
         self.folds = folds  # for the out-of-fold predictions everything is tuned on
         self.seed = seed
 

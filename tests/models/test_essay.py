@@ -103,7 +103,7 @@ def test_writing_features_count_what_the_training_texts_never_used() -> None:
 
 def test_the_scorer_learns_the_signal_and_predicts_its_cut_point_levels() -> None:
     X, y = scoring_frame(160)
-    scorer = EssayScorer(min_df=1, folds=3).fit(X[:120], y[:120])
+    scorer = EssayScorer(min_df=1, folds=3, stack=None).fit(X[:120], y[:120])
     p = scorer.predict_proba(X[120:])
     assert np.allclose(p.sum(axis=1), 1) and (p >= 0).all()
     assert np.array_equal(p.argmax(axis=1), scorer.predict(X[120:]))
@@ -116,8 +116,10 @@ def test_the_scorer_learns_the_signal_and_predicts_its_cut_point_levels() -> Non
 
 def test_the_eval_set_changes_nothing() -> None:
     X, y = scoring_frame(100)
-    alone = EssayScorer(min_df=1, folds=3).fit(X[:70], y[:70])
-    given = EssayScorer(min_df=1, folds=3).fit(X[:70], y[:70], eval_set=(X[70:], y[70:]))
+    alone = EssayScorer(min_df=1, folds=3, stack=None).fit(X[:70], y[:70])
+    given = EssayScorer(min_df=1, folds=3, stack=None).fit(
+        X[:70], y[:70], eval_set=(X[70:], y[70:])
+    )
     assert np.array_equal(alone.predict_proba(X), given.predict_proba(X))
     again = clone(alone).fit(X[:70], y[:70])
     assert np.array_equal(again.predict_proba(X), alone.predict_proba(X))
@@ -131,7 +133,7 @@ def test_criteria_on_the_same_texts_share_one_vocabulary() -> None:
         ignore_index=True,
     )
     labels = np.concatenate([np.minimum(y, 4), 4 - np.minimum(y, 4)])
-    scorer = EssayScorer(min_df=1, folds=3).fit(both, labels)
+    scorer = EssayScorer(min_df=1, folds=3, stack=None).fit(both, labels)
     assert len(scorer.groups_) == 1 and len(scorer.criteria_) == 2
     assert len(scorer.predict_proba(both)) == 2 * len(texts)
 

@@ -19,7 +19,7 @@ from tests.conftest import scoring_frame
 # every kind with params away from their defaults, mutable ones included
 NON_DEFAULT: dict[str, dict[str, Any]] = {
     "tfidf": {"max_features": 500, "ngram_max": 1, "head": "logistic", "alpha": 0.5},
-    "essay": {"char_ngram_max": 4, "alpha": 0.5, "cut_points": "round", "seed": 5},
+    "essay": {"char_ngram_max": 4, "alpha": 0.5, "cut_points": "round", "stack": None, "seed": 5},
     "embeddings": {"window_tokens": 50, "overlap_tokens": 10, "batch_size": 4},
     "transformer": {
         "max_length": 64,
