@@ -1,7 +1,8 @@
 """Several scorers fitted on the same evidence, their level probabilities pooled.
 
 - Members are any other scorer kinds, each written as a config writes its scorer:
-  `{kind, params}`. The default pairs the fine-tuned encoder with TF-IDF, whose errors differ.
+  `{kind, params}`. The default pairs the fine-tuned encoder with the essay scorer (n-grams
+  and writing features, models/essay.py), whose errors differ.
 - Pooling is linear, a weighted mean of probabilities. The expected level is then the
   weighted mean of the members' expected levels: the classic averaged-regressors ensemble,
   which is what QWK and RMSE reward.
@@ -29,7 +30,7 @@ from prescore.models.scorer import EvalSet, Scorer, load_scorer, make_scorer, sc
 MIN_WEIGHT_ITEMS = 50
 ALL_CRITERIA = "all"  # criteria keys always hold a "/", so this never clashes
 EPSILON = 1e-9
-DEFAULT_MEMBERS: list[dict[str, Any]] = [{"kind": "transformer"}, {"kind": "tfidf"}]
+DEFAULT_MEMBERS: list[dict[str, Any]] = [{"kind": "transformer"}, {"kind": "essay"}]
 
 
 def simplex_grid(members: int, step: float) -> np.ndarray:

@@ -125,10 +125,17 @@ def scorer_classes() -> dict[str, type[Scorer]]:
     """Every scorer kind a config may name, by its `kind`."""
     from prescore.models.embeddings import EmbeddingScorer
     from prescore.models.ensemble import EnsembleScorer
+    from prescore.models.essay import EssayScorer
     from prescore.models.tfidf import TfidfScorer
     from prescore.models.transformer import TransformerScorer
 
-    classes: list[type[Scorer]] = [TfidfScorer, EmbeddingScorer, TransformerScorer, EnsembleScorer]
+    classes: list[type[Scorer]] = [
+        TfidfScorer,
+        EssayScorer,
+        EmbeddingScorer,
+        TransformerScorer,
+        EnsembleScorer,
+    ]
     return {cls.kind: cls for cls in classes}
 
 

@@ -129,8 +129,14 @@ def accuracy(
     base_model: str = typer.Option(
         "bundled", help="the embeddings baseline's encoder: bundled (MiniLM), mpnet, or a folder"
     ),
+    tfidf: bool = typer.Option(True, help="include the plain TF-IDF baseline"),
     length: bool = typer.Option(
         True, help="include TF-IDF with evidence-length features (see models/length.py)"
+    ),
+    essay: bool = typer.Option(
+        True,
+        help="include the essay scorer (models/essay.py: n-grams, writing features, QWK cut "
+        "points), and with --embeddings a second row that also reads the encoder's vectors",
     ),
     ensemble: bool = typer.Option(
         True, help="also pool the fold's scorers, weights chosen on its calibration split"
@@ -155,8 +161,10 @@ def accuracy(
     from prescore.models.base_model import resolve_base_model
     from prescore.training.bench import (
         BASELINE,
+        ESSAY,
         WITH_LENGTH,
         embeddings_baseline,
+        essay_with_embeddings,
         markdown,
         run_benchmark,
     )
@@ -170,8 +178,10 @@ def accuracy(
             experiment = experiment.model_copy(
                 update={"scorer": experiment.scorer.with_params(param)}
             )
-        baselines = [BASELINE, *([WITH_LENGTH] if length else [])]
+        baselines = [*([BASELINE] if tfidf else []), *([WITH_LENGTH] if length else [])]
+        baselines += [ESSAY] if essay else []
         baselines += [embeddings_baseline(cache_dir, base_model)] if embeddings else []
+        baselines += [essay_with_embeddings(cache_dir, base_model)] if essay and embeddings else []
         extra = [] if quick or experiment.scorer in baselines else [experiment.scorer]
         scorers = baselines + extra
         chosen = [int(f) for f in folds.split(",") if f.strip()]

@@ -161,4 +161,4 @@ def test_every_shipped_config_is_valid(
     monkeypatch.setattr(base_model, "mpnet_base_model", lambda: tiny_encoder)
     loaded = load_config(config)
     assert loaded.data.path.is_absolute()
-    assert loaded.scorer.kind in ("tfidf", "embeddings", "transformer", "ensemble")
+    assert loaded.scorer.kind in ("tfidf", "essay", "embeddings", "transformer", "ensemble")

@@ -44,6 +44,13 @@ NUM_FOLDS = 5
 CALIBRATION_SHARE = 0.15
 BASELINE = ScorerSpec(kind="tfidf")
 WITH_LENGTH = ScorerSpec(kind="tfidf", params={"length_features": True})
+ESSAY = ScorerSpec(kind="essay")  # the CPU scorer that wins (models/essay.py)
+
+
+def essay_with_embeddings(cache_dir: Path, base_model: str = BUNDLED) -> ScorerSpec:
+    """The essay scorer with a frozen encoder's vectors among its features, cached as the
+    embeddings baseline's."""
+    return ScorerSpec(kind="essay", params={"embeddings": base_model, "cache_dir": str(cache_dir)})
 
 
 def embeddings_baseline(cache_dir: Path, base_model: str = BUNDLED) -> ScorerSpec:
@@ -90,6 +97,9 @@ class FoldResult:
     # per criterion, on the fold's calibration split: where recipes are chosen; empty in results
     # from before it was recorded
     calibration_qwk: dict[str, float] = field(default_factory=dict)
+    # per criterion, on the test fold: expected calibration error of the level probabilities
+    # after the calibration split's temperature; empty in results from before it was recorded
+    ece: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -161,6 +171,10 @@ def scorer_label(scorer: Scorer) -> str:
     params = scorer.get_params()
     label = scorer.kind + ("-length" if params.get("length_features") else "")
     base_model = params.get("base_model")
+    if isinstance(params.get("embeddings"), str):  # the essay scorer reading encoder vectors
+        label += "-" + (
+            "minilm" if params["embeddings"] == BUNDLED else Path(params["embeddings"]).name
+        )
     if isinstance(base_model, str) and base_model != BUNDLED:
         label += f"-{Path(base_model).name}"
     for name, mark, off in RECIPE_MARKS:
@@ -219,6 +233,7 @@ def measure_fold(
         decision_false_not_yet={k: d.false_not_yet for k, d in evaluation.decisions.items()},
         decision_target={k: d.target_error for k, d in evaluation.decisions.items()},
         calibration_qwk=evaluation.calibration_qwk,
+        ece={key: after for key, (_, after, _) in evaluation.calibration.items()},
     )
 
 
@@ -492,6 +507,8 @@ def summary_metrics(runs: list[FoldResult]) -> dict[str, float]:
         )
         metrics[f"{scorer}.item_auto_share"] = auto / items if items else 0.0
         metrics[f"{scorer}.item_error"] = wrong / auto if auto else math.nan
+        if any(r.ece for r in mine):
+            metrics[f"{scorer}.ece"] = mean([average(runs, scorer, k, "ece") for k in keys])
         decisions = decision_totals(runs, scorer)
         if decisions.submissions:
             metrics[f"{scorer}.decision_auto_share"] = decisions.auto_share
@@ -517,6 +534,7 @@ HEADLINE = (
     "decision_target",
     "decision_credential_folds",
     "decision_folds_over_target",
+    "ece",
 )
 
 
@@ -535,7 +553,8 @@ def headline(results: list[FoldResult]) -> dict[str, dict[str, dict[str, float |
                     else round(value, 4)
                 )
                 for name in HEADLINE
-                if name != "mcrmse" or benchmark == "feedback-prize-ell"
+                if (name != "mcrmse" or benchmark == "feedback-prize-ell")
+                and (name != "ece" or f"{scorer}.ece" in metrics)
             }
             for scorer in scorers
         }

@@ -21,7 +21,7 @@ class ScorerSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["tfidf", "embeddings", "transformer", "ensemble"]
+    kind: Literal["tfidf", "essay", "embeddings", "transformer", "ensemble"]
     params: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")

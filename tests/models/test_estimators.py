@@ -19,6 +19,7 @@ from tests.conftest import scoring_frame
 # every kind with params away from their defaults, mutable ones included
 NON_DEFAULT: dict[str, dict[str, Any]] = {
     "tfidf": {"max_features": 500, "ngram_max": 1, "head": "logistic", "alpha": 0.5},
+    "essay": {"char_ngram_max": 4, "alpha": 0.5, "cut_points": "round", "stack": None, "seed": 5},
     "embeddings": {"window_tokens": 50, "overlap_tokens": 10, "batch_size": 4},
     "transformer": {
         "max_length": 64,
@@ -78,7 +79,7 @@ def test_the_ensembles_default_members_are_chosen_when_used_not_when_built() -> 
     ensemble = EnsembleScorer()
     assert ensemble.members is None
     assert clone(ensemble).members is None  # clone refuses a constructor that rewrites
-    assert [m["kind"] for m in ensemble.member_specs()] == ["transformer", "tfidf"]
+    assert [m["kind"] for m in ensemble.member_specs()] == ["transformer", "essay"]
 
 
 def test_a_clone_of_a_fitted_scorer_fits_to_the_same_predictions() -> None:

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from prescore.models.embeddings import PROGRESS_CHUNK_BATCHES, EmbeddingScorer
+from prescore.models.essay import EssayScorer
 from prescore.models.heads import OrdinalRidgeHeads
 from prescore.models.scorer import Scorer, load_scorer
 from prescore.models.tfidf import TfidfScorer
@@ -29,6 +30,10 @@ def build(kind: str, encoder: Path) -> Scorer:
         return TfidfScorer(min_df=1, head="logistic")
     if kind == "tfidf-length":
         return TfidfScorer(min_df=1, alpha=1.0, length_features=True)
+    if kind == "essay":
+        return EssayScorer(min_df=1, folds=3)
+    if kind == "essay-embeddings":
+        return EssayScorer(min_df=1, folds=3, embeddings=str(encoder))
     if kind == "embeddings":
         return EmbeddingScorer(base_model=str(encoder), window_tokens=20, overlap_tokens=5)
     if kind == "embeddings-length":
@@ -50,6 +55,8 @@ def build(kind: str, encoder: Path) -> Scorer:
         "tfidf",
         "tfidf-logistic",
         "tfidf-length",
+        "essay",
+        "essay-embeddings",
         "embeddings",
         "embeddings-length",
         "transformer",

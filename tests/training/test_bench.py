@@ -136,7 +136,7 @@ def test_the_bench_command_logs_its_tables_and_headline_metrics_to_mlflow(
         [MlflowClient().get_experiment_by_name("bench-bench").experiment_id]
     )
     by_scorer = {r.scorer: r for r in read_results([results])}
-    assert list(by_scorer) == ["tfidf", "tfidf-length", "ensemble"]
+    assert list(by_scorer) == ["tfidf", "tfidf-length", "essay", "ensemble"]
     for scorer, result in by_scorer.items():
         expected = np.mean(list(result.qwk.values()))
         assert run.data.metrics[f"{scorer}.qwk_mean"] == pytest.approx(expected)
