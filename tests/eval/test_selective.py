@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prescore.data.schema import AwardRule, Routing, Stakes
+from prescore.data.schema import Routing
 from prescore.eval.decisions import Recalibration
 from prescore.eval.protocol import calibration_plan, selection_rows
 from prescore.eval.qualification import QualificationGates, measure, qualify
@@ -22,6 +22,7 @@ from prescore.eval.submissions import (
     confirm_on_test,
     qualify_decisions,
 )
+from tests.eval.test_decisions import decision_policy as decision_policy_with
 
 EDUCATORS = [f"e{n}" for n in range(400)]
 
@@ -84,18 +85,8 @@ def submission(n: int, p: float, earned: bool, group: str) -> Submission:
 
 
 def decision_policy(**overrides: object) -> DecisionPolicy:
-    settings: dict[str, object] = {
-        "credential_id": "wait-time",
-        "stakes": Stakes.low,
-        "award": AwardRule(),
-        "criteria": ["planning", "reflection"],
-        "qualified": True,
-        "threshold": 0.8,
-        "award_threshold": 0.8,
-        "target_error": 0.1,
-        "confidence_level": 0.9,
-    }
-    return DecisionPolicy.model_validate({**settings, **overrides})
+    """test_decisions' policy, one threshold for both decisions."""
+    return decision_policy_with(**{"award_threshold": 0.8, **overrides})
 
 
 SETTINGS = DecisionSettings(
