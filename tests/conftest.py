@@ -212,3 +212,14 @@ def collector_back() -> Iterator[None]:
     back after each test, or the suite's cyclic garbage would stay to its end."""
     yield
     gc.unfreeze()
+
+
+@pytest.fixture
+def tracking(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A local MLflow store of the test's own, as the tracking URI."""
+    from prescore.models.registry import configure_tracking
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    configure_tracking()
+    return uri

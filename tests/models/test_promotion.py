@@ -3,14 +3,11 @@ noise, no more false awards; test QWK mean alone no longer moves the champion.""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
 from typer.testing import CliRunner
 
 from prescore.cli import app
 from prescore.models.promotion import judge
-from prescore.models.registry import CHAMPION, configure_tracking, list_versions, promote
+from prescore.models.registry import CHAMPION, list_versions, promote
 
 MODEL = "prescore-promotion"
 WIDE = {"COLUMNS": "250"}
@@ -29,14 +26,6 @@ def decisions(
         "decision_false_awards.wait-time": float(false_awards),
         "decision_target.wait-time": 0.1,
     }
-
-
-@pytest.fixture
-def tracking(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    configure_tracking()
-    return uri
 
 
 def register(metrics: dict[str, float], fingerprint: str = "test-split-1") -> str:

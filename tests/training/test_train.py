@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from prescore.cli import app
 from prescore.data.load import load_evidence
 from prescore.models.inputs import INPUT_COLUMNS
-from prescore.models.registry import CHAMPION, configure_tracking, list_versions, promote
+from prescore.models.registry import CHAMPION, list_versions, promote
 from prescore.models.tfidf import TfidfScorer
 from prescore.serving.schemas import EvidenceToScore
 from prescore.serving.scoring import ScoringModel
@@ -28,14 +28,6 @@ from tests.conftest import evidence_row, write_csv
 
 runner = CliRunner()
 WIDE = {"COLUMNS": "250"}
-
-
-@pytest.fixture
-def tracking(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    configure_tracking()
-    return uri
 
 
 @pytest.fixture
