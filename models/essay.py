@@ -79,6 +79,7 @@ class EssayScorer(Scorer):
         word_ngram_max: int = 2,
         char_ngram_min: int = 2,
         char_ngram_max: int = 5,
+        char_analyzer: str = "char_wb",
         max_char_features: int | None = 200_000,
         min_df: int = 2,
         word_weight: float = 1.0,
@@ -96,6 +97,8 @@ class EssayScorer(Scorer):
         self.word_ngram_max = word_ngram_max
         self.char_ngram_min = char_ngram_min
         self.char_ngram_max = char_ngram_max
+        # "char_wb": n-grams inside words (padded by spaces); "char": across word boundaries too
+        self.char_analyzer = char_analyzer
         self.max_char_features = max_char_features
         self.min_df = min_df
         # each block's weight in the kernel; a block's rows have norm about one
@@ -128,6 +131,8 @@ class EssayScorer(Scorer):
             booster(self.seed)  # LightGBM is installed
         if self.folds < 2:
             raise ValueError(f"folds must be at least 2 for out-of-fold tuning: {self.folds}")
+        if self.char_analyzer not in ("char_wb", "char"):
+            raise ValueError(f"char_analyzer must be 'char_wb' or 'char': {self.char_analyzer!r}")
         if not 1 <= self.char_ngram_min <= self.char_ngram_max:
             raise ValueError("need 1 <= char_ngram_min <= char_ngram_max")
 
@@ -136,6 +141,7 @@ class EssayScorer(Scorer):
         return EssayFeatures(
             word_ngram_max=self.word_ngram_max,
             char_ngram_range=(self.char_ngram_min, self.char_ngram_max),
+            char_analyzer=self.char_analyzer,
             max_char_features=self.max_char_features,
             min_df=self.min_df,
             word_weight=self.word_weight,

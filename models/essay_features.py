@@ -77,6 +77,7 @@ class EssayFeatures:
         self,
         word_ngram_max: int = 2,
         char_ngram_range: tuple[int, int] = (2, 5),
+        char_analyzer: str = "char_wb",
         max_char_features: int | None = 200_000,
         min_df: int = 2,
         word_weight: float = 1.0,
@@ -85,6 +86,7 @@ class EssayFeatures:
     ) -> None:
         self.word_ngram_max = word_ngram_max
         self.char_ngram_range = char_ngram_range
+        self.char_analyzer = char_analyzer  # scikit-learn's: "char_wb" inside words, "char" across
         self.max_char_features = max_char_features
         self.min_df = min_df
         self.word_weight = word_weight
@@ -102,7 +104,7 @@ class EssayFeatures:
             ngram_range=(1, self.word_ngram_max), min_df=min_df, sublinear_tf=True
         )
         self.chars_ = TfidfVectorizer(
-            analyzer="char_wb",
+            analyzer=self.char_analyzer,
             ngram_range=self.char_ngram_range,
             min_df=min_df,
             max_features=self.max_char_features,

@@ -143,6 +143,8 @@ def test_bad_settings_are_refused_before_training() -> None:
 
     with pytest.raises(ValueError, match="cut_points"):
         make_scorer("essay", {"cut_points": "median"})
+    with pytest.raises(ValueError, match="char_analyzer"):
+        make_scorer("essay", {"char_analyzer": "word"})
     with pytest.raises(ValueError, match="folds"):
         make_scorer("essay", {"folds": 1})
 
