@@ -8,7 +8,7 @@ import hashlib
 import hmac
 import secrets
 import time
-from collections import defaultdict, deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 
 from sqlalchemy import select
@@ -128,22 +128,40 @@ def end_sessions(queue: ReviewQueue, name: str) -> None:
         session.add(current)
 
 
+MAX_THROTTLED_KEYS = 10_000  # about 3 MB of digests and failure times
+
+
 class SignInThrottle:
     """At most `attempts` failed sign-ins per name and per address in `window` seconds; past
     that, sign-in is refused for the rest of the window without checking the password, so a
     guesser gets a few tries, not thousands, and the scrypt work stays bounded. In memory, per
-    process: enough for one replica; several replicas each keep their own count."""
+    process: enough for one replica; several replicas each keep their own count.
+
+    Its memory is bounded whatever the client sends: a key is kept as a fixed-size digest (a
+    name of a megabyte costs what a short one does), only a failed sign-in adds one (asking
+    whether a key is throttled never does), and past `max_keys` the key whose latest failure
+    is oldest goes first."""
 
     def __init__(
-        self, attempts: int = 5, window: float = 900.0, clock: Callable[[], float] = time.monotonic
+        self,
+        attempts: int = 5,
+        window: float = 900.0,
+        clock: Callable[[], float] = time.monotonic,
+        max_keys: int = MAX_THROTTLED_KEYS,
     ) -> None:
         self.attempts = attempts
         self.window = window
         self.clock = clock
-        self.failures: dict[str, deque[float]] = defaultdict(deque)
+        self.max_keys = max_keys
+        # digest -> failure times, least recently failed first
+        self.failures: OrderedDict[str, deque[float]] = OrderedDict()
 
-    def _recent(self, key: str) -> deque[float]:
-        failures, now = self.failures[key], self.clock()
+    @staticmethod
+    def _slot(key: str) -> str:
+        return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+    def _recent(self, slot: str) -> deque[float]:
+        failures, now = self.failures.get(slot, deque()), self.clock()
         while failures and failures[0] <= now - self.window:
             failures.popleft()
         return failures
@@ -153,19 +171,19 @@ class SignInThrottle:
         waits = [
             failures[0] + self.window - self.clock()
             for key in keys
-            if len(failures := self._recent(key)) >= self.attempts
+            if len(failures := self._recent(self._slot(key))) >= self.attempts
         ]
         return max(waits, default=0.0)
 
     def failed(self, *keys: str) -> None:
         for key in keys:
-            self._recent(key).append(self.clock())
-        if len(self.failures) > MAX_THROTTLED_KEYS:  # many names tried: forget the stale ones
-            for key in [k for k in self.failures if not self._recent(k)]:
-                del self.failures[key]
-
-
-MAX_THROTTLED_KEYS = 10_000
+            slot = self._slot(key)
+            failures = self._recent(slot)
+            failures.append(self.clock())
+            self.failures[slot] = failures
+            self.failures.move_to_end(slot)
+        while len(self.failures) > self.max_keys:
+            self.failures.popitem(last=False)
 
 
 @functools.cache

@@ -206,3 +206,24 @@ def test_the_throttle_forgets_failures_after_its_window() -> None:
     assert throttle.retry_after("name:ana", "address:x") == 60
     now[0] = 61
     assert throttle.retry_after("name:ana") == 0
+
+
+def test_the_throttle_stays_bounded_whatever_names_are_tried() -> None:
+    """Client-chosen names cannot grow the throttle: 100,000 distinct ones, some a megabyte
+    long, leave at most `max_keys` fixed-size entries, and asking adds none."""
+    from prescore.serving.reviewers import SignInThrottle
+
+    throttle = SignInThrottle(attempts=5, window=900, max_keys=1_000)
+    for n in range(100_000):
+        assert throttle.retry_after(f"name:guess-{n}", "address:203.0.113.9") >= 0
+    assert len(throttle.failures) == 0  # asking whether a key is throttled stores nothing
+    for n in range(100_000):
+        throttle.failed(f"name:guess-{n}")
+    huge = "x" * 1_000_000
+    throttle.failed(f"name:{huge}")
+    assert len(throttle.failures) == 1_000
+    assert all(len(slot) == 64 for slot in throttle.failures)  # digests, never the names
+    assert len(throttle.failures[SignInThrottle._slot(f"name:{huge}")]) == 1
+    for _ in range(5):
+        throttle.failed("address:203.0.113.9")
+    assert throttle.retry_after("name:anyone", "address:203.0.113.9") > 0  # still locked out
