@@ -237,6 +237,23 @@ DEFAULT_TRAINING_ARGS: dict[str, Any] = {
     "dataloader_pin_memory": False,
 }
 
+
+def transformers_major() -> int:
+    from importlib.metadata import version
+
+    return int(version("transformers").split(".")[0])
+
+
+def share_of_steps_for_warmup(settings: dict[str, Any], major: int) -> dict[str, Any]:
+    """`warmup_steps` below 1 is a share of all steps from transformers 5 on; 4.x (which
+    pyproject allows) reads whole steps only, so 0.1 there meant no warm-up at all: it says
+    the share as `warmup_ratio` instead."""
+    steps = settings.get("warmup_steps", 0)
+    if major >= 5 or not 0 < steps < 1:
+        return settings
+    return {**settings, "warmup_steps": 0, "warmup_ratio": steps}
+
+
 # TrainingArguments the scorer sets itself, with what to do instead of setting them.
 OWNED_TRAINING_ARGS: dict[str, str] = {
     "output_dir": "checkpoints go to a temporary folder; the model is saved with the scorer",
@@ -331,10 +348,11 @@ class TransformerScorer(Scorer):
         self.ranking_weight = ranking_weight
 
     def trainer_settings(self) -> dict[str, Any]:
-        """DEFAULT_TRAINING_ARGS with the config's training_args over them."""
+        """DEFAULT_TRAINING_ARGS with the config's training_args over them, in the terms of the
+        installed transformers (`share_of_steps_for_warmup`)."""
         settings = {**DEFAULT_TRAINING_ARGS, **(self.training_args or {})}
         settings.setdefault("per_device_eval_batch_size", settings["per_device_train_batch_size"])
-        return settings
+        return share_of_steps_for_warmup(settings, transformers_major())
 
     def check_params(self) -> None:
         """Refuse settings that could only fail later, mid-training."""

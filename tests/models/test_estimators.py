@@ -149,3 +149,19 @@ def test_mapped_tokenization_gives_the_windows_of_one_text_at_a_time(
 def test_only_epoch_trained_scorers_report_a_fit_summary() -> None:
     assert Scorer().fit_summary() == {}
     assert TfidfScorer().fit_summary() == {}
+
+
+def test_a_warmup_share_is_said_in_the_installed_transformers_own_terms() -> None:
+    """0.1 of the steps: transformers 5 reads it from warmup_steps, 4.x only as warmup_ratio
+    (its warmup_steps takes whole steps, so 0.1 there meant no warm-up)."""
+    from prescore.models.transformer import share_of_steps_for_warmup
+
+    share = {"warmup_steps": 0.1, "learning_rate": 5e-5}
+    assert share_of_steps_for_warmup(share, 5) == share
+    assert share_of_steps_for_warmup(share, 4) == {
+        "warmup_steps": 0,
+        "warmup_ratio": 0.1,
+        "learning_rate": 5e-5,
+    }
+    whole = {"warmup_steps": 20}
+    assert share_of_steps_for_warmup(whole, 4) == whole  # whole steps mean the same in both
