@@ -96,7 +96,13 @@ def test_quickstart_ends_by_serving_the_champion_with_held_out_examples(
 
 
 def test_the_quickstart_config_is_the_default_and_fine_tunes_the_bundled_encoder() -> None:
-    config = load_config(EXPERIMENTS / "quickstart.yaml")
+    import typer.main
+
+    command = typer.main.get_command(app).commands["quickstart"]  # type: ignore[attr-defined]
+    (option,) = [p for p in command.params if p.name == "config"]
+    default = Path(str(option.default))
+    assert default.resolve() == (EXPERIMENTS / "quickstart.yaml").resolve()
+    config = load_config(default)
     assert config.scorer.kind == "transformer"
     assert config.scorer.params["base_model"] == "bundled"
 

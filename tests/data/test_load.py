@@ -6,7 +6,7 @@ from pathlib import Path
 
 from prescore.data.dedupe import drop_duplicates, normalise_text
 from prescore.data.load import DataSource, load_evidence
-from prescore.data.split import SplitConfig, educator_split
+from prescore.data.split import SplitConfig
 from tests.conftest import evidence_row, write_csv
 
 
@@ -68,11 +68,24 @@ def test_split_keeps_each_educator_on_one_side_and_is_reproducible(
     assert other_seed.splits["test"]["id"].tolist() != first.splits["test"]["id"].tolist()
 
 
-def test_an_educators_side_does_not_move_when_others_are_added() -> None:
-    config = SplitConfig(seed=3)
-    before = {f"e{n}": educator_split(f"e{n}", config) for n in range(50)}
-    # assignment depends on the id and seed alone, not on who else is in the data
-    assert all(educator_split(e, config) == side for e, side in before.items())
+def test_an_educators_side_does_not_move_when_others_are_added(
+    tmp_path: Path, rubric_dir: Path
+) -> None:
+    def sides(count: int) -> dict[str, str]:
+        path = write_csv(
+            tmp_path / f"evidence-{count}.csv", [evidence_row(n) for n in range(count)]
+        )
+        evidence = load_evidence(DataSource(path=path, rubrics=rubric_dir))
+        return {
+            educator: name
+            for name, split in evidence.splits.items()
+            for educator in split["educator_id"]
+        }
+
+    before, after = sides(100), sides(600)  # 50 educators, then 250 more beside them
+    assert len(before) == 50 and len(after) == 300
+    assert {educator: after[educator] for educator in before} == before
+    assert len(set(before.values())) == 3  # every side is represented, so a move would show
 
 
 def test_a_files_own_split_column_wins(tmp_path: Path, rubric_dir: Path) -> None:
