@@ -23,6 +23,7 @@ from prescore.serving.outcomes import (
     ScoringOutcome,
     model_busy,
     no_such_version,
+    not_the_served_alias,
     scoring_failed,
     too_many_tokens,
 )
@@ -145,10 +146,14 @@ class ModelHost:
         return ScoringOutcome(scores=[score for score, _ in scored], card=scored[0][1])
 
     def reload(self, alias: str | None = None) -> ReloadOutcome:
-        """Load the version the alias names now; requests in flight finish on the old one."""
+        """Load the version the configured alias names now; requests in flight finish on the
+        old one. Only promotion chooses what serves: another alias or a version number is
+        refused, so a scoring key cannot serve a version `prescore promote` never chose."""
         from mlflow.exceptions import MlflowException
 
-        wanted = alias or self.settings.model_alias
+        wanted = self.settings.model_alias
+        if alias is not None and alias != wanted:
+            return ReloadOutcome(refusal=not_the_served_alias(alias, wanted))
         try:
             registered_version(self.settings.model_name, wanted)
         except MlflowException:  # no such alias or version: the caller's mistake, not ours

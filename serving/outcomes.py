@@ -41,6 +41,16 @@ def no_such_version(model_name: str, wanted: str) -> Refusal:
     return Refusal(status=404, error="no such model version; nothing changed", details=[detail])
 
 
+def not_the_served_alias(asked: str, served: str) -> Refusal:
+    detail = ErrorDetail(
+        field="alias",
+        rule="not_the_served_alias",
+        message=f"this service serves {served!r}, not {asked!r}: move {served!r} with "
+        "`prescore promote`, then reload, or start the service on another alias",
+    )
+    return Refusal(status=403, error="only promotion chooses the served version", details=[detail])
+
+
 def too_many_tokens(tokens: int, limit: int, at_least: bool = False) -> Refusal:
     held = f"at least {tokens:,}" if at_least else f"{tokens:,}"
     message = (

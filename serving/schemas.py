@@ -208,7 +208,11 @@ class ModelCard(BaseModel):
 class ReloadRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    alias: str | None = Field(None, description="alias or version; default: the configured one")
+    alias: str | None = Field(
+        None,
+        description="the configured alias, which promotion moves (any other is refused: only "
+        "promotion chooses what serves); default: that one",
+    )
 
 
 class ErrorDetail(BaseModel):

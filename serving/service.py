@@ -357,6 +357,7 @@ class Prescore:
         response_model=ModelCard,
         responses={
             401: {"model": ErrorResponse},
+            403: {"model": ErrorResponse, "description": "not the alias this service serves"},
             404: {"model": ErrorResponse, "description": "no such alias or version"},
             503: {"model": ErrorResponse},
         },

@@ -219,7 +219,7 @@ def test_the_model_is_loaded_on_a_thread_that_ends_with_the_load(
 
     monkeypatch.setattr(ScoringModel, "from_registry", recording)
     host = ModelHost(ServiceSettings(model_name=MODEL, model_alias="1", runtime="torch-fp32"))
-    assert host.reload("2").refusal is None
+    assert host.reload().refusal is None
     assert len(loaders) == 2
     assert all(t is not threading.current_thread() and not t.is_alive() for t in loaders)
 
