@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import random
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
@@ -809,6 +810,7 @@ class ReviewQueue:
             session.execute(delete(Review).where(Review.entry_id.in_(forgotten.pending)))
             session.execute(update(Review).where(Review.entry_id.in_(ids)).values(feedback=""))
             session.execute(_unanswered_blind_items(ids))
+        self.purge_erased()
         return forgotten
 
     def decided_with_text(self, decided_before: datetime) -> int:
@@ -828,7 +830,24 @@ class ReviewQueue:
                 update(ItemEntry).where(*_expired(decided_before)).values(text=ERASED)
             )
             session.execute(_unanswered_blind_items(sorted(set(expiring))))
+        self.purge_erased()
         return int(erased.rowcount or 0)  # type: ignore[attr-defined]
+
+    def purge_erased(self, tries: int = 20) -> bool:
+        """Make an erasure physical on SQLite: the write-ahead log still holds the pages as
+        they were before it, until about 5,000 later writes overwrite them, so it is copied
+        into the (secure-delete) database file and truncated to nothing. A reader in another
+        process can hold the log open for a moment: tried again a few times. Returns whether
+        the log is empty now. Postgres keeps dead rows until VACUUM (see the README)."""
+        if self.engine.dialect.name != "sqlite":
+            return True
+        for attempt in range(tries):
+            with self._writers, self.engine.connect() as connection:
+                busy, _, _ = connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
+            if not busy:
+                return True
+            time.sleep(0.05 * (attempt + 1))
+        return False
 
     def record_export(self, path: Path, items: int) -> None:
         """Remember a file `prescore export-reviews` wrote, for `prescore forget`."""
@@ -1105,6 +1124,9 @@ def _sqlite_pragmas(connection: Any, _: Any) -> None:
     cursor = connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")  # readers do not block the writer
     cursor.execute("PRAGMA synchronous=FULL")  # a committed entry survives a power cut
+    # freed and overwritten content is zeroed, not left in free pages (erasure is physical);
+    # some builds turn it on by default, this one must not depend on that
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
 
 

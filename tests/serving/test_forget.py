@@ -251,3 +251,35 @@ def test_a_version_from_a_run_without_a_record_is_listed_as_cannot_tell(
     assert [(r.run_id, r.versions) for r in lineage.unknown] == [
         (run.info.run_id, [("older", "1")])
     ]
+
+
+def test_after_forget_no_file_of_the_sqlite_queue_holds_the_educators_words(
+    tmp_path: Path,
+) -> None:
+    """Erasure is physical: neither the database nor its write-ahead log keeps the text, the
+    feedback or the id, without waiting for later writes to overwrite them."""
+    path = tmp_path / "review.db"
+    queue = ReviewQueue.at(path)
+    secret, feedback, educator = "ZEBRA-PAUSE-4471", "QUOKKA-FEEDBACK-9902", "educator-KIWI-3318"
+    items = [
+        ItemToReview(
+            m.item.model_copy(update={"educator_id": educator, "text": f"{secret} {m.item.text}"}),
+            m.scored,
+            m.criterion,
+        )
+        for m in review(0).items
+    ]
+    (entry,) = queue.enqueue([replace(review(0), items=items)])
+    queue.decide(entry, replace(VERDICT, feedback=feedback), "rev", ["wait-time"], 1)
+    for n in range(1, 4):  # other submissions beside it, as in a live queue
+        queue.enqueue([review(n)])
+    files = [tmp_path / name for name in ("review.db", "review.db-wal", "review.db-shm")]
+    held = b"".join(f.read_bytes() for f in files if f.exists())
+    assert secret.encode() in held and educator.encode() in held  # there before forget
+
+    queue.forget_educator(educator)
+    held = b"".join(f.read_bytes() for f in files if f.exists())
+    for words in (secret, feedback, educator):
+        assert words.encode() not in held, words
+    assert queue.get(entry, ["wait-time"]) is not None  # the decision stays
+    queue.engine.dispose()
