@@ -153,8 +153,12 @@ def scored_rows(
 
 
 def check_output(path: Path) -> None:
-    """Refuse an output format before anything is scored."""
+    """Refuse an output format, or a folder in the output's place, before anything is scored."""
     suffix = path.suffix.lower()
+    if path.is_dir():
+        example = path / f"scores{suffix if suffix in OUTPUT_SUFFIXES else '.csv'}"
+        message = f"{path} is a folder: name the file to write, e.g. {example}"
+        raise InputError([Problem(str(path), None, None, message)])
     if suffix not in OUTPUT_SUFFIXES:
         message = f"unsupported output type {suffix!r}: use one of {', '.join(OUTPUT_SUFFIXES)}"
         raise InputError([Problem(str(path), None, None, message)])

@@ -104,6 +104,20 @@ def test_a_bad_input_file_lists_its_problems_and_writes_nothing(
     assert result.exit_code == 1 and "submission_id" in result.output  # type: ignore[attr-defined]
 
 
+def test_a_folder_where_the_output_goes_is_refused_before_scoring(
+    registry: Registry, tmp_path: Path
+) -> None:
+    rows = [evidence_row(n, submission_id=f"s{n // 2}") for n in range(4)]
+    source = write_csv(tmp_path / "in.csv", rows, [*COLUMNS, "submission_id"])
+    for folder in (tmp_path / "out.csv", tmp_path / "scores"):  # with a suffix, and without
+        folder.mkdir()
+        result = invoke(registry, "--model", MODEL, "--input", str(source), "--output", str(folder))
+        output = " ".join(result.output.split())  # type: ignore[attr-defined]
+        assert result.exit_code == 1 and "Traceback" not in output  # type: ignore[attr-defined]
+        assert "is a folder: name the file to write" in output
+        assert list(folder.iterdir()) == [] and [p.name for p in tmp_path.glob(".*")] == []
+
+
 def test_a_missing_alias_names_the_next_command(registry: Registry, tmp_path: Path) -> None:
     source = evidence_file(tmp_path, 4)
     result = invoke(
