@@ -8,6 +8,8 @@ with the rubric files they need in `rubrics/` beside them (where `data/load.py` 
 from __future__ import annotations
 
 import json
+import os
+import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -102,11 +104,18 @@ def write_reviews(items: Iterable[ReviewedItem], out: Path) -> tuple[int, int]:
 
 
 def write_whole(out: Path, lines: list[str]) -> None:
-    """JSON lines written to a temporary name, then renamed: a reader never sees half a file."""
+    """JSON lines written to a temporary name, then renamed: a reader never sees half a file.
+    The file holds evidence, so only its owner may read it (0600, as the queue's database),
+    and a write that fails leaves no copy behind, where `prescore forget` would never look."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(out.name + ".partial")
-    partial.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    partial.replace(out)
+    partial = out.with_name(f".{out.name}.{secrets.token_hex(4)}.partial")
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as sink:
+            sink.write("".join(line + "\n" for line in lines))
+        partial.replace(out)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def _is_educators(line: str, educator_id: str) -> bool:
@@ -169,6 +178,8 @@ def write_export(
     """The consented reviewed items and the rubrics they need; returns (written, withheld,
     rubric files). Every item is checked against the rubrics first, so a mismatch writes
     nothing; then each rubric and the evidence file are written whole."""
+    if out.is_dir():
+        raise ValueError(f"{out} is a folder: name the file to write, e.g. {out / 'reviews.jsonl'}")
     problems = []
     needed = sorted({item.credential_id for item in items if exportable(item)})
     for item in (item for item in items if exportable(item)):

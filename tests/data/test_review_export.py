@@ -163,3 +163,27 @@ def test_an_export_never_overwrites_a_different_rubric_beside_it(tmp_path: Path)
     assert written_by_hand.read_text() == before and not out.exists()
     write_rubric(rubric, tmp_path / "rubrics")  # the same rubric: the export goes ahead
     assert write_export([reviewed(0)], {"wait-time": rubric}, out)[0] == 1
+
+
+def test_an_export_is_owner_only_and_a_failed_one_leaves_no_evidence_behind(
+    tmp_path: Path,
+) -> None:
+    rubric = {"wait-time": Credential.model_validate(RUBRIC)}
+    out = tmp_path / "reviews.jsonl"
+    write_export([reviewed(0)], rubric, out)
+    assert oct(out.stat().st_mode & 0o777) == "0o600"  # it holds evidence text
+    out.write_text("earlier\n")
+    out.chmod(0o644)
+    write_reviews([reviewed(1)], out)  # a rewrite, as forget does, is owner-only too
+    assert oct(out.stat().st_mode & 0o777) == "0o600"
+
+    folder = tmp_path / "taken"
+    folder.mkdir()
+    with pytest.raises(ValueError, match="is a folder: name the file to write"):
+        write_export([reviewed(2)], rubric, folder)
+    # a write that fails midway (here: the rename onto a folder) leaves nothing either
+    with pytest.raises(OSError):
+        write_reviews([reviewed(3)], folder)
+    left = [p.name for p in tmp_path.iterdir()]
+    assert sorted(left) == ["reviews.jsonl", "rubrics", "taken"] and not list(folder.iterdir())
+    assert not any(b"Evidence 3" in p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
