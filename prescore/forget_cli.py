@@ -94,6 +94,10 @@ def forget(
         raise typer.BadParameter(
             "say what to forget: --educator ID, or --older-than DAYS (PRESCORE_RETENTION_DAYS)"
         )
+    if educator is not None and not educator.strip():
+        raise typer.BadParameter(
+            "the educator id is empty: give it as sent in educator_id", param_hint="--educator"
+        )
     from sqlalchemy.engine import make_url
 
     url = make_url(review_db)
@@ -106,13 +110,23 @@ def forget(
     queue = open_queue(review_db)
     if not yes:
         console.print("[bold]Dry run[/bold]: nothing is changed; add --yes to do it.")
-    if educator is not None:
-        forget_educator(queue, educator, exports, yes)
+    found = forget_educator(queue, educator, exports, yes) if educator is not None else True
     if older_than is not None:
         erase_expired(queue, older_than, yes)
+    if not found:
+        console.print(
+            f"[red]Nothing of educator {educator!r} was found[/red] in the review queue, the "
+            "exports or the training runs, and nothing was left unsearched: check the id (as "
+            "sent in educator_id; it is case-sensitive). If they were forgotten before, "
+            "nothing of theirs remains.",
+            soft_wrap=True,
+        )
+        raise typer.Exit(1)
 
 
-def forget_educator(queue: ReviewQueue, educator: str, exports: list[Path], act: bool) -> None:
+def forget_educator(queue: ReviewQueue, educator: str, exports: list[Path], act: bool) -> bool:
+    """Say (and with `act`, do) what goes; False where nothing of theirs was found anywhere
+    and nothing was left unsearched (an unknown id, most likely a typo)."""
     from prescore.data.owners import educator_salt, salt_file
     from prescore.data.review_export import remove_educator
     from prescore.models.registry import Lineage, tracking_uri, trained_on
@@ -179,6 +193,9 @@ def forget_educator(queue: ReviewQueue, educator: str, exports: list[Path], act:
             + ", ".join(run.run_id for run in lineage.unknown),
             soft_wrap=True,
         )
+    found = entries.pending or entries.decided or hits.found or lineage.trained_on
+    unsearched = hits.missing or lineage.unknown or (local is not None and not local.exists())
+    return bool(found or unsearched)
 
 
 def erase_expired(queue: ReviewQueue, days: int, act: bool) -> None:

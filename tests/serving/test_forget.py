@@ -283,3 +283,34 @@ def test_after_forget_no_file_of_the_sqlite_queue_holds_the_educators_words(
         assert words.encode() not in held, words
     assert queue.get(entry, ["wait-time"]) is not None  # the decision stays
     queue.engine.dispose()
+
+
+def test_forget_with_an_empty_or_unknown_id_says_so_and_fails(
+    review_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A typo in the id must not look like a done erasure: nothing found anywhere, with
+    nothing left unsearched, exits 1 naming the id; an empty id is refused outright."""
+    queue = ReviewQueue(review_db)
+    queue.enqueue([owned_by("ana", review(0))])
+    store = tmp_path / "mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}")
+    from mlflow.tracking import MlflowClient
+
+    from prescore.models.registry import configure_tracking
+
+    configure_tracking()
+    MlflowClient().search_experiments()  # an empty store: searched, and nobody's runs in it
+    assert store.exists()
+    for empty in ("", "   "):
+        refused = CliRunner().invoke(app, ["forget", "--educator", empty, "--review-db", review_db])
+        assert refused.exit_code == 2 and "educator id is empty" in refused.output
+    for act in ([], ["--yes"]):
+        typo = CliRunner().invoke(
+            app, ["forget", "--educator", "Ana", "--review-db", review_db, *act]
+        )
+        said = " ".join(typo.output.split())
+        assert typo.exit_code == 1, said
+        assert "Nothing of educator 'Ana' was found" in said
+    assert invoke("--educator", "ana", "--review-db", review_db)  # known: exit 0
+    assert len(queue.educator_entries("ana").pending) == 1  # a dry run changed nothing
+    queue.engine.dispose()
