@@ -17,6 +17,7 @@ rest of that breaker is serving/audit_breaker.py).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import threading
@@ -245,7 +246,9 @@ class BlindItem(Base):
 class ScoreReceipt(Base):
     """The answer given to a /score request sent with an Idempotency-Key: a retry of the same
     request gets it back and queues nothing twice. It holds the response (levels, decisions,
-    routes), never the evidence text; the request is known by a digest."""
+    routes), never the evidence text; the request is known by a digest, and the key by a digest
+    of it with the caller's API key (`receipt_key`), so a client-chosen key is never stored.
+    Receipts expire (`expired_before`): the table holds at most a day's keyed requests."""
 
     __tablename__ = "score_receipts"
 
@@ -289,6 +292,18 @@ class AuditBreaker(Base):
     @property
     def tripped(self) -> bool:
         return self.resumed_at is None or as_utc(self.tripped_at) > as_utc(self.resumed_at)
+
+
+PURGE_EVERY = 0.01  # the share of keyed requests that also delete every expired receipt
+
+
+def receipt_key(api_key: str | None, idempotency_key: str) -> str:
+    """The stored key: one caller's Idempotency-Key never answers another's request, and the
+    key a client chose (which may name a person) is not kept."""
+    scope = hashlib.sha256((api_key or "").encode("utf-8", "surrogatepass")).hexdigest()
+    return hashlib.sha256(
+        f"{scope}\0{idempotency_key}".encode("utf-8", "surrogatepass")
+    ).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -554,7 +569,12 @@ class ReviewQueue:
     def at(cls, path: Path) -> ReviewQueue:
         return cls(f"sqlite:///{path}")
 
-    def enqueue(self, batch: list[ToReview], receipt: Receipt | None = None) -> list[int]:
+    def enqueue(
+        self,
+        batch: list[ToReview],
+        receipt: Receipt | None = None,
+        expired_before: datetime | None = None,
+    ) -> list[int]:
         """One transaction for a request's submissions, and its receipt where the request
         carried an Idempotency-Key: all are stored, or none and it raises.
 
@@ -579,6 +599,17 @@ class ReviewQueue:
                     connection.execute(insert(ItemEntry), with_entry)
                 ids.append(entry_id)
             if receipt is not None:
+                if expired_before is not None:  # this key's own expired receipt, if any,
+                    connection.execute(  # and now and then every expired one (bounded work)
+                        delete(ScoreReceipt).where(
+                            ScoreReceipt.created_at < expired_before,
+                            *(
+                                ()
+                                if random.random() < PURGE_EVERY
+                                else (ScoreReceipt.key == receipt.key,)
+                            ),
+                        )
+                    )
                 connection.execute(
                     insert(ScoreReceipt),
                     {
@@ -590,13 +621,20 @@ class ReviewQueue:
                 )
         return ids
 
-    def receipt(self, key: str) -> Receipt | None:
-        """The first answer to a request sent with this Idempotency-Key, if there was one."""
+    def receipt(self, key: str, expired_before: datetime | None = None) -> Receipt | None:
+        """The first answer to a request sent with this Idempotency-Key, if there was one
+        after `expired_before`."""
         with self.sessions() as session:
             stored = session.get(ScoreReceipt, key)
-        if stored is None:
+        if stored is None or (
+            expired_before is not None and as_utc(stored.created_at) < as_utc(expired_before)
+        ):
             return None
         return Receipt(stored.key, stored.request_digest, stored.response)
+
+    def count_receipts(self) -> int:
+        with self.sessions() as session:
+            return session.scalar(select(func.count()).select_from(ScoreReceipt)) or 0
 
     def pending(
         self,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import aiohttp
@@ -50,7 +51,7 @@ from prescore.serving.outcomes import (
     ScoringOutcome,
     too_many_tokens,
 )
-from prescore.serving.queue import Receipt, ReviewQueue, submissions_to_review
+from prescore.serving.queue import Receipt, ReviewQueue, receipt_key, submissions_to_review
 from prescore.serving.review_app import ROOT as REVIEW_ROOT
 from prescore.serving.review_app import connect, create_review_app
 from prescore.serving.schemas import (
@@ -278,6 +279,7 @@ class Prescore:
                     message=f"1 to {MAX_IDEMPOTENCY_KEY} characters",
                 )
                 return error(422, "the Idempotency-Key header is not usable", [detail])
+            key = receipt_key(presented_key(request), key)  # one caller's, and not kept as sent
             answered = await self.first_answer(key, digest)
             if answered is not None:
                 return answered
@@ -322,7 +324,9 @@ class Prescore:
         ).model_dump_json()
         receipt = None if key is None else Receipt(key, digest, answer)
         try:
-            await anyio.to_thread.run_sync(self.queue.enqueue, to_review, receipt)
+            await anyio.to_thread.run_sync(
+                self.queue.enqueue, to_review, receipt, self.receipts_expired_before()
+            )
         except IntegrityError:
             if key is not None:  # the same key was answered meanwhile: give that answer
                 answered = await self.first_answer(key, digest)
@@ -331,9 +335,14 @@ class Prescore:
             raise  # nothing was stored: a 503 from `unavailable`, like any queue failure
         return Response(answer, media_type="application/json")
 
+    def receipts_expired_before(self) -> datetime:
+        return datetime.now(UTC) - timedelta(hours=self.settings.idempotency_hours)
+
     async def first_answer(self, key: str, digest: str) -> Response | None:
         """The stored answer to this key; a 422 where the key came with another request."""
-        receipt = await anyio.to_thread.run_sync(self.queue.receipt, key)
+        receipt = await anyio.to_thread.run_sync(
+            self.queue.receipt, key, self.receipts_expired_before()
+        )
         if receipt is None:
             return None
         if receipt.request_digest != digest:

@@ -42,6 +42,7 @@ ENVIRONMENT = {  # variable -> field, for the settings given as plain values
     "PRESCORE_MAX_CONCURRENT": "max_concurrent_requests",
     "PRESCORE_REVIEW_DB": "review_db",
     "PRESCORE_AUDIT_RATE": "audit_rate",
+    "PRESCORE_IDEMPOTENCY_HOURS": "idempotency_hours",
     "PRESCORE_AUDIT_ALARM_REFRESH_SECONDS": "audit_alarm_refresh_seconds",
     "PRESCORE_SECURE_COOKIES": "secure_cookies",
     "PRESCORE_RUNTIME": "runtime",
@@ -81,6 +82,12 @@ class ServiceSettings(BaseModel):
     review_db: str = Field(defaults.REVIEW_DB, description="SQLAlchemy URL")
     audit_rate: float = Field(
         defaults.AUDIT_RATE, ge=0, le=1, description="share of auto items also queued"
+    )
+    idempotency_hours: float = Field(
+        defaults.IDEMPOTENCY_HOURS,
+        gt=0,
+        description="how long a retry with the same Idempotency-Key gets the first answer back; "
+        "older receipts are deleted",
     )
     audit_alarm_refresh_seconds: float = Field(
         5.0,

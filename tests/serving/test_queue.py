@@ -768,3 +768,35 @@ def test_sqlite_writers_in_one_process_take_turns(tmp_path: Path) -> None:
         thread.join(5)
     assert order == ["first done", "second in"]
     queue.engine.dispose()
+
+
+def test_receipts_expire_and_are_keyed_by_caller(
+    queue: ReviewQueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A receipt answers retries for a while, then goes; its key is a digest scoped to the
+    caller's API key, never the key the client chose."""
+    from sqlalchemy import update
+
+    import prescore.serving.queue as module
+    from prescore.serving.queue import Receipt, ScoreReceipt, receipt_key
+
+    key = receipt_key("api-key-1", "educator-ana-retry")
+    assert key != receipt_key("api-key-2", "educator-ana-retry")  # another caller's
+    assert key == receipt_key("api-key-1", "educator-ana-retry") and "ana" not in key
+    cutoff = datetime.now(UTC) - timedelta(hours=24)
+    monkeypatch.setattr(module.random, "random", lambda: 0.5)  # no full purge for now
+    for stored_key in [key, *(receipt_key("api-key-1", f"k{n}") for n in range(5))]:
+        queue.enqueue([], Receipt(stored_key, "digest-0", '{"first": true}'), cutoff)
+    assert queue.receipt(key, cutoff) is not None
+    with queue.writing() as session:  # a day and an hour on
+        session.execute(
+            update(ScoreReceipt).values(created_at=datetime.now(UTC) - timedelta(hours=25))
+        )
+    assert queue.receipt(key, cutoff) is None  # expired: the same key is free again
+    queue.enqueue([], Receipt(key, "digest-1", "{}"), cutoff)
+    stored = queue.receipt(key, cutoff)
+    assert stored is not None and stored.request_digest == "digest-1"
+    assert queue.count_receipts() == 6  # only its own expired receipt went
+    monkeypatch.setattr(module.random, "random", lambda: 0.0)  # the 1-in-100 full purge
+    queue.enqueue([], Receipt("fresh", "d", "{}"), cutoff)
+    assert queue.count_receipts() == 2  # every expired one went: the table stays bounded

@@ -364,11 +364,11 @@ def test_a_retry_with_the_same_idempotency_key_gets_the_first_answer_and_queues_
     before = queue.count_pending(["wait-time"])
     body = json.dumps({"items": [item(700)]}).encode()
 
-    def send(key: str, payload: bytes = body) -> tuple[int, bytes]:
+    def send(key: str, payload: bytes = body, api_key: str = KEY) -> tuple[int, bytes]:
         request = urllib.request.Request(
             server.url + "/score",
             payload,
-            {"Content-Type": "application/json", "Authorization": f"Bearer {KEY}",
+            {"Content-Type": "application/json", "Authorization": f"Bearer {api_key}",
              "Idempotency-Key": key},
             method="POST",
         )  # fmt: skip
@@ -387,6 +387,10 @@ def test_a_retry_with_the_same_idempotency_key_gets_the_first_answer_and_queues_
     assert status == 422 and json.loads(problem)["details"][0]["rule"] == "idempotency_key_reused"
     assert send("retry-2", other)[0] == 200
     assert queue.count_pending(["wait-time"]) == before + 2
+    # a key is one caller's: the same key from another API key is another request
+    status, answer = send("retry-1", other, api_key="other-key")
+    assert status == 200 and answer != first[1]
+    assert queue.count_pending(["wait-time"]) == before + 3
 
 
 def test_control_characters_in_a_path_are_escaped_in_the_access_log(server: Server) -> None:
