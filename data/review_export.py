@@ -8,13 +8,12 @@ with the rubric files they need in `rubrics/` beside them (where `data/load.py` 
 from __future__ import annotations
 
 import json
-import os
-import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from prescore.data.private import write_private
 from prescore.data.rubrics import read_rubric, write_rubric
 from prescore.data.schema import Credential
 
@@ -104,18 +103,9 @@ def write_reviews(items: Iterable[ReviewedItem], out: Path) -> tuple[int, int]:
 
 
 def write_whole(out: Path, lines: list[str]) -> None:
-    """JSON lines written to a temporary name, then renamed: a reader never sees half a file.
-    The file holds evidence, so only its owner may read it (0600, as the queue's database),
+    """JSON lines, owner-only and whole (data/private.py): a reader never sees half a file,
     and a write that fails leaves no copy behind, where `prescore forget` would never look."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(f".{out.name}.{secrets.token_hex(4)}.partial")
-    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as sink:
-            sink.write("".join(line + "\n" for line in lines))
-        partial.replace(out)
-    finally:
-        partial.unlink(missing_ok=True)
+    write_private(out, "".join(line + "\n" for line in lines))
 
 
 def _is_educators(line: str, educator_id: str) -> bool:

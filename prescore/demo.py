@@ -8,13 +8,12 @@ is none to show, and the quick-start says so and why.
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
+from prescore.data.private import write_private
 from prescore.eval.routing import Route
 from prescore.serving.schemas import EvidenceToScore, SubmissionDecision
 
@@ -67,26 +66,13 @@ def pick_demo_requests(
             continue
         body = {"items": [item.model_dump(mode="json") for item in items]}
         found[decision.route] = DemoRequest(
-            decision.route, decision, write_private(folder / f"{decision.route}.json", body)
+            decision.route,
+            decision,
+            write_private(folder / f"{decision.route}.json", json.dumps(body)),
         )
         if len(found) == len(Route):
             break
     return found
-
-
-def write_private(path: Path, body: Mapping[str, object]) -> Path:
-    """Write JSON readable by its owner only, whole or not at all."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    draft = path.with_name(f".{path.name}.partial")
-    draft.unlink(missing_ok=True)
-    descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(descriptor, "w") as handle:
-            json.dump(body, handle)
-        os.replace(draft, path)
-    finally:
-        draft.unlink(missing_ok=True)
-    return path.resolve()
 
 
 def curl_file(base_url: str, key_file: Path, body: Path) -> str:
