@@ -239,9 +239,9 @@ DEFAULT_TRAINING_ARGS: dict[str, Any] = {
 
 
 def transformers_major() -> int:
-    from importlib.metadata import version
+    import transformers
 
-    return int(version("transformers").split(".")[0])
+    return int(transformers.__version__.split(".")[0])
 
 
 def share_of_steps_for_warmup(settings: dict[str, Any], major: int) -> dict[str, Any]:
