@@ -305,20 +305,62 @@ def item_reasons(submission: Submission, input_problems: list[list[str]]) -> set
     return reasons | ({Reason.incomplete_submission} if not submission.complete else set())
 
 
-def routed_auto(
-    policy: DecisionPolicy,
-    complete: list[Submission],
-    p: np.ndarray,
-    input_problems: list[list[str]],
-) -> tuple[np.ndarray, np.ndarray]:
-    """(auto, awarded) per complete submission, as `policy` routes and decides it."""
+@dataclass(frozen=True)
+class RoutedTest:
+    """A credential's complete, scored test submissions as a policy routes them."""
+
+    complete: list[Submission]
+    p_earned: np.ndarray
+    auto: np.ndarray
+    awarded: np.ndarray  # the model's decision is "earned"
+    earned: np.ndarray  # the humans' decision is "earned"
+
+    @property
+    def wrong(self) -> np.ndarray:
+        return self.awarded != self.earned
+
+
+def route_test(
+    policy: DecisionPolicy, test: list[Submission], input_problems: list[list[str]]
+) -> RoutedTest:
+    complete = [s for s in test if s.complete and s.human_earned is not None]
+    p = Recalibration(policy.slope, policy.intercept).apply(
+        np.array([s.p_combined for s in complete])
+    )
     auto, awarded = [], []
     for submission, p_earned in zip(complete, p, strict=True):
         decision, confidence = decision_of(float(p_earned))
         reasons = item_reasons(submission, input_problems)
         auto.append(policy.route(decision, confidence, reasons).route is Route.auto)
         awarded.append(decision == EARNED)
-    return np.array(auto, dtype=bool), np.array(awarded, dtype=bool)
+    return RoutedTest(
+        complete,
+        p,
+        np.array(auto, dtype=bool),
+        np.array(awarded, dtype=bool),
+        np.array([bool(s.human_earned) for s in complete], dtype=bool),
+    )
+
+
+def would_be_routed(
+    policy: DecisionPolicy, test: list[Submission], input_problems: list[list[str]]
+) -> RoutedTest:
+    """What the thresholds would send auto, were the credential qualified: what the
+    confirmation judges."""
+    return route_test(policy.model_copy(update={"qualified": True}), test, input_problems)
+
+
+def decision_error_tests(routed: RoutedTest, target: float, min_group: int) -> list[ErrorTest]:
+    """The error among auto decisions against the target, for everyone and each group."""
+    groups = [s.groups for s in routed.complete]
+    return error_tests(routed.auto, routed.wrong, groups, target, min_group)
+
+
+def award_error_test(routed: RoutedTest, max_false_award: float) -> ErrorTest:
+    """False awards among the auto awards against their own bound."""
+    auto_awards, false_awards = routed.auto & routed.awarded, routed.awarded & ~routed.earned
+    (everyone,) = error_tests(auto_awards, false_awards, [], max_false_award, 1)
+    return everyone
 
 
 def confirm_on_test(
@@ -335,58 +377,19 @@ def confirm_on_test(
     auto awards keep the false-award bound. Full routing (the machine decides everything): the
     Williamson gates on the decision, and `criterion_failures` (a criterion flagged for a group).
     """
-    recalibration = Recalibration(policy.slope, policy.intercept)
-    williamson, _, _ = qualify_decisions(test, recalibration, settings.gates)
     failures = list(policy.qualification_failures)
     if policy.routing is Routing.full:
+        recalibration = Recalibration(policy.slope, policy.intercept)
+        williamson, _, _ = qualify_decisions(test, recalibration, settings.gates)
         failures += williamson + (criterion_failures or [])
     else:
-        failures += [
-            t.failure()
-            for t in decision_error_tests(policy, test, input_problems, settings)
-            if t.failed
-        ]
-        awards = award_error_test(policy, test, input_problems)
-        if awards is not None and awards.failed:
-            failures.append(awards.failure(FALSE_AWARDS))
+        routed = would_be_routed(policy, test, input_problems)
+        tests = decision_error_tests(routed, policy.target_error, settings.min_group_size)
+        failures += [t.failure() for t in tests if t.failed]
+        if policy.max_false_award is not None:
+            awards = award_error_test(routed, policy.max_false_award)
+            failures += [awards.failure(FALSE_AWARDS)] if awards.failed else []
     return policy.model_copy(update={"qualified": not failures, "qualification_failures": failures})
-
-
-def complete_and_p(
-    policy: DecisionPolicy, test: list[Submission]
-) -> tuple[list[Submission], np.ndarray]:
-    complete = [s for s in test if s.complete and s.human_earned is not None]
-    recalibration = Recalibration(policy.slope, policy.intercept)
-    return complete, recalibration.apply(np.array([s.p_combined for s in complete]))
-
-
-def decision_error_tests(
-    policy: DecisionPolicy,
-    test: list[Submission],
-    input_problems: list[list[str]],
-    settings: DecisionSettings,
-) -> list[ErrorTest]:
-    """The error tests on what the thresholds would send auto, were the credential qualified."""
-    complete, p = complete_and_p(policy, test)
-    would_be = policy.model_copy(update={"qualified": True})
-    auto, awarded = routed_auto(would_be, complete, p, input_problems)
-    wrong = awarded != np.array([bool(s.human_earned) for s in complete], dtype=bool)
-    groups = [s.groups for s in complete]
-    return error_tests(auto, wrong, groups, policy.target_error, settings.min_group_size)
-
-
-def award_error_test(
-    policy: DecisionPolicy, test: list[Submission], input_problems: list[list[str]]
-) -> ErrorTest | None:
-    """False awards among the auto awards against their own bound; None where none is set."""
-    if policy.max_false_award is None:
-        return None
-    complete, p = complete_and_p(policy, test)
-    would_be = policy.model_copy(update={"qualified": True})
-    auto, awarded = routed_auto(would_be, complete, p, input_problems)
-    earned = np.array([bool(s.human_earned) for s in complete], dtype=bool)
-    (everyone,) = error_tests(auto & awarded, awarded & ~earned, [], policy.max_false_award, 1)
-    return everyone
 
 
 def decision_triage(
@@ -398,31 +401,30 @@ def decision_triage(
     """What the live policy does with the test split's submissions of one credential."""
     recalibration = Recalibration(policy.slope, policy.intercept)
     williamson, kappa, human_kappa = qualify_decisions(test, recalibration, settings.gates)
-    complete, p = complete_and_p(policy, test)
-    auto, awarded = routed_auto(policy, complete, p, input_problems)
-    earned = np.array([bool(s.human_earned) for s in complete], dtype=bool)
-    wrong = auto & (awarded != earned)
+    live = route_test(policy, test, input_problems)
+    auto, awarded, earned = live.auto, live.awarded, live.earned
     truth = earned.astype(int)
+    would_be = would_be_routed(policy, test, input_problems)
     return DecisionTriage(
         credential_id=policy.credential_id,
         submissions=len(test),
-        complete=len(complete),
+        complete=len(live.complete),
         qualified=policy.qualified,
         failures=list(policy.qualification_failures),
         kappa=kappa,
         human_kappa=human_kappa,
         auto=int(auto.sum()),
-        auto_share=float(auto.mean()) if len(complete) else 0.0,
-        auto_error=float(wrong.sum() / auto.sum()) if auto.any() else float("nan"),
+        auto_share=float(auto.mean()) if len(live.complete) else 0.0,
+        auto_error=float((auto & live.wrong).sum() / auto.sum()) if auto.any() else float("nan"),
         false_awards=int((auto & awarded & ~earned).sum()),
         false_not_yet=int((auto & ~awarded & earned).sum()),
         target_error=policy.target_error,
         max_false_award=policy.max_false_award,
         threshold=policy.threshold,
         award_threshold=policy.award_threshold,
-        ece=binary_ece(p, truth),
-        reliability=decision_reliability(p, truth),
-        error_tests=decision_error_tests(policy, test, input_problems, settings),
+        ece=binary_ece(live.p_earned, truth),
+        reliability=decision_reliability(live.p_earned, truth),
+        error_tests=decision_error_tests(would_be, policy.target_error, settings.min_group_size),
         williamson_failures=williamson,
         certification_submissions=policy.certification_submissions,
         target_basis=policy.target_basis,
