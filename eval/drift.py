@@ -15,11 +15,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from scipy.stats import binom
-
 from prescore.data.schema import CriterionKey
 from prescore.eval.agreement import exact_agreement, quadratic_weighted_kappa
 from prescore.eval.decisions import EARNED
+from prescore.eval.selective import SIGNIFICANCE, p_value_above
 
 
 @dataclass(frozen=True)
@@ -149,7 +148,7 @@ class AuditError:
         the noise of a few audits."""
         if self.target_error is None:
             return float("nan")
-        return float(binom.sf(self.errors - 1, self.audits, self.target_error))
+        return p_value_above(self.errors, self.audits, self.target_error)
 
     def verdict(self) -> str:
         if not self.warning:
@@ -159,7 +158,7 @@ class AuditError:
         return f"above target, not yet significant (binomial p = {self.p_value:.2f})"
 
 
-SIGNIFICANT = 0.05
+SIGNIFICANT = SIGNIFICANCE  # the same one-sided level as the confirmation on held-out data
 
 
 def audit_decision_error(reviewed: Iterable[ReviewedSubmission]) -> list[AuditError]:

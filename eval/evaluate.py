@@ -29,7 +29,7 @@ from prescore.eval.decisions import Recalibration, fit_recalibration
 from prescore.eval.input_checks import fit_input_profile
 from prescore.eval.protocol import CalibrationPlan, Protocol, calibration_plan
 from prescore.eval.qualification import CriterionAgreement, QualificationGates, measure, qualify
-from prescore.eval.risk_control import MIN_AUTO_ITEMS, fewest_provable, fit_threshold
+from prescore.eval.risk_control import fit_threshold
 from prescore.eval.routing import (
     CriterionPolicy,
     DecisionPolicy,
@@ -508,8 +508,7 @@ def certify_item_threshold(
     item passes (0.0) where the machine scores the criterion in full."""
     if routing is Routing.full:
         return 0.0, []
-    fewest = max(MIN_AUTO_ITEMS, fewest_provable(target.error, 1 - settings.confidence_level))
-    too_few = too_few_to_certify(len(labels), target.error, settings.confidence_level, fewest)
+    too_few = too_few_to_certify(len(labels), target.error, settings.confidence_level)
     if not len(labels):
         return None, [too_few]
     suggested, confidence = suggestion_confidence(probabilities, settings.error_tolerance)

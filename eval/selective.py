@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import binom
 
+from prescore.eval.risk_control import MIN_AUTO_ITEMS, fewest_provable
+
 SIGNIFICANCE = 0.05  # one-sided, per test
 
 # how a qualification failure begins, so routing and reports can tell the kinds apart
@@ -97,9 +99,10 @@ def error_tests(
     return tests
 
 
-def too_few_to_certify(rows: int, target: float, confidence_level: float, fewest: int) -> str:
+def too_few_to_certify(rows: int, target: float, confidence_level: float) -> str:
     """The failure where the certification rows could not prove the target even if the model
     were never wrong; empty where there are enough."""
+    fewest = max(MIN_AUTO_ITEMS, fewest_provable(target, 1 - confidence_level))
     if rows >= fewest or not 0 < target < 1:  # a zero target no count of rows can prove
         return ""
     return (

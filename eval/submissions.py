@@ -27,7 +27,7 @@ from prescore.eval.decisions import (
     decision_of,
     p_met,
 )
-from prescore.eval.risk_control import MIN_AUTO_ITEMS, fewest_provable, fit_threshold
+from prescore.eval.risk_control import fit_threshold
 from prescore.eval.routing import DecisionPolicy, Reason, Route
 from prescore.eval.selective import (
     FALSE_AWARDS,
@@ -241,10 +241,7 @@ def fit_decision_policy(
         award_threshold: float | None = 0.0
     else:
         threshold, award_threshold = certify_thresholds(p, earned, target.error, settings)
-        fewest = max(MIN_AUTO_ITEMS, fewest_provable(target.error, 1 - settings.confidence_level))
-        too_few = too_few_to_certify(
-            len(certification), target.error, settings.confidence_level, fewest
-        )
+        too_few = too_few_to_certify(len(certification), target.error, settings.confidence_level)
         failures += [too_few] if too_few else []
     return DecisionPolicy(
         credential_id=credential.id,
