@@ -36,7 +36,7 @@ from prescore.data.schema import CriterionKey
 from prescore.eval.routing import Reason
 from prescore.models.inputs import words
 from prescore.serving.audit_breaker import AuditAlarms, stop_auto, with_alarms
-from prescore.serving.auth import key_is_valid, presented_key
+from prescore.serving.auth import KeyRequired, presented_key
 from prescore.serving.endpoints import InlineModel, ModelEndpoint, RemoteModel
 from prescore.serving.model_host import ModelHost
 from prescore.serving.observability import (
@@ -69,7 +69,6 @@ from prescore.serving.workload import CallerGone, unless_disconnected
 
 logger = logging.getLogger("prescore.serving")
 
-PROTECTED_PATHS = ("/score", "/credentials", "/reload")
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_IDEMPOTENCY_KEY = 200
 
@@ -175,8 +174,8 @@ async def invalid_request(request: Request, exc: RequestValidationError) -> JSON
 
 
 class FrontDoor:
-    """The API key check (before the body is read, so an unauthenticated caller learns
-    nothing), the cap on /score requests in progress, and the model version header.
+    """The cap on /score requests in progress, and the model version header (the key was
+    checked before any of the API's code ran: `ServiceKeys`).
 
     Plain ASGI: Starlette's `@app.middleware("http")` runs each request in a task group and
     streams the response through a memory channel; py-spy put a quarter of the event loop's
@@ -190,21 +189,14 @@ class FrontDoor:
         if scope["type"] != "http" or service is None:
             await self.app(scope, receive, send)
             return
-        request = Request(scope)
         settings = service.settings
-        protected = request.url.path.startswith(PROTECTED_PATHS) and not settings.allow_anonymous
-        if protected and not key_is_valid(presented_key(request), settings.api_keys):
-            refusal = error(401, "a valid API key is required")
-            refusal.headers["WWW-Authenticate"] = "Bearer"
-            await refusal(scope, receive, send)
-            return
 
         async def send_naming_the_version(message: Message) -> None:
             if message["type"] == "http.response.start" and service.card is not None:
                 MutableHeaders(scope=message)[MODEL_VERSION_HEADER] = service.card.model_version
             await send(message)
 
-        if request.url.path != "/score":
+        if scope["path"] != "/score":
             await self.app(scope, receive, send_naming_the_version)
             return
         if service.scoring_now >= settings.max_concurrent_requests:
@@ -223,6 +215,15 @@ api.add_middleware(FrontDoor)
 
 
 review = create_review_app()
+
+
+class ServiceKeys(KeyRequired):
+    """Every route of the service, BentoML's own included, behind the configured API keys
+    unless listed public (serving/auth.py); built in the worker, where the settings are."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        settings = ServiceSettings.from_environment()
+        super().__init__(app, settings.api_keys, settings.allow_anonymous)
 
 
 # BentoML's own concurrency cap answers 429 in its own shape; ours (max_concurrent_requests)
@@ -425,6 +426,7 @@ class Prescore:
         return problems
 
 
+Prescore.add_asgi_middleware(ServiceKeys)
 trace_requests_not_messages()
 
 # metrics labelled by the documented routes (FastAPI keeps BentoML's re-bound class views in a

@@ -189,6 +189,9 @@ def test_a_key_is_required_and_checked(server: Server) -> None:
         assert headers["www-authenticate"] == "Bearer"
     assert server.call("GET", "/credentials", key=None)[0] == 401
     assert server.call("POST", "/reload", {}, key=None)[0] == 401
+    for page in ("/", "/docs.json", "/schema.json", "/api/docs", "/api/openapi.json"):
+        assert server.call("GET", page, key=None)[0] == 401, page  # BentoML's own too
+        assert server.call("GET", page)[0] == 200, page
     assert server.call("POST", "/score", {"items": [item(1)]}, key="other-key")[0] == 200
     with urllib.request.urlopen(server.url + "/readyz") as probe:  # probes need no key
         assert probe.status == 200
