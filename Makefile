@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: quickstart test lint bento clean
+.PHONY: quickstart test test-fast lint bento clean
 
 $(BIN)/prescore: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,8 +17,11 @@ quickstart: $(BIN)/prescore  ## set up, run the main job on the bundled sample, 
 test: $(BIN)/prescore  ## set up, then run the whole test suite on CPU
 	$(BIN)/pytest
 
+test-fast: $(BIN)/prescore  ## the tests that need no service, browser or Postgres (a minute or two)
+	$(BIN)/pytest -m "not slow and not browser and not postgres"
+
 lint: $(BIN)/prescore
-	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy -p prescore
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy -p prescore -p bench
 
 bento: $(BIN)/prescore  ## a deployable Bento (then: bentoml containerize prescore:latest)
 	rm -rf build dist && $(BIN)/pip wheel --quiet --no-deps --no-build-isolation -w dist . && rm -rf build

@@ -277,7 +277,7 @@ def quantize(
     fp32: Path, out: Path, bits: int = 8, block: int = BLOCK, accuracy_level: int = 4
 ) -> Path:
     """ONNX Runtime's block-wise quantization of an fp32 copy (module docstring); the defaults
-    are the int8 copy served, the others what eval/probes/int8_variants.py compares."""
+    are the int8 copy served, the others what bench/probes/int8_variants.py compares."""
     import onnx
     from onnxruntime.quantization.matmul_nbits_quantizer import (
         DefaultWeightOnlyQuantConfig,

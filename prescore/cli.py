@@ -16,13 +16,13 @@ from rich.console import Console  # noqa: E402
 
 from prescore import (  # noqa: E402
     audits_cli,
-    bench_cli,
     defaults,  # noqa: E402
     forget_cli,
     predict_cli,
     serving_cli,
     training_cli,
 )
+from prescore.checkout import bench_app  # noqa: E402
 from prescore.data.problems import InputError  # noqa: E402
 from prescore.data_cli import app as data_app  # noqa: E402
 from prescore.data_cli import print_load_summary, print_problems  # noqa: E402
@@ -42,7 +42,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(data_app, name="data")
-app.add_typer(bench_cli.app, name="bench")
+app.add_typer(bench_app(), name="bench")
 app.command()(training_cli.train)
 app.command()(training_cli.promote)
 app.command()(training_cli.models)
@@ -60,12 +60,10 @@ app.add_typer(reviewers, name="reviewers")
 app.add_typer(audits_cli.app, name="audits")
 console = Console()
 
-QUICKSTART_CONFIG = Path(__file__).resolve().parent.parent / "experiments" / "quickstart.yaml"
-
 
 @app.command()
 def quickstart(
-    config: Path = typer.Option(QUICKSTART_CONFIG, help="experiment config to run"),
+    config: Path = typer.Option(defaults.QUICKSTART_CONFIG, help="experiment config to run"),
     serve: bool = typer.Option(True, help="end by serving the champion on port 3000"),
     port: int = typer.Option(3000, help="HTTP port for the service"),
 ) -> None:

@@ -1,6 +1,12 @@
 """The product's defaults, said once: the CLI's options, the service's settings, the registry
 and the data checks all read them here. Plain constants, so the CLI imports them at no cost."""
 
+from pathlib import Path
+
+# inside the package (prescore/experiments is the repo's experiments/ folder, shipped as
+# package data), so an installed wheel finds it wherever it is run from
+QUICKSTART_CONFIG = Path(__file__).resolve().parent / "experiments" / "quickstart.yaml"
+
 MODEL_NAME = "prescore-quickstart"  # registered model the CLI and the service use by default
 MODEL_ALIAS = "champion"  # the alias promotion moves and the service serves
 

@@ -287,7 +287,7 @@ def evaluate(
         defaults.MODEL_ALIAS, help="registry alias (e.g. champion) or version number"
     ),
     config: Path = typer.Option(
-        Path("experiments/quickstart.yaml"),
+        defaults.QUICKSTART_CONFIG,
         "--config",
         "-c",
         help="config whose data and gates to use",

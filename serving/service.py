@@ -426,7 +426,7 @@ class Prescore:
         return problems
 
 
-Prescore.add_asgi_middleware(ServiceKeys)
+cast(Any, Prescore).add_asgi_middleware(ServiceKeys)  # the decorator returns a Service
 trace_requests_not_messages()
 
 # metrics labelled by the documented routes (FastAPI keeps BentoML's re-bound class views in a

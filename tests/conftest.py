@@ -167,6 +167,18 @@ def scoring_frame(n: int, seed: int = 0) -> tuple[Any, Any]:
     return pd.DataFrame(rows), np.array(labels)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """`browser` and `postgres` follow from the fixtures a test uses, so a new test cannot
+    forget them; `slow` is set by the modules that start a service (pyproject.toml)."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if "browser" in fixtures:
+            item.add_marker(pytest.mark.browser)
+        if "postgres" in fixtures or params.get("review_db") == "postgres":
+            item.add_marker(pytest.mark.postgres)
+
+
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
     """One throwaway Postgres server for the session, started only by tests that ask for it."""

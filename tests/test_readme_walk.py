@@ -16,6 +16,8 @@ from prescore.cli import app
 from prescore.serving.client import ScoringClient
 from tests.serving.conftest import Registry, running_service
 
+pytestmark = pytest.mark.slow  # walks the README against a running service
+
 README = Path(__file__).resolve().parent.parent / "README.md"
 KEY = "walk-key-5c1e"
 EVIDENCE_CUES = [

@@ -17,6 +17,8 @@ from prescore.serving.client import Reply, ScoringClient
 from tests.conftest import evidence_row
 from tests.serving.conftest import Registry, running_service
 
+pytestmark = pytest.mark.slow  # starts the service in processes of its own
+
 KEY = "overload-key-5d1e8a"
 TOKENS = 3000  # the per-request budget this service runs with (TF-IDF: tokens are words)
 CLIENTS = 32

@@ -15,6 +15,8 @@ from tests.postgres import PostgresServer
 from tests.serving.conftest import Registry, running_service
 from tests.serving.test_service import KEY, SECRET, item
 
+pytestmark = pytest.mark.slow  # starts the service and a Postgres server
+
 
 @pytest.fixture(scope="module")
 def service(

@@ -23,10 +23,13 @@ from tests.serving.test_queue import review
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
-pytestmark = pytest.mark.skipif(
-    not (CHROMIUM and CHROMEDRIVER),
-    reason="needs Debian's chromium and chromium-driver: apt-get install chromium chromium-driver",
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not (CHROMIUM and CHROMEDRIVER),
+        reason="needs Debian's chromium and chromium-driver: apt-get install chromium chromium-driver",
+    ),
+]
 KEY = "review-test-key-51c0"
 FEEDBACK = "Name the questions you paused after and what the students then said."
 

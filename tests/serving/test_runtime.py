@@ -27,6 +27,8 @@ from prescore.serving.settings import ServiceSettings
 from tests.conftest import evidence_row
 from tests.serving.conftest import write_named_evidence
 
+pytestmark = pytest.mark.slow  # registers transformer versions with their ONNX copies
+
 MODEL = "prescore-onnx"
 
 
@@ -187,7 +189,7 @@ def test_a_version_without_copies_serves_pytorch_until_export_onnx_adds_them(
 
 
 def test_bench_serving_times_every_runtime_on_the_same_items(tracking: str) -> None:
-    from prescore.serving.bench import bench_serving
+    from bench.serving import bench_serving
 
     distinct = items()
     shared = [[*distinct[:2]]]

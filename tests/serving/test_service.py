@@ -20,6 +20,8 @@ from prescore.serving.client import ScoringClient
 from tests.conftest import evidence_row
 from tests.serving.conftest import MODEL, Registry, running_service
 
+pytestmark = pytest.mark.slow  # starts the service in processes of its own, twice
+
 KEY = "test-key-0f9c2d7be1"
 SECRET = "SECRET-EVIDENCE-8213 my student Jamie said"
 
@@ -426,7 +428,7 @@ def test_unknown_paths_share_one_metrics_label(server: Server) -> None:
 
 
 def test_metrics_count_the_items_of_each_model_call(server: Server) -> None:
-    from prescore.serving.bench import batch_totals
+    from bench.serving import batch_totals
 
     items_before, calls_before = batch_totals(server.url)
     assert server.call("POST", "/score", {"items": [item(n) for n in range(700, 704)]})[0] == 200
@@ -443,7 +445,9 @@ def fuzz(server: Server, check: Callable[[Any], None], examples: int = 25) -> in
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
-    schema = schemathesis.openapi.from_url(server.url + "/api/openapi.json")
+    # the schema is behind the key like every route not listed public
+    key = {"Authorization": f"Bearer {KEY}"}
+    schema = schemathesis.openapi.from_url(server.url + "/api/openapi.json", headers=key)
     operations = [result.ok() for result in schema.get_all_operations()]
     for operation in operations:
         cases = st.one_of(

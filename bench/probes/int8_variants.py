@@ -2,7 +2,7 @@
 fp32 copy checked as `prescore export-onnx` checks copies, and timed. A probe, not the product:
 it records what was tried for issue 15 (eval/RESULTS.md) so the next attempt starts from there.
 
-    MLFLOW_TRACKING_URI=sqlite:///<registry>/mlflow.db python eval/probes/int8_variants.py \\
+    MLFLOW_TRACKING_URI=sqlite:///<registry>/mlflow.db python bench/probes/int8_variants.py \\
         --model prescore-quickstart --version 1
 
 Variants: ONNX Runtime's dynamic quantization (per-channel int8 weights, one activation scale

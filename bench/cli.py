@@ -1,4 +1,5 @@
-"""`prescore bench ...`: benchmarks that print Markdown tables (never timed tests)."""
+"""`prescore bench ...` (or `python -m bench ...`): benchmarks that print Markdown tables,
+never timed tests."""
 
 from __future__ import annotations
 
@@ -17,13 +18,11 @@ from prescore.data_cli import print_problems
 if TYPE_CHECKING:
     import pandas as pd
 
+    from bench.accuracy import FoldResult
     from prescore.serving.schemas import EvidenceToScore
-    from prescore.training.bench import FoldResult
 
 app = typer.Typer(help="Benchmarks that print Markdown tables.", no_args_is_help=True)
 console = Console()
-
-QUICKSTART_CONFIG = Path(__file__).resolve().parent.parent / "experiments" / "quickstart.yaml"
 
 
 class ModelProcess(StrEnum):
@@ -36,7 +35,7 @@ def serving(
     model: str = typer.Option(defaults.MODEL_NAME, help="registered model name"),
     alias: str = typer.Option(defaults.MODEL_ALIAS, help="registry alias or version number"),
     config: Path = typer.Option(
-        QUICKSTART_CONFIG, help="experiment config whose evidence supplies the texts"
+        defaults.QUICKSTART_CONFIG, help="experiment config whose evidence supplies the texts"
     ),
     split: str = typer.Option(
         "test", help="which split of that evidence: train, calibration, test"
@@ -58,9 +57,9 @@ def serving(
     fastest, on the same distinct texts: latency, throughput, memory and level agreement."""
     import json
 
+    from bench.serving import bench_serving
     from prescore.data.load import load_evidence
     from prescore.models.registry import configure_tracking
-    from prescore.serving.bench import bench_serving
     from prescore.training.config import load_config
 
     try:
@@ -158,16 +157,16 @@ def accuracy(
     track: bool = typer.Option(True, help="log tables and headline metrics to MLflow"),
 ) -> None:
     """Accuracy, triage and speed on a public set under its standard protocol."""
-    from prescore.models.base_model import resolve_base_model
-    from prescore.training.bench import (
+    from bench.accuracy import (
         BASELINE,
         ESSAY,
         WITH_LENGTH,
         embeddings_baseline,
         essay_with_embeddings,
-        markdown,
         run_benchmark,
     )
+    from bench.report import markdown
+    from prescore.models.base_model import resolve_base_model
     from prescore.training.config import load_config
 
     try:
@@ -207,7 +206,7 @@ def report(
     """Tables from fold results, e.g. folds run in parallel or on another machine."""
     import json
 
-    from prescore.training.bench import headline, markdown, read_results
+    from bench.report import headline, markdown, read_results
 
     missing = [str(p) for p in results if not p.is_file()]
     if missing:
@@ -228,7 +227,7 @@ def show(tables: str, out: Path | None, track: list[FoldResult] | None = None) -
         out.write_text(tables)
         console.print(f"Written to {out}")
     if track:
-        from prescore.training.bench import log_results
+        from bench.report import log_results
 
         runs = log_results(track)
         console.print(f"Logged to MLflow: run(s) {', '.join(runs)}")

@@ -1,7 +1,7 @@
 """Load a running scoring service the way many platform callers would, and say what they got:
 requests per second, latency, every status code, and whether each 503 said when to come back.
 
-    python -m prescore.serving.load --url http://127.0.0.1:3000 --key-file .prescore/api-key \\
+    python -m bench.load --url http://127.0.0.1:3000 --key-file .prescore/api-key \\
         --items essays.jsonl --clients 32 --seconds 60
 
 `--items` is JSON Lines, one evidence item per line (the /score item shape); each request sends

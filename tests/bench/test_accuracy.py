@@ -8,16 +8,15 @@ import numpy as np
 import pytest
 import yaml
 
-from prescore.data.load import load_evidence
-from prescore.training.bench import (
+from bench.accuracy import (
     FoldResult,
     embeddings_baseline,
     folds,
-    markdown,
-    read_results,
     run_benchmark,
     scorer_label,
 )
+from bench.report import markdown, read_results
+from prescore.data.load import load_evidence
 from prescore.training.config import ScorerSpec, load_config
 from tests.conftest import COLUMNS, evidence_row, write_csv
 

@@ -1,6 +1,6 @@
-# On the lent GPU: `bash eval/lent-gpu/train.sh CONFIG:SECONDS ...`, untracked fine-tunes with
+# On the lent GPU: `bash bench/lent-gpu/train.sh CONFIG:SECONDS ...`, untracked fine-tunes with
 # their evaluation reports (tar.gz per config) in $OUT.
-set -u; REPO=$PWD; source eval/lent-gpu/setup.sh
+set -u; REPO=$PWD; source bench/lent-gpu/setup.sh
 for spec in "$@"; do
   config=${spec%%:*}; limit=${spec##*:}
   timeout "$limit" $PRESCORE train --config $REPO/experiments/$config.yaml --no-track \

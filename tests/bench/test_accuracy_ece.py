@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from prescore.training.bench import FoldResult, headline
+from bench.accuracy import FoldResult
+from bench.report import headline
 
 
 def result(scorer: str, ece: dict[str, float]) -> FoldResult:

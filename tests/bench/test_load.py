@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prescore.serving.load import LoadReport, Sent
+from bench.load import LoadReport, Sent
 
 
 def test_the_summary_counts_statuses_and_sets_the_heavy_request_apart() -> None:

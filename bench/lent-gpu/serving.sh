@@ -1,9 +1,9 @@
 # On the lent machine: issue 15's serving bench on two of its CPU cores, a CPU with other
 # instructions than the 2-core machine here (bf16, VNNI). The GPU is hidden: this measures CPU
 # serving. With .gpu from prepare.sh and every piece of prepare-serving.sh carried over earlier
-# calls to the same warm machine (eval/lent-gpu/README.md), two calls:
-#   bash eval/lent-gpu/serving.sh train            installs, fits the quick-start model
-#   ITEMS=100 bash eval/lent-gpu/serving.sh bench  the serving bench on two cores
+# calls to the same warm machine (bench/lent-gpu/README.md), two calls:
+#   bash bench/lent-gpu/serving.sh train            installs, fits the quick-start model
+#   ITEMS=100 bash bench/lent-gpu/serving.sh bench  the serving bench on two cores
 # $OUT gets the CPU, the training log and the copies' checks, then the bench's report (Markdown:
 # unlike --json, it holds HTTP against in-process timed in turn, which the 0.9x bar is judged on).
 set -u; REPO=$PWD
@@ -18,7 +18,7 @@ train() {
   cat .gpu-serve/part-* | tar -C /tmp/serve -xf -
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
     --ignore-requires-python --upgrade --target /tmp/site /tmp/serve/whl/*.whl || exit 1
-  source eval/lent-gpu/setup.sh  # then prepare.sh's wheels, the bundled encoder, the data sets
+  source bench/lent-gpu/setup.sh  # then prepare.sh's wheels, the bundled encoder, the data sets
   export CUDA_VISIBLE_DEVICES=  # setup.sh names the GPU; nothing here runs on it
   lscpu | grep -E "Model name|Thread|Core|Socket|Flags" > $OUT/cpu.txt; grep "Model name" $OUT/cpu.txt
   # the fit, the ONNX copies and their checks on every core: a check's figures depend on the
@@ -46,5 +46,5 @@ bench() {
 case "${1:-}" in
   train) train ;;
   bench) bench ;;
-  *) echo "usage: bash eval/lent-gpu/serving.sh train|bench"; exit 2 ;;
+  *) echo "usage: bash bench/lent-gpu/serving.sh train|bench"; exit 2 ;;
 esac

@@ -3,7 +3,7 @@ PyTorch (rounded to int8 and back, computed in fp32), weights and activations ap
 variant checked as `prescore export-onnx` checks copies. A probe, not the product: it says which
 quantization an int8 copy would need before anyone builds one (eval/RESULTS.md, issue 15).
 
-    MLFLOW_TRACKING_URI=sqlite:///<registry>/mlflow.db python eval/probes/int8_attribution.py \\
+    MLFLOW_TRACKING_URI=sqlite:///<registry>/mlflow.db python bench/probes/int8_attribution.py \\
         --model prescore-quickstart --version 1
 
 Weights are rounded per output channel (as ONNX Runtime's dynamic quantization does) or in

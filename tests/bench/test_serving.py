@@ -6,8 +6,8 @@ import json
 
 import pandas as pd
 
-from prescore.bench_cli import bench_items
-from prescore.serving.bench import HttpTimings, RuntimeTimings, ServingBench
+from bench.cli import bench_items
+from bench.serving import HttpTimings, RuntimeTimings, ServingBench
 
 
 def test_the_json_has_exactly_the_issue_schema() -> None:
@@ -93,7 +93,7 @@ def test_the_service_cpu_counts_every_process_of_the_service() -> None:
     import subprocess
     import sys
 
-    from prescore.serving.bench import service_cpu_seconds
+    from bench.serving import service_cpu_seconds
 
     # the service's arbiter, which burns nothing, and its worker, which burns 0.3 s and waits
     worker = (

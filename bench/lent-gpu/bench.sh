@@ -1,9 +1,9 @@
-# On the lent GPU: `LIMIT=480 bash eval/lent-gpu/bench.sh CONFIG:FOLD[:NAME=VALUE,...] ...`, every
+# On the lent GPU: `LIMIT=480 bash bench/lent-gpu/bench.sh CONFIG:FOLD[:NAME=VALUE,...] ...`, every
 # fold its own process, all at once; fold results in $OUT/results.jsonl (merge with
 # `prescore bench report`). A third field runs a candidate recipe: the config's scorer with
 # those params over its own (`bench accuracy --param`), labelled apart in the tables.
 # FLAGS is passed to every run, e.g. FLAGS="--no-embeddings --no-ensemble" for recipe runs.
-set -u; REPO=$PWD; source eval/lent-gpu/setup.sh
+set -u; REPO=$PWD; source bench/lent-gpu/setup.sh
 run() {
   local tag="$1-$2" params=()
   if [ -n "$3" ]; then
