@@ -197,16 +197,22 @@ def accuracy(
 @app.command()
 def report(
     results: list[Path] = typer.Argument(..., help="JSON-lines files written by bench accuracy"),
-    out: Path | None = typer.Option(None, help="write the Markdown tables here as well"),
-    track: bool = typer.Option(True, help="log tables and headline metrics to MLflow"),
+    out: Path | None = typer.Option(
+        None,
+        help="write the page here as well [default: eval/RESULTS.md when every file lies in "
+        "eval/results/]",
+    ),
+    track: bool = typer.Option(False, help="log tables and headline metrics to MLflow"),
     as_json: bool = typer.Option(
         False, "--json", help="print only the headline figures per set and scorer, as JSON"
     ),
 ) -> None:
-    """Tables from fold results, e.g. folds run in parallel or on another machine."""
+    """The current tables from fold results (eval/RESULTS.md from eval/results/*/*.jsonl), e.g.
+    of folds run in parallel or on another machine."""
     import json
 
-    from bench.report import headline, markdown, read_results
+    from bench.report import headline, read_results
+    from bench.results_page import page_beside, results_page
 
     missing = [str(p) for p in results if not p.is_file()]
     if missing:
@@ -216,7 +222,7 @@ def report(
     if as_json:
         print(json.dumps(headline(fold_results), indent=2))
         return
-    show(markdown(fold_results), out, fold_results if track else None)
+    show(results_page(results), out or page_beside(results), fold_results if track else None)
 
 
 def show(tables: str, out: Path | None, track: list[FoldResult] | None = None) -> None:
