@@ -1,4 +1,4 @@
-"""The README's "bring your own export" walk, run as written: its rubric, config and commands
+"""docs/own-export.md, the "bring your own export" walk, run as written: its rubric, config and commands
 on a generated file of the same shape, through check, train, promote, predict and serve."""
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from prescore.cli import app
 from prescore.serving.client import ScoringClient
 from tests.serving.conftest import Registry, running_service
 
-pytestmark = pytest.mark.slow  # walks the README against a running service
+pytestmark = pytest.mark.slow  # walks the page against a running service
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+WALK = Path(__file__).resolve().parent.parent / "docs" / "own-export.md"
 KEY = "walk-key-5c1e"
 EVIDENCE_CUES = [
     "nothing noted",
@@ -30,9 +30,7 @@ CHANGE_CUES = ["no change", "a vague change", "a concrete change with a reason"]
 
 
 def walk_section() -> str:
-    text = README.read_text(encoding="utf-8")
-    start = text.index("## Bring your own export")
-    return text[start : text.index("\n## ", start + 1)]
+    return WALK.read_text(encoding="utf-8")
 
 
 def blocks(section: str, language: str) -> list[str]:
@@ -40,7 +38,7 @@ def blocks(section: str, language: str) -> list[str]:
 
 
 def write_export(folder: Path, header: list[str], submissions: int) -> None:
-    """Evidence in the README's columns whose words follow the levels, so a model can learn."""
+    """Evidence in the walk's columns whose words follow the levels, so a model can learn."""
     rows = []
     for n in range(submissions):
         evidence, change = n % 4, (n // 4) % 3
