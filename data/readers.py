@@ -46,32 +46,51 @@ def _decode(path: Path) -> str:
 
 
 def _read_delimited(path: Path, delimiter: str) -> tuple[Records, list[Problem]]:
+    """Strict CSV: a quote left open would otherwise swallow the records after it into one
+    text, silently (four records in, three scored); strict parsing stops there and says so."""
     csv.field_size_limit(sys.maxsize)  # size is a rule the validator reports, not a crash
-    reader = csv.reader(io.StringIO(_decode(path), newline=""), delimiter=delimiter)
+    text = io.StringIO(_decode(path), newline="")
+    reader = csv.reader(text, delimiter=delimiter, strict=True)
     problems: list[Problem] = []
     try:
         header = next(reader)
     except StopIteration:
         raise InputError([Problem(str(path), None, None, "the file is empty")]) from None
+    except csv.Error as error:
+        raise InputError([Problem(str(path), None, None, f"cannot parse the header: {error}")])
     header = [name.strip() for name in header]
     records: Records = []
-    try:
-        for number, cells in enumerate(reader, start=1):
-            if not any(cell.strip() for cell in cells):
-                continue  # trailing blank lines are not records
-            if len(cells) != len(header):
-                message = (
-                    f"has {len(cells)} fields but the header has {len(header)}; "
-                    "check for an unquoted delimiter or a missing quote"
-                )
-                problems.append(Problem(str(path), number, None, message))
-                records.append(None)
-                continue
-            records.append(dict(zip(header, cells, strict=True)))
-    except csv.Error as error:
-        message = f"cannot parse line {reader.line_num}: {error}; records after it were not read"
-        problems.append(Problem(str(path), None, None, message))
+    number = 0
+    while True:
+        starts_on = reader.line_num + 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as error:
+            problems.append(Problem(str(path), number + 1, None, unparsable(starts_on, error)))
+            break
+        number += 1
+        if not any(cell.strip() for cell in cells):
+            continue  # trailing blank lines are not records
+        if len(cells) != len(header):
+            message = (
+                f"has {len(cells)} fields but the header has {len(header)}; "
+                "check for an unquoted delimiter or a missing quote"
+            )
+            problems.append(Problem(str(path), number, None, message))
+            records.append(None)
+            continue
+        records.append(dict(zip(header, cells, strict=True)))
     return records, problems
+
+
+def unparsable(starts_on: int, error: csv.Error) -> str:
+    return (
+        f"the record that starts on line {starts_on} cannot be parsed ({error}): a quote is "
+        "missing, or one stands inside an unquoted text (double it, or quote the whole "
+        "field); neither it nor any record after it was read"
+    )
 
 
 def _read_json_lines(path: Path) -> tuple[Records, list[Problem]]:

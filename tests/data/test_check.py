@@ -93,6 +93,31 @@ def test_rows_with_a_wrong_number_of_fields_are_named(tmp_path: Path, rubric_dir
     assert where(problems_of(path)) == {(2, None)}
 
 
+def test_a_quote_left_open_is_a_problem_not_a_record_swallowed(
+    tmp_path: Path, rubric_dir: Path
+) -> None:
+    """Unterminated, the quote ran on into the next record and merged it into this text:
+    four records in, three read, no problem reported."""
+    path = write_csv(tmp_path / "evidence.csv", [evidence_row(n) for n in range(4)])
+    lines = path.read_text().splitlines()
+    assert '"' not in lines[2]
+    lines[2] = lines[2].replace("Evidence number 1:", '"Evidence number 1:')
+    path.write_text("\n".join(lines) + "\n")
+    (problem,) = problems_of(path)
+    assert problem.row == 2 and "starts on line 3" in problem.message
+    assert "a quote is missing" in problem.message
+    result = runner.invoke(app, ["data", "check", str(path)], env={"COLUMNS": "250"})
+    assert result.exit_code == 1 and "Traceback" not in result.output
+
+
+def test_quoted_texts_may_hold_quotes_and_line_breaks(tmp_path: Path, rubric_dir: Path) -> None:
+    rows = [evidence_row(n) for n in range(4)]
+    rows[1]["text"] = 'She said "wait",\nthen waited; "twice".'
+    evidence = load_evidence(DataSource(path=write_csv(tmp_path / "evidence.csv", rows)))
+    texts = {t for split in evidence.splits.values() for t in split["text"]}
+    assert rows[1]["text"] in texts
+
+
 def test_unknown_criterion_and_level_from_a_second_rater(rubric_dir: Path) -> None:
     rows = [
         evidence_row(0, criterion_id="questioning"),
