@@ -57,7 +57,8 @@ def _read_delimited(path: Path, delimiter: str) -> tuple[Records, list[Problem]]
     except StopIteration:
         raise InputError([Problem(str(path), None, None, "the file is empty")]) from None
     except csv.Error as error:
-        raise InputError([Problem(str(path), None, None, f"cannot parse the header: {error}")])
+        problem = Problem(str(path), None, None, f"cannot parse the header: {error}")
+        raise InputError([problem]) from None
     header = [name.strip() for name in header]
     records: Records = []
     number = 0
