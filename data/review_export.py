@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 from prescore.data.private import write_private
+from prescore.data.problems import InputError
 from prescore.data.rubrics import read_rubric, write_rubric
 from prescore.data.schema import Credential
 
@@ -162,6 +163,22 @@ def rubrics_path(out: Path) -> Path:
     return out.parent / "rubrics"
 
 
+def differs_from(existing: Path, rubric: Credential) -> list[str]:
+    """Why a rubric file already there stops the export, if it does: it differs from the one
+    the model was trained on, or is no rubric at all."""
+    move = "export to another folder, or move that file away"
+    try:
+        same = read_rubric(existing) == rubric
+    except InputError as error:
+        why = "; ".join(problem.message for problem in error.problems)
+        return [f"{existing} exists and is not a valid rubric ({why}); {move}"]
+    return (
+        []
+        if same
+        else [f"{existing} exists and differs from the rubric the model was trained on; {move}"]
+    )
+
+
 def write_export(
     items: list[ReviewedItem], rubrics: dict[str, Credential], out: Path
 ) -> tuple[int, int, list[Path]]:
@@ -185,11 +202,8 @@ def write_export(
             )
     for credential_id in needed:  # never overwrite someone's rubric with a rebuilt copy
         existing = rubrics_path(out) / f"{credential_id}.yaml"
-        if existing.exists() and read_rubric(existing) != rubrics[credential_id]:
-            problems.append(
-                f"{existing} exists and differs from the rubric the model was trained on; "
-                "export to another folder, or move that file away"
-            )
+        if existing.exists():
+            problems += differs_from(existing, rubrics[credential_id])
     if problems:
         raise ValueError("the reviews do not fit the rubrics: " + "; ".join(problems))
     files = [write_rubric(rubrics[credential_id], rubrics_path(out)) for credential_id in needed]

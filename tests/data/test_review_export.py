@@ -165,6 +165,17 @@ def test_an_export_never_overwrites_a_different_rubric_beside_it(tmp_path: Path)
     assert write_export([reviewed(0)], {"wait-time": rubric}, out)[0] == 1
 
 
+def test_an_invalid_rubric_beside_the_export_is_named_not_a_traceback(tmp_path: Path) -> None:
+    rubric = Credential.model_validate(RUBRIC)
+    (tmp_path / "rubrics").mkdir()
+    broken = tmp_path / "rubrics" / "wait-time.yaml"
+    broken.write_text("id: wait-time\ncriteria: [unclosed\n")
+    out = tmp_path / "reviews.jsonl"
+    with pytest.raises(ValueError, match="wait-time.yaml exists and is not a valid rubric"):
+        write_export([reviewed(0)], {"wait-time": rubric}, out)
+    assert broken.read_text() == "id: wait-time\ncriteria: [unclosed\n" and not out.exists()
+
+
 def test_an_export_is_owner_only_and_a_failed_one_leaves_no_evidence_behind(
     tmp_path: Path,
 ) -> None:
