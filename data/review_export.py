@@ -110,17 +110,33 @@ def write_whole(out: Path, lines: list[str]) -> None:
 
 
 def _is_educators(line: str, educator_id: str) -> bool:
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError:
-        return False  # not a record: left as it is
-    return isinstance(record, dict) and record.get("educator_id") == educator_id
+    record = json_record(line)  # a line that is not a record is left as it is
+    return record is not None and record.get("educator_id") == educator_id
+
+
+class NotAnExport(ValueError):
+    """A file given as an export that is not JSON lines of records: searching it would say
+    "none of theirs" about a file nobody read."""
 
 
 def educator_records(path: Path, educator_id: str) -> int:
     """How many records of a JSON-lines export hold this educator's evidence."""
-    with path.open(encoding="utf-8") as lines:
-        return sum(_is_educators(line, educator_id) for line in lines)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise NotAnExport("not UTF-8 text, so not a JSON-lines export") from None
+    records = [json_record(line) for line in lines if line.strip()]
+    if lines and not any(record is not None for record in records):
+        raise NotAnExport("no line of it is a JSON record, so it is not a JSON-lines export")
+    return sum(bool(r) and r.get("educator_id") == educator_id for r in records if r is not None)
+
+
+def json_record(line: str) -> dict[str, object] | None:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def remove_educator(path: Path, educator_id: str) -> int:

@@ -23,37 +23,54 @@ console = Console()
 
 @dataclass
 class ExportHits:
-    """An educator's records per export file, and the recorded files no longer there."""
+    """An educator's records per export file, the recorded files no longer there, and the
+    files that could not be searched, with why (never skipped in silence)."""
 
     found: dict[Path, int] = field(default_factory=dict)
     missing: list[Path] = field(default_factory=list)
+    unsearched: dict[Path, str] = field(default_factory=dict)
 
 
-def export_files(recorded: list[Path], given: list[Path]) -> tuple[list[Path], list[Path]]:
-    """(files to search, recorded files that are gone): those `export-reviews` recorded, and
-    the JSON-lines files given (a folder: every *.jsonl under it)."""
+NOT_JSON_LINES = "not a .jsonl file, so not an export forget can rewrite: check it by hand"
+
+
+def export_files(
+    recorded: list[Path], given: list[Path]
+) -> tuple[list[Path], list[Path], dict[Path, str]]:
+    """(files to search, recorded files that are gone, files under a given folder that are
+    not JSON lines): those `export-reviews` recorded, and the files given (a folder: every
+    *.jsonl under it, and the rest named)."""
     files: list[Path] = []
     missing: list[Path] = []
+    others: dict[Path, str] = {}
     for path in recorded:
         (files if path.is_file() else missing).append(path)
     for path in given:
         if path.is_dir():
-            files.extend(sorted(path.rglob("*.jsonl")))
+            found = sorted(p for p in path.rglob("*") if p.is_file())
+            files += [p for p in found if p.suffix == ".jsonl"]
+            others |= {p.resolve(): NOT_JSON_LINES for p in found if p.suffix != ".jsonl"}
         elif path.is_file():
             files.append(path)
         else:
             raise typer.BadParameter(
                 f"{path} is neither a file nor a folder", param_hint="--exports"
             )
-    return list(dict.fromkeys(p.resolve() for p in files)), missing
+    return list(dict.fromkeys(p.resolve() for p in files)), missing, others
 
 
-def find_in_exports(educator_id: str, files: list[Path], missing: list[Path]) -> ExportHits:
-    from prescore.data.review_export import educator_records
+def find_in_exports(
+    educator_id: str, files: list[Path], missing: list[Path], others: dict[Path, str]
+) -> ExportHits:
+    from prescore.data.review_export import NotAnExport, educator_records
 
-    hits = ExportHits(missing=missing)
+    hits = ExportHits(missing=missing, unsearched=dict(others))
     for path in files:
-        count = educator_records(path, educator_id)
+        try:
+            count = educator_records(path, educator_id)
+        except NotAnExport as why:
+            hits.unsearched[path] = str(why)
+            continue
         if count:
             hits.found[path] = count
     return hits
@@ -131,8 +148,8 @@ def forget_educator(queue: ReviewQueue, educator: str, exports: list[Path], act:
     from prescore.data.review_export import remove_educator
     from prescore.models.registry import Lineage, tracking_uri, trained_on
 
-    files, missing = export_files(queue.exports(), exports)
-    hits = find_in_exports(educator, files, missing)
+    files, missing, others = export_files(queue.exports(), exports)
+    hits = find_in_exports(educator, files, missing, others)
     salt = educator_salt()
     store = tracking_uri()
     local = Path(store.removeprefix("sqlite:///")) if store.startswith("sqlite:///") else None
@@ -159,6 +176,8 @@ def forget_educator(queue: ReviewQueue, educator: str, exports: list[Path], act:
         console.print(f"  export {path}: {count} record(s) {would}removed", soft_wrap=True)
     if not hits.found:
         console.print(f"  exports: none of the {len(files)} searched hold their records")
+    for path, why in hits.unsearched.items():
+        console.print(f"  [yellow]{path} was not searched[/yellow]: {why}", soft_wrap=True)
     for path in hits.missing:
         console.print(
             f"  [yellow]export {path} is gone[/yellow] (moved or deleted?): search its new "
@@ -194,7 +213,12 @@ def forget_educator(queue: ReviewQueue, educator: str, exports: list[Path], act:
             soft_wrap=True,
         )
     found = entries.pending or entries.decided or hits.found or lineage.trained_on
-    unsearched = hits.missing or lineage.unknown or (local is not None and not local.exists())
+    unsearched = (
+        hits.missing
+        or hits.unsearched
+        or lineage.unknown
+        or (local is not None and not local.exists())
+    )
     return bool(found or unsearched)
 
 

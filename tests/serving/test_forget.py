@@ -314,3 +314,29 @@ def test_forget_with_an_empty_or_unknown_id_says_so_and_fails(
     assert invoke("--educator", "ana", "--review-db", review_db)  # known: exit 0
     assert len(queue.educator_entries("ana").pending) == 1  # a dry run changed nothing
     queue.engine.dispose()
+
+
+def test_forget_names_every_export_it_could_not_search(
+    review_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A CSV copy beside the exports was skipped in silence, and a binary file crashed the
+    search: each is now named as not searched, and the educator is not reported clean."""
+    ReviewQueue(review_db).engine.dispose()  # a queue, empty
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    (exports / "kept.jsonl").write_text(json.dumps({"educator_id": "ana", "text": "x"}) + "\n")
+    (exports / "copy.csv").write_text("educator_id,text\nbea,y\n")
+    (exports / "blob.jsonl").write_bytes(bytes(range(256)))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    for act in ([], ["--yes"]):
+        run = CliRunner().invoke(
+            app,
+            ["forget", "--educator", "bea", "--review-db", review_db, "--exports", str(exports)]
+            + act,
+        )
+        said = " ".join(run.output.split())
+        assert run.exception is None or isinstance(run.exception, SystemExit), said
+        assert "copy.csv was not searched: not a .jsonl file" in said
+        assert "blob.jsonl was not searched: not UTF-8 text" in said
+        assert "Nothing of educator 'bea' was found" not in said  # not searched is not clean
+    assert "ana" in (exports / "kept.jsonl").read_text()
