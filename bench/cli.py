@@ -14,6 +14,8 @@ from rich.markup import escape
 from prescore import defaults
 from prescore.data.problems import InputError
 from prescore.data_cli import print_problems
+from prescore.model_option import model_option, read_model
+from prescore.models.model_ref import DEFAULT as DEFAULT_MODEL
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -32,8 +34,7 @@ class ModelProcess(StrEnum):
 
 @app.command()
 def serving(
-    model: str = typer.Option(defaults.MODEL_NAME, help="registered model name"),
-    alias: str = typer.Option(defaults.MODEL_ALIAS, help="registry alias or version number"),
+    model: str = model_option(DEFAULT_MODEL, "NAME alone: its champion"),
     config: Path = typer.Option(
         defaults.QUICKSTART_CONFIG, help="experiment config whose evidence supplies the texts"
     ),
@@ -62,6 +63,7 @@ def serving(
     from prescore.models.registry import configure_tracking
     from prescore.training.config import load_config
 
+    ref = read_model(model).or_alias()
     try:
         evidence = load_evidence(load_config(config).data).splits
     except InputError as error:
@@ -81,7 +83,7 @@ def serving(
     err = Console(stderr=True)
     with err.status("Timing...") as status:
         result = bench_serving(
-            model, alias, distinct, batches, http, model_process.value,
+            ref.name, str(ref.reference), distinct, batches, http, model_process.value,
             on_step=lambda step: status.update(f"Timing {step} on {len(distinct)} texts..."),
         )  # fmt: skip
     if as_json:

@@ -485,7 +485,7 @@ def bench_serving(
         if runtime != TORCH_RUNTIME and check is None:
             not_measured[runtime] = (
                 "the version has no such copy; add it with "
-                f"`prescore export-onnx --model {model_name} --version {registered.version}`"
+                f"`prescore export-onnx --model {model_name}@{registered.version}`"
             )
             continue
         models[runtime] = runtime_model(registered, runtime, copies)

@@ -99,7 +99,7 @@ class RegisteredModel:
         if copies is None or runtime not in copies.copies:
             raise ValueError(
                 f"{self.label} has no {runtime} copy; add it with `prescore export-onnx "
-                f"--model {self.name} --version {self.version}`"
+                f"--model {self.name}@{self.version}`"
             )
         if not copies.copies[runtime].passed:
             raise ValueError(

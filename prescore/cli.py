@@ -84,7 +84,7 @@ def quickstart(
         raise typer.Exit(1) from None
     assert result is not None  # quickstart runs in one process
     training_cli.print_train_result(result)
-    training_cli.promote(model=result.model_name, version=result.version)
+    training_cli.promote(model=f"{result.model_name}@{result.version}")
     if serve:
         examples = demo_examples(result.model_name, evidence.splits["test"])
         serving_cli.run_service(

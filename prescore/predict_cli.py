@@ -9,18 +9,14 @@ from rich.console import Console
 
 from prescore.data.problems import InputError
 from prescore.data_cli import print_problems
+from prescore.model_option import model_option, read_model
 from prescore.progress import StepProgress
 
 console = Console()
 
 
 def predict(
-    model: str = typer.Option(
-        ...,
-        "--model",
-        "-m",
-        help="registered model: NAME (its champion), NAME@ALIAS or NAME@VERSION",
-    ),
+    model: str = model_option(..., "NAME alone: its champion"),
     source: Path = typer.Option(
         ..., "--input", "-i", help="evidence to score: CSV, TSV, JSON Lines or Parquet"
     ),
@@ -46,8 +42,8 @@ def predict(
     )
     from prescore.serving.scoring import ScoringModel
 
-    name, _, reference = model.partition("@")
-    reference = reference or CHAMPION
+    ref = read_model(model).or_alias(CHAMPION)
+    name, reference = ref.name, str(ref.reference)
     try:
         check_output(target)
         rows, items = read_items(source)

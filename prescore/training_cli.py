@@ -12,6 +12,7 @@ from rich.table import Table
 from prescore import defaults
 from prescore.data.problems import InputError
 from prescore.data_cli import print_problems
+from prescore.model_option import model_option, named_version, read_model
 
 console = Console()
 
@@ -128,16 +129,26 @@ def print_metrics_table(title: str, metrics: dict[str, float]) -> None:
 
 
 def promote(
-    model: str = typer.Option(defaults.MODEL_NAME, help="registered model name"),
-    version: str | None = typer.Option(None, help="version to promote [default: the newest]"),
+    model: str = model_option(defaults.MODEL_NAME, "NAME alone: its newest version"),
 ) -> None:
     """Move the `champion` alias to a version, only if it beats the champion on held-out data."""
-    from prescore.models.registry import configure_tracking
+    from mlflow.exceptions import MlflowException
+
+    from prescore.models.registry import configure_tracking, registered_version
     from prescore.models.registry import promote as run_promotion
 
+    ref = read_model(model)
+    model = ref.name
     configure_tracking()
     try:
+        version = ref.reference
+        if version is not None and not ref.is_version:  # an alias: the version it names
+            version = str(registered_version(ref.name, version).version)
         outcome = run_promotion(model, version)
+    except MlflowException:
+        assert ref.reference is not None
+        console.print(f"[red]{missing_version_message(ref.name, ref.reference)}[/red]")
+        raise typer.Exit(1) from None
     except LookupError as error:
         console.print(escape(str(error)), style="red")
         raise typer.Exit(1) from None
@@ -245,8 +256,12 @@ def missing_version_message(model: str, alias: str) -> str:
     )
 
 
-def models(model: str = typer.Option(defaults.MODEL_NAME, help="registered model name")) -> None:
+def models(
+    model: str = typer.Option(defaults.MODEL_NAME, "--model", "-m", help="registered model name"),
+) -> None:
     """List a registered model's versions, aliases and key held-out metrics."""
+    if read_model(model).reference is not None:
+        raise typer.BadParameter("lists every version: give the NAME alone", param_hint="--model")
     from prescore.models.registry import configure_tracking, list_versions
 
     configure_tracking()
@@ -283,8 +298,8 @@ def models(model: str = typer.Option(defaults.MODEL_NAME, help="registered model
 
 
 def evaluate(
-    model: str = typer.Option(
-        defaults.MODEL_ALIAS, help="registry alias (e.g. champion) or version number"
+    model: str | None = model_option(
+        None, "NAME alone: its champion [default: the config's model, its champion]"
     ),
     config: Path = typer.Option(
         defaults.QUICKSTART_CONFIG,
@@ -315,24 +330,22 @@ def evaluate(
     except InputError as error:
         print_problems(error.problems, console)
         raise typer.Exit(1) from None
-    reference = f"/{model}" if model.isdigit() else f"@{model}"
-    uri = f"models:/{experiment.model_name}{reference}"
+    ref = read_model(model or experiment.model_name).or_alias()
+    assert ref.reference is not None
     try:
-        scorer = fetch(experiment.model_name, model).scorer()
+        scorer = fetch(ref.name, ref.reference).scorer()
     except mlflow.exceptions.MlflowException:
-        why = missing_version_message(experiment.model_name, model)
-        console.print(f"[red]Cannot load {uri}[/red]: {why}", soft_wrap=True)
+        why = missing_version_message(ref.name, ref.reference)
+        console.print(f"[red]Cannot load {ref.uri}[/red]: {why}", soft_wrap=True)
         raise typer.Exit(1) from None
     with console.status("Evaluating..."):
         evaluation = run_evaluation(scorer, evidence, experiment.evaluation)
-    folder = out / f"{experiment.model_name}-{model}"
-    report = write_report(evaluation, folder, f"{experiment.model_name} {reference}: evaluation")
+    folder = out / f"{ref.name}-{ref.reference}"
+    report = write_report(evaluation, folder, f"{ref}: evaluation")
     if reviews:
         add_reviewer_agreement(report, reviews, experiment.evaluation.gates.min_qwk)
-    with mlflow.start_run(
-        experiment_id=experiment_id(experiment.name), run_name=f"evaluate {reference}"
-    ):
-        mlflow.set_tags({"prescore.evaluates": uri})
+    with mlflow.start_run(experiment_id=experiment_id(experiment.name), run_name=f"evaluate {ref}"):
+        mlflow.set_tags({"prescore.evaluates": ref.uri})
         mlflow.log_metrics(evaluation.metrics())
         mlflow.log_artifacts(str(folder), artifact_path="evaluation")
     print_evaluation(evaluation)
@@ -369,8 +382,7 @@ def print_evaluation(evaluation: object) -> None:
 
 
 def export_onnx(
-    model: str = typer.Option(defaults.MODEL_NAME, help="registered model name"),
-    version: str = typer.Option(..., help="the registered version to give ONNX copies"),
+    model: str = model_option(..., "the version to give ONNX copies"),
     config: Path | None = typer.Option(
         None,
         "--config",
@@ -382,10 +394,22 @@ def export_onnx(
     """Add ONNX copies (and the bf16 check) to a version registered before they existed:
     exported, checked against PyTorch on its calibration split and stored with it. No
     retraining; serving picks them up on its next load or reload."""
+    from mlflow.exceptions import MlflowException
+
     from prescore.models.onnx_copies import BF16, ONNX_FP32, ONNX_INT8
+    from prescore.models.registry import configure_tracking, registered_version
     from prescore.training.config import load_config
     from prescore.training.run import add_onnx_copies
 
+    ref = named_version(read_model(model))
+    model, version = ref.name, str(ref.reference)
+    try:
+        if not ref.is_version:
+            configure_tracking()
+            version = str(registered_version(model, version).version)
+    except MlflowException:
+        console.print(f"[red]{missing_version_message(model, version)}[/red]")
+        raise typer.Exit(1) from None
     try:
         experiment = load_config(config) if config is not None else None
         copies = add_onnx_copies(

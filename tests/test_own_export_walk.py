@@ -1,5 +1,6 @@
-"""docs/own-export.md, the "bring your own export" walk, run as written: its rubric, config and commands
-on a generated file of the same shape, through check, train, promote, predict and serve."""
+"""docs/own-export.md, the "bring your own export" walk, run as written: its rubric, config
+and commands on a generated file of the same shape, through check, train, promote, predict
+and serve."""
 
 from __future__ import annotations
 

@@ -72,7 +72,7 @@ def test_serve_and_evaluate_before_promote_name_the_promote_command(
     assert "prescore-x has version(s) 1 but no 'champion'" in result.output
     assert "prescore promote --model prescore-x" in result.output
     result = runner.invoke(
-        app, ["evaluate", "--model", "champion", "--config", str(config)], env=WIDE
+        app, ["evaluate", "--model", "prescore-x@champion", "--config", str(config)], env=WIDE
     )
     assert result.exit_code == 1
     assert "prescore promote --model prescore-x" in result.output

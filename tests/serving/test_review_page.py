@@ -27,7 +27,8 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(
         not (CHROMIUM and CHROMEDRIVER),
-        reason="needs Debian's chromium and chromium-driver: apt-get install chromium chromium-driver",
+        reason="needs Debian's chromium and chromium-driver: "
+        "apt-get install chromium chromium-driver",
     ),
 ]
 KEY = "review-test-key-51c0"

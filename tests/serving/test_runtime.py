@@ -155,7 +155,7 @@ def test_a_version_without_copies_serves_pytorch_until_export_onnx_adds_them(
     old = ScoringModel.from_registry(MODEL, "2")
     assert fetch(MODEL, "2").onnx_copies() is None
     assert old.runtime == TORCH_RUNTIME and old.score(items())[0].runtime == TORCH_RUNTIME
-    with pytest.raises(ValueError, match="prescore export-onnx --model prescore-onnx --version 2"):
+    with pytest.raises(ValueError, match="prescore export-onnx --model prescore-onnx@2"):
         ScoringModel.from_registry(MODEL, "2", ONNX_FP32)
 
     # an int8 copy that moves levels (its encoder is another model's) is stored, not served
@@ -170,7 +170,7 @@ def test_a_version_without_copies_serves_pytorch_until_export_onnx_adds_them(
 
     monkeypatch.setattr(onnx_copies, "quantize", wrong_quantize)
     result = CliRunner().invoke(
-        app, ["export-onnx", "--model", MODEL, "--version", "2"], env={"COLUMNS": "250"}
+        app, ["export-onnx", "--model", f"{MODEL}@2"], env={"COLUMNS": "250"}
     )
     assert result.exit_code == 0, result.output
     assert "not used: moves the suggested level" in result.output

@@ -73,8 +73,10 @@ def test_evaluate_and_untracked_runs_write_the_same_table(config: Path, tmp_path
     metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
     check_predictions(pd.read_csv(tmp_path / "r" / "test_predictions.csv"), metrics)
 
-    assert train(load_config(config)) is not None
-    arguments = ["evaluate", "--model", "1", "--config", str(config), "--out", str(tmp_path / "e")]
+    assert (trained := train(load_config(config))) is not None
+    model = f"{trained.model_name}@{trained.version}"
+    out = str(tmp_path / "e")
+    arguments = ["evaluate", "--model", model, "--config", str(config), "--out", out]
     evaluated = runner.invoke(app, arguments, env=WIDE)
     assert evaluated.exit_code == 0, evaluated.output
     runs = MlflowClient().search_runs(

@@ -269,14 +269,14 @@ def test_evaluate_command_writes_the_report_and_logs_it(
 
     out = tmp_path / "reports"
     reviews = f"sqlite:///{tmp_path / 'review.db'}"
-    arguments = ["evaluate", "--model", "1", "--config", str(config), "--out", str(out)]
+    arguments = ["evaluate", "-m", "prescore-tiny@1", "--config", str(config), "--out", str(out)]
     cli = runner.invoke(app, [*arguments, "--reviews", reviews], env=WIDE)
     assert cli.exit_code == 0, cli.output
     report = (out / "prescore-tiny-1" / "evaluation.md").read_text()
     assert "Agreement with humans" in report and "wait-time/planning" in report
     assert "Model vs reviewer agreement over time" in report and "No reviewed items yet" in report
     missing = runner.invoke(
-        app, ["evaluate", "--model", "7", "--config", str(config), "--out", str(out)], env=WIDE
+        app, ["evaluate", "-m", "prescore-tiny@7", "-c", str(config), "--out", str(out)], env=WIDE
     )
     assert missing.exit_code == 1 and "Cannot load" in missing.output
 
