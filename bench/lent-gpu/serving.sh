@@ -37,7 +37,7 @@ bench() {
   echo "pinned to CPUs $cores" | tee $OUT/cores.txt
   local start=$(date +%s)
   timeout ${BENCH_LIMIT:-570} env -C /tmp/serve-reg taskset -c $cores python3 -m prescore.cli \
-    bench serving --model prescore-quickstart --alias 1 --config $REPO/experiments/feedback-prize-ell.yaml \
+    bench serving --model prescore-quickstart@1 --config $REPO/experiments/feedback-prize-ell.yaml \
     --split test --items ${ITEMS:-100} --min-words 250 --max-words 350 --shared 10 \
     > $OUT/bench.md 2> $OUT/bench.log
   echo "bench rc $? in $(( $(date +%s) - start )) s"; cat $OUT/bench.md; tail -5 $OUT/bench.log
