@@ -87,5 +87,5 @@ def signature() -> ModelSignature:
                 for name in INPUT_COLUMNS
             ]
         ),
-        outputs=Schema([ColSpec(kind, name) for name, kind in score_columns().items()]),  # type: ignore[arg-type]
+        outputs=Schema([ColSpec(kind, name) for name, kind in score_columns().items()]),
     )
