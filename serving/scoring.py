@@ -183,15 +183,20 @@ def routing_policy(registered: RegisteredModel) -> RoutingPolicy:
 
 
 def rubrics_of(scored_by: dict[str, tuple[str, str]]) -> dict[str, Credential]:
-    """Each credential's rubric, rebuilt from the routing policy of the model version that
-    scored it (credential id -> (model name, version)); every version is fetched first, so a
-    missing one raises before anything is written."""
-    policies: dict[tuple[str, str], RoutingPolicy] = {}
+    """Each credential's rubric as stored with the model version that scored it (credential
+    id -> (model name, version)), or, for versions trained before rubrics were stored, rebuilt
+    from its routing policy; every version is fetched first, so a missing one raises before
+    anything is written."""
+    known: dict[tuple[str, str], dict[str, Credential]] = {}
     rubrics = {}
     for credential_id, (name, version) in sorted(scored_by.items()):
-        if (name, version) not in policies:
-            policies[(name, version)] = routing_policy(fetch(name, version))
-        credentials = policies[(name, version)].credentials()
+        if (name, version) not in known:
+            registered = fetch(name, version)
+            stored = registered.rubrics()
+            known[(name, version)] = (
+                stored if stored is not None else routing_policy(registered).credentials()
+            )
+        credentials = known[(name, version)]
         if credential_id not in credentials:
             raise LookupError(f"{name} version {version} does not score {credential_id}")
         rubrics[credential_id] = credentials[credential_id]
