@@ -230,20 +230,13 @@ class RoutingPolicy(BaseModel):
     def decide(
         self, credential_id: str, criterion_id: str, text: str, confidence: float
     ) -> Decision:
-        """Route one prediction; `confidence` is the calibrated probability of its level."""
-        return self.decide_checked(
-            credential_id, criterion_id, confidence, self.input_profile.problems(text)
-        )
-
-    def decide_checked(
-        self, credential_id: str, criterion_id: str, confidence: float, input_problems: list[str]
-    ) -> Decision:
-        """`decide` with the text's input problems already found (evaluation checks each held-out
-        text once and routes its items and its submission with the result)."""
+        """Route one prediction, its text checked here; `confidence` is the calibrated
+        probability of its level. (The scoring core, eval/scoring.py, routes whole requests.)"""
         policy = self.criterion(credential_id, criterion_id)
         if policy is None:
             return Decision(Route.human, (Reason.unknown_criterion,))
-        return policy.route(confidence, [Reason(problem) for problem in input_problems])
+        problems = self.input_profile.problems(text)
+        return policy.route(confidence, [Reason(problem) for problem in problems])
 
     def met_levels(self) -> dict[CriterionKey, int | None]:
         """Each criterion's met level index, what P(met) and a decision need."""
