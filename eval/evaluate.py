@@ -37,6 +37,7 @@ from prescore.eval.routing import (
     RoutingPolicy,
     suggestion_confidence,
 )
+from prescore.eval.scoring import ScoredBy, score_submissions
 from prescore.eval.selective import (
     ErrorTest,
     Target,
@@ -149,6 +150,7 @@ class ValueErrors:
     mae_expected: float
 
 
+EVALUATED = ScoredBy("", "")  # the evaluation scores with a fitted scorer, before registration
 PREDICTION_COLUMNS = [
     "id",
     "submission_id",
@@ -161,6 +163,11 @@ PREDICTION_COLUMNS = [
     "expected_value",
     "confidence",
     "route",
+    "reasons",
+    "decision",
+    "p_earned",
+    "decision_route",
+    "decision_reasons",
 ]
 
 
@@ -448,8 +455,13 @@ def evaluate(scorer: Scorer, evidence: EvidenceSet, settings: EvaluationSettings
         language=language_fit(list(train["text"]), tokenizer) if tokenizer is not None else None,
     )
     input_problems = [profile.problems(text) for text in test["text"]]  # once per held-out text
-    item_tests = confirm_items_on_test(policy, test, calibrated_test, input_problems, settings)
-    predictions = test_predictions(policy, test, calibrated_test, input_problems)
+    item_tests = confirm_items_on_test(policy, test, test_probabilities, input_problems, settings)
+    decisions = fit_decisions(
+        evidence, settings, calibration, fitted, test, calibrated_test, criteria, input_problems
+    )
+    policy.decisions = {credential: fitted for credential, (fitted, _) in decisions.items()}
+    # what serving says of each test item and its submission: the scoring core, final policy
+    predictions = test_predictions(policy, test, test_probabilities, input_problems)
     prediction_keys = criterion_keys(predictions) if len(predictions) else np.array([])
     triage = {
         key: item_triage(policy.criteria[key], predictions[prediction_keys == key])
@@ -459,10 +471,6 @@ def evaluate(scorer: Scorer, evidence: EvidenceSet, settings: EvaluationSettings
     for key, tests in item_tests.items():
         if key in triage:
             triage[key].error_tests = tests
-    decisions = fit_decisions(
-        evidence, settings, calibration, fitted, test, calibrated_test, criteria, input_problems
-    )
-    policy.decisions = {credential: fitted for credential, (fitted, _) in decisions.items()}
     return Evaluation(
         policy=policy,
         agreement=agreement,
@@ -524,7 +532,7 @@ def certify_item_threshold(
 def confirm_items_on_test(
     policy: RoutingPolicy,
     test: pd.DataFrame,
-    probabilities: np.ndarray,
+    raw: np.ndarray,
     input_problems: list[list[str]],
     settings: EvaluationSettings,
 ) -> dict[str, list[ErrorTest]]:
@@ -539,7 +547,7 @@ def confirm_items_on_test(
             }
         }
     )
-    routed = test_predictions(would_be, test, probabilities, input_problems)
+    routed = test_predictions(would_be, test, raw, input_problems)
     keys = criterion_keys(routed) if len(routed) else np.array([])
     test_keys = criterion_keys(test) if len(test) else np.array([])
     scored = np.array([str(k) in policy.criteria for k in test_keys], dtype=bool)
@@ -571,38 +579,51 @@ def confirm_items_on_test(
 def test_predictions(
     policy: RoutingPolicy,
     test: pd.DataFrame,
-    probabilities: np.ndarray,
+    raw: np.ndarray,
     input_problems: list[list[str]],
 ) -> pd.DataFrame:
-    """Per test item, what serving would return (suggested level, expected value, confidence,
-    route) beside the human's level; no evidence text, so the table may be shared."""
+    """Per test item, what serving returns (suggested level, expected value, confidence,
+    route, its submission's decision) beside the human's level: the scoring core
+    (eval/scoring.py) on the scorer's `raw` probabilities. No evidence text, so the table may
+    be shared. An item without a submission_id is a submission of its own, as in
+    `group_submissions`."""
+    if not len(test):
+        return pd.DataFrame(columns=PREDICTION_COLUMNS)
+    submission = test["submission_id"] if "submission_id" in test else pd.Series(np.nan, test.index)
+    frame = pd.DataFrame(
+        {
+            "submission_id": submission.where(submission.notna(), test["id"]).astype(str),
+            "credential_id": test["credential_id"],
+            "criterion_id": test["criterion_id"],
+            "text": test["text"],
+        }
+    ).reset_index(drop=True)
+    scores, decisions = score_submissions(policy, frame, raw, EVALUATED, input_problems)
+    decided = {(d.submission_id, d.credential_id): d for d in decisions}
     rows = []
-    keys = criterion_keys(test) if len(test) else np.array([])
-    for (_, item), key, row, problems in zip(
-        test.iterrows(), keys, probabilities, input_problems, strict=True
-    ):
-        criterion = policy.criteria.get(str(key))
-        if criterion is None:
+    for (_, item), scored, given in zip(test.iterrows(), scores, submission, strict=True):
+        criterion = policy.criterion(scored.credential_id, scored.criterion_id)
+        if criterion is None:  # not scored by this model: no suggestion to measure
             continue
-        calibrated = row[: len(criterion.level_values)]
-        best, confidence = criterion.suggest(calibrated)
-        route = policy.decide_checked(
-            criterion.credential_id, criterion.criterion_id, confidence, problems
-        )
-        submission = item.get("submission_id")
+        decision = decided[(scored.submission_id, scored.credential_id)]
         rows.append(
             {
                 "id": item["id"],
-                "submission_id": "" if pd.isna(submission) else submission,
-                "credential_id": criterion.credential_id,
-                "criterion_id": criterion.criterion_id,
+                "submission_id": "" if pd.isna(given) else given,
+                "credential_id": scored.credential_id,
+                "criterion_id": scored.criterion_id,
                 "human_level": criterion.level_labels[int(item["label"])],
                 "human_value": criterion.level_values[int(item["label"])],
-                "level": criterion.level_labels[best],
-                "level_value": criterion.level_values[best],
-                "expected_value": float(np.dot(calibrated, criterion.level_values)),
-                "confidence": confidence,
-                "route": route.route.value,
+                "level": scored.level,
+                "level_value": scored.level_value,
+                "expected_value": scored.expected_value,
+                "confidence": scored.confidence,
+                "route": scored.route.value,
+                "reasons": " ".join(scored.reasons),
+                "decision": decision.decision,
+                "p_earned": decision.p_earned,
+                "decision_route": decision.route.value,
+                "decision_reasons": " ".join(decision.reasons),
             }
         )
     return pd.DataFrame(rows, columns=PREDICTION_COLUMNS)

@@ -10,7 +10,7 @@ import numpy as np
 
 from prescore.eval.calibration import reliability_figure
 from prescore.eval.evaluate import Evaluation
-from prescore.eval.routing import CriterionPolicy, suggestion_confidence
+from prescore.eval.routing import CriterionPolicy, Reason, suggestion_confidence
 from prescore.models.language import FRAGMENTED_PIECES
 
 REPORT_FILE = "evaluation.md"
@@ -32,12 +32,15 @@ def error_tolerance(evaluation: Evaluation) -> int:
 
 
 def triage_route(policy: CriterionPolicy) -> str:
-    if policy.stakes.value == "high":
-        return "human (high stakes)"
-    if not policy.qualified:
-        return "human (not qualified)"
-    if policy.threshold is None:
-        return "human (no safe threshold)"
+    """Where the routing rule sends the criterion's most confident items."""
+    reasons = policy.route(confidence=1.0).reasons
+    for reason, words in (
+        (Reason.high_stakes, "high stakes"),
+        (Reason.model_not_qualified, "not qualified"),
+        (Reason.no_safe_threshold, "no safe threshold"),
+    ):
+        if reason in reasons:
+            return f"human ({words})"
     return "auto where confident"
 
 

@@ -6,6 +6,7 @@ fitted with that model. A decision lists every reason that sent an item to a hum
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -50,6 +51,12 @@ class Reason(StrEnum):
     audit_alarm = "audit_alarm"
 
 
+@dataclass(frozen=True)
+class Decision:
+    route: Route
+    reasons: tuple[Reason, ...]
+
+
 def qualification_reasons(qualified: bool, failures: list[str]) -> list[Reason]:
     """Why an unqualified model sends an item or decision to a human: always
     `model_not_qualified`, and `subgroup_error` where a group's auto decisions erred."""
@@ -57,6 +64,31 @@ def qualification_reasons(qualified: bool, failures: list[str]) -> list[Reason]:
         return []
     extra = [Reason.subgroup_error] if SUBGROUP_ERROR in failed_kinds(failures) else []
     return [Reason.model_not_qualified, *extra]
+
+
+def route(
+    stakes: Stakes,
+    qualified: bool,
+    failures: list[str],
+    threshold: float | None,
+    confidence: float,
+    problems: Iterable[Reason] = (),
+) -> Decision:
+    """The routing rule, for an item and for a submission's decision alike: `auto` only when
+    the stakes are low, the model is qualified, a safe threshold was certified and the
+    confidence clears it, and nothing is wrong with the input (`problems`, already found:
+    the input checks, an incomplete submission, an unknown criterion). Every reason that
+    failed is listed; the audits' circuit breaker (audit_alarm) acts on the result."""
+    reasons: list[Reason] = []
+    if stakes is Stakes.high:
+        reasons.append(Reason.high_stakes)
+    reasons += qualification_reasons(qualified, failures)
+    if threshold is None:
+        reasons.append(Reason.no_safe_threshold)
+    elif confidence < threshold:
+        reasons.append(Reason.low_confidence)
+    reasons.extend(problems)
+    return Decision(Route.human if reasons else Route.auto, tuple(reasons))
 
 
 def suggestion_confidence(
@@ -116,11 +148,16 @@ class CriterionPolicy(BaseModel):
         """Levels the model cannot rule out: the true level is among them with set_coverage."""
         return [i for i, p in enumerate(probabilities) if 1 - p <= self.set_threshold]
 
-
-@dataclass(frozen=True)
-class Decision:
-    route: Route
-    reasons: tuple[Reason, ...]
+    def route(self, confidence: float, problems: Iterable[Reason] = ()) -> Decision:
+        """Route one item; `confidence` as `suggest` gives it, `problems` its input's."""
+        return route(
+            self.stakes,
+            self.qualified,
+            self.qualification_failures,
+            self.threshold,
+            confidence,
+            problems,
+        )
 
 
 class DecisionPolicy(BaseModel):
@@ -163,17 +200,15 @@ class DecisionPolicy(BaseModel):
     def route(self, decision: str, confidence: float, item_reasons: set[Reason]) -> Decision:
         """Route a complete submission's decision; `item_reasons` are its items' input and
         criterion problems, which send the whole decision to a human."""
-        reasons: list[Reason] = []
-        if self.stakes is Stakes.high:
-            reasons.append(Reason.high_stakes)
-        reasons += qualification_reasons(self.qualified, self.qualification_failures)
         threshold = self.award_threshold if decision == EARNED else self.threshold
-        if threshold is None:
-            reasons.append(Reason.no_safe_threshold)
-        elif confidence < threshold:
-            reasons.append(Reason.low_confidence)
-        reasons.extend(sorted(item_reasons))
-        return Decision(Route.human if reasons else Route.auto, tuple(reasons))
+        return route(
+            self.stakes,
+            self.qualified,
+            self.qualification_failures,
+            threshold,
+            confidence,
+            sorted(item_reasons),
+        )
 
 
 class RoutingPolicy(BaseModel):
@@ -195,29 +230,20 @@ class RoutingPolicy(BaseModel):
     def decide(
         self, credential_id: str, criterion_id: str, text: str, confidence: float
     ) -> Decision:
-        """Route one prediction; `confidence` is the calibrated probability of its level."""
-        return self.decide_checked(
-            credential_id, criterion_id, confidence, self.input_profile.problems(text)
-        )
-
-    def decide_checked(
-        self, credential_id: str, criterion_id: str, confidence: float, input_problems: list[str]
-    ) -> Decision:
-        """`decide` with the text's input problems already found (evaluation checks each held-out
-        text once and routes its items and its submission with the result)."""
+        """Route one prediction, its text checked here; `confidence` is the calibrated
+        probability of its level. (The scoring core, eval/scoring.py, routes whole requests.)"""
         policy = self.criterion(credential_id, criterion_id)
         if policy is None:
             return Decision(Route.human, (Reason.unknown_criterion,))
-        reasons: list[Reason] = []
-        if policy.stakes is Stakes.high:
-            reasons.append(Reason.high_stakes)
-        reasons += qualification_reasons(policy.qualified, policy.qualification_failures)
-        if policy.threshold is None:
-            reasons.append(Reason.no_safe_threshold)
-        elif confidence < policy.threshold:
-            reasons.append(Reason.low_confidence)
-        reasons.extend(Reason(problem) for problem in input_problems)
-        return Decision(Route.human if reasons else Route.auto, tuple(reasons))
+        problems = self.input_profile.problems(text)
+        return policy.route(confidence, [Reason(problem) for problem in problems])
+
+    def met_levels(self) -> dict[CriterionKey, int | None]:
+        """Each criterion's met level index, what P(met) and a decision need."""
+        return {
+            CriterionKey(c.credential_id, c.criterion_id): c.met_index
+            for c in self.criteria.values()
+        }
 
     def credentials(self) -> dict[str, Credential]:
         """The rubrics this policy was fitted on, rebuilt from its criteria (levels, met levels,

@@ -2,6 +2,6 @@
 
 from mlflow.models import set_model
 
-from prescore.models.pyfunc import ScorerModel
+from prescore.models.pyfunc import ScoringPyfunc
 
-set_model(ScorerModel())
+set_model(ScoringPyfunc())

@@ -10,7 +10,11 @@ the working directory, unless MLFLOW_TRACKING_URI names another store (a trackin
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from prescore import defaults
 
 if TYPE_CHECKING:
+    from prescore.data.schema import Credential
     from prescore.models.onnx_copies import OnnxCopies
     from prescore.models.scorer import Scorer
 
@@ -28,7 +33,11 @@ LOCAL_ARTIFACTS = "mlruns"
 SCORER_ARTIFACT = "scorer"
 ONNX_ARTIFACT = "onnx"  # the ONNX copies and their check (models/onnx_copies.py)
 AUTO_RUNTIME = "auto"
-POLICY_ARTIFACT_PREFIX = "routing_policy"  # the artifact name, with the file's suffix after it
+POLICY_ARTIFACT = "routing_policy"  # the artifact: the routing policy fitted beside the scorer
+POLICY_ARTIFACT_PREFIX = POLICY_ARTIFACT  # the file's name, with its suffix after it
+RUBRICS_ARTIFACT = "rubrics"  # the rubric files the version was trained on
+REGISTERED_FILE = "registered.json"  # in artifacts/: the name and version it was registered as
+FETCHED_STAMP = ".prescore-fetched"  # in a fetched folder: which state of the version it holds
 
 
 def tracking_uri() -> str:
@@ -125,6 +134,14 @@ class RegisteredModel:
         """The routing policy fitted beside the scorer; None for versions from before it."""
         return next(self.artifacts.glob(f"{POLICY_ARTIFACT_PREFIX}*"), None)
 
+    def rubrics(self) -> dict[str, Credential] | None:
+        """The rubrics the version was trained on, by credential id; None for versions
+        trained before they were stored with it."""
+        from prescore.data.rubrics import load_rubrics
+
+        folder = self.artifacts / RUBRICS_ARTIFACT
+        return load_rubrics(folder) if folder.is_dir() else None
+
 
 def registered_version(model_name: str, alias_or_version: str) -> Any:
     """The MLflow ModelVersion an alias names, or the version itself when given its number;
@@ -138,13 +155,62 @@ def registered_version(model_name: str, alias_or_version: str) -> Any:
 
 
 def fetch(model_name: str, alias_or_version: str = CHAMPION) -> RegisteredModel:
-    """Download the version an alias (or number) names from the configured store."""
+    """The version an alias (or number) names, from the configured store, downloaded once:
+    its folder in the cache (`fetched_folder`) is reused while the version is unchanged, so
+    reloads and repeated loads do not pile up copies."""
+    configure_tracking()
+    found = registered_version(model_name, alias_or_version)
+    version = str(found.version)
+    return RegisteredModel(model_name, version, fetched_folder(model_name, found))
+
+
+def registry_cache() -> Path:
+    """Where fetched versions are kept: PRESCORE_CACHE_DIR, else the user's cache folder."""
+    from prescore.models.mpnet import cache_root
+
+    return cache_root() / "registry"
+
+
+def fetched_folder(model_name: str, found: Any) -> Path:
+    """The MLflow model folder of a registered version (`found`, an MLflow ModelVersion), in
+    one cache folder per store, name and version. Downloaded where missing, or again where
+    the version changed since (its tags: `export-onnx` adds copies to a registered version):
+    into a temporary folder first, renamed into place, so a reader never sees half a model and
+    two processes fetching at once keep one copy."""
     import mlflow
 
-    configure_tracking()
-    version = str(registered_version(model_name, alias_or_version).version)
-    folder = Path(mlflow.artifacts.download_artifacts(f"models:/{model_name}/{version}"))
-    return RegisteredModel(model_name, version, folder)
+    where = f"{tracking_uri()}\n{mlflow.get_registry_uri()}"
+    store = hashlib.sha256(where.encode()).hexdigest()[:16]
+    folder = registry_cache() / store / model_name / str(found.version)
+    stamp = json.dumps(
+        {
+            "created": found.creation_timestamp,
+            "source": str(found.source or ""),
+            "tags": dict(sorted((found.tags or {}).items())),
+        }
+    )
+    marker = folder / FETCHED_STAMP
+    if marker.is_file() and marker.read_text() == stamp:
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    incoming = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+    try:
+        mlflow.artifacts.download_artifacts(
+            f"models:/{model_name}/{found.version}", dst_path=str(incoming)
+        )
+        (incoming / FETCHED_STAMP).write_text(stamp)
+        if folder.exists():  # an older state of the version: out of the way, then gone
+            stale = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.stale."))
+            os.replace(folder, stale / folder.name)
+            shutil.rmtree(stale, ignore_errors=True)
+        try:
+            os.replace(incoming, folder)
+        except OSError:  # another process put the same version in place meanwhile
+            if not (marker.is_file() and marker.read_text() == stamp):
+                raise
+    finally:
+        shutil.rmtree(incoming, ignore_errors=True)
+    return folder
 
 
 def version_metrics(model_name: str, version: str) -> dict[str, float]:

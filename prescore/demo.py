@@ -53,15 +53,14 @@ def pick_demo_requests(
 ) -> dict[Route, DemoRequest]:
     """The first held-out submission routed auto and the first routed to a human (either may be
     missing), their request bodies written to `folder`."""
-    from prescore.serving.scoring import ScoringModel, decide_submissions
+    from prescore.serving.scoring import ScoringModel
 
     scoring = ScoringModel.from_registry(model, alias)
-    card = scoring.card()
     found: dict[Route, DemoRequest] = {}
     for items in submission_items(split)[:CANDIDATES]:
         if any(scoring.policy.criterion(i.credential_id, i.criterion_id) is None for i in items):
             continue
-        (decision,) = decide_submissions(items, scoring.score(items), card)
+        _, (decision,) = scoring.score_submissions(items)
         if decision.route in found:
             continue
         body = {"items": [item.model_dump(mode="json") for item in items]}

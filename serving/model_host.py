@@ -21,6 +21,7 @@ from prescore.models.registry import registered_version
 from prescore.serving.outcomes import (
     ReloadOutcome,
     ScoringOutcome,
+    cannot_score,
     model_busy,
     no_such_version,
     not_the_served_alias,
@@ -38,6 +39,8 @@ from prescore.serving.workload import (
 )
 
 logger = logging.getLogger("prescore.serving")
+
+Loaded = tuple[ScoringModel, ModelCard]  # the version serving now, swapped as one reference
 
 # items per model call of the token batcher, on /metrics (what `prescore bench serving` reports)
 BATCH_ITEMS = bentoml.metrics.Histogram(
@@ -78,14 +81,12 @@ class ModelHost:
     def __init__(self, settings: ServiceSettings) -> None:
         self.settings = settings
         model = load_on_passing_thread(settings.model_name, settings.model_alias, settings.runtime)
-        self.loaded = (model, model.card())  # one reference: a swap replaces both at once
-        self.batcher: TokenBatcher[EvidenceToScore, tuple[ScoredEvidence, ModelCard]] = (
-            TokenBatcher(
-                self.score_batch,
-                settings.max_batch_tokens,
-                settings.max_queue_seconds,
-                settings.model_streams,
-            )
+        self.loaded: Loaded = (model, model.card())  # one reference: a swap replaces both at once
+        self.batcher: TokenBatcher[EvidenceToScore, tuple[ScoredEvidence, Loaded]] = TokenBatcher(
+            self.score_batch,
+            settings.max_batch_tokens,
+            settings.max_queue_seconds,
+            settings.model_streams,
         )
         self.use_runtime(model.runtime)
         exempt_from_collection()
@@ -102,11 +103,11 @@ class ModelHost:
     def card(self) -> ModelCard:
         return self.loaded[1]
 
-    def score_batch(self, items: list[EvidenceToScore]) -> list[tuple[ScoredEvidence, ModelCard]]:
-        """Each item's score with the card of the version that scored it."""
+    def score_batch(self, items: list[EvidenceToScore]) -> list[tuple[ScoredEvidence, Loaded]]:
+        """Each item's score with the version (model and card) that scored it."""
         BATCH_ITEMS.observe(len(items))
-        model, card = self.loaded  # one read per batch: a reload mid-batch cannot mix versions
-        return [(scored, card) for scored in model.score_or_flag(items)]
+        loaded = self.loaded  # one read per batch: a reload mid-batch cannot mix versions
+        return [(scored, loaded) for scored in loaded[0].score(items)]
 
     def tokens(self, items: list[EvidenceToScore]) -> int:
         """Counted here, where the tokenizer of the version that will score them is."""
@@ -126,6 +127,9 @@ class ModelHost:
     async def _predict(
         self, items: list[EvidenceToScore], receive: Receive | None
     ) -> ScoringOutcome:
+        unknown = self.loaded[0].input_problems(items)  # the version that will score them
+        if unknown:
+            return ScoringOutcome(refusal=cannot_score(unknown))
         tokens = await anyio.to_thread.run_sync(self.tokens, items)
         if tokens > self.settings.max_request_tokens:
             return ScoringOutcome(refusal=too_many_tokens(tokens, self.settings.max_request_tokens))
@@ -143,7 +147,16 @@ class ModelHost:
                 busy.retry_after,
             )
             return ScoringOutcome(refusal=model_busy(busy.retry_after))
-        return ScoringOutcome(scores=[score for score, _ in scored], card=scored[0][1])
+        model, card = scored[0][1]
+        if any(loaded[0] is not model for _, loaded in scored):
+            # a reload landed between this request's batches: score it again, all on the
+            # version now loaded, so one version scores and decides the whole request
+            model, card = self.loaded
+            scores, decisions = await anyio.to_thread.run_sync(model.score_submissions, items)
+        else:
+            scores = [score for score, _ in scored]
+            decisions = model.decide(scores)
+        return ScoringOutcome(scores=scores, submissions=decisions, card=card)
 
     def reload(self, alias: str | None = None) -> ReloadOutcome:
         """Load the version the configured alias names now; requests in flight finish on the

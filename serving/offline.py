@@ -1,6 +1,6 @@
 """Score a file of evidence offline with a registered model: `prescore predict`.
 
-The same scoring core as POST /score (`ScoringModel.score_or_flag`, `decide_submissions`), so
+The same scoring core as POST /score (`ScoringModel.score_submissions`, eval/scoring.py), so
 a file scored here gets the answers the service would give, item for item. The evidence text
 is read and written back, never printed or logged.
 """
@@ -20,31 +20,14 @@ from pydantic import ValidationError
 
 from prescore.data.problems import InputError, Problem
 from prescore.data.readers import read_records
+from prescore.eval.scoring import as_text, score_rows
 from prescore.serving.schemas import EvidenceToScore, ScoredEvidence, SubmissionDecision
-from prescore.serving.scoring import ScoringModel, decide_submissions, submission_problems
+from prescore.serving.scoring import ScoringModel, submission_problems
 
-OUTPUT_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson", ".parquet")
 NEEDED_COLUMNS = ("submission_id", "credential_id", "criterion_id", "evidence_type", "text")
 BATCH_ITEMS = 64
-# what scoring adds to each input row; nested values are JSON text in CSV, TSV and Parquet
-SCORE_COLUMNS = [
-    "level",
-    "level_value",
-    "expected_value",
-    "probabilities",
-    "confidence",
-    "prediction_set",
-    "route",
-    "reasons",
-    "decision",
-    "p_earned",
-    "decision_confidence",
-    "decision_route",
-    "decision_reasons",
-    "criteria_not_met",
-    "model_name",
-    "model_version",
-]
+
+OUTPUT_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson", ".parquet")
 
 
 @dataclass(frozen=True)
@@ -112,10 +95,10 @@ def score_file(
     scores: list[ScoredEvidence] = []
     for start in range(0, len(items), batch_items):
         batch = items[start : start + batch_items]
-        scores += model.score_or_flag(batch)
+        scores += model.score(batch)
         if advance is not None:
             advance(len(batch))
-    return scores, decide_submissions(items, scores, model.card())
+    return scores, model.decide(scores)
 
 
 def scored_rows(
@@ -124,32 +107,9 @@ def scored_rows(
     decisions: list[SubmissionDecision],
 ) -> list[dict[str, Any]]:
     """Each input row with its score and its submission's decision beside it."""
-    decided = {(d.submission_id, d.credential_id): d for d in decisions}
-    out = []
-    for row, scored in zip(rows, scores, strict=True):
-        decision = decided[(scored.submission_id, scored.credential_id)]
-        out.append(
-            {
-                **row,
-                "level": scored.level,
-                "level_value": scored.level_value,
-                "expected_value": scored.expected_value,
-                "probabilities": {p.label: p.probability for p in scored.probabilities},
-                "confidence": scored.confidence,
-                "prediction_set": scored.prediction_set,
-                "route": scored.route.value,
-                "reasons": [r.value for r in scored.reasons],
-                "decision": decision.decision,
-                "p_earned": decision.p_earned,
-                "decision_confidence": decision.confidence,
-                "decision_route": decision.route.value,
-                "decision_reasons": [r.value for r in decision.reasons],
-                "criteria_not_met": decision.criteria_not_met,
-                "model_name": scored.model_name,
-                "model_version": scored.model_version,
-            }
-        )
-    return out
+    return [
+        {**row, **scored} for row, scored in zip(rows, score_rows(scores, decisions), strict=True)
+    ]
 
 
 def check_output(path: Path) -> None:
@@ -171,9 +131,7 @@ def write_rows(rows: list[dict[str, Any]], path: Path) -> None:
     suffix = path.suffix.lower()
     frame = pd.DataFrame(rows)
     if suffix not in (".jsonl", ".ndjson"):
-        frame = frame.map(
-            lambda v: json.dumps(v, ensure_ascii=False) if isinstance(v, list | dict) else v
-        )
+        frame = frame.map(as_text)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(handle)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from prescore.serving.schemas import ErrorDetail, ModelCard, ScoredEvidence
+from prescore.serving.schemas import ErrorDetail, ModelCard, ScoredEvidence, SubmissionDecision
 
 RETRY_AFTER_UNAVAILABLE = 5  # seconds: the model service is restarting or failed a batch
 
@@ -19,10 +19,12 @@ class Refusal(BaseModel):
 
 
 class ScoringOutcome(BaseModel):
-    """The scores with the card of the version that made them (a reload may land while a
-    request is in flight), or why the request was not scored."""
+    """The scores and the submissions' decisions, with the card of the one version that made
+    them all (a reload may land while a request is in flight), or why the request was not
+    scored."""
 
     scores: list[ScoredEvidence] = Field(default_factory=list)
+    submissions: list[SubmissionDecision] = Field(default_factory=list)
     card: ModelCard | None = None
     refusal: Refusal | None = None
 
@@ -62,6 +64,11 @@ def too_many_tokens(tokens: int, limit: int, at_least: bool = False) -> Refusal:
         error="the request is more work than one request may be",
         details=[ErrorDetail(field="items", rule="too_many_tokens", message=message)],
     )
+
+
+def cannot_score(details: list[ErrorDetail]) -> Refusal:
+    """Items the loaded version does not score (an unknown credential or criterion)."""
+    return Refusal(status=422, error="some items cannot be scored as sent", details=details)
 
 
 def model_busy(retry_after: int) -> Refusal:

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from prescore import defaults
 from prescore.data.schema import SLUG_PATTERN, CriterionKey
-from prescore.eval.routing import DecisionPolicy, Reason, Route
+from prescore.eval.routing import DecisionPolicy
+
+# the scoring core's answers, as the API gives them (eval/scoring.py)
+from prescore.eval.scoring import LevelProbability as LevelProbability
+from prescore.eval.scoring import ScoredEvidence as ScoredEvidence
+from prescore.eval.scoring import SubmissionDecision as SubmissionDecision
 
 
 class EvidenceToScore(BaseModel):
@@ -64,59 +68,10 @@ def unstorable_character(value: str) -> str | None:
     return None
 
 
-class LevelProbability(BaseModel):
-    label: str
-    value: float
-    probability: float
-
-
-class ScoredEvidence(BaseModel):
-    submission_id: str
-    credential_id: str
-    criterion_id: str
-    level: str = Field(description="label of the suggested level")
-    level_value: float
-    expected_value: float = Field(
-        description="probability-weighted mean of the level values: on fine scales a closer "
-        "estimate of the human score than the suggested level (lower squared error)"
-    )
-    probabilities: list[LevelProbability]
-    confidence: float = Field(
-        description="calibrated probability that a human agrees with the suggested level "
-        "(within the criterion's error tolerance, 0 levels unless configured)"
-    )
-    prediction_set: list[str] = Field(description="levels the model cannot rule out")
-    route: Route
-    reasons: list[Reason]
-    model_name: str
-    model_version: str
-    runtime: str = Field(
-        "", description="what computed the probabilities: onnx-int8, onnx-fp32, torch-fp32, ..."
-    )
-
-
 class ScoreRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     items: list[EvidenceToScore] = Field(min_length=1)
-
-
-class SubmissionDecision(BaseModel):
-    """The credential decision for one submission: the items of a request that share
-    submission_id and credential_id, one per criterion of the rubric."""
-
-    submission_id: str
-    credential_id: str
-    decision: Literal["earned", "not_yet"]
-    p_earned: float = Field(description="calibrated probability that a human would award it")
-    confidence: float = Field(description="calibrated probability that the decision is right")
-    route: Route
-    reasons: list[Reason]
-    criteria_not_met: list[str] = Field(
-        description="criteria whose suggested level is below the met level: what to strengthen"
-    )
-    model_name: str
-    model_version: str
 
 
 class ScoreResponse(BaseModel):

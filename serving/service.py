@@ -14,6 +14,7 @@ Configured by PRESCORE_* environment variables (serving/settings.py); `prescore 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 from datetime import UTC, datetime, timedelta
@@ -27,13 +28,10 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from prescore.data.schema import CriterionKey
-from prescore.eval.routing import Reason
 from prescore.models.inputs import words
 from prescore.serving.audit_breaker import AuditAlarms, stop_auto, with_alarms
 from prescore.serving.auth import KeyRequired, presented_key
@@ -63,7 +61,7 @@ from prescore.serving.schemas import (
     ScoreRequest,
     ScoreResponse,
 )
-from prescore.serving.scoring import decide_submissions, submission_problems
+from prescore.serving.scoring import submission_problems
 from prescore.serving.settings import ServiceSettings
 from prescore.serving.workload import CallerGone, unless_disconnected
 
@@ -138,6 +136,12 @@ def error(
     return response
 
 
+def answered_by(version: str, response: Response) -> Response:
+    """The response naming the model version that answered it."""
+    response.headers[MODEL_VERSION_HEADER] = version
+    return response
+
+
 def refused(refusal: Refusal) -> JSONResponse:
     return error(refusal.status, refusal.error, refusal.details, refusal.retry_after)
 
@@ -174,8 +178,8 @@ async def invalid_request(request: Request, exc: RequestValidationError) -> JSON
 
 
 class FrontDoor:
-    """The cap on /score requests in progress, and the model version header (the key was
-    checked before any of the API's code ran: `ServiceKeys`).
+    """The cap on /score requests in progress (the key was checked before any of the API's
+    code ran: `ServiceKeys`).
 
     Plain ASGI: Starlette's `@app.middleware("http")` runs each request in a task group and
     streams the response through a memory channel; py-spy put a quarter of the event loop's
@@ -191,13 +195,8 @@ class FrontDoor:
             return
         settings = service.settings
 
-        async def send_naming_the_version(message: Message) -> None:
-            if message["type"] == "http.response.start" and service.card is not None:
-                MutableHeaders(scope=message)[MODEL_VERSION_HEADER] = service.card.model_version
-            await send(message)
-
         if scope["path"] != "/score":
-            await self.app(scope, receive, send_naming_the_version)
+            await self.app(scope, receive, send)
             return
         if service.scoring_now >= settings.max_concurrent_requests:
             logger.warning("refused a request: %d already in progress", service.scoring_now)
@@ -206,7 +205,7 @@ class FrontDoor:
             return
         service.scoring_now += 1
         try:
-            await self.app(scope, receive, send_naming_the_version)
+            await self.app(scope, receive, send)
         finally:
             service.scoring_now -= 1
 
@@ -241,7 +240,6 @@ class Prescore:
         # (the version loaded, a reload); they are few, and for the operator
         logger.setLevel(logging.INFO)
         self.settings = ServiceSettings.from_environment()
-        self.card: ModelCard | None = None
         self.scoring_now = 0  # /score requests in progress, for max_concurrent_requests
         self.queue = ReviewQueue(self.settings.review_db)
         self.alarms = AuditAlarms(self.queue, self.settings.audit_alarm_refresh_seconds)
@@ -250,11 +248,6 @@ class Prescore:
         self.model: ModelEndpoint = (
             RemoteModel(self.runner) if SEPARATE_MODEL else InlineModel(ModelHost(self.settings))
         )
-
-    async def model_card(self) -> ModelCard:
-        if self.card is None:
-            self.card = await self.model.describe()
-        return self.card
 
     @api.post(
         "/score",
@@ -284,7 +277,7 @@ class Prescore:
             answered = await self.first_answer(key, digest)
             if answered is not None:
                 return answered
-        problems = self.input_problems(body.items, await self.model_card())
+        problems = self.input_problems(body.items)  # the model refuses what it does not score
         if problems:
             return error(422, "some items cannot be scored as sent", problems)
         least = sum(words(item.text) for item in body.items)  # no tokenizer here: a lower bound
@@ -297,16 +290,10 @@ class Prescore:
             return Response(status_code=499)
         if outcome.refusal is not None:
             return refused(outcome.refusal)
-        scores = outcome.scores
-        if any(Reason.unknown_criterion in s.reasons for s in scores):
-            self.card = None  # the model was swapped during the request; learn the new card
-            return error(503, "the model changed while this request was scored; send it again")
-        card = outcome.card  # the card of the version that scored these items, whatever swapped
+        # the scores and decisions of one version, whatever reload landed meanwhile
+        scores, submissions, card = outcome.scores, outcome.submissions, outcome.card
         assert card is not None  # the model service sends it with the scores
         version = card.model_version
-        if self.card is not None and self.card.model_version != version:
-            self.card = None  # a reload elsewhere, or one that landed mid-request: read it again
-        submissions = decide_submissions(body.items, scores, card)
         # a credential whose audits stopped its auto route: all of it to a human
         scores, submissions = stop_auto(scores, submissions, await self.alarms.stopped(version))
         # every human-routed decision and the audit sample, committed before the answer in one
@@ -334,7 +321,7 @@ class Prescore:
                 if answered is not None:
                     return answered
             raise  # nothing was stored: a 503 from `unavailable`, like any queue failure
-        return Response(answer, media_type="application/json")
+        return answered_by(version, Response(answer, media_type="application/json"))
 
     def receipts_expired_before(self) -> datetime:
         return datetime.now(UTC) - timedelta(hours=self.settings.idempotency_hours)
@@ -353,13 +340,15 @@ class Prescore:
                 message="this key came with a different request; use a new key per request",
             )
             return error(422, "the Idempotency-Key was used for another request", [detail])
-        return Response(receipt.response, media_type="application/json")
+        version = json.loads(receipt.response)["model_version"]
+        return answered_by(version, Response(receipt.response, media_type="application/json"))
 
     @api.get("/credentials", response_model=ModelCard, responses={401: {}})
-    async def credentials(self) -> ModelCard:
+    async def credentials(self, response: Response) -> ModelCard:
         """What the loaded model scores, with each criterion's qualification and stakes, and
         each credential whose audits stopped its auto route."""
-        card = await self.model_card()
+        card = await self.model.describe()
+        response.headers[MODEL_VERSION_HEADER] = card.model_version
         return with_alarms(card, await self.alarms.stopped(card.model_version))
 
     @api.post(
@@ -386,35 +375,20 @@ class Prescore:
         if outcome.card is None:
             assert outcome.refusal is not None  # the model service sends one or the other
             return refused(outcome.refusal)
-        self.card = outcome.card
-        return outcome.card
+        return answered_by(
+            outcome.card.model_version,
+            JSONResponse(outcome.card.model_dump(mode="json")),
+        )
 
-    def input_problems(self, items: list[EvidenceToScore], card: ModelCard) -> list[ErrorDetail]:
+    def input_problems(self, items: list[EvidenceToScore]) -> list[ErrorDetail]:
+        """What is wrong with the request whichever version scores it; the model host refuses
+        the items its version does not score (ScoringModel.input_problems)."""
         limit = self.settings.max_items_per_request
         if len(items) > limit:
             message = f"at most {limit} items per request; split the batch"
             return [ErrorDetail(field="items", rule="too_many_items", message=message)]
-        known = card.criteria_by_key()
-        credentials = {credential for credential, _ in known}
         problems = submission_problems(items)
         for i, item in enumerate(items):
-            if item.credential_id not in credentials:
-                problems.append(
-                    ErrorDetail(
-                        field=f"items.{i}.credential_id",
-                        rule="unknown_credential",
-                        message="this model does not score that credential; see GET /credentials",
-                    )
-                )
-            elif CriterionKey(item.credential_id, item.criterion_id) not in known:
-                problems.append(
-                    ErrorDetail(
-                        field=f"items.{i}.criterion_id",
-                        rule="unknown_criterion",
-                        message="this credential has no such criterion in the loaded model; "
-                        "see GET /credentials",
-                    )
-                )
             if len(item.text) > self.settings.max_text_chars:
                 problems.append(
                     ErrorDetail(

@@ -21,7 +21,7 @@ def test_the_demo_finds_one_submission_decided_alone_and_one_for_a_reviewer(
     from prescore.data.load import load_evidence
     from prescore.demo import pick_demo_requests
     from prescore.serving.schemas import EvidenceToScore
-    from prescore.serving.scoring import ScoringModel, decide_submissions
+    from prescore.serving.scoring import ScoringModel
     from prescore.training.config import load_config
     from prescore.training.run import train
 
@@ -61,5 +61,5 @@ def test_the_demo_finds_one_submission_decided_alone_and_one_for_a_reviewer(
     for route, example in found.items():
         assert oct(example.body.stat().st_mode & 0o777) == "0o600"
         items = [EvidenceToScore(**i) for i in json.loads(example.body.read_text())["items"]]
-        (again,) = decide_submissions(items, scoring.score(items), scoring.card())
+        _, (again,) = scoring.score_submissions(items)
         assert again.route is route and again == example.decision  # the request shows it

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 from contextlib import nullcontext
@@ -18,12 +19,18 @@ from transformers import TrainerCallback
 
 from prescore.data.load import EvidenceSet, load_evidence
 from prescore.data.owners import EDUCATORS_ARTIFACT, EDUCATORS_TAG, educator_record, educator_salt
+from prescore.data.rubrics import write_rubric
 from prescore.data.schema import Credential, CriterionKey
-from prescore.eval.report import POLICY_FILE, write_report
+from prescore.eval.report import write_report
+from prescore.eval.routing import RoutingPolicy
 from prescore.models.onnx_copies import COPIES, Copy, OnnxCopies, make_copies
 from prescore.models.pyfunc import MODEL_CODE, signature
 from prescore.models.registry import (
     ONNX_ARTIFACT,
+    POLICY_ARTIFACT,
+    REGISTERED_FILE,
+    RUBRICS_ARTIFACT,
+    SCORER_ARTIFACT,
     configure_tracking,
     fetch,
     registered_version,
@@ -165,9 +172,10 @@ def train(
         with tempfile.TemporaryDirectory() as folder:
             write_report(evaluation, Path(folder), f"{config.model_name}: evaluation")
             mlflow.log_artifacts(folder, artifact_path="evaluation")
-            policy = Path(folder) / POLICY_FILE
             copies = onnx_copies(scorer, config, evidence, Path(folder) / ONNX_ARTIFACT)
-            version = _log_model(scorer, config.model_name, policy, copies)
+            version = _log_model(
+                scorer, config.model_name, evaluation.policy, evidence.credentials, copies
+            )
             if copies is not None:
                 tag_onnx_copies(config.model_name, version, copies[1])
     return TrainResult(run.info.run_id, config.model_name, version, metrics, fit_seconds)
@@ -231,7 +239,14 @@ def synthetic_example(scorer: Scorer) -> pd.DataFrame:
     credential_id, criterion_id = CriterionKey.parse(min(scorer.num_levels_))
     text = "I paused for five seconds after each question so that more students could answer."
     return pd.DataFrame(
-        [{"text": text, "credential_id": credential_id, "criterion_id": criterion_id}]
+        [
+            {
+                "submission_id": "example",
+                "credential_id": credential_id,
+                "criterion_id": criterion_id,
+                "text": text,
+            }
+        ]
     )
 
 
@@ -259,26 +274,44 @@ def onnx_copies(
 def _log_model(
     scorer: Scorer,
     model_name: str,
-    routing_policy: Path,
+    policy: RoutingPolicy,
+    rubrics: dict[str, Credential],
     copies: tuple[Path, OnnxCopies] | None = None,
 ) -> str:
-    """Log and register the model; the routing policy and the ONNX copies travel inside it,
-    with the scorer."""
+    """Log and register the model: the scorer, the routing policy fitted beside it, the rubric
+    files it was trained on and the ONNX copies travel inside it. Then the name and number it
+    was registered as, beside them, so its pyfunc model says which version answered."""
     with tempfile.TemporaryDirectory() as folder:
-        saved = scorer.save(Path(folder) / "scorer")
-        artifacts = {"scorer": str(saved), "routing_policy": str(routing_policy)}
+        root = Path(folder)
+        saved = scorer.save(root / SCORER_ARTIFACT)
+        policy_file = root / f"{POLICY_ARTIFACT}.json"
+        policy_file.write_text(policy.model_dump_json(indent=2))
+        for credential in rubrics.values():
+            write_rubric(credential, root / RUBRICS_ARTIFACT)
+        artifacts = {
+            SCORER_ARTIFACT: str(saved),
+            POLICY_ARTIFACT: str(policy_file),
+            RUBRICS_ARTIFACT: str(root / RUBRICS_ARTIFACT),
+        }
         if copies is not None:
             artifacts[ONNX_ARTIFACT] = str(copies[0])
         info = mlflow.pyfunc.log_model(
             name=MODEL_ARTIFACT,
             python_model=str(MODEL_CODE),
             artifacts=artifacts,
-            signature=signature(scorer.width),
+            signature=signature(),
             input_example=synthetic_example(scorer),
             registered_model_name=model_name,
             pip_requirements=MODEL_REQUIREMENTS,
         )
-    return str(info.registered_model_version)
+        version = str(info.registered_model_version)
+        names = root / "registered"
+        names.mkdir()
+        (names / REGISTERED_FILE).write_text(
+            json.dumps({"model_name": model_name, "model_version": version})
+        )
+        MlflowClient().log_model_artifacts(info.model_id, str(names), "artifacts")
+    return version
 
 
 @dataclass(frozen=True)

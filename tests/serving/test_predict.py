@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from prescore.cli import app
 from prescore.serving.schemas import EvidenceToScore
-from prescore.serving.scoring import ScoringModel, decide_submissions
+from prescore.serving.scoring import ScoringModel
 from tests.conftest import COLUMNS, evidence_row, write_csv
 from tests.serving.conftest import MODEL, Registry
 
@@ -61,8 +61,8 @@ def test_a_file_scored_offline_matches_the_scoring_core(
         )
         for r in source_rows.to_dict("records")
     ]
-    expected = model.score_or_flag(items)
-    decisions = {d.submission_id: d for d in decide_submissions(items, expected, model.card())}
+    expected, decided = model.score_submissions(items)
+    decisions = {d.submission_id: d for d in decided}
     for (_, row), want in zip(scored.iterrows(), expected, strict=True):
         probabilities = row["probabilities"]
         if isinstance(probabilities, str):

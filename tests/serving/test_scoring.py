@@ -10,7 +10,7 @@ from prescore.data.schema import Stakes
 from prescore.eval.routing import Reason, Route
 from prescore.models.registry import configure_tracking
 from prescore.serving.schemas import EvidenceToScore
-from prescore.serving.scoring import ScoringModel, UnknownCriterion
+from prescore.serving.scoring import ScoringModel
 from tests.conftest import evidence_row
 from tests.serving.conftest import MODEL, Registry
 
@@ -68,10 +68,15 @@ def test_batch_and_single_give_the_same_answer(registered: ScoringModel) -> None
     assert batch == singles
 
 
-def test_unknown_criteria_are_named_not_scored(registered: ScoringModel) -> None:
-    items = [item(1), item(2, criterion_id="questioning")]
-    with pytest.raises(UnknownCriterion, match=r"items\[1\]: wait-time/questioning"):
-        registered.score(items)
+def test_an_unknown_criterion_is_named_and_flagged_not_scored(registered: ScoringModel) -> None:
+    items = [item(1, submission_id="a"), item(2, criterion_id="questioning", submission_id="a")]
+    assert registered.unknown_criteria(items) == [(1, "wait-time/questioning")]
+    (problem,) = registered.input_problems(items)
+    assert (problem.field, problem.rule) == ("items.1.criterion_id", "unknown_criterion")
+    scores, (decision,) = registered.score_submissions(items)
+    assert scores[1].route == Route.human and scores[1].reasons == [Reason.unknown_criterion]
+    assert scores[1].probabilities == [] and scores[0].probabilities
+    assert decision.route == Route.human and Reason.unknown_criterion in decision.reasons
 
 
 def test_the_text_never_shows_in_a_repr_or_a_validation_error() -> None:
@@ -89,16 +94,13 @@ def test_the_text_never_shows_in_a_repr_or_a_validation_error() -> None:
 
 
 def test_a_submission_gets_one_decision_from_all_its_criteria(registered: ScoringModel) -> None:
-    from prescore.serving.scoring import decide_submissions
-
     card = registered.card()
     (credential,) = card.credentials
     assert credential.decision is not None and credential.decision.award.rule == "all_met"
     both = [item(10, submission_id="a"), item(11, submission_id="a")]  # planning, reflection
     alone = [item(12, submission_id="b")]
     items = both + alone
-    scores = registered.score(items)
-    first, second = decide_submissions(items, scores, card)
+    scores, (first, second) = registered.score_submissions(items)
     assert (first.submission_id, second.submission_id) == ("a", "b")
     met = [
         sum(p.probability for p in s.probabilities[c.met_index or 0 :])

@@ -12,10 +12,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
-from prescore.eval.calibration import apply_temperature
 from prescore.serving.client import ScoringClient
 from tests.conftest import evidence_row
 from tests.serving.conftest import MODEL, Registry, running_service
@@ -84,8 +82,7 @@ def test_the_model_runs_in_the_process_the_setting_names(server: Server) -> None
 
 def test_scores_match_the_registered_pyfunc_model(server: Server) -> None:
     import mlflow
-
-    from prescore.eval.routing import RoutingPolicy
+    import pandas as pd
 
     items = [item(n) for n in range(500, 506)]
     status, body, headers = server.call("POST", "/score", {"items": items})
@@ -98,28 +95,19 @@ def test_scores_match_the_registered_pyfunc_model(server: Server) -> None:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", server.registry.tracking_uri)
         model = mlflow.pyfunc.load_model(f"models:/{MODEL}/1")
-        policy_file = mlflow.artifacts.download_artifacts(
-            f"models:/{MODEL}/1", dst_path=str(server.registry.folder / "v1")
-        )
-    policy = RoutingPolicy.model_validate_json(
-        next(Path(policy_file, "artifacts").glob("routing_policy*")).read_text()
-    )
-    frame = [{k: i[k] for k in ("text", "credential_id", "criterion_id")} for i in items]
-    import pandas as pd
-
-    expected = model.predict(pd.DataFrame(frame))
-    for scored, (_, row) in zip(body["scores"], expected.iterrows(), strict=True):
-        criterion = policy.criterion("wait-time", scored["criterion_id"])
-        assert criterion is not None
-        levels = len(criterion.level_labels)
-        raw = row.filter(like="p_").to_numpy(dtype=float)[None, :levels]
-        calibrated = apply_temperature(raw, criterion.temperature)[0]
-        served = [p["probability"] for p in scored["probabilities"]]
-        assert np.allclose(served, calibrated)
-        assert scored["level"] == criterion.level_labels[int(row["level"])]
+    columns = ("submission_id", "credential_id", "criterion_id", "text")
+    expected = model.predict(pd.DataFrame([{k: i[k] for k in columns} for i in items]))
+    decided = {d["submission_id"]: d for d in body["submissions"]}
+    for scored, row in zip(body["scores"], expected.to_dict("records"), strict=True):
+        served = {p["label"]: p["probability"] for p in scored["probabilities"]}
+        assert json.loads(row["probabilities"]) == pytest.approx(served)
+        assert (scored["level"], scored["route"]) == (row["level"], row["route"])
+        assert scored["reasons"] == json.loads(row["reasons"])
         # the point estimate for squared-error metrics, beside the most likely level
-        assert scored["expected_value"] == pytest.approx(np.dot(calibrated, criterion.level_values))
-        assert scored["route"] in ("auto", "human") and scored["model_version"] == "1"
+        assert scored["expected_value"] == pytest.approx(row["expected_value"])
+        decision = decided[scored["submission_id"]]
+        assert (decision["decision"], decision["route"]) == (row["decision"], row["decision_route"])
+        assert row["model_version"] == scored["model_version"] == "1"
 
 
 def test_a_request_gets_one_decision_per_submission(server: Server) -> None:

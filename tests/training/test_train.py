@@ -10,6 +10,7 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
@@ -17,6 +18,7 @@ from typer.testing import CliRunner
 
 from prescore.cli import app
 from prescore.data.load import load_evidence
+from prescore.eval.calibration import apply_temperature
 from prescore.models.inputs import INPUT_COLUMNS
 from prescore.models.registry import CHAMPION, list_versions, promote
 from prescore.models.tfidf import TfidfScorer
@@ -77,8 +79,25 @@ def test_a_baseline_run_is_tracked_registered_and_reloads_to_the_same_numbers(
     train_split = load_evidence(config.data).splits["train"]
     refit = TfidfScorer(min_df=1).fit(train_split, np.asarray(train_split["label"]))
     expected = refit.predict_proba(test)
-    assert np.array_equal(served["level"].to_numpy(), expected.argmax(axis=1))
-    assert np.allclose(served.filter(like="p_").to_numpy(), expected)
+    # the pyfunc answers as /score does: calibrated probabilities, the level's label, routes
+    policy = ScoringModel.from_registry("prescore-tiny", result.version).policy
+    for position, row in enumerate(served.to_dict("records")):
+        criterion = policy.criterion(
+            row_of(test, position, "credential_id"), row_of(test, position, "criterion_id")
+        )
+        assert criterion is not None
+        levels = len(criterion.level_labels)
+        calibrated = apply_temperature(
+            expected[position : position + 1, :levels], criterion.temperature
+        )[0]
+        assert row["level"] == criterion.level_labels[int(expected[position].argmax())]
+        assert list(json.loads(row["probabilities"]).values()) == pytest.approx(calibrated.tolist())
+        assert row["route"] in ("auto", "human") and row["decision"] in ("earned", "not_yet")
+        assert row["model_version"] == result.version
+
+
+def row_of(frame: pd.DataFrame, position: int, column: str) -> str:
+    return str(frame.iloc[position][column])
 
 
 def test_transformer_and_embedding_runs_log_losses_and_metrics(
@@ -115,7 +134,8 @@ def test_transformer_and_embedding_runs_log_losses_and_metrics(
     served = mlflow.pyfunc.load_model(f"models:/prescore-tiny/{result.version}").predict(
         test[list(INPUT_COLUMNS)]
     )
-    assert np.allclose(served.filter(like="p_").to_numpy().sum(axis=1), 1)
+    sums = [sum(json.loads(p).values()) for p in served["probabilities"]]
+    assert sums == pytest.approx([1.0] * len(served))
     # and the scoring service's loader serves it with its routing policy
     first = test.iloc[0]
     item = EvidenceToScore(
