@@ -35,9 +35,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from prescore.data.schema import CriterionKey
 from prescore.eval.routing import Reason
 from prescore.models.inputs import words
-from prescore.serving.audit_breaker import AuditAlarms, stop_auto, with_alarms
+from prescore.review.mount import mount_review
 from prescore.serving.auth import key_is_valid, presented_key
 from prescore.serving.endpoints import InlineModel, ModelEndpoint, RemoteModel
+from prescore.serving.human_review import (
+    HumanReview,
+    Receipt,
+    receipt_key,
+    stop_auto,
+    with_alarms,
+)
 from prescore.serving.model_host import ModelHost
 from prescore.serving.observability import (
     bound_metric_paths,
@@ -51,9 +58,6 @@ from prescore.serving.outcomes import (
     ScoringOutcome,
     too_many_tokens,
 )
-from prescore.serving.queue import Receipt, ReviewQueue, receipt_key, submissions_to_review
-from prescore.serving.review_app import ROOT as REVIEW_ROOT
-from prescore.serving.review_app import connect, create_review_app
 from prescore.serving.schemas import (
     ErrorDetail,
     ErrorResponse,
@@ -222,14 +226,15 @@ class FrontDoor:
 api.add_middleware(FrontDoor)
 
 
-review = create_review_app()
+# the reviewers' pages under /review; Prescore.__init__ connects them to their database
+review = mount_review()
 
 
 # BentoML's own concurrency cap answers 429 in its own shape; ours (max_concurrent_requests)
 # answers first, with the documented shape and Retry-After, so BentoML's is only a backstop.
 @bentoml.service(name="prescore", traffic={"timeout": 120, "max_concurrency": 1024})
 @bentoml.asgi_app(api, path="/")
-@bentoml.asgi_app(review, path=REVIEW_ROOT)
+@bentoml.asgi_app(review.app, path=review.path)
 class Prescore:
     if SEPARATE_MODEL:
         runner = bentoml.depends(ScoringRunner)
@@ -242,9 +247,7 @@ class Prescore:
         self.settings = ServiceSettings.from_environment()
         self.card: ModelCard | None = None
         self.scoring_now = 0  # /score requests in progress, for max_concurrent_requests
-        self.queue = ReviewQueue(self.settings.review_db)
-        self.alarms = AuditAlarms(self.queue, self.settings.audit_alarm_refresh_seconds)
-        connect(review, self.queue, self.settings.session_secret, self.settings.secure_cookies)
+        self.reviews: HumanReview = review.open(self.settings)  # its database upgraded
         api.state.service = self
         self.model: ModelEndpoint = (
             RemoteModel(self.runner) if SEPARATE_MODEL else InlineModel(ModelHost(self.settings))
@@ -307,12 +310,7 @@ class Prescore:
             self.card = None  # a reload elsewhere, or one that landed mid-request: read it again
         submissions = decide_submissions(body.items, scores, card)
         # a credential whose audits stopped its auto route: all of it to a human
-        scores, submissions = stop_auto(scores, submissions, await self.alarms.stopped(version))
-        # every human-routed decision and the audit sample, committed before the answer in one
-        # transaction: an acknowledged submission is never lost, nor half queued
-        to_review = submissions_to_review(
-            body.items, scores, submissions, card, self.settings.audit_rate
-        )
+        scores, submissions = stop_auto(scores, submissions, await self.reviews.stopped(version))
         # serialized once, by pydantic: the same bytes answer now and any retry, and FastAPI
         # does not dump, validate and encode the response again (response_model is for docs)
         answer = ScoreResponse(
@@ -323,9 +321,16 @@ class Prescore:
             submissions=submissions,
         ).model_dump_json()
         receipt = None if key is None else Receipt(key, digest, answer)
-        try:
+        try:  # every human-routed decision and the audit sample, with the receipt, committed
+            # before the answer in one transaction: an acknowledged submission is never lost
             await anyio.to_thread.run_sync(
-                self.queue.enqueue, to_review, receipt, self.receipts_expired_before()
+                self.reviews.take,
+                body.items,
+                scores,
+                submissions,
+                card,
+                receipt,
+                self.receipts_expired_before(),
             )
         except IntegrityError:
             if key is not None:  # the same key was answered meanwhile: give that answer
@@ -341,7 +346,7 @@ class Prescore:
     async def first_answer(self, key: str, digest: str) -> Response | None:
         """The stored answer to this key; a 422 where the key came with another request."""
         receipt = await anyio.to_thread.run_sync(
-            self.queue.receipt, key, self.receipts_expired_before()
+            self.reviews.receipt, key, self.receipts_expired_before()
         )
         if receipt is None:
             return None
@@ -359,7 +364,7 @@ class Prescore:
         """What the loaded model scores, with each criterion's qualification and stakes, and
         each credential whose audits stopped its auto route."""
         card = await self.model_card()
-        return with_alarms(card, await self.alarms.stopped(card.model_version))
+        return with_alarms(card, await self.reviews.stopped(card.model_version))
 
     @api.post(
         "/reload",
@@ -435,5 +440,5 @@ bound_metric_paths(
         {*api.openapi()["paths"], str(api.docs_url), str(api.openapi_url)}
         | {method.route for method in cast(Any, ScoringRunner).apis.values()}
     ),
-    prefixes=(REVIEW_ROOT, "/static_content"),
+    prefixes=(review.path, "/static_content"),
 )

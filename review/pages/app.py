@@ -25,33 +25,16 @@ from fastapi import Depends, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from prescore.serving.calibration import (
-    adjudicated_levels,
-    assessor_of,
-    benchmarks,
-    figures,
+from prescore.review.agreement import adjudicated_levels, assessor_of, benchmarks, figures
+from prescore.review.assessors import (
     kind_of,
     mix_in_blind,
     open_blind_items,
     record_calibration,
     training_of,
 )
-from prescore.serving.queue import (
-    BLIND,
-    DECIDED,
-    PEER,
-    REASONS,
-    TRAINING,
-    AlreadyDecided,
-    Assessor,
-    Filters,
-    ItemEntry,
-    NotAssigned,
-    ReviewQueue,
-    SubmissionEntry,
-    Verdict,
-)
-from prescore.serving.reviewers import (
+from prescore.review.queue import REASONS, Filters, ReviewQueue
+from prescore.review.reviewers import (
     SignInThrottle,
     assigned,
     authenticate,
@@ -59,6 +42,8 @@ from prescore.serving.reviewers import (
     session_is_current,
     session_token,
 )
+from prescore.review.tables import BLIND, DECIDED, PEER, TRAINING, ItemEntry, SubmissionEntry
+from prescore.review.verdicts import AlreadyDecided, Assessor, NotAssigned, Verdict
 
 ROOT = "/review"
 PAGE_SIZE = 100  # submissions on one page of the queue

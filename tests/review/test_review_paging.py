@@ -10,10 +10,10 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from prescore.eval.routing import Reason
-from prescore.serving import review_app
-from prescore.serving.queue import ReviewQueue
-from prescore.serving.reviewers import set_reviewer
-from tests.serving.test_queue import review
+from prescore.review.pages import app as review_app
+from prescore.review.queue import ReviewQueue
+from prescore.review.reviewers import set_reviewer
+from tests.review.test_queue import review
 
 
 @pytest.fixture
