@@ -178,8 +178,12 @@ def run_service(
 ) -> None:
     """`serve`, with the quick-start's example requests (prescore/demo.py) printed when ready
     in place of the made-up one."""
+    from prescore.review.database import shown_url
+
     version = check_servable(model, alias)
-    open_queue(review_db).engine.dispose()  # a missing driver or database stops here, clearly
+    queue = open_queue(review_db)  # a missing driver or database stops here, clearly
+    queue.engine.dispose()  # opening upgraded its schema (`prescore db upgrade`)
+    console.print(f"Review database {escape(shown_url(review_db))}: {queue.schema}.")
     from prescore.serving.launch import forward_termination, start_service, stop, wait_until_ready
 
     settings: dict[str, str] = {}
