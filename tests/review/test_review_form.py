@@ -89,7 +89,9 @@ def test_each_distinct_text_is_shown_once_with_the_criteria_scored_on_it() -> No
         return ItemEntry(criterion_id=criterion, text=text, evidence_type=kind)
 
     items = [item("a", "one"), item("b", "two"), item("c", "one"), item("d", "one", "video")]
-    shown = review_app.evidence_shown(items)
+    from prescore.review.pages.render import evidence_shown
+
+    shown = evidence_shown(items)
     assert [(e.number, e.text, e.criteria) for e in shown] == [
         (1, "one", ["a", "c"]),
         (2, "two", ["b"]),

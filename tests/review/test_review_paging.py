@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from prescore.eval.routing import Reason
 from prescore.review.pages import app as review_app
+from prescore.review.pages import queue as queue_page
 from prescore.review.queue import ReviewQueue
 from prescore.review.reviewers import set_reviewer
 from tests.review.test_queue import review
@@ -19,7 +20,7 @@ from tests.review.test_queue import review
 @pytest.fixture
 def client(review_db: str, monkeypatch: pytest.MonkeyPatch) -> TestClient:
     """On SQLite and on Postgres."""
-    monkeypatch.setattr(review_app, "PAGE_SIZE", 2)
+    monkeypatch.setattr(queue_page, "PAGE_SIZE", 2)
     queue = ReviewQueue(review_db)
     set_reviewer(queue, "ana", "correct horse", ["wait-time"])
     queue.enqueue([review(n, confidence=1 - n / 10) for n in range(4)])
