@@ -120,7 +120,7 @@ class Reviewer(Base):
 class SessionToken(Base):
     """The token a reviewer's signed session cookie must carry; replaced on sign-out and on a
     password change, which ends every session signed with the old one (a signed cookie alone
-    stays valid until it expires). Its own table, so databases from before gain it as is."""
+    stays valid until it expires)."""
 
     __tablename__ = "reviewer_session_tokens"
 
@@ -129,9 +129,9 @@ class SessionToken(Base):
 
 
 class ReviewerRole(Base):
-    """A reviewer's kind (expert / peer) and whether they administer reviewers. Its own table,
-    so a database from before kinds gains it as is; a reviewer without a row (created before
-    kinds existed) is an expert, which is what every reviewer then was."""
+    """A reviewer's kind (expert / peer) and whether they administer reviewers. A reviewer
+    without a row (created before kinds existed) is an expert, which is what every reviewer
+    then was."""
 
     __tablename__ = "reviewer_roles"
 
@@ -162,7 +162,7 @@ class Review(Base):
 
 
 class CalibrationSetting(Base):
-    """How a credential's reviewers are trained and calibrated (serving/calibration.py)."""
+    """How a credential's reviewers are trained and calibrated (review/assessors.py)."""
 
     __tablename__ = "calibration_settings"
 
@@ -203,8 +203,7 @@ class ScoreReceipt(Base):
 
 class ExportRecord(Base):
     """A file `prescore export-reviews` wrote: evidence left the queue there, so `prescore
-    forget` knows where to look for an educator's evidence. Its own table, so databases from
-    before gain it as is."""
+    forget` knows where to look for an educator's evidence."""
 
     __tablename__ = "review_exports"
 
@@ -219,7 +218,7 @@ class AuditBreaker(Base):
     auto decisions reviewers overturned significantly above the target (see `trip_on_audits`).
     One row per credential and version, written at its first trip: a newly served version has
     none, so it starts clean. Stopped while tripped after the last resume; audits decided
-    before `resumed_at` no longer count. Its own table, so databases from before gain it."""
+    before `resumed_at` no longer count."""
 
     __tablename__ = "audit_breakers"
 

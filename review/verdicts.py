@@ -41,7 +41,7 @@ class NotAssigned(PermissionError):
 
 @dataclass(frozen=True)
 class Assessor:
-    """Who is reviewing, and what they may score live now (serving/calibration.py works it
+    """Who is reviewing, and what they may score live now (review/agreement.py works it
     out from their kind, training and calibration)."""
 
     name: str

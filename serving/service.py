@@ -25,7 +25,6 @@ import bentoml
 from bentoml.exceptions import BentoMLException
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
@@ -38,6 +37,7 @@ from prescore.models.inputs import words
 from prescore.review.mount import mount_review
 from prescore.serving.auth import key_is_valid, presented_key
 from prescore.serving.endpoints import InlineModel, ModelEndpoint, RemoteModel
+from prescore.serving.errors import error, invalid_request, refused, unavailable
 from prescore.serving.human_review import (
     HumanReview,
     Receipt,
@@ -53,7 +53,6 @@ from prescore.serving.observability import (
 )
 from prescore.serving.outcomes import (
     RETRY_AFTER_UNAVAILABLE,
-    Refusal,
     ReloadOutcome,
     ScoringOutcome,
     too_many_tokens,
@@ -129,53 +128,9 @@ api = FastAPI(
 )
 
 
-def error(
-    status: int,
-    message: str,
-    details: list[ErrorDetail] | None = None,
-    retry_after: int | None = None,
-) -> JSONResponse:
-    """The documented error shape; a 503 always says when to come back (Retry-After)."""
-    body = ErrorResponse(error=message, details=details or [])
-    response = JSONResponse(body.model_dump(), status_code=status)
-    if status == 503:
-        response.headers["Retry-After"] = str(retry_after or 1)
-    return response
-
-
-def refused(refusal: Refusal) -> JSONResponse:
-    return error(refusal.status, refusal.error, refusal.details, refusal.retry_after)
-
-
-async def unavailable(request: Request, exc: Exception) -> JSONResponse:
-    """Any failure of the review queue or the model service, wherever in a request: a 503 to
-    retry, logged by type only, since a database error can carry the row it refused."""
-    logger.error("%s %s failed: %s", request.method, request.url.path, type(exc).__name__)
-    part = "review queue" if isinstance(exc, SQLAlchemyError) else "model service"
-    return error(
-        503,
-        f"the {part} is unavailable; nothing was stored, send it again",
-        retry_after=RETRY_AFTER_UNAVAILABLE,
-    )
-
-
 for failure in (SQLAlchemyError, aiohttp.ClientError, TimeoutError, BentoMLException):
     api.add_exception_handler(failure, unavailable)
-
-
-@api.exception_handler(RequestValidationError)
-async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-    """Field and rule only: pydantic's `input` would echo evidence text back."""
-    details = []
-    for problem in exc.errors():
-        rule = str(problem.get("type", "invalid"))
-        location = [str(part) for part in problem.get("loc", ())[1:]]
-        field = "body" if rule == "json_invalid" else ".".join(location) or "body"
-        message = str(problem.get("msg", "invalid value"))
-        if rule == "json_invalid" and location:
-            message += f" at character {location[0]}"
-        details.append(ErrorDetail(field=field, rule=rule, message=message))
-    return error(422, "the request does not match the schema", details)
+api.exception_handler(RequestValidationError)(invalid_request)
 
 
 class FrontDoor:
