@@ -23,7 +23,7 @@ from sqlalchemy.orm import (
     sessionmaker,
 )
 
-from prescore.review.schema import bring_to_head
+from prescore.review.schema import Upgrade, bring_to_head, head, new_sqlite_database
 from prescore.serving.settings import ConfigurationError
 
 
@@ -31,12 +31,14 @@ class MissingDriver(ConfigurationError):
     """The review queue's URL names a database whose Python driver is not installed."""
 
 
-def private_file(path: Path) -> None:
+def private_file(path: Path) -> bool:
     """Create the SQLite file readable by its owner only (0600): it holds evidence text and
-    password hashes. An existing file keeps the mode its owner gave it."""
+    password hashes. An existing file keeps the mode its owner gave it. Returns whether it
+    is new (empty)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    return path.stat().st_size == 0
 
 
 POSTGRES_DRIVER = "pip install 'prescore[postgres]'"
@@ -102,13 +104,18 @@ class Database:
     not had yet (an empty one is created; one at the newest costs a single query)."""
 
     def __init__(self, url: str) -> None:
+        new_file = False
         if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-            private_file(Path(url.removeprefix("sqlite:///")))
+            path = Path(url.removeprefix("sqlite:///"))
+            new_file = private_file(path)
+            if new_file:  # the migrations' result, made once per process and copied
+                path.write_bytes(new_sqlite_database())
         self.engine: Engine = new_engine(url)
         event.listen(self.engine, "handle_error", _without_rows)
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        self.schema = bring_to_head(self.engine)  # review/schema.py: the migrations it lacks
+        # review/schema.py: the migrations it lacks
+        self.schema = Upgrade(None, head()) if new_file else bring_to_head(self.engine)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._writers: AbstractContextManager[Any] = (
             threading.RLock() if url.startswith("sqlite") else nullcontext()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, inspect
+from sqlalchemy import Connection, Engine, create_engine, inspect
 
 logger = logging.getLogger("prescore.review")
 
@@ -89,3 +90,19 @@ def adopt(connection: Connection, config: Config) -> None:
     baseline.module.BASELINE.create_all(connection, checkfirst=True)
     command.stamp(config, BASELINE)
     logger.info("the review database predates migrations: stamped at %s", BASELINE)
+
+
+@functools.cache
+def new_sqlite_database() -> bytes:
+    """The bytes of an empty SQLite database at the head, made by the migrations once per
+    process. A new file is written with them: running the migrations for each new file cost
+    2-3 times the CPU and 4-5 times the wall time of the create_all it replaced (24-30 ms
+    against 10-12 ms of CPU, 2026-12-07), and the test suite opens hundreds."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "review.db"
+        engine = create_engine(f"sqlite:///{path}")
+        try:
+            bring_to_head(engine)
+        finally:
+            engine.dispose()
+        return path.read_bytes()
