@@ -7,7 +7,7 @@ import json
 import pandas as pd
 
 from prescore.bench_cli import bench_items
-from prescore.serving.bench import HttpTimings, RuntimeTimings, ServingBench
+from prescore.serving.bench_report import HttpTimings, RuntimeTimings, ServingBench
 
 
 def test_the_json_has_exactly_the_issue_schema() -> None:
