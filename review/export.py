@@ -8,9 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import (
-    select,
-)
+from sqlalchemy import select
 
 from prescore.data.review_export import RaterScore, ReviewedItem
 from prescore.eval.drift import ReviewedDecision, ReviewedSubmission

@@ -7,15 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import (
-    ColumnElement,
-    Delete,
-    Select,
-    delete,
-    func,
-    select,
-    update,
-)
+from sqlalchemy import ColumnElement, Delete, Select, delete, func, select, update
 
 from prescore.review.database import Database
 from prescore.review.tables import (

@@ -15,15 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import (
-    ColumnElement,
-    Text,
-    and_,
-    case,
-    cast,
-    func,
-    select,
-)
+from sqlalchemy import ColumnElement, Text, and_, case, cast, func, select
 
 from prescore.eval.routing import Reason
 from prescore.review import export, intake, privacy, verdicts

@@ -8,12 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import (
-    select,
-)
-from sqlalchemy.orm import (
-    Session,
-)
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -21,9 +17,7 @@ from prescore.eval.decisions import EARNED, NOT_YET
 from prescore.review.audits import trip_on_audits
 from prescore.review.database import Database
 from prescore.review.tables import DECIDED, EXPERT, LIVE, PEER, PENDING, Review, SubmissionEntry
-from prescore.serving.schemas import (
-    unstorable_character,
-)
+from prescore.serving.schemas import unstorable_character
 
 DECISIONS = (EARNED, NOT_YET)
 MAX_FEEDBACK_CHARS = 10_000

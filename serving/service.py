@@ -38,13 +38,7 @@ from prescore.review.mount import mount_review
 from prescore.serving.auth import key_is_valid, presented_key
 from prescore.serving.endpoints import InlineModel, ModelEndpoint, RemoteModel
 from prescore.serving.errors import error, invalid_request, refused, unavailable
-from prescore.serving.human_review import (
-    HumanReview,
-    Receipt,
-    receipt_key,
-    stop_auto,
-    with_alarms,
-)
+from prescore.serving.human_review import HumanReview, Receipt, receipt_key, stop_auto, with_alarms
 from prescore.serving.model_host import ModelHost
 from prescore.serving.observability import (
     bound_metric_paths,

@@ -12,19 +12,8 @@ from fastapi.responses import HTMLResponse, Response
 from prescore.review.agreement import assessor_of
 from prescore.review.assessors import kind_of, mix_in_blind, open_blind_items, record_calibration
 from prescore.review.pages.queue import next_page
-from prescore.review.pages.render import (
-    DECISION_LABELS,
-    form_levels,
-    problem_page,
-    show_submission,
-)
-from prescore.review.pages.session import (
-    CurrentReviewer,
-    FormSender,
-    opened,
-    queue_of,
-    seconds_on,
-)
+from prescore.review.pages.render import DECISION_LABELS, form_levels, problem_page, show_submission
+from prescore.review.pages.session import CurrentReviewer, FormSender, opened, queue_of, seconds_on
 from prescore.review.queue import ReviewQueue
 from prescore.review.reviewers import assigned
 from prescore.review.tables import BLIND, DECIDED, PEER, SubmissionEntry

@@ -16,13 +16,7 @@ from prescore.review.pages.render import (
     problem_page,
     show_submission,
 )
-from prescore.review.pages.session import (
-    CurrentReviewer,
-    FormSender,
-    opened,
-    queue_of,
-    seconds_on,
-)
+from prescore.review.pages.session import CurrentReviewer, FormSender, opened, queue_of, seconds_on
 from prescore.review.reviewers import assigned
 from prescore.review.tables import TRAINING
 from prescore.review.verdicts import Assessor, Verdict
