@@ -21,8 +21,10 @@ def upgrade(
         help="review database (SQLAlchemy URL), the one `prescore serve` uses",
     ),
 ) -> None:
-    """Bring the review database to the newest schema: an empty one is created, one from
-    before migrations is stamped at the baseline first. `prescore serve` runs it at start."""
+    """Bring the review database to the newest schema; `prescore serve` runs it at start.
+
+    An empty database is created; one from before migrations is stamped at the baseline first.
+    """
     from prescore.review.database import shown_url
     from prescore.serving_cli import open_queue
 
