@@ -30,8 +30,8 @@ def list_breakers(
     review_db: str = typer.Option(defaults.REVIEW_DB, envvar="PRESCORE_REVIEW_DB"),
 ) -> None:
     """Each credential and model version its audits ever stopped: stopped now or resumed."""
-    from prescore.serving.audit_breaker import breaker_states
-    from prescore.serving.queue import ReviewQueue
+    from prescore.review.audits import breaker_states
+    from prescore.review.queue import ReviewQueue
 
     states = breaker_states(ReviewQueue(review_db))
     if not states:
@@ -67,9 +67,9 @@ def resume(
 ) -> None:
     """Restart a credential's auto route its audits stopped; audits decided before now no
     longer count toward stopping it again. A newly promoted version needs no resume."""
-    from prescore.serving.audit_breaker import NotStopped
-    from prescore.serving.audit_breaker import resume as resume_auto
-    from prescore.serving.queue import ReviewQueue
+    from prescore.review.audits import NotStopped
+    from prescore.review.audits import resume as resume_auto
+    from prescore.review.queue import ReviewQueue
 
     try:
         resumed = resume_auto(ReviewQueue(review_db), credential, by)

@@ -16,6 +16,7 @@ from rich.console import Console  # noqa: E402
 
 from prescore import (  # noqa: E402
     audits_cli,
+    db_cli,
     defaults,  # noqa: E402
     forget_cli,
     predict_cli,
@@ -58,6 +59,7 @@ reviewers.command(name="calibrate")(serving_cli.calibrate)
 reviewers.command(name="report")(serving_cli.report_reviewers)
 app.add_typer(reviewers, name="reviewers")
 app.add_typer(audits_cli.app, name="audits")
+app.add_typer(db_cli.app, name="db")
 console = Console()
 
 

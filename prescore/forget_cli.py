@@ -16,7 +16,7 @@ from rich.console import Console
 from prescore import defaults
 
 if TYPE_CHECKING:
-    from prescore.serving.queue import ReviewQueue
+    from prescore.review.queue import ReviewQueue
 
 console = Console()
 

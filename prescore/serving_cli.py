@@ -18,7 +18,7 @@ from prescore import defaults
 if TYPE_CHECKING:
     from prescore.demo import DemoRequest
     from prescore.eval.routing import Route
-    from prescore.serving.queue import ReviewQueue
+    from prescore.review.queue import ReviewQueue
 
 console = Console()
 
@@ -178,8 +178,12 @@ def run_service(
 ) -> None:
     """`serve`, with the quick-start's example requests (prescore/demo.py) printed when ready
     in place of the made-up one."""
+    from prescore.review.database import shown_url
+
     version = check_servable(model, alias)
-    open_queue(review_db).engine.dispose()  # a missing driver or database stops here, clearly
+    queue = open_queue(review_db)  # a missing driver or database stops here, clearly
+    queue.engine.dispose()  # opening upgraded its schema (`prescore db upgrade`)
+    console.print(f"Review database {escape(shown_url(review_db))}: {queue.schema}.")
     from prescore.serving.launch import forward_termination, start_service, stop, wait_until_ready
 
     settings: dict[str, str] = {}
@@ -257,9 +261,10 @@ def add_reviewer(
     credentials. The password is never an option: options land in shell history and `ps`."""
     import sys
 
-    from prescore.serving.calibration import kind_of
-    from prescore.serving.queue import Reviewer, ReviewQueue
-    from prescore.serving.reviewers import set_reviewer
+    from prescore.review.assessors import kind_of
+    from prescore.review.queue import ReviewQueue
+    from prescore.review.reviewers import set_reviewer
+    from prescore.review.tables import Reviewer
 
     queue = ReviewQueue(review_db)
     with queue.sessions() as session:
@@ -307,8 +312,8 @@ def calibrate(
 ) -> None:
     """Set how a credential's reviewers are trained and calibrated against adjudicated
     submissions (decided ones whose owner consented to training)."""
-    from prescore.serving.calibration import Plan, adjudicated, set_plan
-    from prescore.serving.queue import ReviewQueue
+    from prescore.review.assessors import Plan, adjudicated, set_plan
+    from prescore.review.queue import ReviewQueue
 
     queue = ReviewQueue(review_db)
     plan = Plan(credential, training_items, blind_rate, min_qwk, min_decision_agreement)
@@ -330,8 +335,8 @@ def report_reviewers(
 ) -> None:
     """Each reviewer's calibration, volume, time and agreement with the model, flagged ones
     first, beside the human-human and model agreement on the same credentials."""
-    from prescore.serving.calibration import Agreement, benchmarks, figures, scoring_models
-    from prescore.serving.queue import ReviewQueue
+    from prescore.review.agreement import Agreement, benchmarks, figures, scoring_models
+    from prescore.review.queue import ReviewQueue
 
     def numbers(a: Agreement) -> str:
         return (
@@ -380,7 +385,7 @@ def held_out_line(credential_id: str, model: str, version: str) -> str:
     from mlflow.exceptions import MlflowException
 
     from prescore.models.registry import version_metrics
-    from prescore.serving.calibration import held_out
+    from prescore.review.agreement import held_out
 
     try:
         metrics = version_metrics(model, version)
@@ -444,7 +449,8 @@ def open_queue(review_db: str) -> ReviewQueue:
     unreachable database where it was looked for (its password masked)."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from prescore.serving.queue import MissingDriver, ReviewQueue, shown_url
+    from prescore.review.database import MissingDriver, shown_url
+    from prescore.review.queue import ReviewQueue
 
     try:
         return ReviewQueue(review_db)

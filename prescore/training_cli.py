@@ -71,7 +71,7 @@ def add_reviewer_agreement(report: Path, database: str, min_qwk: float) -> None:
         markdown,
         reviewer_agreement,
     )
-    from prescore.serving.queue import ReviewQueue
+    from prescore.review.queue import ReviewQueue
 
     min_items = 20
     queue = ReviewQueue(database)

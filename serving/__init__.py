@@ -1,1 +1,1 @@
-"""Serving stage: the BentoML scoring service and the reviewer page."""
+"""Serving stage: the BentoML scoring API (the review pages it mounts are review/)."""

@@ -103,7 +103,7 @@ class CriterionCard(BaseModel):
 
 class AuditAlarm(BaseModel):
     """Why a credential's auto route is stopped: reviewers overturned its audited auto
-    decisions significantly more often than the target (serving/audit_breaker.py)."""
+    decisions significantly more often than the target (review/audits.py)."""
 
     stopped_since: datetime
     model_version: str = Field(description="the version whose audits tripped it")

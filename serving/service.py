@@ -33,9 +33,11 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from prescore.models.inputs import words
-from prescore.serving.audit_breaker import AuditAlarms, stop_auto, with_alarms
+from prescore.review.mount import mount_review
 from prescore.serving.auth import KeyRequired, presented_key
 from prescore.serving.endpoints import InlineModel, ModelEndpoint, RemoteModel
+from prescore.serving.errors import error, invalid_request, refused, unavailable
+from prescore.serving.human_review import HumanReview, Receipt, receipt_key, stop_auto, with_alarms
 from prescore.serving.model_host import ModelHost
 from prescore.serving.observability import (
     bound_metric_paths,
@@ -44,14 +46,10 @@ from prescore.serving.observability import (
 )
 from prescore.serving.outcomes import (
     RETRY_AFTER_UNAVAILABLE,
-    Refusal,
     ReloadOutcome,
     ScoringOutcome,
     too_many_tokens,
 )
-from prescore.serving.queue import Receipt, ReviewQueue, receipt_key, submissions_to_review
-from prescore.serving.review_app import ROOT as REVIEW_ROOT
-from prescore.serving.review_app import connect, create_review_app
 from prescore.serving.schemas import (
     ErrorDetail,
     ErrorResponse,
@@ -122,59 +120,15 @@ api = FastAPI(
 )
 
 
-def error(
-    status: int,
-    message: str,
-    details: list[ErrorDetail] | None = None,
-    retry_after: int | None = None,
-) -> JSONResponse:
-    """The documented error shape; a 503 always says when to come back (Retry-After)."""
-    body = ErrorResponse(error=message, details=details or [])
-    response = JSONResponse(body.model_dump(), status_code=status)
-    if status == 503:
-        response.headers["Retry-After"] = str(retry_after or 1)
-    return response
-
-
 def answered_by(version: str, response: Response) -> Response:
     """The response naming the model version that answered it."""
     response.headers[MODEL_VERSION_HEADER] = version
     return response
 
 
-def refused(refusal: Refusal) -> JSONResponse:
-    return error(refusal.status, refusal.error, refusal.details, refusal.retry_after)
-
-
-async def unavailable(request: Request, exc: Exception) -> JSONResponse:
-    """Any failure of the review queue or the model service, wherever in a request: a 503 to
-    retry, logged by type only, since a database error can carry the row it refused."""
-    logger.error("%s %s failed: %s", request.method, request.url.path, type(exc).__name__)
-    part = "review queue" if isinstance(exc, SQLAlchemyError) else "model service"
-    return error(
-        503,
-        f"the {part} is unavailable; nothing was stored, send it again",
-        retry_after=RETRY_AFTER_UNAVAILABLE,
-    )
-
-
 for failure in (SQLAlchemyError, aiohttp.ClientError, TimeoutError, BentoMLException):
     api.add_exception_handler(failure, unavailable)
-
-
-@api.exception_handler(RequestValidationError)
-async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-    """Field and rule only: pydantic's `input` would echo evidence text back."""
-    details = []
-    for problem in exc.errors():
-        rule = str(problem.get("type", "invalid"))
-        location = [str(part) for part in problem.get("loc", ())[1:]]
-        field = "body" if rule == "json_invalid" else ".".join(location) or "body"
-        message = str(problem.get("msg", "invalid value"))
-        if rule == "json_invalid" and location:
-            message += f" at character {location[0]}"
-        details.append(ErrorDetail(field=field, rule=rule, message=message))
-    return error(422, "the request does not match the schema", details)
+api.exception_handler(RequestValidationError)(invalid_request)
 
 
 class FrontDoor:
@@ -213,7 +167,8 @@ class FrontDoor:
 api.add_middleware(FrontDoor)
 
 
-review = create_review_app()
+# the reviewers' pages under /review; Prescore.__init__ connects them to their database
+review = mount_review()
 
 
 class ServiceKeys(KeyRequired):
@@ -229,7 +184,7 @@ class ServiceKeys(KeyRequired):
 # answers first, with the documented shape and Retry-After, so BentoML's is only a backstop.
 @bentoml.service(name="prescore", traffic={"timeout": 120, "max_concurrency": 1024})
 @bentoml.asgi_app(api, path="/")
-@bentoml.asgi_app(review, path=REVIEW_ROOT)
+@bentoml.asgi_app(review.app, path=review.path)
 class Prescore:
     if SEPARATE_MODEL:
         runner = bentoml.depends(ScoringRunner)
@@ -241,9 +196,7 @@ class Prescore:
         logger.setLevel(logging.INFO)
         self.settings = ServiceSettings.from_environment()
         self.scoring_now = 0  # /score requests in progress, for max_concurrent_requests
-        self.queue = ReviewQueue(self.settings.review_db)
-        self.alarms = AuditAlarms(self.queue, self.settings.audit_alarm_refresh_seconds)
-        connect(review, self.queue, self.settings.session_secret, self.settings.secure_cookies)
+        self.reviews: HumanReview = review.open(self.settings)  # its database upgraded
         api.state.service = self
         self.model: ModelEndpoint = (
             RemoteModel(self.runner) if SEPARATE_MODEL else InlineModel(ModelHost(self.settings))
@@ -295,12 +248,7 @@ class Prescore:
         assert card is not None  # the model service sends it with the scores
         version = card.model_version
         # a credential whose audits stopped its auto route: all of it to a human
-        scores, submissions = stop_auto(scores, submissions, await self.alarms.stopped(version))
-        # every human-routed decision and the audit sample, committed before the answer in one
-        # transaction: an acknowledged submission is never lost, nor half queued
-        to_review = submissions_to_review(
-            body.items, scores, submissions, card, self.settings.audit_rate
-        )
+        scores, submissions = stop_auto(scores, submissions, await self.reviews.stopped(version))
         # serialized once, by pydantic: the same bytes answer now and any retry, and FastAPI
         # does not dump, validate and encode the response again (response_model is for docs)
         answer = ScoreResponse(
@@ -311,9 +259,16 @@ class Prescore:
             submissions=submissions,
         ).model_dump_json()
         receipt = None if key is None else Receipt(key, digest, answer)
-        try:
+        try:  # every human-routed decision and the audit sample, with the receipt, committed
+            # before the answer in one transaction: an acknowledged submission is never lost
             await anyio.to_thread.run_sync(
-                self.queue.enqueue, to_review, receipt, self.receipts_expired_before()
+                self.reviews.take,
+                body.items,
+                scores,
+                submissions,
+                card,
+                receipt,
+                self.receipts_expired_before(),
             )
         except IntegrityError:
             if key is not None:  # the same key was answered meanwhile: give that answer
@@ -329,7 +284,7 @@ class Prescore:
     async def first_answer(self, key: str, digest: str) -> Response | None:
         """The stored answer to this key; a 422 where the key came with another request."""
         receipt = await anyio.to_thread.run_sync(
-            self.queue.receipt, key, self.receipts_expired_before()
+            self.reviews.receipt, key, self.receipts_expired_before()
         )
         if receipt is None:
             return None
@@ -349,7 +304,7 @@ class Prescore:
         each credential whose audits stopped its auto route."""
         card = await self.model.describe()
         response.headers[MODEL_VERSION_HEADER] = card.model_version
-        return with_alarms(card, await self.alarms.stopped(card.model_version))
+        return with_alarms(card, await self.reviews.stopped(card.model_version))
 
     @api.post(
         "/reload",
@@ -411,5 +366,5 @@ bound_metric_paths(
         {*api.openapi()["paths"], str(api.docs_url), str(api.openapi_url)}
         | {method.route for method in cast(Any, ScoringRunner).apis.values()}
     ),
-    prefixes=(REVIEW_ROOT, "/static_content"),
+    prefixes=(review.path, "/static_content"),
 )

@@ -7,12 +7,15 @@ import gc
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
 
 from tests.postgres import PostgresServer
+
+if TYPE_CHECKING:
+    from tests.serving.conftest import Registry
 
 RUBRIC = {
     "id": "wait-time",
@@ -235,3 +238,12 @@ def tracking(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     configure_tracking()
     return uri
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
+    """Two versions of one model, champion = 1, shared by the serving and review tests (a
+    test that moves the alias puts it back)."""
+    from tests.serving.conftest import register_versions
+
+    return register_versions(tmp_path_factory.mktemp("registry"), [1.0, 0.01])

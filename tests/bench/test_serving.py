@@ -7,7 +7,7 @@ import json
 import pandas as pd
 
 from bench.cli import bench_items
-from bench.serving import HttpTimings, RuntimeTimings, ServingBench
+from bench.serving_report import HttpTimings, RuntimeTimings, ServingBench
 
 
 def test_the_json_has_exactly_the_issue_schema() -> None:

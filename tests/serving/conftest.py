@@ -81,8 +81,3 @@ def running_service(
         yield url, log
     finally:
         stop(process)
-
-
-@pytest.fixture(scope="package")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
-    return register_versions(tmp_path_factory.mktemp("registry"), [1.0, 0.01])

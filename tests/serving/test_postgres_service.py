@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from prescore.review.queue import ReviewQueue
 from prescore.serving.client import ScoringClient
-from prescore.serving.queue import ReviewQueue
 from tests.postgres import PostgresServer
 from tests.serving.conftest import Registry, running_service
 from tests.serving.test_service import KEY, SECRET, item

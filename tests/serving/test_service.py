@@ -125,13 +125,14 @@ def test_a_request_gets_one_decision_per_submission(server: Server) -> None:
 def test_audits_over_target_stop_auto_in_score_and_credentials_until_resumed(
     server: Server,
 ) -> None:
-    from prescore.serving.audit_breaker import resume
-    from prescore.serving.queue import AuditBreaker, ReviewQueue
+    from prescore.review.audits import resume
+    from prescore.review.queue import ReviewQueue
+    from prescore.review.tables import AuditBreaker
 
     queue = ReviewQueue(f"sqlite:///{server.log.parent / '.prescore' / 'review.db'}")
     version = server.call("GET", "/credentials")[1]["model_version"]
     items = [item(2, submission_id="s1"), item(3, submission_id="s1")]
-    with queue.writing() as session:  # as the queue trips it (tests/serving/test_audit_breaker)
+    with queue.writing() as session:  # as the queue trips it (tests/review/test_audit_breaker)
         session.add(
             AuditBreaker(
                 credential_id="wait-time",
@@ -351,7 +352,7 @@ def test_sigterm_to_prescore_serve_stops_the_server_it_started(
 def test_a_retry_with_the_same_idempotency_key_gets_the_first_answer_and_queues_once(
     server: Server,
 ) -> None:
-    from prescore.serving.queue import ReviewQueue
+    from prescore.review.queue import ReviewQueue
 
     queue = ReviewQueue(f"sqlite:///{server.log.parent / '.prescore' / 'review.db'}")
     before = queue.count_pending(["wait-time"])

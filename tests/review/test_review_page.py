@@ -14,12 +14,12 @@ import pytest
 from typer.testing import CliRunner
 
 from prescore.cli import app
+from prescore.review.queue import ReviewQueue
+from prescore.review.reviewers import set_reviewer
 from prescore.serving.client import ScoringClient
-from prescore.serving.queue import ReviewQueue
-from prescore.serving.reviewers import set_reviewer
 from tests.conftest import evidence_row
+from tests.review.test_queue import review
 from tests.serving.conftest import MODEL, Registry, running_service
-from tests.serving.test_queue import review
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")

@@ -9,10 +9,10 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from prescore.serving import review_app
-from prescore.serving.queue import ReviewQueue
-from prescore.serving.reviewers import set_reviewer
-from tests.serving.test_queue import review
+from prescore.review.pages import app as review_app
+from prescore.review.queue import ReviewQueue
+from prescore.review.reviewers import set_reviewer
+from tests.review.test_queue import review
 
 
 @pytest.fixture
@@ -83,13 +83,15 @@ def test_different_texts_are_each_shown_beside_their_criterion(
 
 
 def test_each_distinct_text_is_shown_once_with_the_criteria_scored_on_it() -> None:
-    from prescore.serving.queue import ItemEntry
+    from prescore.review.tables import ItemEntry
 
     def item(criterion: str, text: str, kind: str = "essay") -> ItemEntry:
         return ItemEntry(criterion_id=criterion, text=text, evidence_type=kind)
 
     items = [item("a", "one"), item("b", "two"), item("c", "one"), item("d", "one", "video")]
-    shown = review_app.evidence_shown(items)
+    from prescore.review.pages.render import evidence_shown
+
+    shown = evidence_shown(items)
     assert [(e.number, e.text, e.criteria) for e in shown] == [
         (1, "one", ["a", "c"]),
         (2, "two", ["b"]),
@@ -196,7 +198,7 @@ def test_sign_in_is_throttled_per_name_and_the_pages_send_security_headers(
 
 
 def test_the_throttle_forgets_failures_after_its_window() -> None:
-    from prescore.serving.reviewers import SignInThrottle
+    from prescore.review.reviewers import SignInThrottle
 
     now = [0.0]
     throttle = SignInThrottle(attempts=2, window=60, clock=lambda: now[0])
@@ -211,7 +213,7 @@ def test_the_throttle_forgets_failures_after_its_window() -> None:
 def test_the_throttle_stays_bounded_whatever_names_are_tried() -> None:
     """Client-chosen names cannot grow the throttle: 100,000 distinct ones, some a megabyte
     long, leave at most `max_keys` fixed-size entries, and asking adds none."""
-    from prescore.serving.reviewers import SignInThrottle
+    from prescore.review.reviewers import SignInThrottle
 
     throttle = SignInThrottle(attempts=5, window=900, max_keys=1_000)
     for n in range(100_000):

@@ -11,10 +11,11 @@ import yaml
 from typer.testing import CliRunner
 
 from prescore.cli import app
-from prescore.serving.queue import ReviewQueue, Verdict
+from prescore.review.queue import ReviewQueue
+from prescore.review.verdicts import Verdict
 from tests.conftest import RUBRIC
+from tests.review.test_queue import review
 from tests.serving.conftest import MODEL, Registry
-from tests.serving.test_queue import review
 
 PLANNING = ["Not yet", "Developing", "Proficient"]
 

@@ -14,14 +14,8 @@ from collections.abc import Callable
 from sqlalchemy import select
 
 from prescore.data.schema import RaterKind
-from prescore.serving.queue import (
-    PEER,
-    Reviewer,
-    ReviewerRole,
-    ReviewQueue,
-    SessionToken,
-    SubmissionEntry,
-)
+from prescore.review.database import Database
+from prescore.review.tables import PEER, Reviewer, ReviewerRole, SessionToken, SubmissionEntry
 
 SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 
@@ -38,7 +32,7 @@ def password_matches(password: str, stored: str) -> bool:
     return hmac.compare_digest(given, bytes.fromhex(digest))
 
 
-def high_stakes_credentials(queue: ReviewQueue, credentials: list[str]) -> list[str]:
+def high_stakes_credentials(queue: Database, credentials: list[str]) -> list[str]:
     """Those of `credentials` the queue knows as high stakes (from the submissions it holds,
     whose stakes come from the credential's rubric)."""
     query = (
@@ -51,7 +45,7 @@ def high_stakes_credentials(queue: ReviewQueue, credentials: list[str]) -> list[
 
 
 def set_reviewer(
-    queue: ReviewQueue,
+    queue: Database,
     name: str,
     password: str | None,
     credentials: list[str],
@@ -100,7 +94,7 @@ def set_reviewer(
         end_sessions(queue, name)  # a new password signs everyone out
 
 
-def session_token(queue: ReviewQueue, name: str) -> str:
+def session_token(queue: Database, name: str) -> str:
     """The token a session of `name` must carry now (created on first use)."""
     with queue.writing() as session:
         current = session.get(SessionToken, name)
@@ -110,7 +104,7 @@ def session_token(queue: ReviewQueue, name: str) -> str:
         return current.token
 
 
-def session_is_current(queue: ReviewQueue, name: str, token: object) -> bool:
+def session_is_current(queue: Database, name: str, token: object) -> bool:
     with queue.sessions() as session:
         current = session.get(SessionToken, name)
     return (
@@ -120,7 +114,7 @@ def session_is_current(queue: ReviewQueue, name: str, token: object) -> bool:
     )
 
 
-def end_sessions(queue: ReviewQueue, name: str) -> None:
+def end_sessions(queue: Database, name: str) -> None:
     """Every session of `name` ends: its cookies carry a token that is no longer current."""
     with queue.writing() as session:
         current = session.get(SessionToken, name) or SessionToken(name=name)
@@ -193,7 +187,7 @@ def stand_in_hash() -> str:
     return hash_password(secrets.token_urlsafe(16))
 
 
-def authenticate(queue: ReviewQueue, name: str, password: str) -> Reviewer | None:
+def authenticate(queue: Database, name: str, password: str) -> Reviewer | None:
     with queue.sessions() as session:
         reviewer = session.get(Reviewer, name)
     if reviewer is None:
@@ -202,7 +196,7 @@ def authenticate(queue: ReviewQueue, name: str, password: str) -> Reviewer | Non
     return reviewer if password_matches(password, reviewer.password_hash) else None
 
 
-def assigned(queue: ReviewQueue, name: str) -> list[str]:
+def assigned(queue: Database, name: str) -> list[str]:
     with queue.sessions() as session:
         reviewer = session.get(Reviewer, name)
     return list(reviewer.credentials) if reviewer else []

@@ -10,16 +10,17 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from prescore.eval.routing import Reason
-from prescore.serving import review_app
-from prescore.serving.queue import ReviewQueue
-from prescore.serving.reviewers import set_reviewer
-from tests.serving.test_queue import review
+from prescore.review.pages import app as review_app
+from prescore.review.pages import queue as queue_page
+from prescore.review.queue import ReviewQueue
+from prescore.review.reviewers import set_reviewer
+from tests.review.test_queue import review
 
 
 @pytest.fixture
 def client(review_db: str, monkeypatch: pytest.MonkeyPatch) -> TestClient:
     """On SQLite and on Postgres."""
-    monkeypatch.setattr(review_app, "PAGE_SIZE", 2)
+    monkeypatch.setattr(queue_page, "PAGE_SIZE", 2)
     queue = ReviewQueue(review_db)
     set_reviewer(queue, "ana", "correct horse", ["wait-time"])
     queue.enqueue([review(n, confidence=1 - n / 10) for n in range(4)])

@@ -1,209 +1,40 @@
-"""Training and calibration of reviewers against adjudicated submissions, and the figures
-that judge them: the same agreement numbers the model is judged by (eval/agreement.py).
-
-An adjudicated submission is a decided entry of the queue whose owner consented to training:
-by the queue's rules it was decided by an expert, or by two peers who agreed on every level.
-Per credential an administrator sets (`prescore reviewers calibrate`):
-- `training_items`: before scoring live submissions, a reviewer scores this many adjudicated
-  ones and sees the adjudicated levels after each;
-- `blind_rate`: after each live verdict, the chance that an adjudicated submission is mixed
-  into their queue, looking like any other;
-- the bar, `min_qwk` and `min_decision_agreement`: judged once a reviewer has scored at least
-  `training_items` (and at least one) adjudicated submissions; under it they are flagged on
-  the report and the administrators' page, and stop receiving live high-stakes work.
+"""How reviewers agree with adjudicated submissions, with each other and with the model, in the
+numbers the model is judged by (eval/agreement.py): the figures of `prescore reviewers report`
+and the administrators' page, and what a reviewer may score live because of them
+(`assessor_of`).
 """
 
 from __future__ import annotations
 
 import math
-import random
 import statistics
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from prescore import defaults
 from prescore.data.review_export import newest_models
 from prescore.eval.agreement import adjacent_agreement, exact_agreement, quadratic_weighted_kappa
 from prescore.eval.decisions import EARNED, cohen_kappa
-from prescore.serving.queue import (
+from prescore.review.assessors import Plan, kind_of, plan_of, training_of
+from prescore.review.database import Database
+from prescore.review.export import decided
+from prescore.review.tables import (
     BLIND,
     DECIDED,
     EXPERT,
     LIVE,
     PEER,
     TRAINING,
-    Assessor,
-    BlindItem,
-    CalibrationSetting,
     Review,
     Reviewer,
     ReviewerRole,
-    ReviewQueue,
     SubmissionEntry,
-    Verdict,
-    check_verdict,
-    erased_entries,
-    review_of,
 )
-
-# humans are held to the QWK bar the model is qualified by (QualificationGates.min_qwk)
-DEFAULT_MIN_QWK = defaults.REVIEWER_MIN_QWK
-DEFAULT_MIN_DECISION_AGREEMENT = defaults.REVIEWER_MIN_DECISION_AGREEMENT
+from prescore.review.verdicts import Assessor
 
 
-@dataclass(frozen=True)
-class Plan:
-    """How one credential's reviewers are trained and calibrated."""
-
-    credential_id: str
-    training_items: int = 0
-    blind_rate: float = 0.0
-    min_qwk: float = DEFAULT_MIN_QWK
-    min_decision_agreement: float = DEFAULT_MIN_DECISION_AGREEMENT
-
-    @property
-    def judged_after(self) -> int:
-        """Adjudicated submissions a reviewer scores before the bar applies to them."""
-        return max(self.training_items, 1)
-
-
-def plan_of(queue: ReviewQueue, credential_id: str) -> Plan:
-    with queue.sessions() as session:
-        stored = session.get(CalibrationSetting, credential_id)
-    if stored is None:
-        return Plan(credential_id)
-    return Plan(
-        credential_id,
-        stored.training_items,
-        stored.blind_rate,
-        stored.min_qwk,
-        stored.min_decision_agreement,
-    )
-
-
-def set_plan(queue: ReviewQueue, plan: Plan) -> Plan:
-    """Store a credential's plan; a bad value, or more training items than the credential has
-    adjudicated submissions, raises ValueError and changes nothing."""
-    problems = []
-    if plan.training_items < 0:
-        problems.append("--training-items must be 0 or more")
-    if not 0 <= plan.blind_rate <= 1:
-        problems.append("--blind-rate is a share between 0 and 1")
-    if not -1 <= plan.min_qwk <= 1:
-        problems.append("--min-qwk is a kappa between -1 and 1")
-    if not 0 <= plan.min_decision_agreement <= 1:
-        problems.append("--min-decision-agreement is a share between 0 and 1")
-    available = len(adjudicated(queue, plan.credential_id))
-    if plan.training_items > available:
-        problems.append(
-            f"{plan.credential_id} has {available} adjudicated submission(s) (decided, with "
-            f"training consent), too few for {plan.training_items} training items: have experts "
-            "decide more of its submissions first, or ask for fewer"
-        )
-    if plan.blind_rate > 0 and available == 0:
-        problems.append(
-            f"{plan.credential_id} has no adjudicated submission to mix in blind yet: have "
-            "experts decide some of its submissions first, or keep --blind-rate 0"
-        )
-    if problems:
-        raise ValueError("; ".join(problems))
-    with queue.writing() as session:
-        stored = session.get(CalibrationSetting, plan.credential_id) or CalibrationSetting(
-            credential_id=plan.credential_id
-        )
-        stored.training_items = plan.training_items
-        stored.blind_rate = plan.blind_rate
-        stored.min_qwk = plan.min_qwk
-        stored.min_decision_agreement = plan.min_decision_agreement
-        session.add(stored)
-    return plan
-
-
-def adjudicated(
-    queue: ReviewQueue, credential_id: str, not_for: str | None = None
-) -> list[SubmissionEntry]:
-    """A credential's adjudicated submissions, oldest first; with `not_for`, those that
-    reviewer had no part in deciding (they would be scoring their own verdict)."""
-    query = (
-        select(SubmissionEntry)
-        .where(
-            SubmissionEntry.status == DECIDED,
-            SubmissionEntry.credential_id == credential_id,
-            SubmissionEntry.consent_to_train.is_(True),
-            SubmissionEntry.id.not_in(erased_entries()),  # its text is gone: nothing to score
-        )
-        .order_by(SubmissionEntry.id)
-    )
-    if not_for is not None:
-        theirs = select(Review.entry_id).where(Review.reviewer == not_for, Review.purpose == LIVE)
-        query = query.where(
-            SubmissionEntry.id.not_in(theirs),
-            (SubmissionEntry.decided_by.is_(None)) | (SubmissionEntry.decided_by != not_for),
-        )
-        if kind_of(queue, not_for)[0] == PEER:  # a peer never sees a high-stakes submission
-            query = query.where(SubmissionEntry.stakes != "high")
-    with queue.sessions() as session:
-        return list(session.scalars(query))
-
-
-def kind_of(queue: ReviewQueue, name: str) -> tuple[str, bool]:
-    """(kind, administrator?) of a reviewer; one without a role row predates kinds: expert."""
-    with queue.sessions() as session:
-        role = session.get(ReviewerRole, name)
-    return (role.kind, role.admin) if role else (EXPERT, False)
-
-
-def calibration_reviews(
-    queue: ReviewQueue, reviewer: str | None = None, credential_id: str | None = None
-) -> list[Review]:
-    query = select(Review).where(Review.purpose.in_((TRAINING, BLIND))).order_by(Review.id)
-    if reviewer is not None:
-        query = query.where(Review.reviewer == reviewer)
-    if credential_id is not None:
-        query = query.where(Review.credential_id == credential_id)
-    with queue.sessions() as session:
-        return list(session.scalars(query))
-
-
-def training_done(queue: ReviewQueue, reviewer: str, credential_id: str) -> int:
-    query = select(func.count(Review.id)).where(
-        Review.reviewer == reviewer,
-        Review.credential_id == credential_id,
-        Review.purpose == TRAINING,
-    )
-    with queue.sessions() as session:
-        return session.scalar(query) or 0
-
-
-@dataclass(frozen=True)
-class Training:
-    """Where a reviewer stands in a credential's training."""
-
-    credential_id: str
-    done: int
-    needed: int
-    next_item: SubmissionEntry | None  # None: done, or none left to score
-
-    @property
-    def complete(self) -> bool:
-        return self.done >= self.needed
-
-
-def training_of(queue: ReviewQueue, reviewer: str, credential_id: str) -> Training:
-    needed = plan_of(queue, credential_id).training_items
-    done = training_done(queue, reviewer, credential_id)
-    next_item = None
-    if done < needed:
-        scored = {r.entry_id for r in calibration_reviews(queue, reviewer, credential_id)}
-        candidates = adjudicated(queue, credential_id, not_for=reviewer)
-        next_item = next((e for e in candidates if e.id not in scored), None)
-    return Training(credential_id, done, needed, next_item)
-
-
-def assessor_of(queue: ReviewQueue, name: str) -> Assessor:
+def assessor_of(queue: Database, name: str) -> Assessor:
     """What a reviewer may score live now: their credentials where training is done; high
     stakes where they are an expert and not flagged."""
     with queue.sessions() as session:
@@ -214,73 +45,6 @@ def assessor_of(queue: ReviewQueue, name: str) -> Assessor:
     flagged = {f.credential_id for f in figures(queue, name) if f.flagged}
     high = [c for c in live if kind == EXPERT and c not in flagged]
     return Assessor(name, kind, live, high)
-
-
-def record_calibration(
-    queue: ReviewQueue,
-    assessor: Assessor,
-    entry: SubmissionEntry,
-    verdict: Verdict,
-    purpose: str,
-    seconds: float | None = None,
-) -> None:
-    """Keep a training or blind verdict on an adjudicated submission (a bad form raises
-    ValueError); a blind item is answered by it."""
-    check_verdict(verdict, entry)
-    with queue.writing() as session:
-        session.add(review_of(entry, verdict, assessor, purpose, seconds))
-        if purpose == BLIND:
-            for item in session.scalars(
-                select(BlindItem).where(
-                    BlindItem.reviewer == assessor.name,
-                    BlindItem.entry_id == entry.id,
-                    BlindItem.answered_at.is_(None),
-                )
-            ):
-                item.answered_at = datetime.now(UTC)
-
-
-def open_blind_items(queue: ReviewQueue, reviewer: str) -> list[SubmissionEntry]:
-    """The adjudicated submissions waiting blind in a reviewer's queue."""
-    query = (
-        select(SubmissionEntry)
-        .join(BlindItem, BlindItem.entry_id == SubmissionEntry.id)
-        .where(BlindItem.reviewer == reviewer, BlindItem.answered_at.is_(None))
-        .order_by(BlindItem.id)
-    )
-    with queue.sessions() as session:
-        return list(session.scalars(query))
-
-
-def mix_in_blind(
-    queue: ReviewQueue,
-    reviewer: str,
-    credential_id: str,
-    draw: Callable[[], float] = random.random,
-) -> SubmissionEntry | None:
-    """After a live verdict: at the credential's blind rate, put an adjudicated submission
-    the reviewer has not scored into their queue (one waits at a time)."""
-    rate = plan_of(queue, credential_id).blind_rate
-    if rate <= 0 or draw() >= rate or open_blind_items(queue, reviewer):
-        return None
-    scored = {r.entry_id for r in calibration_reviews(queue, reviewer, credential_id)}
-    fresh = [e for e in adjudicated(queue, credential_id, not_for=reviewer) if e.id not in scored]
-    if not fresh:
-        return None
-    chosen = fresh[int(draw() * len(fresh)) % len(fresh)]
-    with queue.writing() as session:
-        session.add(
-            BlindItem(
-                reviewer=reviewer,
-                entry_id=chosen.id,
-                credential_id=credential_id,
-                created_at=datetime.now(UTC),
-            )
-        )
-    return chosen
-
-
-# --- agreement -------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -406,7 +170,7 @@ def judge(calibration: Agreement, plan: Plan) -> list[str]:
     return why
 
 
-def entries_by_id(queue: ReviewQueue, ids: set[int]) -> dict[int, SubmissionEntry]:
+def entries_by_id(queue: Database, ids: set[int]) -> dict[int, SubmissionEntry]:
     if not ids:
         return {}
     with queue.sessions() as session:
@@ -414,7 +178,7 @@ def entries_by_id(queue: ReviewQueue, ids: set[int]) -> dict[int, SubmissionEntr
         return {entry.id: entry for entry in found}
 
 
-def figures(queue: ReviewQueue, reviewer: str | None = None) -> list[Figures]:
+def figures(queue: Database, reviewer: str | None = None) -> list[Figures]:
     """Per reviewer and assigned credential (one reviewer's with `reviewer`)."""
     query = select(Reviewer).order_by(Reviewer.name)
     if reviewer is not None:
@@ -485,7 +249,7 @@ class Benchmark:
     model: Agreement
 
 
-def benchmarks(queue: ReviewQueue) -> list[Benchmark]:
+def benchmarks(queue: Database) -> list[Benchmark]:
     with queue.sessions() as session:
         live = list(
             session.scalars(select(Review).where(Review.purpose == LIVE).order_by(Review.id))
@@ -535,11 +299,11 @@ def benchmarks(queue: ReviewQueue) -> list[Benchmark]:
     ]
 
 
-def scoring_models(queue: ReviewQueue) -> dict[str, tuple[str, str]]:
+def scoring_models(queue: Database) -> dict[str, tuple[str, str]]:
     """Per credential with decided submissions, the newest (model name, version) that scored
     one: whose held-out agreement the report shows beside the reviewers'."""
     return newest_models(
-        (entry.credential_id, entry.model_name, entry.model_version) for entry in queue.decided()
+        (entry.credential_id, entry.model_name, entry.model_version) for entry in decided(queue)
     )
 
 

@@ -12,18 +12,13 @@ from typer.testing import CliRunner
 
 from prescore.cli import app
 from prescore.eval.routing import Reason, Route
-from prescore.serving.audit_breaker import (
-    AuditAlarms,
-    NotStopped,
-    breaker_states,
-    resume,
-    stop_auto,
-    with_alarms,
-)
-from prescore.serving.queue import ReviewQueue, Verdict
+from prescore.review.audits import AuditAlarms, NotStopped, breaker_states, resume
+from prescore.review.queue import ReviewQueue
+from prescore.review.verdicts import Verdict
+from prescore.serving.human_review import stop_auto, with_alarms
 from prescore.serving.schemas import ScoredEvidence, SubmissionDecision
 from prescore.serving.scoring import decide_submissions
-from tests.serving.test_queue import (
+from tests.review.test_queue import (
     EVERY_CRITERION_MET,
     PLANNING,
     REFLECTION,
@@ -98,7 +93,7 @@ def test_audits_at_the_target_do_not_stop_auto(queue: ReviewQueue) -> None:
 
 
 def test_peers_who_agree_on_an_audit_count_like_an_expert(queue: ReviewQueue) -> None:
-    from prescore.serving.queue import Assessor
+    from prescore.review.verdicts import Assessor
 
     ids = queue.enqueue([review(n, audit=True) for n in range(2)])
     for entry_id in ids:

@@ -18,20 +18,12 @@ import pytest
 
 from prescore.data.schema import AwardRule, Stakes
 from prescore.eval.routing import DecisionPolicy, Reason, Route
-from prescore.serving.queue import (
-    AlreadyDecided,
-    Filters,
-    ItemToReview,
-    MissingDriver,
-    NotAssigned,
-    ReviewQueue,
-    SubmissionEntry,
-    ToReview,
-    Verdict,
-    as_utc,
-    submissions_to_review,
-)
-from prescore.serving.reviewers import assigned, authenticate, set_reviewer
+from prescore.review.database import MissingDriver
+from prescore.review.intake import ItemToReview, ToReview, submissions_to_review
+from prescore.review.queue import Filters, ReviewQueue
+from prescore.review.reviewers import assigned, authenticate, set_reviewer
+from prescore.review.tables import SubmissionEntry, as_utc
+from prescore.review.verdicts import AlreadyDecided, NotAssigned, Verdict
 from prescore.serving.schemas import (
     CredentialCard,
     CriterionCard,
@@ -268,7 +260,8 @@ def test_a_submission_row_keeps_the_decision_and_one_row_per_criterion(
 def test_a_new_entry_fills_every_column_but_those_a_reviewer_fills_later() -> None:
     """The rows are written by Core inserts, not the ORM: a column added to the model and
     forgotten in the row builders would be stored empty (or fail every answer)."""
-    from prescore.serving.queue import ItemEntry, submission_rows
+    from prescore.review.intake import submission_rows
+    from prescore.review.tables import ItemEntry
 
     submission, items = submission_rows(review(0), datetime.now(UTC))
     reviewer_fills = {"decided_decision", "feedback", "decided_by", "decided_at"}
@@ -563,7 +556,7 @@ def test_a_failed_enqueue_stores_no_submission_of_the_request(
 ) -> None:
     from sqlalchemy.exc import IntegrityError
 
-    from prescore.serving import queue as queue_module
+    from prescore.review import intake as queue_module
 
     queue.enqueue([review(0)])
     built = queue_module.submission_rows
@@ -589,7 +582,7 @@ def test_a_receipt_whose_key_was_answered_stores_none_of_its_submissions(
 ) -> None:
     from sqlalchemy.exc import IntegrityError
 
-    from prescore.serving.queue import Receipt
+    from prescore.serving.human_review import Receipt
 
     queue.enqueue([review(0)], Receipt("key-1", "digest-0", '{"first": true}'))
     with pytest.raises(IntegrityError):  # the same key, meanwhile: the service answers the first
@@ -777,8 +770,9 @@ def test_receipts_expire_and_are_keyed_by_caller(
     caller's API key, never the key the client chose."""
     from sqlalchemy import update
 
-    import prescore.serving.queue as module
-    from prescore.serving.queue import Receipt, ScoreReceipt, receipt_key
+    import prescore.review.intake as module
+    from prescore.review.tables import ScoreReceipt
+    from prescore.serving.human_review import Receipt, receipt_key
 
     key = receipt_key("api-key-1", "educator-ana-retry")
     assert key != receipt_key("api-key-2", "educator-ana-retry")  # another caller's

@@ -17,9 +17,12 @@ from typer.testing import CliRunner
 
 from prescore.cli import app
 from prescore.data.owners import EDUCATORS_ARTIFACT, educator_hash, educator_salt
-from prescore.serving.queue import ItemToReview, ReviewQueue, SubmissionEntry, ToReview, Verdict
+from prescore.review.intake import ItemToReview, ToReview
+from prescore.review.queue import ReviewQueue
+from prescore.review.tables import SubmissionEntry
+from prescore.review.verdicts import Verdict
+from tests.review.test_queue import VERDICT, review
 from tests.serving.conftest import MODEL, Registry
-from tests.serving.test_queue import VERDICT, review
 
 EARNED = Verdict({"planning": "Proficient", "reflection": "3"}, "earned", "Well paced.")
 

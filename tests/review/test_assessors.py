@@ -16,14 +16,10 @@ from typer.testing import CliRunner
 from prescore.cli import app
 from prescore.eval.agreement import quadratic_weighted_kappa
 from prescore.eval.decisions import cohen_kappa
-from prescore.serving.calibration import (
-    Pair,
+from prescore.review.agreement import Pair, agreement, assessor_of, benchmarks, figures
+from prescore.review.assessors import (
     Plan,
     adjudicated,
-    agreement,
-    assessor_of,
-    benchmarks,
-    figures,
     mix_in_blind,
     open_blind_items,
     plan_of,
@@ -31,23 +27,13 @@ from prescore.serving.calibration import (
     set_plan,
     training_of,
 )
-from prescore.serving.queue import (
-    BLIND,
-    DECIDED,
-    PENDING,
-    TRAINING,
-    AlreadyDecided,
-    NotAssigned,
-    Review,
-    Reviewer,
-    ReviewerRole,
-    ReviewQueue,
-    Verdict,
-)
-from prescore.serving.reviewers import set_reviewer
+from prescore.review.queue import ReviewQueue
+from prescore.review.reviewers import set_reviewer
+from prescore.review.tables import BLIND, DECIDED, PENDING, TRAINING, Review, Reviewer, ReviewerRole
+from prescore.review.verdicts import AlreadyDecided, NotAssigned, Verdict
+from tests.review.test_forget import owned_by
+from tests.review.test_queue import EVERY_CRITERION_MET, VERDICT, review
 from tests.serving.conftest import MODEL, Registry
-from tests.serving.test_forget import owned_by
-from tests.serving.test_queue import EVERY_CRITERION_MET, VERDICT, review
 
 EARNED = Verdict(EVERY_CRITERION_MET, "earned", "Well done.")
 OTHER = Verdict({"planning": "Developing", "reflection": "1"}, "not_yet", "Plan your pauses.")
@@ -322,7 +308,7 @@ def test_the_report_shows_the_held_out_agreement_the_model_was_qualified_against
 def test_an_existing_database_gains_the_new_tables_and_its_reviewers_are_experts(
     tmp_path: Path,
 ) -> None:
-    from prescore.serving.queue import BlindItem, CalibrationSetting, Review
+    from prescore.review.tables import BlindItem, CalibrationSetting, Review
 
     path = tmp_path / "review.db"
     old = ReviewQueue.at(path)
@@ -331,6 +317,8 @@ def test_an_existing_database_gains_the_new_tables_and_its_reviewers_are_experts
     old.decide(decided, VERDICT, "ana", ["wait-time"], 1)
     for table in (ReviewerRole, Review, CalibrationSetting, BlindItem):  # as before this change
         table.__table__.drop(old.engine)  # type: ignore[attr-defined]
+    with old.engine.begin() as connection:  # and before migrations
+        connection.exec_driver_sql("DROP TABLE alembic_version")
     old.engine.dispose()
 
     reopened = ReviewQueue.at(path)
@@ -352,7 +340,7 @@ def test_a_decided_submission_shows_its_decision_only_to_those_who_took_part(
     from fastapi import FastAPI
     from fastapi.testclient import TestClient
 
-    from prescore.serving import review_app
+    from prescore.review.pages import app as review_app
 
     (entry_id,) = adjudicate(queue, 1)
     page = review_app.create_review_app()

@@ -12,12 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from prescore.serving import review_app
-from prescore.serving.calibration import Plan, assessor_of, figures, set_plan
-from prescore.serving.queue import DECIDED, PENDING, ReviewQueue, Verdict
-from prescore.serving.reviewers import set_reviewer
-from tests.serving.test_queue import EVERY_CRITERION_MET, VERDICT, review
-from tests.serving.test_review_page import CHROMEDRIVER, CHROMIUM, browser, wait_for
+from prescore.review.agreement import assessor_of, figures
+from prescore.review.assessors import Plan, set_plan
+from prescore.review.pages import app as review_app
+from prescore.review.queue import ReviewQueue
+from prescore.review.reviewers import set_reviewer
+from prescore.review.tables import DECIDED, PENDING
+from prescore.review.verdicts import Verdict
+from tests.review.test_queue import EVERY_CRITERION_MET, VERDICT, review
+from tests.review.test_review_page import CHROMEDRIVER, CHROMIUM, browser, wait_for
 
 pytestmark = pytest.mark.skipif(
     not (CHROMIUM and CHROMEDRIVER),

@@ -3,29 +3,30 @@ overturn significantly more often than its target stops deciding alone.
 
 Audited auto decisions are the product's proof in production, so when they fail it, auto
 stops (reason `audit_alarm`) until an operator resumes it or another model version serves.
-The queue trips it in the transaction that saves an audit's verdict (`trip_on_audits` in
-serving/queue.py, where its table lives); this module is the rest: what operators list and
-resume (`prescore audits`), what the service reads through a short cache (a trip saved by
-another worker or replica is seen within seconds, with no query per request), and how a
-stopped credential's answers are routed.
+It trips in the transaction that saves an audit's verdict (`trip_on_audits`, called by
+review/verdicts.py); operators list and resume it (`prescore audits`); the scoring API reads
+it through a short cache (a trip saved by another worker or replica is seen within seconds,
+with no query per request) and routes a stopped credential's answers to a human
+(serving/human_review.py).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TypeVar
 
 import anyio
-from sqlalchemy import select
+from sqlalchemy import case, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
 
-from prescore.eval.drift import AuditError
-from prescore.eval.routing import Reason, Route
-from prescore.serving.queue import AuditBreaker, ReviewQueue, as_utc
-from prescore.serving.schemas import AuditAlarm, ModelCard, ScoredEvidence, SubmissionDecision
+from prescore.eval.drift import SIGNIFICANT, AuditError
+from prescore.review.database import Database
+from prescore.review.tables import DECIDED, AuditBreaker, SubmissionEntry, as_utc
+from prescore.serving.schemas import AuditAlarm
 
 logger = logging.getLogger("prescore.serving")
 
@@ -83,7 +84,7 @@ def _state(row: AuditBreaker) -> BreakerState:
     )
 
 
-def breaker_states(queue: ReviewQueue) -> list[BreakerState]:
+def breaker_states(queue: Database) -> list[BreakerState]:
     """Every credential and version ever stopped, by credential then version."""
     query = select(AuditBreaker).order_by(AuditBreaker.credential_id, AuditBreaker.model_version)
     with queue.sessions() as session:
@@ -94,7 +95,7 @@ class NotStopped(LookupError):
     """Resuming a credential whose auto route is running: nothing to resume."""
 
 
-def resume(queue: ReviewQueue, credential_id: str, by: str) -> list[BreakerState]:
+def resume(queue: Database, credential_id: str, by: str) -> list[BreakerState]:
     """Restart the auto route of a credential, for every version its audits stopped. Audits
     decided before now no longer count toward stopping it again. NotStopped where none is."""
     now = datetime.now(UTC)
@@ -125,7 +126,7 @@ class AuditAlarms:
 
     def __init__(
         self,
-        queue: ReviewQueue,
+        queue: Database,
         refresh_seconds: float = REFRESH_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -162,8 +163,8 @@ class AuditAlarms:
             )
         self._stopped = stopped
 
-    async def stopped(self, model_version: str) -> dict[str, BreakerState]:
-        """Credential id -> its breaker, for the credentials stopped on this version."""
+    async def stopped(self, model_version: str) -> dict[str, AuditAlarm]:
+        """Credential id -> its alarm, for the credentials stopped on this version."""
         if self.clock() >= self._next_read:
             self._next_read = self.clock() + self.refresh_seconds  # one reader at a time
             try:
@@ -172,42 +173,52 @@ class AuditAlarms:
                 self._next_read = float("-inf")  # the next request reads again
                 raise
         return {
-            credential: state
+            credential: state.alarm()
             for (credential, version), state in self._stopped.items()
             if version == model_version
         }
 
 
-Answer = TypeVar("Answer", ScoredEvidence, SubmissionDecision)
-
-
-def _to_human(answer: Answer) -> Answer:
-    return answer.model_copy(
-        update={"route": Route.human, "reasons": [*answer.reasons, Reason.audit_alarm]}
-    )
-
-
-def stop_auto(
-    scores: list[ScoredEvidence], submissions: list[SubmissionDecision], stopped: Collection[str]
-) -> tuple[list[ScoredEvidence], list[SubmissionDecision]]:
-    """Every item and decision of a stopped credential goes to a human, reason audit_alarm;
-    the suggestion stays, as for any other reason."""
-    if not stopped:
-        return scores, submissions
-    return (
-        [_to_human(s) if s.credential_id in stopped else s for s in scores],
-        [_to_human(d) if d.credential_id in stopped else d for d in submissions],
-    )
-
-
-def with_alarms(card: ModelCard, stopped: dict[str, BreakerState]) -> ModelCard:
-    """The card with each stopped credential's alarm, for GET /credentials."""
-    if not stopped:
-        return card
-    credentials = [
-        c.model_copy(update={"audit_alarm": stopped[c.credential_id].alarm()})
-        if c.credential_id in stopped
-        else c
-        for c in card.credentials
+def trip_on_audits(session: Session, credential_id: str, model_version: str) -> bool:
+    """Stop the credential's auto route for this version when its audited auto decisions since
+    the last resume err above the target beyond chance: one-sided exact binomial p-value under
+    SIGNIFICANT (eval/drift.py, the same test the drift report uses). Runs in the transaction
+    that saves an audit's verdict, so it trips on the verdict that makes the evidence. Two
+    verdicts saved at once on Postgres may each miss the other; the next one counts both.
+    Returns whether it tripped now."""
+    breaker = session.get(AuditBreaker, (credential_id, model_version))
+    if breaker is not None and breaker.tripped:
+        return False
+    counted = [
+        SubmissionEntry.credential_id == credential_id,
+        SubmissionEntry.model_version == model_version,
+        SubmissionEntry.audit.is_(True),
+        SubmissionEntry.status == DECIDED,
     ]
-    return card.model_copy(update={"credentials": credentials})
+    if breaker is not None and breaker.resumed_at is not None:
+        counted.append(SubmissionEntry.decided_at > as_utc(breaker.resumed_at))
+    overturned = case((SubmissionEntry.decided_decision != SubmissionEntry.decision, 1), else_=0)
+    audits, errors = session.execute(
+        select(func.count(SubmissionEntry.id), func.coalesce(func.sum(overturned), 0)).where(
+            *counted
+        )
+    ).one()
+    target = session.scalars(  # the newest audit's: the policy the version serves under
+        select(SubmissionEntry.target_error).where(*counted).order_by(SubmissionEntry.id.desc())
+    ).first()
+    if not audits or target is None:
+        return False
+    measured = AuditError(credential_id, model_version, audits, errors, 0, target)
+    if not (measured.warning and measured.p_value < SIGNIFICANT):
+        return False
+    now = datetime.now(UTC)
+    counts = {"tripped_at": now, "audits": audits, "errors": errors, "target": target}
+    if breaker is not None:  # tripped before and resumed: it trips again on newer audits
+        for column, value in counts.items():
+            setattr(breaker, column, value)
+        return True
+    row = {"credential_id": credential_id, "model_version": model_version, **counts}
+    # a verdict saved at the same moment may trip it first: theirs stands, ours is not an error
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    session.execute(dialect.insert(AuditBreaker).values(row).on_conflict_do_nothing())
+    return True

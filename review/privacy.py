@@ -1,0 +1,122 @@
+"""An educator's right to be forgotten, and retention: evidence text leaves the queue while the
+decisions the audit and drift figures rest on stay.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, Delete, Select, delete, func, select, update
+
+from prescore.review.database import Database
+from prescore.review.tables import (
+    DECIDED,
+    ERASED,
+    PENDING,
+    BlindItem,
+    ItemEntry,
+    Review,
+    SubmissionEntry,
+    as_utc,
+)
+
+
+@dataclass(frozen=True)
+class Forgettable:
+    """An educator's submissions in the queue: pending ones are deleted, decided ones keep
+    their decision and levels and lose the evidence text, the feedback and the educator id."""
+
+    pending: list[int]
+    decided: list[int]
+
+
+def educator_entries(queue: Database, educator_id: str) -> Forgettable:
+    """The submissions of one educator still holding their evidence: what `forget` acts on."""
+    query = select(SubmissionEntry.id, SubmissionEntry.status).where(
+        SubmissionEntry.educator_id == educator_id
+    )
+    with queue.sessions() as session:
+        rows = session.execute(query.order_by(SubmissionEntry.id)).all()
+    return Forgettable(
+        pending=[row.id for row in rows if row.status == PENDING],
+        decided=[row.id for row in rows if row.status != PENDING],
+    )
+
+
+def forget_educator(queue: Database, educator_id: str) -> Forgettable:
+    """Remove an educator's evidence, in one transaction. A pending submission goes whole:
+    no decision was made that anyone must keep. A decided one keeps its decision, levels,
+    reviewer and model version (the audit and drift figures rest on them, and they hold no
+    text) and loses the evidence text, the reviewer's feedback (written about that text)
+    and the educator id, so nothing in the queue leads back to the person."""
+    with queue.writing() as session:
+        entries = session.scalars(
+            select(SubmissionEntry).where(SubmissionEntry.educator_id == educator_id)
+        ).all()
+        forgotten = Forgettable(
+            pending=[e.id for e in entries if e.status == PENDING],
+            decided=[e.id for e in entries if e.status != PENDING],
+        )
+        for entry in entries:
+            if entry.status == PENDING:
+                session.delete(entry)
+                continue
+            for item in entry.items:
+                item.text = ERASED
+            entry.feedback = None
+            entry.educator_id = None
+            entry.consent_to_train = False  # no longer a training or calibration item
+        ids = [e.id for e in entries]
+        # every reviewer's verdict keeps its levels (calibration figures rest on them) and
+        # loses its feedback; a verdict on a submission that is gone goes with it
+        session.execute(delete(Review).where(Review.entry_id.in_(forgotten.pending)))
+        session.execute(update(Review).where(Review.entry_id.in_(ids)).values(feedback=""))
+        session.execute(_unanswered_blind_items(ids))
+    queue.purge_erased()
+    return forgotten
+
+
+def decided_with_text(queue: Database, decided_before: datetime) -> int:
+    """How many items of submissions decided before then still hold evidence text."""
+    query = select(func.count(ItemEntry.id)).where(*_expired(decided_before))
+    with queue.sessions() as session:
+        return session.scalar(query) or 0
+
+
+def erase_decided_text(queue: Database, decided_before: datetime) -> int:
+    """Retention: erase the evidence text of submissions decided before then, in one
+    statement; the decision, levels and feedback stay. Returns the items erased."""
+    with queue.writing() as session:
+        expiring = session.scalars(
+            select(ItemEntry.submission_entry_id).where(*_expired(decided_before))
+        ).all()
+        erased = session.execute(
+            update(ItemEntry).where(*_expired(decided_before)).values(text=ERASED)
+        )
+        session.execute(_unanswered_blind_items(sorted(set(expiring))))
+    queue.purge_erased()
+    return int(erased.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def _unanswered_blind_items(entry_ids: list[int]) -> Delete:
+    """Blind calibration items not yet answered on these submissions: once their text is gone
+    a reviewer could not score them."""
+    return delete(BlindItem).where(
+        BlindItem.entry_id.in_(entry_ids), BlindItem.answered_at.is_(None)
+    )
+
+
+def erased_entries() -> Select[int]:
+    """Submissions with an item whose text was forgotten or passed retention."""
+    return select(ItemEntry.submission_entry_id).where(ItemEntry.text == ERASED)
+
+
+def _expired(decided_before: datetime) -> list[ColumnElement[bool]]:
+    """Items with text, of submissions decided before the moment (compared in UTC: SQLite
+    keeps wall-clock time)."""
+    decided = select(SubmissionEntry.id).where(
+        SubmissionEntry.status == DECIDED,
+        SubmissionEntry.decided_at < as_utc(decided_before),
+    )
+    return [ItemEntry.submission_entry_id.in_(decided), ItemEntry.text != ERASED]
