@@ -1,4 +1,4 @@
-"""What the serving benchmark (serving/bench.py) measured: each runtime's timings, the HTTP
+"""What the serving benchmark (bench/serving.py) measured: each runtime's timings, the HTTP
 service's, and the report as Markdown (for eval/RESULTS.md) or as the issue's JSON."""
 
 from __future__ import annotations

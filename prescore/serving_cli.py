@@ -14,6 +14,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from prescore import defaults
+from prescore.model_option import model_option, read_model
+from prescore.models.model_ref import DEFAULT as DEFAULT_MODEL
 
 if TYPE_CHECKING:
     from prescore.demo import DemoRequest
@@ -52,7 +54,8 @@ def check_servable(model: str, alias: str) -> str:
     except (FileNotFoundError, OSError, ValueError) as error:
         raise SystemExit(
             f"cannot serve {model} version {version}: {error}. Serve another version with "
-            "--alias VERSION, or move champion with `prescore promote --version N`."
+            f"--model {model}@VERSION, or move champion with `prescore promote --model "
+            f"{model}@VERSION`."
         ) from None
     return version
 
@@ -134,9 +137,8 @@ def first_credential(base_url: str, key_file: Path) -> tuple[str, list[str]]:
 
 
 def serve(
-    model: str = typer.Option(defaults.MODEL_NAME, help="registered model name"),
-    alias: str = typer.Option(
-        defaults.MODEL_ALIAS, help="registry alias or version number to serve"
+    model: str = model_option(
+        DEFAULT_MODEL, "NAME alone: its champion; `POST /reload` follows the alias"
     ),
     host: str = typer.Option("127.0.0.1", help="address to bind; 0.0.0.0 for every interface"),
     port: int = typer.Option(3000, help="HTTP port"),
@@ -159,8 +161,17 @@ def serve(
     ),
 ) -> None:
     """Serve the registered model over HTTP with BentoML: POST /score, GET /credentials."""
+    ref = read_model(model).or_alias()
     run_service(
-        model, alias, host, port, api_key_file, max_items, max_text_chars, review_db, ready_timeout
+        ref.name,
+        str(ref.reference),
+        host,
+        port,
+        api_key_file,
+        max_items,
+        max_text_chars,
+        review_db,
+        ready_timeout,
     )
 
 

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 
 from prescore.review.pages import admin, queue, sign_in, submission, training
 from prescore.review.pages.render import ROOT, page
-from prescore.review.pages.session import FormExpired, SignInNeeded
+from prescore.review.pages.session import FormExpired, SignInNeeded, reviewer_unless_public
 from prescore.review.queue import ReviewQueue
 from prescore.review.reviewers import SignInThrottle
 
@@ -69,7 +69,12 @@ async def form_expired(request: Request, _: Exception) -> Response:
 
 
 def create_review_app() -> FastAPI:
-    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        dependencies=[Depends(reviewer_unless_public)],  # every page, unless listed public
+    )
     for pages in (sign_in, queue, submission, training, admin):
         app.include_router(pages.router)
     app.add_exception_handler(SignInNeeded, to_sign_in)

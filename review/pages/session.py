@@ -41,10 +41,25 @@ def signed_in(request: Request) -> str | None:
 
 
 def current_reviewer(request: Request) -> str:
-    name = signed_in(request)
+    name: str | None = getattr(request.state, "reviewer", None)  # checked once per request
+    if name is None:
+        name = signed_in(request)
     if name is None:
         raise SignInNeeded
+    request.state.reviewer = name
     return name
+
+
+# the pages anyone may open; every other page of the review app, one added later included,
+# needs a signed-in reviewer (create_review_app puts `reviewer_unless_public` on the app)
+PUBLIC_PAGES = frozenset({"/login", "/logout"})
+
+
+def reviewer_unless_public(request: Request) -> None:
+    """The review app's own default: refusal, unless the page is listed public."""
+    root = request.scope.get("root_path", "")
+    if request.url.path.removeprefix(root) not in PUBLIC_PAGES:
+        current_reviewer(request)
 
 
 CurrentReviewer = Annotated[str, Depends(current_reviewer)]

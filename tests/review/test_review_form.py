@@ -229,3 +229,25 @@ def test_the_throttle_stays_bounded_whatever_names_are_tried() -> None:
     for _ in range(5):
         throttle.failed("address:203.0.113.9")
     assert throttle.retry_after("name:anyone", "address:203.0.113.9") > 0  # still locked out
+
+
+def test_a_page_added_without_a_listing_needs_a_signed_in_reviewer(queue: ReviewQueue) -> None:
+    """Refusal is the review app's default too: a page nobody listed as public sends a
+    stranger to sign in, while the sign-in page itself stays open."""
+    from fastapi.responses import PlainTextResponse
+
+    page = review_app.create_review_app()
+
+    @page.get("/a-page-added-later", response_class=PlainTextResponse)
+    def added() -> str:
+        return "reviewers only"
+
+    review_app.connect(page, queue, "test-session-secret")
+    site = FastAPI()
+    site.mount(review_app.ROOT, page)
+    stranger = TestClient(site)
+    refused = stranger.get("/review/a-page-added-later", follow_redirects=False)
+    assert refused.status_code == 303 and refused.headers["location"] == "/review/login"
+    assert stranger.get("/review/login").status_code == 200
+    stranger.post("/review/login", data={"name": "ana", "password": "correct horse"})
+    assert stranger.get("/review/a-page-added-later").text == "reviewers only"

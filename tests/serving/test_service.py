@@ -332,7 +332,7 @@ def test_sigterm_to_prescore_serve_stops_the_server_it_started(
         "PRESCORE_API_KEYS": KEY,
         "PRESCORE_REVIEW_DB": f"sqlite:///{tmp_path / 'review.db'}",
     }
-    command = [sys.executable, "-m", "prescore.cli", "serve", "--model", MODEL, "--alias", "1"]
+    command = [sys.executable, "-m", "prescore.cli", "serve", "--model", f"{MODEL}@1"]
     with (tmp_path / "serve.log").open("wb") as log:
         serve = subprocess.Popen(
             [*command, "--port", str(port)], env=environment, cwd=tmp_path, stdout=log, stderr=log
