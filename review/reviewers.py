@@ -126,10 +126,15 @@ MAX_THROTTLED_KEYS = 10_000  # about 3 MB of digests and failure times
 
 
 class SignInThrottle:
-    """At most `attempts` failed sign-ins per name and per address in `window` seconds; past
-    that, sign-in is refused for the rest of the window without checking the password, so a
-    guesser gets a few tries, not thousands, and the scrypt work stays bounded. In memory, per
-    process: enough for one replica; several replicas each keep their own count.
+    """At most `per_pair` failed sign-ins for one name from one address, and `per_address`
+    from one address whatever the names, in `window` seconds; past that, sign-in from that
+    address (for that name, or for any) is refused for the rest of the window without checking
+    the password, so a guesser gets a few tries, not thousands, and the scrypt work stays
+    bounded. A name is never locked out as such: a stranger's failures from their address
+    leave its reviewer free to sign in from theirs (a guesser with many addresses gets
+    `per_pair` tries from each, which long random passwords withstand; locking the name would
+    hand any stranger a way to shut a reviewer out). In memory, per process: enough for one
+    replica; several replicas each keep their own count.
 
     Its memory is bounded whatever the client sends: a key is kept as a fixed-size digest (a
     name of a megabyte costs what a short one does), only a failed sign-in adds one (asking
@@ -138,12 +143,14 @@ class SignInThrottle:
 
     def __init__(
         self,
-        attempts: int = 5,
+        per_pair: int = 5,
+        per_address: int = 20,
         window: float = 900.0,
         clock: Callable[[], float] = time.monotonic,
         max_keys: int = MAX_THROTTLED_KEYS,
     ) -> None:
-        self.attempts = attempts
+        self.per_pair = per_pair
+        self.per_address = per_address
         self.window = window
         self.clock = clock
         self.max_keys = max_keys
@@ -154,24 +161,31 @@ class SignInThrottle:
     def _slot(key: str) -> str:
         return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
+    def _budgets(self, name: str, address: str) -> list[tuple[str, int]]:
+        """Each key's digest and its allowance; the NUL cannot occur in an address, so no
+        name/address split is read as another."""
+        return [
+            (self._slot(f"pair:{address}\0{name}"), self.per_pair),
+            (self._slot(f"address:{address}"), self.per_address),
+        ]
+
     def _recent(self, slot: str) -> deque[float]:
         failures, now = self.failures.get(slot, deque()), self.clock()
         while failures and failures[0] <= now - self.window:
             failures.popleft()
         return failures
 
-    def retry_after(self, *keys: str) -> float:
-        """Seconds until a sign-in for these keys is allowed again; 0 if it is now."""
+    def retry_after(self, name: str, address: str) -> float:
+        """Seconds until `name` may try to sign in from `address` again; 0 if it may now."""
         waits = [
-            failures[0] + self.window - self.clock()
-            for key in keys
-            if len(failures := self._recent(self._slot(key))) >= self.attempts
+            failures[-allowed] + self.window - self.clock()
+            for slot, allowed in self._budgets(name, address)
+            if len(failures := self._recent(slot)) >= allowed
         ]
         return max(waits, default=0.0)
 
-    def failed(self, *keys: str) -> None:
-        for key in keys:
-            slot = self._slot(key)
+    def failed(self, name: str, address: str) -> None:
+        for slot, _ in self._budgets(name, address):
             failures = self._recent(slot)
             failures.append(self.clock())
             self.failures[slot] = failures

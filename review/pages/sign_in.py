@@ -1,5 +1,5 @@
-"""Signing in and out of the review pages, with failed sign-ins throttled per name and
-address."""
+"""Signing in and out of the review pages, with failed sign-ins throttled per name and address
+pair and per address (review/reviewers.py)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,10 @@ from prescore.review.reviewers import SignInThrottle, authenticate, end_sessions
 router = APIRouter()
 
 
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
 @router.get("/login", response_class=HTMLResponse)
 def login_form(request: Request) -> Response:
     return page(request, "login.html")
@@ -23,8 +27,8 @@ def login_form(request: Request) -> Response:
 @router.post("/login")
 def login(request: Request, name: str = Form(...), password: str = Form(...)) -> Response:
     throttle: SignInThrottle = request.app.state.throttle
-    keys = (f"name:{name}", f"address:{request.client.host if request.client else ''}")
-    wait = throttle.retry_after(*keys)
+    address = client_address(request)
+    wait = throttle.retry_after(name, address)
     if wait > 0:
         response = page(
             request, "login.html", 429, problem="Too many failed sign-ins; try again later."
@@ -33,7 +37,7 @@ def login(request: Request, name: str = Form(...), password: str = Form(...)) ->
         return response
     reviewer = authenticate(queue_of(request), name, password)
     if reviewer is None:
-        throttle.failed(*keys)
+        throttle.failed(name, address)
         return page(request, "login.html", 401, problem="Name or password is wrong.")
     request.session.clear()
     request.session["reviewer"] = reviewer.name

@@ -179,7 +179,7 @@ def test_a_password_change_signs_the_reviewer_out(client: TestClient, queue: Rev
     assert client.get("/review/", follow_redirects=False).status_code == 303
 
 
-def test_sign_in_is_throttled_per_name_and_the_pages_send_security_headers(
+def test_sign_in_is_throttled_per_name_and_address_and_the_pages_send_security_headers(
     queue: ReviewQueue,
 ) -> None:
     page = review_app.create_review_app()
@@ -197,38 +197,68 @@ def test_sign_in_is_throttled_per_name_and_the_pages_send_security_headers(
     assert headers["X-Content-Type-Options"] == "nosniff"
 
 
+def test_a_strangers_failures_do_not_lock_the_reviewer_out_from_elsewhere(
+    queue: ReviewQueue,
+) -> None:
+    """Five wrong passwords for ana from a stranger's address throttle that address, not ana:
+    she still signs in from her own."""
+    page = review_app.create_review_app()
+    review_app.connect(page, queue, "test-session-secret")
+    site = FastAPI()
+    site.mount(review_app.ROOT, page)
+    stranger = TestClient(site, client=("203.0.113.9", 40000))
+    for attempt in range(5):
+        wrong = stranger.post("/review/login", data={"name": "ana", "password": f"guess {attempt}"})
+        assert wrong.status_code == 401
+    again = stranger.post("/review/login", data={"name": "ana", "password": "correct horse"})
+    assert again.status_code == 429  # the stranger's address is throttled for ana
+    ana = TestClient(site, client=("198.51.100.7", 40000))
+    reply = ana.post(
+        "/review/login", data={"name": "ana", "password": "correct horse"}, follow_redirects=False
+    )
+    assert reply.status_code == 303 and reply.headers["location"] == "/review/"
+
+
 def test_the_throttle_forgets_failures_after_its_window() -> None:
     from prescore.review.reviewers import SignInThrottle
 
     now = [0.0]
-    throttle = SignInThrottle(attempts=2, window=60, clock=lambda: now[0])
-    throttle.failed("name:ana")
-    assert throttle.retry_after("name:ana") == 0
-    throttle.failed("name:ana")
-    assert throttle.retry_after("name:ana", "address:x") == 60
+    throttle = SignInThrottle(per_pair=2, per_address=3, window=60, clock=lambda: now[0])
+    throttle.failed("ana", "203.0.113.9")
+    assert throttle.retry_after("ana", "203.0.113.9") == 0
+    now[0] = 10
+    throttle.failed("ana", "203.0.113.9")
+    assert throttle.retry_after("ana", "203.0.113.9") == 50  # the pair's budget is spent
+    assert throttle.retry_after("ana", "198.51.100.7") == 0  # ana, from elsewhere
+    assert throttle.retry_after("ben", "203.0.113.9") == 0  # the address has one try left
+    throttle.failed("ben", "203.0.113.9")
+    assert throttle.retry_after("cy", "203.0.113.9") == 50  # the address's budget is spent
     now[0] = 61
-    assert throttle.retry_after("name:ana") == 0
+    assert throttle.retry_after("ana", "203.0.113.9") == 0
+    assert throttle.retry_after("cy", "203.0.113.9") == 0
 
 
 def test_the_throttle_stays_bounded_whatever_names_are_tried() -> None:
-    """Client-chosen names cannot grow the throttle: 100,000 distinct ones, some a megabyte
-    long, leave at most `max_keys` fixed-size entries, and asking adds none."""
+    """Client-chosen names and addresses cannot grow the throttle: 100,000 distinct ones, some
+    a megabyte long, leave at most `max_keys` fixed-size entries, and asking adds none."""
     from prescore.review.reviewers import SignInThrottle
 
-    throttle = SignInThrottle(attempts=5, window=900, max_keys=1_000)
+    throttle = SignInThrottle(per_pair=5, per_address=20, window=900, max_keys=1_000)
     for n in range(100_000):
-        assert throttle.retry_after(f"name:guess-{n}", "address:203.0.113.9") >= 0
+        assert (
+            throttle.retry_after(f"guess-{n}", f"10.{n // 65536}.{n // 256 % 256}.{n % 256}") >= 0
+        )
     assert len(throttle.failures) == 0  # asking whether a key is throttled stores nothing
     for n in range(100_000):
-        throttle.failed(f"name:guess-{n}")
+        throttle.failed(f"guess-{n}", f"10.{n // 65536}.{n // 256 % 256}.{n % 256}")
     huge = "x" * 1_000_000
-    throttle.failed(f"name:{huge}")
+    throttle.failed(huge, huge)
     assert len(throttle.failures) == 1_000
     assert all(len(slot) == 64 for slot in throttle.failures)  # digests, never the names
-    assert len(throttle.failures[SignInThrottle._slot(f"name:{huge}")]) == 1
-    for _ in range(5):
-        throttle.failed("address:203.0.113.9")
-    assert throttle.retry_after("name:anyone", "address:203.0.113.9") > 0  # still locked out
+    assert len(throttle.failures[SignInThrottle._slot(f"address:{huge}")]) == 1
+    for n in range(20):
+        throttle.failed(f"anyone-{n}", "203.0.113.9")
+    assert throttle.retry_after("anyone", "203.0.113.9") > 0  # still locked out
 
 
 def test_a_page_added_without_a_listing_needs_a_signed_in_reviewer(queue: ReviewQueue) -> None:
