@@ -8,6 +8,7 @@ starts: it upgrades the database to the newest schema, as any opening does.
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -69,10 +70,22 @@ class ReviewMount:
         """Open the review database the settings name (upgraded to the newest schema), give
         the pages it and their session key, and return what the API needs of it."""
         queue = ReviewQueue(settings.review_db)
-        connect(self.app, queue, settings.session_secret, settings.secure_cookies)
+        connect(
+            self.app,
+            queue,
+            settings.session_secret,
+            settings.secure_cookies,
+            settings.trusted_proxies,
+        )
         alarms = AuditAlarms(queue, settings.audit_alarm_refresh_seconds)
         return ReviewSystem(queue, alarms, settings.audit_rate)
 
 
 def mount_review() -> ReviewMount:
+    """The pages, to mount where the service is declared (before BentoML starts uvicorn)."""
+    # uvicorn believes X-Forwarded-For from loopback unless told otherwise, so any client on
+    # the host (or a proxy that passes the header on as sent) could pick the address the
+    # sign-in throttle counts by; the pages read it themselves, from the proxies
+    # PRESCORE_TRUSTED_PROXIES names (review/pages/sign_in.py `client_address`)
+    os.environ["FORWARDED_ALLOW_IPS"] = ""
     return ReviewMount(create_review_app())

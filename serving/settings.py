@@ -6,12 +6,13 @@ start the service themselves; `prescore serve` sets them from its options.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from prescore import defaults
 
@@ -98,6 +99,12 @@ class ServiceSettings(BaseModel):
     secure_cookies: bool = Field(
         False, description="behind TLS: reviewers' session cookies travel over HTTPS only"
     )
+    trusted_proxies: tuple[str, ...] = Field(
+        (),
+        description="addresses or networks (CIDR) of the reverse proxies in front of the "
+        "service: only a request from one of them has its X-Forwarded-For read, for the "
+        "reviewer's address that sign-in throttling counts by; none by default",
+    )
     runtime: Literal["auto", "torch-fp32", "torch-bf16", "onnx-fp32", "onnx-int8"] = Field(
         "auto",
         description="auto: the fastest copy that passed its check and runs natively here, "
@@ -108,6 +115,19 @@ class ServiceSettings(BaseModel):
         description="inline: the model runs in the API's process (no hop between the two); "
         "separate: in a BentoML model service of its own",
     )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, proxies: tuple[str, ...]) -> tuple[str, ...]:
+        for proxy in proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"PRESCORE_TRUSTED_PROXIES: {proxy!r} is not an IP address or network; "
+                    "give the proxies' addresses, comma-separated (10.0.0.5, 10.0.0.0/24)"
+                ) from None
+        return proxies
 
     @classmethod
     def from_environment(cls) -> ServiceSettings:
@@ -125,6 +145,11 @@ class ServiceSettings(BaseModel):
             {
                 **given,
                 "api_keys": tuple(keys),
+                "trusted_proxies": tuple(
+                    p.strip()
+                    for p in env.get("PRESCORE_TRUSTED_PROXIES", "").split(",")
+                    if p.strip()
+                ),
                 "allow_anonymous": env.get("PRESCORE_ALLOW_ANONYMOUS", "") == "1",
                 "session_secret": secret_from(env),
             }

@@ -13,7 +13,8 @@ Each page is a router of its own module; review/pages/session.py says who is sig
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import ipaddress
+from collections.abc import Awaitable, Callable, Sequence
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
@@ -39,14 +40,21 @@ SECURITY_HEADERS = {
 
 
 def connect(
-    app: FastAPI, queue: ReviewQueue, session_secret: str, secure_cookies: bool = False
+    app: FastAPI,
+    queue: ReviewQueue,
+    session_secret: str,
+    secure_cookies: bool = False,
+    trusted_proxies: Sequence[str] = (),
 ) -> None:
     """Give the pages their queue and session key; call before the first request.
-    `secure_cookies` (behind TLS) sends the session cookie over HTTPS only."""
+    `secure_cookies` (behind TLS) sends the session cookie over HTTPS only;
+    `trusted_proxies` (addresses or networks) are the only peers whose X-Forwarded-For the
+    pages believe."""
     from starlette.middleware.sessions import SessionMiddleware
 
     app.state.queue = queue
     app.state.throttle = SignInThrottle()
+    app.state.trusted_proxies = [ipaddress.ip_network(p, strict=False) for p in trusted_proxies]
     app.add_middleware(
         SessionMiddleware, secret_key=session_secret, same_site="strict", https_only=secure_cookies
     )

@@ -3,6 +3,7 @@ pair and per address (review/reviewers.py)."""
 
 from __future__ import annotations
 
+import ipaddress
 import math
 
 from fastapi import APIRouter, Form, Request
@@ -13,10 +14,35 @@ from prescore.review.pages.session import csrf_ok, queue_of, signed_in
 from prescore.review.reviewers import SignInThrottle, authenticate, end_sessions, session_token
 
 router = APIRouter()
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _trusted(address: str, proxies: list[IPNetwork]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in proxies)
 
 
 def client_address(request: Request) -> str:
-    return request.client.host if request.client else ""
+    """The address a sign-in comes from: the peer's, unless the peer is one of the configured
+    trusted proxies (PRESCORE_TRUSTED_PROXIES); then the right-most X-Forwarded-For hop that
+    is not itself a trusted proxy, the first one a client could not have written."""
+    peer = request.client.host if request.client else ""
+    proxies: list[IPNetwork] = request.app.state.trusted_proxies
+    if not _trusted(peer, proxies):
+        return peer
+    hops = [
+        hop.strip()
+        for header in request.headers.getlist("x-forwarded-for")
+        for hop in header.split(",")
+        if hop.strip()
+    ]
+    for hop in reversed(hops):
+        if not _trusted(hop, proxies):
+            return hop
+    return hops[0] if hops else peer
 
 
 @router.get("/login", response_class=HTMLResponse)

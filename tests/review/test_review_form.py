@@ -281,3 +281,73 @@ def test_a_page_added_without_a_listing_needs_a_signed_in_reviewer(queue: Review
     assert stranger.get("/review/login").status_code == 200
     stranger.post("/review/login", data={"name": "ana", "password": "correct horse"})
     assert stranger.get("/review/a-page-added-later").text == "reviewers only"
+
+
+def test_x_forwarded_for_from_loopback_cannot_pick_the_address(
+    queue: ReviewQueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under uvicorn as the service runs it, a client on loopback that names a new address in
+    X-Forwarded-For each time is still counted at its own address."""
+    import uvicorn
+
+    from prescore.review.mount import mount_review
+
+    monkeypatch.delenv("FORWARDED_ALLOW_IPS", raising=False)  # restored after the test
+    mounted = mount_review()
+    review_app.connect(mounted.app, queue, "test-session-secret")
+    site = FastAPI()
+    site.mount(mounted.path, mounted.app)
+    config = uvicorn.Config(site, log_level="warning")
+    config.load()  # the app as uvicorn serves it, its proxy-headers middleware included
+    local = TestClient(config.loaded_app, client=("127.0.0.1", 40000))
+    for n in range(5):
+        forged = {"X-Forwarded-For": f"192.0.2.{n}"}
+        wrong = local.post(
+            "/review/login", data={"name": "ana", "password": "guess"}, headers=forged
+        )
+        assert wrong.status_code == 401
+    forged = {"X-Forwarded-For": "192.0.2.99"}
+    again = local.post(
+        "/review/login", data={"name": "ana", "password": "correct horse"}, headers=forged
+    )
+    assert again.status_code == 429
+
+
+def test_behind_a_configured_proxy_the_right_most_untrusted_hop_counts(
+    queue: ReviewQueue,
+) -> None:
+    page = review_app.create_review_app()
+    review_app.connect(page, queue, "test-session-secret", trusted_proxies=["10.0.0.0/24"])
+    site = FastAPI()
+    site.mount(review_app.ROOT, page)
+    proxy = TestClient(site, client=("10.0.0.5", 40000))
+    login = "/review/login"
+    for n in range(5):  # the proxy appends the real peer; the client forged what is left of it
+        sent = {"X-Forwarded-For": f"192.0.2.{n}, 203.0.113.9, 10.0.0.7"}
+        assert (
+            proxy.post(login, data={"name": "ana", "password": "x"}, headers=sent).status_code
+            == 401
+        )
+    sent = {"X-Forwarded-For": "192.0.2.99, 203.0.113.9"}
+    right = {"name": "ana", "password": "correct horse"}
+    assert proxy.post(login, data=right, headers=sent).status_code == 429
+    # a peer that is no proxy is counted at its own address, whatever it forwards
+    direct = TestClient(site, client=("203.0.113.9", 40000))
+    sent = {"X-Forwarded-For": "198.51.100.7"}
+    assert direct.post(login, data=right, headers=sent).status_code == 429
+    sent = {"X-Forwarded-For": "198.51.100.7"}  # ana herself, through the proxy
+    reply = proxy.post(login, data=right, headers=sent, follow_redirects=False)
+    assert reply.status_code == 303
+
+
+def test_trusted_proxies_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from prescore.serving.settings import ServiceSettings
+
+    monkeypatch.setenv("PRESCORE_ALLOW_ANONYMOUS", "1")
+    monkeypatch.delenv("PRESCORE_TRUSTED_PROXIES", raising=False)
+    assert ServiceSettings.from_environment().trusted_proxies == ()  # none unless configured
+    monkeypatch.setenv("PRESCORE_TRUSTED_PROXIES", "10.0.0.5, 10.1.0.0/16,")
+    assert ServiceSettings.from_environment().trusted_proxies == ("10.0.0.5", "10.1.0.0/16")
+    monkeypatch.setenv("PRESCORE_TRUSTED_PROXIES", "proxy.example")
+    with pytest.raises(ValueError, match="'proxy.example' is not an IP address or network"):
+        ServiceSettings.from_environment()
