@@ -51,7 +51,13 @@ def login_form(request: Request) -> Response:
 
 
 @router.post("/login")
-def login(request: Request, name: str = Form(...), password: str = Form(...)) -> Response:
+def login(
+    request: Request, name: str = Form(...), password: str = Form(...), csrf: str = Form("")
+) -> Response:
+    if not csrf_ok(request, csrf):  # login CSRF: another site signing you in as its reviewer
+        return page(
+            request, "login.html", 403, problem="The sign-in form expired; please sign in again."
+        )
     throttle: SignInThrottle = request.app.state.throttle
     address = client_address(request)
     wait = throttle.retry_after(name, address)

@@ -33,6 +33,7 @@ from prescore.review.tables import BLIND, DECIDED, PENDING, TRAINING, Review, Re
 from prescore.review.verdicts import AlreadyDecided, NotAssigned, Verdict
 from tests.review.test_forget import owned_by
 from tests.review.test_queue import EVERY_CRITERION_MET, VERDICT, review
+from tests.review.test_review_form import sign_in
 from tests.serving.conftest import MODEL, Registry
 
 EARNED = Verdict(EVERY_CRITERION_MET, "earned", "Well done.")
@@ -350,7 +351,7 @@ def test_a_decided_submission_shows_its_decision_only_to_those_who_took_part(
     shown = {}
     for name, password in (("pat", "peer password 2"), ("eve", "expert password")):
         client = TestClient(site)
-        client.post("/review/login", data={"name": name, "password": password})
+        sign_in(client, name, password)
         shown[name] = client.get(f"/review/submission/{entry_id}").text
     assert 'id="decided">Already decided.</p>' in shown["pat"]
     assert "decided by eve" not in shown["pat"]

@@ -4,7 +4,9 @@ with its rubric, one decision with levels and feedback, 409 on a second, CSRF, a
 from __future__ import annotations
 
 import re
+from typing import Any
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -30,7 +32,7 @@ def client(queue: ReviewQueue) -> TestClient:
     site = FastAPI()
     site.mount(review_app.ROOT, page)
     client = TestClient(site)
-    reply = client.post("/review/login", data={"name": "ana", "password": "correct horse"})
+    reply = sign_in(client, "ana", "correct horse")
     assert reply.status_code == 200
     return client
 
@@ -39,6 +41,14 @@ def csrf_of(page: str) -> str:
     found = re.search(r'name="csrf" value="([^"]+)"', page)
     assert found
     return found.group(1)
+
+
+def sign_in(client: TestClient, name: str, password: str, **options: Any) -> httpx.Response:
+    """Sign in as the form does: open it, then post it with its CSRF token."""
+    token = csrf_of(client.get("/review/login").text)
+    return client.post(
+        "/review/login", data={"name": name, "password": password, "csrf": token}, **options
+    )
 
 
 def form(page: str, **fields: str) -> dict[str, str]:
@@ -188,9 +198,8 @@ def test_sign_in_is_throttled_per_name_and_address_and_the_pages_send_security_h
     site.mount(review_app.ROOT, page)
     guesser = TestClient(site)
     for attempt in range(5):
-        wrong = guesser.post("/review/login", data={"name": "ana", "password": f"guess {attempt}"})
-        assert wrong.status_code == 401
-    refused = guesser.post("/review/login", data={"name": "ana", "password": "correct horse"})
+        assert sign_in(guesser, "ana", f"guess {attempt}").status_code == 401
+    refused = sign_in(guesser, "ana", "correct horse")
     assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
     headers = guesser.get("/review/login").headers
     assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
@@ -208,14 +217,11 @@ def test_a_strangers_failures_do_not_lock_the_reviewer_out_from_elsewhere(
     site.mount(review_app.ROOT, page)
     stranger = TestClient(site, client=("203.0.113.9", 40000))
     for attempt in range(5):
-        wrong = stranger.post("/review/login", data={"name": "ana", "password": f"guess {attempt}"})
-        assert wrong.status_code == 401
-    again = stranger.post("/review/login", data={"name": "ana", "password": "correct horse"})
+        assert sign_in(stranger, "ana", f"guess {attempt}").status_code == 401
+    again = sign_in(stranger, "ana", "correct horse")
     assert again.status_code == 429  # the stranger's address is throttled for ana
     ana = TestClient(site, client=("198.51.100.7", 40000))
-    reply = ana.post(
-        "/review/login", data={"name": "ana", "password": "correct horse"}, follow_redirects=False
-    )
+    reply = sign_in(ana, "ana", "correct horse", follow_redirects=False)
     assert reply.status_code == 303 and reply.headers["location"] == "/review/"
 
 
@@ -279,7 +285,7 @@ def test_a_page_added_without_a_listing_needs_a_signed_in_reviewer(queue: Review
     refused = stranger.get("/review/a-page-added-later", follow_redirects=False)
     assert refused.status_code == 303 and refused.headers["location"] == "/review/login"
     assert stranger.get("/review/login").status_code == 200
-    stranger.post("/review/login", data={"name": "ana", "password": "correct horse"})
+    sign_in(stranger, "ana", "correct horse")
     assert stranger.get("/review/a-page-added-later").text == "reviewers only"
 
 
@@ -302,15 +308,9 @@ def test_x_forwarded_for_from_loopback_cannot_pick_the_address(
     local = TestClient(config.loaded_app, client=("127.0.0.1", 40000))
     for n in range(5):
         forged = {"X-Forwarded-For": f"192.0.2.{n}"}
-        wrong = local.post(
-            "/review/login", data={"name": "ana", "password": "guess"}, headers=forged
-        )
-        assert wrong.status_code == 401
+        assert sign_in(local, "ana", "guess", headers=forged).status_code == 401
     forged = {"X-Forwarded-For": "192.0.2.99"}
-    again = local.post(
-        "/review/login", data={"name": "ana", "password": "correct horse"}, headers=forged
-    )
-    assert again.status_code == 429
+    assert sign_in(local, "ana", "correct horse", headers=forged).status_code == 429
 
 
 def test_behind_a_configured_proxy_the_right_most_untrusted_hop_counts(
@@ -321,23 +321,34 @@ def test_behind_a_configured_proxy_the_right_most_untrusted_hop_counts(
     site = FastAPI()
     site.mount(review_app.ROOT, page)
     proxy = TestClient(site, client=("10.0.0.5", 40000))
-    login = "/review/login"
     for n in range(5):  # the proxy appends the real peer; the client forged what is left of it
         sent = {"X-Forwarded-For": f"192.0.2.{n}, 203.0.113.9, 10.0.0.7"}
-        assert (
-            proxy.post(login, data={"name": "ana", "password": "x"}, headers=sent).status_code
-            == 401
-        )
+        assert sign_in(proxy, "ana", "guess", headers=sent).status_code == 401
     sent = {"X-Forwarded-For": "192.0.2.99, 203.0.113.9"}
-    right = {"name": "ana", "password": "correct horse"}
-    assert proxy.post(login, data=right, headers=sent).status_code == 429
+    assert sign_in(proxy, "ana", "correct horse", headers=sent).status_code == 429
     # a peer that is no proxy is counted at its own address, whatever it forwards
     direct = TestClient(site, client=("203.0.113.9", 40000))
     sent = {"X-Forwarded-For": "198.51.100.7"}
-    assert direct.post(login, data=right, headers=sent).status_code == 429
+    assert sign_in(direct, "ana", "correct horse", headers=sent).status_code == 429
     sent = {"X-Forwarded-For": "198.51.100.7"}  # ana herself, through the proxy
-    reply = proxy.post(login, data=right, headers=sent, follow_redirects=False)
+    reply = sign_in(proxy, "ana", "correct horse", headers=sent, follow_redirects=False)
     assert reply.status_code == 303
+
+
+def test_sign_in_without_the_forms_csrf_token_is_refused(client: TestClient) -> None:
+    """Login CSRF: another site's form posting a name and password (its own reviewer's) is
+    refused, with no session and no failed attempt counted; the page offers a fresh form."""
+    stranger = TestClient(client.app)
+    for token in ({}, {"csrf": "forged"}):
+        data = {"name": "ana", "password": "correct horse", **token}
+        reply = stranger.post("/review/login", data=data, follow_redirects=False)
+        assert reply.status_code == 403 and "sign-in form expired" in reply.text
+        assert stranger.get("/review/", follow_redirects=False).status_code == 303
+    # a token from another session does not do either
+    other = csrf_of(TestClient(client.app).get("/review/login").text)
+    data = {"name": "ana", "password": "correct horse", "csrf": other}
+    assert stranger.post("/review/login", data=data).status_code == 403
+    assert sign_in(stranger, "ana", "correct horse", follow_redirects=False).status_code == 303
 
 
 def test_trusted_proxies_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,6 +15,7 @@ from prescore.review.pages import queue as queue_page
 from prescore.review.queue import ReviewQueue
 from prescore.review.reviewers import set_reviewer
 from tests.review.test_queue import review
+from tests.review.test_review_form import sign_in
 
 
 @pytest.fixture
@@ -30,7 +31,7 @@ def client(review_db: str, monkeypatch: pytest.MonkeyPatch) -> TestClient:
     site = FastAPI()
     site.mount(review_app.ROOT, page)  # where the service mounts it
     client = TestClient(site)
-    reply = client.post("/review/login", data={"name": "ana", "password": "correct horse"})
+    reply = sign_in(client, "ana", "correct horse")
     assert reply.status_code == 200 and 'id="count"' in reply.text
     return client
 
