@@ -28,6 +28,10 @@ MAX_CONCURRENT_REQUESTS = 64  # /score requests in progress at once per API work
 REVIEW_DB = "sqlite:///.prescore/review.db"
 AUDIT_RATE = 0.05
 IDEMPOTENCY_HOURS = 24.0  # how long a /score receipt answers a retry (then it is deleted)
+# a reviewer's session unused this long ends: a reviewer reading a long portfolio and writing
+# feedback can go half an hour without a request, and a form posted after the session ended
+# loses what was typed; an hour still ends the session of one who left a shared screen
+SESSION_IDLE_MINUTES = 60.0
 READY_TIMEOUT_SECONDS = 180.0
 SHUTDOWN_GRACE_SECONDS = 20  # what requests in flight get to finish when the server stops
 # the bar reviewers are held to on adjudicated submissions; the QWK is the model's own gate

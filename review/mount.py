@@ -76,6 +76,7 @@ class ReviewMount:
             settings.session_secret,
             settings.secure_cookies,
             settings.trusted_proxies,
+            settings.session_idle_minutes,
         )
         alarms = AuditAlarms(queue, settings.audit_alarm_refresh_seconds)
         return ReviewSystem(queue, alarms, settings.audit_rate)

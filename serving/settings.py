@@ -46,6 +46,7 @@ ENVIRONMENT = {  # variable -> field, for the settings given as plain values
     "PRESCORE_IDEMPOTENCY_HOURS": "idempotency_hours",
     "PRESCORE_AUDIT_ALARM_REFRESH_SECONDS": "audit_alarm_refresh_seconds",
     "PRESCORE_SECURE_COOKIES": "secure_cookies",
+    "PRESCORE_SESSION_IDLE_MINUTES": "session_idle_minutes",
     "PRESCORE_RUNTIME": "runtime",
     "PRESCORE_MODEL_PROCESS": "model_process",
 }
@@ -98,6 +99,11 @@ class ServiceSettings(BaseModel):
     session_secret: str = Field(default="", repr=False)
     secure_cookies: bool = Field(
         False, description="behind TLS: reviewers' session cookies travel over HTTPS only"
+    )
+    session_idle_minutes: float = Field(
+        defaults.SESSION_IDLE_MINUTES,
+        gt=0,
+        description="a reviewer's session unused this long ends: they sign in again",
     )
     trusted_proxies: tuple[str, ...] = Field(
         (),

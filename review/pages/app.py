@@ -14,14 +14,21 @@ Each page is a router of its own module; review/pages/session.py says who is sig
 from __future__ import annotations
 
 import ipaddress
+import time
 from collections.abc import Awaitable, Callable, Sequence
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 
+from prescore import defaults
 from prescore.review.pages import admin, queue, sign_in, submission, training
 from prescore.review.pages.render import ROOT, page
-from prescore.review.pages.session import FormExpired, SignInNeeded, reviewer_unless_public
+from prescore.review.pages.session import (
+    SESSION_LIFETIME,
+    FormExpired,
+    SignInNeeded,
+    reviewer_unless_public,
+)
 from prescore.review.queue import ReviewQueue
 from prescore.review.reviewers import SignInThrottle
 
@@ -45,18 +52,26 @@ def connect(
     session_secret: str,
     secure_cookies: bool = False,
     trusted_proxies: Sequence[str] = (),
+    idle_minutes: float = defaults.SESSION_IDLE_MINUTES,
+    clock: Callable[[], float] = time.time,
 ) -> None:
     """Give the pages their queue and session key; call before the first request.
     `secure_cookies` (behind TLS) sends the session cookie over HTTPS only;
     `trusted_proxies` (addresses or networks) are the only peers whose X-Forwarded-For the
-    pages believe."""
+    pages believe; a session unused for `idle_minutes` ends (by `clock`, in seconds)."""
     from starlette.middleware.sessions import SessionMiddleware
 
     app.state.queue = queue
+    app.state.idle_seconds = idle_minutes * 60
+    app.state.clock = clock
     app.state.throttle = SignInThrottle()
     app.state.trusted_proxies = [ipaddress.ip_network(p, strict=False) for p in trusted_proxies]
     app.add_middleware(
-        SessionMiddleware, secret_key=session_secret, same_site="strict", https_only=secure_cookies
+        SessionMiddleware,
+        secret_key=session_secret,
+        same_site="strict",
+        https_only=secure_cookies,
+        max_age=int(SESSION_LIFETIME),
     )
 
     @app.middleware("http")

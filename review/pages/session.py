@@ -28,16 +28,40 @@ def queue_of(request: Request) -> ReviewQueue:
     return queue
 
 
+SESSION_LIFETIME = 14 * 24 * 3600.0  # seconds from sign-in, however active the session
+
+
 def signed_in(request: Request) -> str | None:
     """The reviewer, while their session's token is current (sign-out and a password change
-    replace it, which ends every session signed with the old one)."""
-    name = request.session.get("reviewer")
+    replace it, which ends every session signed with the old one), they were last seen less
+    than the idle timeout ago (PRESCORE_SESSION_IDLE_MINUTES), and signed in less than
+    `SESSION_LIFETIME` ago. Each request seen refreshes the last-seen time, in the signed
+    cookie (the cookie is signed anew then, so its own age limit would slide: the sign-in
+    time is what bounds the session)."""
+    session = request.session
+    name = session.get("reviewer")
     if not isinstance(name, str):
         return None
-    if not session_is_current(queue_of(request), name, request.session.get("token")):
-        request.session.clear()
+    now: float = request.app.state.clock()
+    since, seen = session.get("since"), session.get("seen")
+    live = (
+        isinstance(since, float | int)
+        and isinstance(seen, float | int)
+        and now - seen < request.app.state.idle_seconds
+        and now - since < SESSION_LIFETIME
+    )
+    if not live or not session_is_current(queue_of(request), name, session.get("token")):
+        session.clear()
         return None
+    session["seen"] = now
     return name
+
+
+def start_session(request: Request, name: str, token: str) -> None:
+    """A fresh session for a reviewer who just signed in: nothing of the one before stays."""
+    now = request.app.state.clock()
+    request.session.clear()
+    request.session.update(reviewer=name, token=token, since=now, seen=now)
 
 
 def current_reviewer(request: Request) -> str:

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from prescore.review.pages.render import ROOT, page
-from prescore.review.pages.session import csrf_ok, queue_of, signed_in
+from prescore.review.pages.session import csrf_ok, queue_of, signed_in, start_session
 from prescore.review.reviewers import SignInThrottle, authenticate, end_sessions, session_token
 
 router = APIRouter()
@@ -71,9 +71,7 @@ def login(
     if reviewer is None:
         throttle.failed(name, address)
         return page(request, "login.html", 401, problem="Name or password is wrong.")
-    request.session.clear()
-    request.session["reviewer"] = reviewer.name
-    request.session["token"] = session_token(queue_of(request), reviewer.name)
+    start_session(request, reviewer.name, session_token(queue_of(request), reviewer.name))
     return RedirectResponse(f"{ROOT}/", status_code=303)
 
 

@@ -362,3 +362,50 @@ def test_trusted_proxies_are_read_from_the_environment(monkeypatch: pytest.Monke
     monkeypatch.setenv("PRESCORE_TRUSTED_PROXIES", "proxy.example")
     with pytest.raises(ValueError, match="'proxy.example' is not an IP address or network"):
         ServiceSettings.from_environment()
+
+
+def clocked_site(queue: ReviewQueue, now: list[float], idle_minutes: float) -> FastAPI:
+    page = review_app.create_review_app()
+    review_app.connect(
+        page, queue, "test-session-secret", idle_minutes=idle_minutes, clock=lambda: now[0]
+    )
+    site = FastAPI()
+    site.mount(review_app.ROOT, page)
+    return site
+
+
+def test_an_idle_session_is_sent_to_sign_in_again(queue: ReviewQueue) -> None:
+    """Each request refreshes the session's last-seen time; an hour without one ends it."""
+    now = [1_000_000.0]
+    client = TestClient(clocked_site(queue, now, idle_minutes=60))
+    sign_in(client, "ana", "correct horse")
+    for _ in range(3):  # in use, the session outlives the idle timeout many times over
+        now[0] += 59 * 60
+        assert client.get("/review/", follow_redirects=False).status_code == 200
+    now[0] += 60 * 60
+    idle = client.get("/review/", follow_redirects=False)
+    assert idle.status_code == 303 and idle.headers["location"] == "/review/login"
+    now[0] += 1  # nothing of the ended session comes back, even at once
+    assert client.get("/review/", follow_redirects=False).status_code == 303
+    sign_in(client, "ana", "correct horse")
+    assert client.get("/review/", follow_redirects=False).status_code == 200
+
+
+def test_a_session_ends_fourteen_days_after_sign_in_however_active(queue: ReviewQueue) -> None:
+    now = [1_000_000.0]
+    client = TestClient(clocked_site(queue, now, idle_minutes=30 * 24 * 60))
+    sign_in(client, "ana", "correct horse")
+    now[0] += 14 * 24 * 3600 - 1
+    assert client.get("/review/", follow_redirects=False).status_code == 200
+    now[0] += 2
+    assert client.get("/review/", follow_redirects=False).status_code == 303
+
+
+def test_the_idle_timeout_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from prescore.serving.settings import ServiceSettings
+
+    monkeypatch.setenv("PRESCORE_ALLOW_ANONYMOUS", "1")
+    monkeypatch.delenv("PRESCORE_SESSION_IDLE_MINUTES", raising=False)
+    assert ServiceSettings.from_environment().session_idle_minutes == 60
+    monkeypatch.setenv("PRESCORE_SESSION_IDLE_MINUTES", "15")
+    assert ServiceSettings.from_environment().session_idle_minutes == 15
