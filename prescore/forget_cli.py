@@ -170,6 +170,12 @@ def forget_educator(queue: ReviewQueue, educator: str, exports: list[Path], act:
         soft_wrap=True,
         highlight=False,
     )
+    console.print(
+        f"  idempotency receipts answering for those submissions: {entries.receipts} "
+        f"{would}deleted",
+        soft_wrap=True,
+        highlight=False,
+    )
     for path, count in hits.found.items():
         if act:
             count = remove_educator(path, educator)

@@ -4,10 +4,13 @@ decisions the audit and drift figures rest on stay.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Delete, Select, delete, func, select, update
+from sqlalchemy import ColumnElement, Delete, Select, delete, func, or_, select, update
+from sqlalchemy.orm import Session
 
 from prescore.review.database import Database
 from prescore.review.tables import (
@@ -17,6 +20,7 @@ from prescore.review.tables import (
     BlindItem,
     ItemEntry,
     Review,
+    ScoreReceipt,
     SubmissionEntry,
     as_utc,
 )
@@ -25,23 +29,67 @@ from prescore.review.tables import (
 @dataclass(frozen=True)
 class Forgettable:
     """An educator's submissions in the queue: pending ones are deleted, decided ones keep
-    their decision and levels and lose the evidence text, the feedback and the educator id."""
+    their decision and levels and lose the evidence text, the feedback and the educator id;
+    `receipts` counts the idempotency receipts whose /score answer names any of them (they
+    are deleted)."""
 
     pending: list[int]
     decided: list[int]
+    receipts: int = 0
 
 
 def educator_entries(queue: Database, educator_id: str) -> Forgettable:
     """The submissions of one educator still holding their evidence: what `forget` acts on."""
-    query = select(SubmissionEntry.id, SubmissionEntry.status).where(
-        SubmissionEntry.educator_id == educator_id
-    )
+    query = select(SubmissionEntry).where(SubmissionEntry.educator_id == educator_id)
     with queue.sessions() as session:
-        rows = session.execute(query.order_by(SubmissionEntry.id)).all()
+        entries = session.scalars(query.order_by(SubmissionEntry.id)).all()
+        receipts = _receipts_naming(session, entries)
     return Forgettable(
-        pending=[row.id for row in rows if row.status == PENDING],
-        decided=[row.id for row in rows if row.status != PENDING],
+        pending=[e.id for e in entries if e.status == PENDING],
+        decided=[e.id for e in entries if e.status != PENDING],
+        receipts=len(receipts),
     )
+
+
+RECEIPT_SEARCH_BATCH = 200  # submission ids per query for the receipts that name them
+
+
+def _receipts_naming(session: Session, entries: Sequence[SubmissionEntry]) -> list[str]:
+    """Keys of the idempotency receipts whose stored /score answer names one of these
+    submissions (its submission_id with its credential, in `scores` or `submissions`). The
+    database narrows them to the answers holding a submission id as JSON writes it; each
+    such answer is then read to confirm, so a receipt that only mentions the id in passing
+    (another credential's submission of the same id) stays."""
+    named = {(e.submission_id, e.credential_id) for e in entries}
+    ids = sorted({submission_id for submission_id, _ in named})
+    keys: set[str] = set()
+    for start in range(0, len(ids), RECEIPT_SEARCH_BATCH):
+        written = [
+            json.dumps(i, ensure_ascii=False) for i in ids[start : start + RECEIPT_SEARCH_BATCH]
+        ]
+        query = select(ScoreReceipt.key, ScoreReceipt.response).where(
+            or_(*(ScoreReceipt.response.contains(w, autoescape=True) for w in written))
+        )
+        for key, response in session.execute(query):
+            if named & _submissions_in(response):
+                keys.add(key)
+    return sorted(keys)
+
+
+def _submissions_in(response: str) -> set[tuple[str, str]]:
+    """The (submission_id, credential_id) pairs a stored /score answer names."""
+    try:
+        answer = json.loads(response)
+    except ValueError:
+        return set()
+    if not isinstance(answer, dict):
+        return set()
+    rows = [*answer.get("scores", []), *answer.get("submissions", [])]
+    return {
+        (row["submission_id"], row["credential_id"])
+        for row in rows
+        if isinstance(row, dict) and "submission_id" in row and "credential_id" in row
+    }
 
 
 def forget_educator(queue: Database, educator_id: str) -> Forgettable:
@@ -49,15 +97,23 @@ def forget_educator(queue: Database, educator_id: str) -> Forgettable:
     no decision was made that anyone must keep. A decided one keeps its decision, levels,
     reviewer and model version (the audit and drift figures rest on them, and they hold no
     text) and loses the evidence text, the reviewer's feedback (written about that text)
-    and the educator id, so nothing in the queue leads back to the person."""
+    and the educator id, so nothing in the queue leads back to the person. The idempotency
+    receipts whose answer names any of these submissions go too: they hold no text, but
+    their levels and decisions would otherwise outlive the forgetting by up to a day (a
+    retry of such a request is then scored anew)."""
     with queue.writing() as session:
         entries = session.scalars(
             select(SubmissionEntry).where(SubmissionEntry.educator_id == educator_id)
         ).all()
+        receipts = _receipts_naming(session, entries)  # before the pending ones go
         forgotten = Forgettable(
             pending=[e.id for e in entries if e.status == PENDING],
             decided=[e.id for e in entries if e.status != PENDING],
+            receipts=len(receipts),
         )
+        for start in range(0, len(receipts), RECEIPT_SEARCH_BATCH):
+            chunk = receipts[start : start + RECEIPT_SEARCH_BATCH]
+            session.execute(delete(ScoreReceipt).where(ScoreReceipt.key.in_(chunk)))
         for entry in entries:
             if entry.status == PENDING:
                 session.delete(entry)

@@ -80,6 +80,64 @@ def test_forgetting_an_educator_deletes_pending_and_strips_decided_submissions(
     assert (again.pending, again.decided) == ([], [])
 
 
+def with_submission_id(to_review: ToReview, submission_id: str) -> ToReview:
+    items = [
+        ItemToReview(
+            m.item.model_copy(update={"submission_id": submission_id}),
+            m.scored.model_copy(update={"submission_id": submission_id}),
+            m.criterion,
+        )
+        for m in to_review.items
+    ]
+    decision = to_review.decision.model_copy(update={"submission_id": submission_id})
+    return replace(to_review, decision=decision, items=items)
+
+
+def answer_for(*submissions: ToReview) -> str:
+    """The /score answer a receipt keeps for a request of these submissions."""
+    from prescore.serving.schemas import ScoreResponse
+
+    return ScoreResponse(
+        model_name="prescore-test",
+        model_version="3",
+        scores=[m.scored for s in submissions for m in s.items],
+        submissions=[s.decision for s in submissions],
+    ).model_dump_json()
+
+
+def test_forget_deletes_the_receipts_whose_answer_names_the_educators_submissions(
+    queue: ReviewQueue,
+) -> None:
+    """A receipt keeps a /score answer (levels, decisions; no text) for a day: forget deletes
+    each one that names a forgotten submission, pending or decided, and keeps the rest."""
+    from prescore.serving.human_review import Receipt
+
+    odd = 'ana\'s "50%_done" — 1/2'  # LIKE wildcards, quotes, a backslash, non-ASCII
+    pending, decided = (
+        owned_by("ana", review(1)),
+        owned_by("ana", with_submission_id(review(2), odd)),
+    )
+    bens, same_id_elsewhere = owned_by("ben", review(10)), review(1, credential="feedback")
+    _, decided_id, _ = queue.enqueue([pending, decided, bens])
+    queue.decide(decided_id, VERDICT, "rev", ["wait-time"], 1)
+    receipts = {
+        "ana-pending": answer_for(pending),
+        "ana-decided-and-ben": answer_for(decided, bens),
+        "ben": answer_for(bens),  # "s10" holds "s1"
+        "another-credential": answer_for(same_id_elsewhere),  # s1, of another credential
+        "not-an-answer": '{"first": true}',
+    }
+    for key, answer in receipts.items():
+        queue.enqueue([], Receipt(key, "digest", answer))
+
+    assert queue.educator_entries("ana").receipts == 2  # the dry run counts, deletes none
+    assert queue.count_receipts() == 5
+    assert queue.forget_educator("ana").receipts == 2
+    kept = {key for key in receipts if queue.receipt(key) is not None}
+    assert kept == {"ben", "another-credential", "not-an-answer"}
+    assert queue.forget_educator("ana").receipts == 0  # nothing left to find
+
+
 def test_retention_erases_old_decided_text_and_keeps_decisions_levels_feedback(
     queue: ReviewQueue,
 ) -> None:
