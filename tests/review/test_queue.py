@@ -794,3 +794,33 @@ def test_receipts_expire_and_are_keyed_by_caller(
     monkeypatch.setattr(module.random, "random", lambda: 0.0)  # the 1-in-100 full purge
     queue.enqueue([], Receipt("fresh", "d", "{}"), cutoff)
     assert queue.count_receipts() == 2  # every expired one went: the table stays bounded
+
+
+def test_receipts_stay_bounded_whatever_keys_clients_choose(
+    queue: ReviewQueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """100,000 distinct client-chosen Idempotency-Keys, one a megabyte long, are stored as
+    fixed-size digests, and once a day old the first full purge deletes every one of them in
+    one statement: the table holds at most a day's keyed requests, on SQLite and Postgres."""
+    from sqlalchemy import func, insert, select
+
+    import prescore.review.intake as module
+    from prescore.review.tables import ScoreReceipt
+    from prescore.serving.human_review import Receipt, receipt_key
+
+    chosen = [f"client-key-{n}" for n in range(99_999)] + ["k" * 1_000_000]
+    day_old = datetime.now(UTC) - timedelta(hours=25)
+    rows = [
+        {"key": receipt_key("api-key-1", c), "request_digest": "d", "response": "{}",
+         "created_at": day_old}
+        for c in chosen
+    ]  # fmt: skip
+    with queue.writing() as session:  # as 100,000 keyed requests a day ago left them
+        session.execute(insert(ScoreReceipt), rows)
+    with queue.sessions() as session:
+        assert session.scalar(select(func.max(func.length(ScoreReceipt.key)))) == 64
+    assert queue.count_receipts() == 100_000
+    cutoff = datetime.now(UTC) - timedelta(hours=24)
+    monkeypatch.setattr(module.random, "random", lambda: 0.0)  # the 1-in-100 full purge
+    queue.enqueue([], Receipt(receipt_key("api-key-1", "today"), "d", "{}"), cutoff)
+    assert queue.count_receipts() == 1
