@@ -293,7 +293,7 @@ def test_x_forwarded_for_from_loopback_cannot_pick_the_address(
     queue: ReviewQueue, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Under uvicorn as the service runs it, a client on loopback that names a new address in
-    X-Forwarded-For each time is still counted at its own address."""
+    X-Forwarded-For each time is still counted at its own address, and its budget runs out."""
     import uvicorn
 
     from prescore.review.mount import mount_review
@@ -306,9 +306,9 @@ def test_x_forwarded_for_from_loopback_cannot_pick_the_address(
     config = uvicorn.Config(site, log_level="warning")
     config.load()  # the app as uvicorn serves it, its proxy-headers middleware included
     local = TestClient(config.loaded_app, client=("127.0.0.1", 40000))
-    for n in range(5):
+    for n in range(20):  # the address's budget, spent on a new name and "address" each time
         forged = {"X-Forwarded-For": f"192.0.2.{n}"}
-        assert sign_in(local, "ana", "guess", headers=forged).status_code == 401
+        assert sign_in(local, f"name-{n}", "guess", headers=forged).status_code == 401
     forged = {"X-Forwarded-For": "192.0.2.99"}
     assert sign_in(local, "ana", "correct horse", headers=forged).status_code == 429
 
