@@ -23,6 +23,7 @@ def test_help_lists_the_commands() -> None:
     assert "quickstart" in result.output and "data" in result.output
 
 
+@pytest.mark.slow
 def test_quickstart_checks_trains_registers_and_promotes_on_the_bundled_sample(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -52,6 +53,7 @@ class FinishedService:
         pass
 
 
+@pytest.mark.slow
 def test_quickstart_ends_by_serving_the_champion_with_held_out_examples(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -58,6 +58,7 @@ def test_embedding_progress_is_plain_lines_when_output_is_not_a_terminal(
     assert "embedding evidence windows: 100/100 (100%)" in out
 
 
+@pytest.mark.slow
 def test_serve_and_evaluate_before_promote_name_the_promote_command(
     tmp_path: Path, good_csv: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -35,6 +35,7 @@ def wheel_files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     yield installed
 
 
+@pytest.mark.slow
 def test_the_quickstart_config_and_its_sample_come_with_the_wheel(
     wheel_files: Path, tmp_path: Path
 ) -> None:
@@ -52,6 +53,7 @@ def test_the_quickstart_config_and_its_sample_come_with_the_wheel(
     assert data.is_file() and data.resolve().is_relative_to(wheel_files.resolve())
 
 
+@pytest.mark.slow
 def test_the_wheel_holds_no_benchmark(wheel_files: Path) -> None:
     package = wheel_files / "prescore"
     assert not list(package.rglob("bench*.py")), "benchmarks belong in the checkout's bench/"

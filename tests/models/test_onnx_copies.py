@@ -27,6 +27,8 @@ from prescore.models.scorer import load_scorer
 from prescore.models.transformer import TORCH_RUNTIME, TransformerScorer
 from tests.conftest import scoring_frame
 
+pytestmark = pytest.mark.slow  # exports and checks ONNX copies of a transformer
+
 
 @pytest.fixture(scope="module")
 def fitted(tiny_encoder: Path) -> TransformerScorer:

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -102,6 +103,7 @@ def test_an_encoder_with_attention_of_its_own_keeps_it() -> None:
     assert use_attention(OwnAttention(), ROWS) == "eager"
 
 
+@pytest.mark.slow
 def test_a_bf16_scorer_unpickled_in_a_fresh_process_scores(
     fitted: TransformerScorer, tmp_path: Path
 ) -> None:

@@ -155,6 +155,7 @@ def test_a_long_encode_in_chunks_gives_the_same_vectors(tiny_encoder: Path) -> N
     assert np.allclose(chunked.embed(texts), whole, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_transformer_training_is_deterministic_under_a_seed(tiny_encoder: Path) -> None:
     X, y = scoring_frame(40)
     first = build("transformer", tiny_encoder).fit(X, y).predict_proba(X)
@@ -230,6 +231,7 @@ def test_layer_rates_fall_by_the_decay_from_the_top_layer_down(tiny_encoder: Pat
     assert layer_index("encoder.relative_attention_bias.weight") is None
 
 
+@pytest.mark.slow
 def test_the_transformer_trains_with_the_ranking_loss_and_layer_decay(tiny_encoder: Path) -> None:
     X, y = scoring_frame(60)
     plain = build("transformer", tiny_encoder).fit(X, y).predict_proba(X)
@@ -240,6 +242,7 @@ def test_the_transformer_trains_with_the_ranking_loss_and_layer_decay(tiny_encod
         assert not np.allclose(probabilities, plain), recipe  # each changes the fit
 
 
+@pytest.mark.slow
 def test_the_transformer_ends_on_its_best_calibration_epoch(tiny_encoder: Path) -> None:
     X, y = scoring_frame(60)
     X_held, y_held = scoring_frame(30, seed=9)

@@ -20,6 +20,7 @@ from tests.serving.conftest import MODEL, Registry
 PLANNING = ["Not yet", "Developing", "Proficient"]
 
 
+@pytest.mark.slow
 def test_decided_submissions_export_with_rubrics_and_train_straight_away(
     registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -14,6 +14,7 @@ from tests.conftest import evidence_row, write_csv
 from tests.models.test_language import CZECH
 
 
+@pytest.mark.slow
 def test_czech_evidence_on_an_english_encoder_warns_in_training_report_and_model_card(
     tmp_path: Path, rubric_dir: Path, tiny_encoder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -100,6 +100,7 @@ def row_of(frame: pd.DataFrame, position: int, column: str) -> str:
     return str(frame.iloc[position][column])
 
 
+@pytest.mark.slow
 def test_transformer_and_embedding_runs_log_losses_and_metrics(
     tmp_path: Path, evidence_csv: Path, tracking: str, tiny_encoder: Path
 ) -> None:
@@ -232,6 +233,7 @@ def test_bad_configs_give_one_clear_message(
     assert "Traceback" not in result.output
 
 
+@pytest.mark.slow
 def test_two_process_cpu_training_with_gloo(
     tmp_path: Path, evidence_csv: Path, tracking: str, tiny_encoder: Path
 ) -> None:
