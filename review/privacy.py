@@ -15,6 +15,7 @@ from prescore.review.tables import (
     ERASED,
     PENDING,
     BlindItem,
+    DecisionRecord,
     ItemEntry,
     Review,
     SubmissionEntry,
@@ -73,6 +74,12 @@ def forget_educator(queue: Database, educator_id: str) -> Forgettable:
         session.execute(delete(Review).where(Review.entry_id.in_(forgotten.pending)))
         session.execute(update(Review).where(Review.entry_id.in_(ids)).values(feedback=""))
         session.execute(_unanswered_blind_items(ids))
+        # what the platform pulls keeps the decision and levels, and says it was erased
+        session.execute(
+            update(DecisionRecord)
+            .where(DecisionRecord.entry_id.in_(ids))
+            .values(feedback=None, erased=True)
+        )
     queue.purge_erased()
     return forgotten
 
