@@ -20,6 +20,7 @@ from prescore.review.intake import submissions_to_review
 from prescore.review.pages.app import ROOT, connect, create_review_app
 from prescore.review.platform import auto_decisions, submission_outcome
 from prescore.review.queue import ReviewQueue
+from prescore.review.webhooks import DeliveryPolicy, DeliveryWorker
 from prescore.serving.human_review import HumanReview, Receipt
 from prescore.serving.schemas import (
     AuditAlarm,
@@ -77,6 +78,8 @@ class ReviewMount:
         queue = ReviewQueue(settings.review_db)
         connect(self.app, queue, settings.session_secret, settings.secure_cookies)
         alarms = AuditAlarms(queue, settings.audit_alarm_refresh_seconds)
+        # the webhooks' delivery loop, in a thread beside the API (review/webhooks.py)
+        DeliveryWorker(queue, DeliveryPolicy.from_environment()).start()
         return ReviewSystem(queue, alarms, settings.audit_rate)
 
 
