@@ -272,3 +272,28 @@ def record_verdict(session: Session, entry: SubmissionEntry, decided_by: str) ->
 
 def levels_of(levels: list[dict[str, str]]) -> dict[str, str]:
     return {level["criterion_id"]: level["level"] for level in levels}
+
+
+def erase_decision_feedback(session: Session, entry_ids: list[int]) -> None:
+    """A forgotten educator's decisions keep their decision and levels and lose the feedback,
+    in the records and in every outbox payload (one still due is sent without it)."""
+    records = list(
+        session.scalars(select(DecisionRecord).where(DecisionRecord.entry_id.in_(entry_ids)))
+    )
+    for record in records:
+        record.feedback, record.erased = None, True
+    submissions = {(r.submission_id, r.credential_id) for r in records}
+    for submission_id, _ in submissions:
+        sent = session.scalars(
+            select(WebhookDelivery).where(
+                WebhookDelivery.payload.contains(
+                    json.dumps(submission_id, ensure_ascii=False), autoescape=True
+                )
+            )
+        )
+        for delivery in sent:
+            body = json.loads(delivery.payload)
+            data = body["data"]
+            if (data["submission_id"], data["credential_id"]) in submissions:
+                data.update(feedback=None, erased=True)
+                delivery.payload = json.dumps(body, ensure_ascii=False)

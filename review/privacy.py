@@ -10,12 +10,12 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, Delete, Select, delete, func, select, update
 
 from prescore.review.database import Database
+from prescore.review.platform import erase_decision_feedback
 from prescore.review.tables import (
     DECIDED,
     ERASED,
     PENDING,
     BlindItem,
-    DecisionRecord,
     ItemEntry,
     Review,
     SubmissionEntry,
@@ -74,12 +74,8 @@ def forget_educator(queue: Database, educator_id: str) -> Forgettable:
         session.execute(delete(Review).where(Review.entry_id.in_(forgotten.pending)))
         session.execute(update(Review).where(Review.entry_id.in_(ids)).values(feedback=""))
         session.execute(_unanswered_blind_items(ids))
-        # what the platform pulls keeps the decision and levels, and says it was erased
-        session.execute(
-            update(DecisionRecord)
-            .where(DecisionRecord.entry_id.in_(ids))
-            .values(feedback=None, erased=True)
-        )
+        # what the platform pulls or is sent keeps the decision and levels, says it was erased
+        erase_decision_feedback(session, ids)
     queue.purge_erased()
     return forgotten
 

@@ -190,12 +190,18 @@ def test_every_scored_submission_is_answerable_with_its_history(queue: ReviewQue
 def test_a_forgotten_submission_answers_its_decision_and_says_it_was_erased(
     queue: ReviewQueue,
 ) -> None:
+    add_endpoint(queue, "https://platform.example/hooks")
     system = system_of(queue)
     score(system, 4, Route.human)
     queue.decide(entry_of(queue, 4), VERDICT, "ada", ["wait-time"], seen_version=1)
+    (due,) = queue_deliveries(queue)
+    assert "Say why you paused." in due.payload
     queue.forget_educator("e4")
     answer = system.submission("s4", "wait-time")
     assert answer is not None and answer.erased and answer.feedback is None
+    (scrubbed,) = queue_deliveries(queue)  # still due, sent without the feedback
+    assert json.loads(scrubbed.payload)["data"]["erased"] is True
+    assert "Say why you paused." not in scrubbed.payload
     assert answer.decision == "not_yet" and [lv.level for lv in answer.levels] == [
         "Proficient",
         "1",
