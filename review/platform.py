@@ -31,6 +31,7 @@ from prescore.review.tables import (
     SubmissionEntry,
     WebhookDelivery,
     WebhookEndpoint,
+    as_utc,
 )
 from prescore.serving.schemas import (
     CriterionLevel,
@@ -106,8 +107,8 @@ def outcome(record: DecisionRecord, earlier: int) -> SubmissionOutcome:
         p_earned=record.p_earned,
         model_name=record.model_name,
         model_version=record.model_version,
-        scored_at=record.scored_at,
-        decided_at=record.decided_at,
+        scored_at=as_utc(record.scored_at),  # SQLite returns them without the zone
+        decided_at=as_utc(record.decided_at),
         earlier_decisions=earlier,
     )
 
@@ -124,7 +125,7 @@ def pending_outcome(entry: SubmissionEntry) -> SubmissionOutcome:
         p_earned=entry.p_earned,
         model_name=entry.model_name,
         model_version=entry.model_version,
-        scored_at=entry.created_at,
+        scored_at=as_utc(entry.created_at),
     )
 
 
