@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from prescore.review.audits import AuditAlarms
 from prescore.review.intake import submissions_to_review
 from prescore.review.pages.app import ROOT, connect, create_review_app
-from prescore.review.platform import auto_decisions, submission_outcome
+from prescore.review.platform import auto_decisions
 from prescore.review.queue import ReviewQueue
 from prescore.review.webhooks import DeliveryPolicy, DeliveryWorker
 from prescore.serving.human_review import HumanReview, Receipt
@@ -59,7 +59,7 @@ class ReviewSystem:
         return self.queue.receipt(key, expired_before)
 
     def submission(self, submission_id: str, credential_id: str) -> SubmissionOutcome | None:
-        return submission_outcome(self.queue, submission_id, credential_id)
+        return self.queue.submission_outcome(submission_id, credential_id)
 
     async def stopped(self, model_version: str) -> dict[str, AuditAlarm]:
         return await self.alarms.stopped(model_version)

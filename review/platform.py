@@ -157,6 +157,22 @@ def submission_outcome(
     return None if entry is None else pending_outcome(entry)
 
 
+def decision_history(
+    queue: Database, submission_id: str, credential_id: str
+) -> list[DecisionRecord]:
+    """Every decision on a submission, oldest first: what the review page shows of it."""
+    with queue.sessions() as session:
+        query = (
+            select(DecisionRecord)
+            .where(
+                DecisionRecord.submission_id == submission_id,
+                DecisionRecord.credential_id == credential_id,
+            )
+            .order_by(DecisionRecord.id)
+        )
+        return list(session.scalars(query))
+
+
 def event_body(event: str, answer: SubmissionOutcome, now: datetime) -> str:
     """The JSON a webhook carries (Standard Webhooks' type, timestamp, data): the pull answer."""
     return json.dumps(

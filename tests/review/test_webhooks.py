@@ -377,3 +377,27 @@ def test_auto_decisions_hold_no_text() -> None:
     decision = decision.model_copy(update={"route": Route.auto})
     (record,) = auto_decisions(items, scores, [decision], card(), datetime.now(UTC))
     assert "SECRET-EVIDENCE" not in json.dumps(record.row, default=str)
+
+
+def test_the_review_page_shows_every_decision_oldest_first(queue: ReviewQueue) -> None:
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from prescore.review.pages import app as review_app
+    from prescore.review.reviewers import set_reviewer
+
+    set_reviewer(queue, "ana", "correct horse", ["wait-time"])
+    score(system_of(queue), 15, Route.auto, audit=True)
+    entry = entry_of(queue, 15)
+    queue.decide(entry, VERDICT, "ana", ["wait-time"], seen_version=1)
+    page = review_app.create_review_app()
+    review_app.connect(page, queue, "test-session-secret")
+    site = FastAPI()
+    site.mount(review_app.ROOT, page)
+    client = TestClient(site)
+    client.post("/review/login", data={"name": "ana", "password": "correct horse"})
+    shown = client.get(f"/review/submission/{entry}").text
+    model = system_of(queue).submission("s15", "wait-time")
+    assert model is not None and model.suggestion is not None
+    first = {"earned": "Earned", "not_yet": "Not yet"}[model.suggestion]
+    assert f'id="history">Decisions, oldest first: {first} by model; Not yet by expert.' in shown
