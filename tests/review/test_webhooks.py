@@ -401,3 +401,24 @@ def test_the_review_page_shows_every_decision_oldest_first(queue: ReviewQueue) -
     assert model is not None and model.suggestion is not None
     first = {"earned": "Earned", "not_yet": "Not yet"}[model.suggestion]
     assert f'id="history">Decisions, oldest first: {first} by model; Not yet by expert.' in shown
+
+
+def test_decisions_made_before_the_upgrade_can_be_pulled(tmp_path: Path) -> None:
+    import shutil
+
+    from tests.review.test_migrations import FROM_BEFORE
+
+    path = tmp_path / "review.db"
+    shutil.copy(FROM_BEFORE, path)
+    queue = ReviewQueue(f"sqlite:///{path}")  # upgraded to the head as it opens
+    try:
+        (decided,) = queue.decided()
+        answer = queue.submission_outcome(decided.submission_id, decided.credential_id)
+        assert answer is not None and (answer.status, answer.decided_by) == ("decided", "expert")
+        assert answer.decision == "not_yet" and answer.earlier_decisions == 0
+        assert [lv.level for lv in answer.levels] == [i.decided_level for i in decided.items]
+        (pending,) = queue.pending(["wait-time"])
+        waiting = queue.submission_outcome(pending.submission_id, pending.credential_id)
+        assert waiting is not None and waiting.status == "pending"
+    finally:
+        queue.engine.dispose()
