@@ -1,6 +1,7 @@
 """What goes into the review queue from a scoring request: every human-routed submission decision
 and a sample of the auto ones (audits), with their items, written in one transaction with the
-request's idempotency receipt.
+record of every auto decision and its webhook events (review/platform.py) and the request's
+idempotency receipt.
 """
 
 from __future__ import annotations

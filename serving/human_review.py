@@ -54,7 +54,8 @@ class HumanReview(Protocol):
         expired_before: datetime,
     ) -> None:
         """Queue a scored request's human-routed decisions and a sample of its auto ones (the
-        audit), with its receipt where it has one, in one transaction: all are stored, or
+        audit), record every auto decision for the platform (with its webhook events), with
+        its receipt where it has one, in one transaction: all are stored, or
         none and it raises (SQLAlchemyError; IntegrityError where the receipt's key was
         stored meanwhile). Receipts older than `expired_before` may be deleted."""
         ...
