@@ -22,6 +22,7 @@ from prescore import (  # noqa: E402
     predict_cli,
     serving_cli,
     training_cli,
+    webhooks_cli,
 )
 from prescore.checkout import bench_app  # noqa: E402
 from prescore.data.problems import InputError  # noqa: E402
@@ -60,6 +61,7 @@ reviewers.command(name="report")(serving_cli.report_reviewers)
 app.add_typer(reviewers, name="reviewers")
 app.add_typer(audits_cli.app, name="audits")
 app.add_typer(db_cli.app, name="db")
+app.add_typer(webhooks_cli.app, name="webhooks")
 console = Console()
 
 

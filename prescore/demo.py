@@ -8,6 +8,7 @@ is none to show, and the quick-start says so and why.
 from __future__ import annotations
 
 import json
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,6 +73,17 @@ def pick_demo_requests(
         if len(found) == len(Route):
             break
     return found
+
+
+def pull_curl(base_url: str, key_file: Path, submission_id: str, credential_id: str) -> str:
+    """How the platform sees what became of a submission: pending, then the decision, the
+    levels and the reviewer's feedback (GET /submissions/{id})."""
+    query = urllib.parse.urlencode({"credential_id": credential_id})
+    path = f"{urllib.parse.quote(submission_id, safe='')}?{query}"
+    return (
+        f"curl -s '{base_url}/submissions/{path}' \\\n"
+        f'  -H "Authorization: Bearer $(cat {key_file})"'
+    )
 
 
 def curl_file(base_url: str, key_file: Path, body: Path) -> str:

@@ -109,7 +109,7 @@ def ready_examples(
 ) -> str:
     """The requests to try: held-out submissions decided alone and sent to a human where the
     quick-start found them, else a made-up submission."""
-    from prescore.demo import curl_file
+    from prescore.demo import curl_file, pull_curl
     from prescore.eval.routing import Route
 
     if not examples:
@@ -120,11 +120,21 @@ def ready_examples(
         Route.auto: "A held-out submission the model decides alone (route auto)",
         Route.human: "One it sends to a reviewer (route human)",
     }
-    return "\n\n".join(
+    shown = [
         f"{said[route]}, {example.decision.decision} with confidence "
         f"{example.decision.confidence:.2f}:\n\n{curl_file(base_url, key_file, example.body)}"
         for route, example in sorted(examples.items())
-    )
+    ]
+    human = examples.get(Route.human)
+    if human is not None:  # the third step: the decision and feedback come back
+        decision = human.decision
+        shown.append(
+            f"Once a reviewer decides it (at {base_url}/review/), the platform hears back: "
+            "pending until then, then the decision, levels and feedback "
+            "(or by webhook: prescore webhooks add URL):\n\n"
+            + pull_curl(base_url, key_file, decision.submission_id, decision.credential_id)
+        )
+    return "\n\n".join(shown)
 
 
 def first_credential(base_url: str, key_file: Path) -> tuple[str, list[str]]:

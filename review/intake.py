@@ -1,6 +1,7 @@
 """What goes into the review queue from a scoring request: every human-routed submission decision
 and a sample of the auto ones (audits), with their items, written in one transaction with the
-request's idempotency receipt.
+record of every auto decision and its webhook events (review/platform.py) and the request's
+idempotency receipt.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from sqlalchemy import delete, func, insert, select
 from prescore.data.schema import CriterionKey
 from prescore.eval.routing import Route
 from prescore.review.database import Database
+from prescore.review.platform import AutoDecision, record_auto_decisions
 from prescore.review.tables import (
     AUDIT_SAMPLE,
     PENDING,
@@ -161,18 +163,20 @@ def enqueue(
     batch: list[ToReview],
     receipt: Receipt | None = None,
     expired_before: datetime | None = None,
+    auto: list[AutoDecision] | None = None,
 ) -> list[int]:
-    """One transaction for a request's submissions, and its receipt where the request
-    carried an Idempotency-Key: all are stored, or none and it raises.
+    """One transaction for a request's submissions, the records of its auto decisions with
+    their webhook events (review/platform.py), and its receipt where the request carried an
+    Idempotency-Key: all are stored, or none and it raises.
 
     Core inserts, not the ORM's unit of work: this runs once per scored request, holding
     the GIL the model's threads need, and the unit of work took about twice the CPU for
     rows nothing reads back here (eval/RESULTS.md, 2026-12-07)."""
     now = datetime.now(UTC)
     rows = [submission_rows(review, now) for review in batch]
-    if not rows and receipt is None:
-        return []  # nothing to store: no transaction (an auto decision outside the audit)
-    ids = []
+    if not rows and receipt is None and not auto:
+        return []  # nothing to store: no transaction
+    ids, entries = [], {}
     with queue.writing() as session:
         connection = session.connection()
         for submission, items in rows:
@@ -185,6 +189,8 @@ def enqueue(
                 with_entry = [{**item, "submission_entry_id": entry_id} for item in items]
                 connection.execute(insert(ItemEntry), with_entry)
             ids.append(entry_id)
+            entries[(submission["submission_id"], submission["credential_id"])] = entry_id
+        record_auto_decisions(connection, auto or [], entries)
         if receipt is not None:
             if expired_before is not None:  # this key's own expired receipt, if any,
                 connection.execute(  # and now and then every expired one (bounded work)

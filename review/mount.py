@@ -12,14 +12,16 @@ import os
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from fastapi import FastAPI
 
 from prescore.review.audits import AuditAlarms
 from prescore.review.intake import submissions_to_review
 from prescore.review.pages.app import ROOT, connect, create_review_app
+from prescore.review.platform import auto_decisions
 from prescore.review.queue import ReviewQueue
+from prescore.review.webhooks import DeliveryPolicy, DeliveryWorker
 from prescore.serving.human_review import HumanReview, Receipt
 from prescore.serving.schemas import (
     AuditAlarm,
@@ -27,6 +29,7 @@ from prescore.serving.schemas import (
     ModelCard,
     ScoredEvidence,
     SubmissionDecision,
+    SubmissionOutcome,
 )
 from prescore.serving.settings import ServiceSettings
 
@@ -50,10 +53,14 @@ class ReviewSystem:
         expired_before: datetime,
     ) -> None:
         batch = submissions_to_review(items, scores, submissions, card, self.audit_rate, self.draw)
-        self.queue.enqueue(batch, receipt, expired_before)
+        auto = auto_decisions(items, scores, submissions, card, datetime.now(UTC))
+        self.queue.enqueue(batch, receipt, expired_before, auto)
 
     def receipt(self, key: str, expired_before: datetime) -> Receipt | None:
         return self.queue.receipt(key, expired_before)
+
+    def submission(self, submission_id: str, credential_id: str) -> SubmissionOutcome | None:
+        return self.queue.submission_outcome(submission_id, credential_id)
 
     async def stopped(self, model_version: str) -> dict[str, AuditAlarm]:
         return await self.alarms.stopped(model_version)
@@ -79,6 +86,8 @@ class ReviewMount:
             settings.session_idle_minutes,
         )
         alarms = AuditAlarms(queue, settings.audit_alarm_refresh_seconds)
+        # the webhooks' delivery loop, in a thread beside the API (review/webhooks.py)
+        DeliveryWorker(queue, DeliveryPolicy.from_environment()).start()
         return ReviewSystem(queue, alarms, settings.audit_rate)
 
 

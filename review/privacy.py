@@ -13,6 +13,7 @@ from sqlalchemy import ColumnElement, Delete, Select, delete, func, or_, select,
 from sqlalchemy.orm import Session
 
 from prescore.review.database import Database
+from prescore.review.platform import erase_decision_feedback
 from prescore.review.tables import (
     DECIDED,
     ERASED,
@@ -129,6 +130,8 @@ def forget_educator(queue: Database, educator_id: str) -> Forgettable:
         session.execute(delete(Review).where(Review.entry_id.in_(forgotten.pending)))
         session.execute(update(Review).where(Review.entry_id.in_(ids)).values(feedback=""))
         session.execute(_unanswered_blind_items(ids))
+        # what the platform pulls or is sent keeps the decision and levels, says it was erased
+        erase_decision_feedback(session, ids)
     queue.purge_erased()
     return forgotten
 

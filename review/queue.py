@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Text, and_, case, cast, func, select
 
 from prescore.eval.routing import Reason
-from prescore.review import export, intake, privacy, verdicts
+from prescore.review import export, intake, platform, privacy, verdicts
 from prescore.review.database import Database
 from prescore.review.tables import AUDIT_SAMPLE, LIVE, PEER, PENDING, Review, SubmissionEntry
 from prescore.review.verdicts import PEERS_NEEDED, Assessor, NotAssigned
@@ -142,6 +142,8 @@ class ReviewQueue(Database):
     get = get
     decide = verdicts.decide
     live_reviews = verdicts.live_reviews
+    decision_history = platform.decision_history
+    submission_outcome = platform.submission_outcome
     decided = export.decided
     reviewed_items = export.reviewed_items
     reviewed_decisions = export.reviewed_decisions

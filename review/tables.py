@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from prescore.data.schema import RaterKind
@@ -220,6 +220,76 @@ class AuditBreaker(Base):
     @property
     def tripped(self) -> bool:
         return self.resumed_at is None or as_utc(self.tripped_at) > as_utc(self.resumed_at)
+
+
+# who made a decision the platform hears of
+BY_MODEL, BY_EXPERT, BY_PEERS = "model", "expert", "peers"
+# the webhook events; a delivery's states
+DECIDED_EVENT, REVISED_EVENT = "submission.decided", "submission.revised"
+DUE, DELIVERED, DEAD = "due", "delivered", "dead"
+
+
+class DecisionRecord(Base):
+    """One decision on one submission, as the platform hears of it: the model's (auto, at
+    scoring), a reviewer's, two agreeing peers', or an audit's revision. A revision adds a
+    row, never changes one; the newest row is the decision in force. No evidence text: the
+    feedback to the educator only, erased with the evidence when the educator is forgotten."""
+
+    __tablename__ = "decision_records"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    submission_id: Mapped[str] = mapped_column(String(200))
+    credential_id: Mapped[str] = mapped_column(String(200))
+    entry_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    decided_by: Mapped[str] = mapped_column(String(8))  # model / expert / peers
+    decision: Mapped[str] = mapped_column(String(16))
+    route: Mapped[str] = mapped_column(String(8))  # the model's route at scoring
+    # [{criterion_id, title, level}] in the request's order: the rubric's own level titles
+    levels: Mapped[list[dict[str, str]]] = mapped_column(JSON)
+    feedback: Mapped[str | None] = mapped_column(Text, nullable=True)
+    erased: Mapped[bool] = mapped_column(Boolean, default=False)
+    model_name: Mapped[str] = mapped_column(String(200))
+    model_version: Mapped[str] = mapped_column(String(50))
+    suggestion: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    p_earned: Mapped[float | None] = mapped_column(Float, nullable=True)
+    scored_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    decided_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    # the pull answer's lookup: the newest record of one submission
+    __table_args__ = (Index("ix_decision_records_submission", "submission_id", "credential_id"),)
+
+
+class WebhookEndpoint(Base):
+    """Where the platform hears of decisions, with the secret that signs what is sent there
+    (Standard Webhooks: `whsec_` and base64). Never logged, shown once when added."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    secret: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class WebhookDelivery(Base):
+    """The outbox: one event for one endpoint, written in the transaction of its decision, so
+    none is lost or invented by a crash between the two. The delivery worker claims a due row
+    with a lease, sends it (the same `message_id` every try) and records the outcome."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(64), index=True)  # the webhook-id header
+    endpoint_id: Mapped[int] = mapped_column(Integer, index=True)
+    event: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[str] = mapped_column(Text)  # the JSON body exactly as signed and sent
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    state: Mapped[str] = mapped_column(String(16), default=DUE)
+    tries: Mapped[int] = mapped_column(Integer, default=0)
+    next_try_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 def as_utc(moment: datetime) -> datetime:

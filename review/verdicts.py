@@ -16,7 +16,18 @@ from sqlalchemy.orm.exc import StaleDataError
 from prescore.eval.decisions import EARNED, NOT_YET
 from prescore.review.audits import trip_on_audits
 from prescore.review.database import Database
-from prescore.review.tables import DECIDED, EXPERT, LIVE, PEER, PENDING, Review, SubmissionEntry
+from prescore.review.platform import record_verdict
+from prescore.review.tables import (
+    BY_EXPERT,
+    BY_PEERS,
+    DECIDED,
+    EXPERT,
+    LIVE,
+    PEER,
+    PENDING,
+    Review,
+    SubmissionEntry,
+)
 from prescore.serving.schemas import unstorable_character
 
 DECISIONS = (EARNED, NOT_YET)
@@ -196,9 +207,11 @@ def decide(
             session.add(review_of(entry, verdict, assessor, LIVE, seconds))
             if assessor.kind == EXPERT:
                 settle(entry, verdict, reviewer)
+                record_verdict(session, entry, BY_EXPERT)  # and its webhook, if any
             elif peers and agree(peers[0], verdict):
                 feedback = both_feedbacks(peers[0].feedback, verdict.feedback)
                 settle(entry, Verdict(verdict.levels, verdict.decision, feedback), reviewer)
+                record_verdict(session, entry, BY_PEERS)
             else:  # a first peer review, or a second that disagrees: the version moves on
                 flag_modified(entry, "priority")
             if entry.audit and entry.status == DECIDED:

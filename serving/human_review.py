@@ -1,9 +1,9 @@
 """What the scoring API needs from the review system, and what it does with the answers.
 
 The review system (review/) is a product of its own: its tables, pages and commands. The API
-needs three things of it, named by `HumanReview`; review/mount.py provides them and mounts
+needs four things of it, named by `HumanReview`; review/mount.py provides them and mounts
 the reviewers' pages beside the API. A Protocol, not an import of the queue: the API's code
-and tests read the contract here, and a fake of three methods stands in for a database.
+and tests read the contract here, and a fake of four methods stands in for a database.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from prescore.serving.schemas import (
     ModelCard,
     ScoredEvidence,
     SubmissionDecision,
+    SubmissionOutcome,
 )
 
 
@@ -53,13 +54,19 @@ class HumanReview(Protocol):
         expired_before: datetime,
     ) -> None:
         """Queue a scored request's human-routed decisions and a sample of its auto ones (the
-        audit), with its receipt where it has one, in one transaction: all are stored, or
+        audit), record every auto decision for the platform (with its webhook events), with
+        its receipt where it has one, in one transaction: all are stored, or
         none and it raises (SQLAlchemyError; IntegrityError where the receipt's key was
         stored meanwhile). Receipts older than `expired_before` may be deleted."""
         ...
 
     def receipt(self, key: str, expired_before: datetime) -> Receipt | None:
         """The first answer to a request with this key, if given after `expired_before`."""
+        ...
+
+    def submission(self, submission_id: str, credential_id: str) -> SubmissionOutcome | None:
+        """What became of a scored submission: its newest decision and how many came before
+        it, or pending while a reviewer has not decided; None where none was scored."""
         ...
 
     async def stopped(self, model_version: str) -> dict[str, AuditAlarm]:

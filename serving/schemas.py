@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -167,6 +168,44 @@ class ReloadRequest(BaseModel):
         None,
         description="the configured alias, which promotion moves (any other is refused: only "
         "promotion chooses what serves); default: that one",
+    )
+
+
+class CriterionLevel(BaseModel):
+    criterion_id: str
+    title: str = Field("", description="the criterion's title on the rubric")
+    level: str = Field(description="the level's title on the rubric, e.g. Proficient")
+
+
+class SubmissionOutcome(BaseModel):
+    """What became of one scored submission: GET /submissions/{id}, and every webhook's
+    `data`. Never the evidence text."""
+
+    submission_id: str
+    credential_id: str
+    status: Literal["pending", "decided"]
+    decision: Literal["earned", "not_yet"] | None = Field(
+        None, description="the decision in force; None while a human has not decided"
+    )
+    decided_by: Literal["model", "expert", "peers"] | None = None
+    levels: list[CriterionLevel] = Field(
+        default_factory=list, description="the deciding levels per criterion; empty while pending"
+    )
+    feedback: str | None = Field(None, description="to the educator: what to strengthen")
+    erased: bool = Field(
+        False, description="the educator was forgotten: the decision remains, the feedback not"
+    )
+    route: str = Field(description="where the model sent it: auto or human")
+    suggestion: Literal["earned", "not_yet"] | None = Field(
+        None, description="the model's decision, where it made one"
+    )
+    p_earned: float | None = None
+    model_name: str
+    model_version: str
+    scored_at: datetime
+    decided_at: datetime | None = None
+    earlier_decisions: int = Field(
+        0, description="decisions before this one (an audit's revision adds one, never replaces)"
     )
 
 

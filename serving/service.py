@@ -58,6 +58,7 @@ from prescore.serving.schemas import (
     ReloadRequest,
     ScoreRequest,
     ScoreResponse,
+    SubmissionOutcome,
 )
 from prescore.serving.scoring import submission_problems
 from prescore.serving.settings import ServiceSettings
@@ -297,6 +298,32 @@ class Prescore:
             return error(422, "the Idempotency-Key was used for another request", [detail])
         version = json.loads(receipt.response)["model_version"]
         return answered_by(version, Response(receipt.response, media_type="application/json"))
+
+    @api.get(
+        "/submissions/{submission_id}",
+        response_model=SubmissionOutcome,
+        responses={
+            401: {"model": ErrorResponse},
+            404: {"model": ErrorResponse, "description": "no submission scored with these ids"},
+            422: {"model": ErrorResponse},
+            503: {"model": ErrorResponse},
+        },
+    )
+    async def submission(self, submission_id: str, credential_id: str) -> Any:
+        """What became of a scored submission: pending while a reviewer has not decided, then
+        the decision, who made it, the levels, the feedback to the educator and the versions;
+        the newest decision, with how many came before it. Never the evidence text."""
+        answer = await anyio.to_thread.run_sync(
+            self.reviews.submission, submission_id, credential_id
+        )
+        if answer is None:
+            detail = ErrorDetail(
+                field="path.submission_id",
+                rule="not_found",
+                message="no submission with this id and credential_id was scored here",
+            )
+            return error(404, "unknown submission", [detail])
+        return JSONResponse(answer.model_dump(mode="json"))
 
     @api.get("/credentials", response_model=ModelCard, responses={401: {}})
     async def credentials(self, response: Response) -> ModelCard:

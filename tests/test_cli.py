@@ -95,6 +95,9 @@ def test_quickstart_ends_by_serving_the_champion_with_held_out_examples(
     assert oct(body_file.stat().st_mode & 0o777) == "0o600"  # it holds evidence text
     body = json.loads(body_file.read_text())
     assert len(body["items"]) == 6 and len({i["submission_id"] for i in body["items"]}) == 1
+    # and how to see the reviewer's decision come back (the third step)
+    (submission,) = {i["submission_id"] for i in body["items"]}
+    assert f"curl -s 'http://127.0.0.1:3000/submissions/{submission}?credential_id=" in flat
 
 
 def test_the_quickstart_config_is_the_default_and_fine_tunes_the_bundled_encoder() -> None:

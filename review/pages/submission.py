@@ -49,8 +49,10 @@ def submission_page(
     took_part = entry.decided_by == name or kind_of(queue, name)[1]
     if entry.status == DECIDED and not took_part:
         took_part = any(review.reviewer == name for review in queue.live_reviews(entry_id))
+    # every decision on it, oldest first (an audit's revision beside the model's decision)
+    history = queue.decision_history(entry.submission_id, entry.credential_id) if took_part else []
     return show_submission(
-        request, entry, status, calibrating=blind, took_part=took_part, **context
+        request, entry, status, calibrating=blind, took_part=took_part, history=history, **context
     )
 
 

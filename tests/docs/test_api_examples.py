@@ -8,13 +8,19 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from prescore.serving.schemas import ErrorResponse, ScoreRequest, ScoreResponse
+from prescore.serving.schemas import (
+    ErrorResponse,
+    ScoreRequest,
+    ScoreResponse,
+    SubmissionOutcome,
+)
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "api.md"
 SCHEMAS: dict[str, type[BaseModel]] = {
     "request": ScoreRequest,
     "response": ScoreResponse,
     "error": ErrorResponse,
+    "submission": SubmissionOutcome,  # GET /submissions/{id}, and every webhook's data
 }
 
 

@@ -309,7 +309,14 @@ def test_the_report_shows_the_held_out_agreement_the_model_was_qualified_against
 def test_an_existing_database_gains_the_new_tables_and_its_reviewers_are_experts(
     tmp_path: Path,
 ) -> None:
-    from prescore.review.tables import BlindItem, CalibrationSetting, Review
+    from prescore.review.tables import (
+        BlindItem,
+        CalibrationSetting,
+        DecisionRecord,
+        Review,
+        WebhookDelivery,
+        WebhookEndpoint,
+    )
 
     path = tmp_path / "review.db"
     old = ReviewQueue.at(path)
@@ -318,6 +325,8 @@ def test_an_existing_database_gains_the_new_tables_and_its_reviewers_are_experts
     old.decide(decided, VERDICT, "ana", ["wait-time"], 1)
     for table in (ReviewerRole, Review, CalibrationSetting, BlindItem):  # as before this change
         table.__table__.drop(old.engine)  # type: ignore[attr-defined]
+    for newer in (DecisionRecord, WebhookEndpoint, WebhookDelivery):  # and before 0002
+        newer.__table__.drop(old.engine)  # type: ignore[attr-defined]
     with old.engine.begin() as connection:  # and before migrations
         connection.exec_driver_sql("DROP TABLE alembic_version")
     old.engine.dispose()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect
 from typer.testing import CliRunner
 
@@ -19,7 +20,7 @@ from prescore.review.audits import breaker_states
 from prescore.review.database import engine_url
 from prescore.review.queue import ReviewQueue
 from prescore.review.reviewers import authenticate
-from prescore.review.schema import BASELINE, head, revision_of
+from prescore.review.schema import BASELINE, alembic_config, head, revision_of
 from prescore.review.tables import Base
 from prescore.serving.human_review import receipt_key
 
@@ -93,7 +94,10 @@ def test_an_empty_database_is_created_by_the_migrations_as_the_tables_declare(
 
 def test_a_database_create_all_made_is_stamped_on_sqlite_and_postgres(review_db: str) -> None:
     engine = create_engine(engine_url(review_db))
-    Base.metadata.create_all(engine)  # what every open did before migrations
+    # what every open did before migrations: the tables then, which the baseline froze
+    baseline = ScriptDirectory.from_config(alembic_config()).get_revision(BASELINE)
+    assert baseline is not None
+    baseline.module.BASELINE.create_all(engine)
     engine.dispose()
 
     assert "from before migrations" in upgrade(review_db)

@@ -387,6 +387,40 @@ def test_a_retry_with_the_same_idempotency_key_gets_the_first_answer_and_queues_
     assert queue.count_pending(["wait-time"]) == before + 3
 
 
+def test_a_scored_submission_is_answerable_by_pull_pending_then_decided(server: Server) -> None:
+    from prescore.review.queue import ReviewQueue
+    from prescore.review.verdicts import Verdict
+
+    status, scored, _ = server.call("POST", "/score", {"items": [item(800, text=SECRET)]})
+    assert status == 200 and scored["submissions"][0]["route"] == "human"
+    path = "/submissions/sub-800?credential_id=wait-time"
+    status, answer, _ = server.call("GET", path)
+    assert status == 200, answer
+    assert (answer["status"], answer["decision"], answer["route"]) == ("pending", None, "human")
+    assert answer["suggestion"] == scored["submissions"][0]["decision"]
+    assert SECRET not in json.dumps(answer)
+
+    queue = ReviewQueue(f"sqlite:///{server.log.parent / '.prescore' / 'review.db'}")
+    (entry,) = [e for e in queue.pending(["wait-time"], limit=1000) if e.submission_id == "sub-800"]
+    levels = {i.criterion_id: i.levels[0] for i in entry.items}
+    queue.decide(entry.id, Verdict(levels, "not_yet", "Pause longer."), "ada", ["wait-time"], 1)
+    queue.engine.dispose()
+    status, answer, _ = server.call("GET", path)
+    assert (answer["status"], answer["decided_by"], answer["feedback"]) == (
+        "decided",
+        "expert",
+        "Pause longer.",
+    )
+    assert answer["earlier_decisions"] == 0 and answer["model_version"] == "1"
+
+    status, missing, _ = server.call("GET", "/submissions/nobody?credential_id=wait-time")
+    assert status == 404 and missing["details"][0]["rule"] == "not_found"
+    status, _, _ = server.call("GET", "/submissions/sub-800")  # credential_id is required
+    assert status == 422
+    status, _, _ = server.call("GET", path, key=None)
+    assert status == 401
+
+
 def test_control_characters_in_a_path_are_escaped_in_the_access_log(server: Server) -> None:
     marker = "FORGED-7731"
     server.call("GET", f"/x%0A{marker}%20status=200%1B[31m%E2%80%AE", key=None)
@@ -469,7 +503,7 @@ def test_fuzzed_requests_with_a_key_never_get_a_server_error(server: Server) -> 
             if case.path == "/reload":  # whatever was fuzzed, the champion (1) serves again
                 server.call("POST", "/reload", {})
 
-    assert fuzz(server, check) == 3  # /score, /credentials, /reload
+    assert fuzz(server, check) == 4  # /score, /credentials, /reload, /submissions/{id}
 
 
 def test_every_operation_refuses_fuzzed_requests_without_a_key(server: Server) -> None:
@@ -478,4 +512,4 @@ def test_every_operation_refuses_fuzzed_requests_without_a_key(server: Server) -
         assert response.status_code == 401, (case.method, case.path, response.status_code)
         assert response.headers["www-authenticate"] == ["Bearer"]
 
-    assert fuzz(server, check, examples=15) == 3
+    assert fuzz(server, check, examples=15) == 4
