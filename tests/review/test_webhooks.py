@@ -395,7 +395,9 @@ def test_the_review_page_shows_every_decision_oldest_first(queue: ReviewQueue) -
     site = FastAPI()
     site.mount(review_app.ROOT, page)
     client = TestClient(site)
-    client.post("/review/login", data={"name": "ana", "password": "correct horse"})
+    from tests.review.test_review_form import sign_in
+
+    assert sign_in(client, "ana", "correct horse").status_code == 200
     shown = client.get(f"/review/submission/{entry}").text
     model = system_of(queue).submission("s15", "wait-time")
     assert model is not None and model.suggestion is not None
