@@ -300,7 +300,7 @@ class Prescore:
         return answered_by(version, Response(receipt.response, media_type="application/json"))
 
     @api.get(
-        "/submissions/{submission_id}",
+        "/submissions/{submission_id:path}",  # an id may hold "/": sent as is or as %2F
         response_model=SubmissionOutcome,
         responses={
             401: {"model": ErrorResponse},

@@ -415,6 +415,13 @@ def test_a_scored_submission_is_answerable_by_pull_pending_then_decided(server: 
 
     status, missing, _ = server.call("GET", "/submissions/nobody?credential_id=wait-time")
     assert status == 404 and missing["details"][0]["rule"] == "not_found"
+    slashed = item(801, submission_id="term-2/sub-801")  # a platform's id may hold a "/"
+    assert server.call("POST", "/score", {"items": [slashed]})[0] == 200
+    for sent in ("term-2/sub-801", "term-2%2Fsub-801"):
+        status, answer, _ = server.call("GET", f"/submissions/{sent}?credential_id=wait-time")
+        assert status == 200 and answer["submission_id"] == "term-2/sub-801", (sent, answer)
+    status, missing, _ = server.call("GET", "/submissions/term-2/nobody?credential_id=wait-time")
+    assert status == 404 and missing["error"] == "unknown submission"  # our shape
     status, _, _ = server.call("GET", "/submissions/sub-800")  # credential_id is required
     assert status == 422
     status, _, _ = server.call("GET", path, key=None)
