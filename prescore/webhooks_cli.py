@@ -61,6 +61,25 @@ def list_endpoints(db: str = DB) -> None:
     console.print(table)
 
 
+@app.command()
+def remove(
+    endpoint: int = typer.Argument(..., help="the endpoint's id (`list`)"), db: str = DB
+) -> None:
+    """Remove an endpoint, with the deliveries still owed to it or dead; no event goes there
+    again. Delivered ones stay listed."""
+    from prescore.review.webhooks import remove_endpoint
+    from prescore.serving_cli import open_queue
+
+    queue = open_queue(db)
+    try:
+        dropped = remove_endpoint(queue, endpoint)
+    finally:
+        queue.engine.dispose()
+    if dropped is None:
+        raise SystemExit(f"no webhook endpoint {endpoint}: `prescore webhooks list` shows them")
+    console.print(f"Endpoint {endpoint} removed, with {dropped} undelivered event(s).")
+
+
 @app.command(name="deliveries")
 def list_deliveries(
     state: str = typer.Option(None, help="only due, delivered or dead"),

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import httpx
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, or_, select, update
 from standardwebhooks import Webhook
 
 from prescore.review.database import Database
@@ -89,6 +89,23 @@ def add_endpoint(queue: Database, url: str) -> tuple[int, str]:
         session.add(endpoint)
         session.flush()
         return endpoint.id, secret
+
+
+def remove_endpoint(queue: Database, endpoint_id: int) -> int | None:
+    """Remove an endpoint and every delivery still owed to it or dead (their payloads hold
+    the educator's feedback, and nobody will take them now); delivered ones stay as the
+    record of what was sent. None where there is no such endpoint; else how many went."""
+    with queue.writing() as session:
+        endpoint = session.get(WebhookEndpoint, endpoint_id)
+        if endpoint is None:
+            return None
+        owed = session.execute(
+            delete(WebhookDelivery).where(
+                WebhookDelivery.endpoint_id == endpoint_id, WebhookDelivery.state != DELIVERED
+            )
+        )
+        session.delete(endpoint)
+    return int(getattr(owed, "rowcount", 0))
 
 
 def endpoints(queue: Database) -> list[WebhookEndpoint]:

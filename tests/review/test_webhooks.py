@@ -325,6 +325,23 @@ def test_webhooks_add_prints_the_secret_once_and_list_never(tmp_path: Path) -> N
     assert bad.exit_code != 0
 
 
+def test_a_removed_endpoint_takes_its_undelivered_events_with_it(
+    queue: ReviewQueue, tmp_path: Path
+) -> None:
+    kept, _ = add_endpoint(queue, "https://kept.example/hooks")
+    gone, _ = add_endpoint(queue, "https://gone.example/hooks")
+    score(system_of(queue), 21, Route.auto)
+    assert sorted(d.endpoint_id for d in queue_deliveries(queue)) == [kept, gone]
+    url = queue.engine.url.render_as_string(hide_password=False)
+    removed = CliRunner().invoke(app, ["webhooks", "remove", str(gone), "--db", url])
+    assert removed.exit_code == 0 and "1 undelivered event" in removed.output, removed.output
+    assert [d.endpoint_id for d in queue_deliveries(queue)] == [kept]
+    listed = CliRunner().invoke(app, ["webhooks", "list", "--db", url])
+    assert "kept.example" in listed.output and "gone.example" not in listed.output
+    again = CliRunner().invoke(app, ["webhooks", "remove", str(gone), "--db", url])
+    assert again.exit_code != 0 and f"no webhook endpoint {gone}" in again.output
+
+
 @pytest.mark.slow
 def test_a_worker_killed_mid_delivery_leaves_it_to_the_next_with_the_same_id(
     tmp_path: Path, receiver: Receiver
