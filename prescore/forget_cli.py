@@ -164,7 +164,8 @@ def forget_educator(queue: ReviewQueue, educator: str, exports: list[Path], act:
     would = "" if act else "would be "
     console.print(f"Educator {educator}:")
     console.print(
-        f"  review queue: {len(entries.pending)} pending submission(s) {would}deleted; "
+        f"  review queue: {len(entries.pending)} pending submission(s) {would}withdrawn "
+        "(stripped like the decided ones; no reviewer sees them again); "
         f"{len(entries.decided)} decided submission(s) {would}stripped of evidence text, "
         "feedback and educator id (decisions and levels stay)",
         soft_wrap=True,

@@ -27,6 +27,7 @@ from prescore.review.tables import (
     DUE,
     ERASED,
     REVISED_EVENT,
+    WITHDRAWN,
     DecisionRecord,
     SubmissionEntry,
     WebhookDelivery,
@@ -114,11 +115,12 @@ def outcome(record: DecisionRecord, earlier: int) -> SubmissionOutcome:
 
 
 def pending_outcome(entry: SubmissionEntry) -> SubmissionOutcome:
-    """A queued submission no decision record speaks of yet: waiting for a reviewer."""
+    """A queued submission no decision record speaks of yet: waiting for a reviewer, or
+    withdrawn, its educator forgotten before anyone decided."""
     return SubmissionOutcome(
         submission_id=entry.submission_id,
         credential_id=entry.credential_id,
-        status="pending",
+        status="withdrawn" if entry.status == WITHDRAWN else "pending",
         erased=any(item.text == ERASED for item in entry.items),
         route=entry.route,
         suggestion=entry.decision,

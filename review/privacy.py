@@ -18,6 +18,7 @@ from prescore.review.tables import (
     DECIDED,
     ERASED,
     PENDING,
+    WITHDRAWN,
     BlindItem,
     ItemEntry,
     Review,
@@ -94,14 +95,15 @@ def _submissions_in(response: str) -> set[tuple[str, str]]:
 
 
 def forget_educator(queue: Database, educator_id: str) -> Forgettable:
-    """Remove an educator's evidence, in one transaction. A pending submission goes whole:
-    no decision was made that anyone must keep. A decided one keeps its decision, levels,
-    reviewer and model version (the audit and drift figures rest on them, and they hold no
-    text) and loses the evidence text, the reviewer's feedback (written about that text)
-    and the educator id, so nothing in the queue leads back to the person. The idempotency
-    receipts whose answer names any of these submissions go too: they hold no text, but
-    their levels and decisions would otherwise outlive the forgetting by up to a day (a
-    retry of such a request is then scored anew)."""
+    """Remove an educator's evidence, in one transaction. A pending submission is withdrawn:
+    its text and educator id go, no reviewer sees it again, and what the model suggested
+    stays (as for a decided one), so the platform's pull can say it was erased. A decided
+    one keeps its decision, levels, reviewer and model version (the audit and drift figures
+    rest on them, and they hold no text) and loses the evidence text, the reviewer's
+    feedback (written about that text) and the educator id, so nothing in the queue leads
+    back to the person. The idempotency receipts whose answer names any of these
+    submissions go too: they hold no text, but their levels and decisions would otherwise
+    outlive the forgetting by up to a day (a retry of such a request is then scored anew)."""
     with queue.writing() as session:
         entries = session.scalars(
             select(SubmissionEntry).where(SubmissionEntry.educator_id == educator_id)
@@ -117,8 +119,7 @@ def forget_educator(queue: Database, educator_id: str) -> Forgettable:
             session.execute(delete(ScoreReceipt).where(ScoreReceipt.key.in_(chunk)))
         for entry in entries:
             if entry.status == PENDING:
-                session.delete(entry)
-                continue
+                entry.status = WITHDRAWN
             for item in entry.items:
                 item.text = ERASED
             entry.feedback = None

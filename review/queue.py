@@ -20,7 +20,15 @@ from sqlalchemy import ColumnElement, Text, and_, case, cast, func, select
 from prescore.eval.routing import Reason
 from prescore.review import export, intake, platform, privacy, verdicts
 from prescore.review.database import Database
-from prescore.review.tables import AUDIT_SAMPLE, LIVE, PEER, PENDING, Review, SubmissionEntry
+from prescore.review.tables import (
+    AUDIT_SAMPLE,
+    LIVE,
+    PEER,
+    PENDING,
+    WITHDRAWN,
+    Review,
+    SubmissionEntry,
+)
 from prescore.review.verdicts import PEERS_NEEDED, Assessor, NotAssigned
 
 
@@ -126,7 +134,9 @@ def count_pending(
 def get(queue: Database, entry_id: int, credentials: list[str]) -> SubmissionEntry | None:
     with queue.sessions() as session:
         entry = session.get(SubmissionEntry, entry_id)
-    if entry is not None and entry.credential_id not in credentials:
+    if entry is None or entry.status == WITHDRAWN:  # its educator was forgotten
+        return None
+    if entry.credential_id not in credentials:
         raise NotAssigned(f"submission {entry_id} belongs to a credential not assigned to you")
     return entry
 

@@ -14,6 +14,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from prescore.data.schema import RaterKind
 
 PENDING, DECIDED = "pending", "decided"
+# a pending submission whose educator was forgotten: its text and educator id erased, no
+# reviewer sees it again, and the platform's pull says it was erased rather than 404
+WITHDRAWN = "withdrawn"
 AUDIT_SAMPLE = "audit_sample"  # the reason an auto decision is in the queue
 EXPERT, PEER = RaterKind.expert.value, RaterKind.peer.value
 # why a reviewer recorded a verdict: live work, a training item (answer shown after), or an

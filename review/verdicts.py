@@ -25,6 +25,7 @@ from prescore.review.tables import (
     LIVE,
     PEER,
     PENDING,
+    WITHDRAWN,
     Review,
     SubmissionEntry,
 )
@@ -182,7 +183,7 @@ def decide(
     try:
         with queue.writing() as session:
             entry = session.get(SubmissionEntry, entry_id, with_for_update=True)
-            if entry is None:
+            if entry is None or entry.status == WITHDRAWN:
                 raise LookupError(f"no queued submission {entry_id}")
             if entry.credential_id not in credentials:
                 raise NotAssigned(f"submission {entry_id} is not in your credentials")

@@ -183,7 +183,10 @@ class SubmissionOutcome(BaseModel):
 
     submission_id: str
     credential_id: str
-    status: Literal["pending", "decided"]
+    status: Literal["pending", "decided", "withdrawn"] = Field(
+        description="withdrawn: the educator was forgotten before a reviewer decided; no "
+        "decision will come"
+    )
     decision: Literal["earned", "not_yet"] | None = Field(
         None, description="the decision in force; None while a human has not decided"
     )

@@ -226,7 +226,7 @@ def test_prescore_forget_dry_run_then_yes(
     base = ["--educator", "e3", "--review-db", review_db, "--exports", str(tmp_path / "elsewhere")]
 
     said = invoke(*base)
-    assert "Dry run" in said and "1 pending submission(s) would be deleted" in said
+    assert "Dry run" in said and "1 pending submission(s) would be withdrawn" in said
     assert "1 decided submission(s) would be stripped" in said
     assert f"export {out.resolve()}: 2 record(s) would be removed" in said
     assert f"export {copy.resolve()}: 2 record(s) would be removed" in said
@@ -234,7 +234,7 @@ def test_prescore_forget_dry_run_then_yes(
     assert out.read_text() == untouched and len(queue.educator_entries("e3").decided) == 1
 
     said = invoke(*base, "--yes")
-    assert "Dry run" not in said and "1 pending submission(s) deleted" in said
+    assert "Dry run" not in said and "1 pending submission(s) withdrawn" in said
     assert records_of(out, "e3") == records_of(copy, "e3") == 0
     assert records_of(out, "e4") == records_of(copy, "e4") == 2  # others stay
     entries = queue.educator_entries("e3")

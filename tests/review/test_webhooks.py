@@ -208,6 +208,29 @@ def test_a_forgotten_submission_answers_its_decision_and_says_it_was_erased(
     ]
 
 
+def test_a_pending_submission_forgotten_answers_withdrawn_and_erased(queue: ReviewQueue) -> None:
+    """No decision was made, so none remains to answer; the pull says what became of it
+    instead of a 404 the platform could take for a typo, and no reviewer sees it again."""
+    system = system_of(queue)
+    score(system, 7, Route.human)
+    entry = entry_of(queue, 7)
+    queue.forget_educator("e7")
+    answer = system.submission("s7", "wait-time")
+    assert answer is not None, "a forgotten pending submission must not read as unknown"
+    assert (answer.status, answer.erased, answer.decision, answer.feedback) == (
+        "withdrawn",
+        True,
+        None,
+        None,
+    )
+    assert queue.get(entry, ["wait-time"]) is None
+    assert all(e.submission_id != "s7" for e in queue.pending(["wait-time"], limit=100))
+    with pytest.raises(LookupError):
+        queue.decide(entry, VERDICT, "ada", ["wait-time"], seen_version=1)
+    again = queue.educator_entries("e7")
+    assert (again.pending, again.decided) == ([], [])
+
+
 def test_a_failed_request_writes_neither_a_record_nor_an_event(
     queue: ReviewQueue, receiver: Receiver
 ) -> None:
