@@ -128,7 +128,7 @@ def educator_records(path: Path, educator_id: str) -> int:
     records = [json_record(line) for line in lines if line.strip()]
     if lines and not any(record is not None for record in records):
         raise NotAnExport("no line of it is a JSON record, so it is not a JSON-lines export")
-    return sum(bool(r) and r.get("educator_id") == educator_id for r in records if r is not None)
+    return sum(r.get("educator_id") == educator_id for r in records if r is not None)
 
 
 def json_record(line: str) -> dict[str, object] | None:

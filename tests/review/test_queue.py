@@ -32,8 +32,8 @@ from prescore.serving.schemas import (
     ModelCard,
     ScoredEvidence,
 )
-from prescore.serving.scoring import decide_submissions
 from tests.postgres import PostgresServer
+from tests.review.card_decisions import decide_submissions
 
 LEVELS = ["Not yet", "Developing", "Proficient"]
 PLANNING = CriterionCard(

@@ -34,7 +34,7 @@ from prescore.review.tables import DEAD, DELIVERED, DUE, DecisionRecord, Webhook
 from prescore.review.webhooks import DeliveryPolicy, add_endpoint, deliver_once
 from prescore.serving.human_review import Receipt
 from prescore.serving.launch import free_port
-from prescore.serving.scoring import decide_submissions
+from tests.review.card_decisions import decide_submissions
 from tests.review.test_queue import PLANNING, REFLECTION, VERDICT, card, scored_item
 
 FAST = DeliveryPolicy(
