@@ -26,9 +26,9 @@ if TYPE_CHECKING:
     from prescore.models.scorer import Scorer
 
 MODEL_CODE = Path(__file__).with_name("pyfunc_model.py")
-# what predict reads: submission_id groups a submission's items (without it, each row is one);
-# the text is scored and checked, never returned
-INPUT_COLUMNS = ("submission_id", "credential_id", "criterion_id", "text")
+# what predict reads is the scoring core's items (eval/scoring.py ITEM_COLUMNS): submission_id
+# groups a submission's items (without it, each row is one); the text is scored and checked,
+# never returned
 OPTIONAL_INPUTS = ("submission_id",)
 
 
@@ -80,12 +80,11 @@ def score_columns() -> dict[str, str]:
 
 
 def signature() -> ModelSignature:
+    from prescore.eval.scoring import ITEM_COLUMNS
+
     return ModelSignature(
         inputs=Schema(
-            [
-                ColSpec("string", name, required=name not in OPTIONAL_INPUTS)
-                for name in INPUT_COLUMNS
-            ]
+            [ColSpec("string", name, required=name not in OPTIONAL_INPUTS) for name in ITEM_COLUMNS]
         ),
         outputs=Schema([ColSpec(kind, name) for name, kind in score_columns().items()]),
     )
