@@ -153,7 +153,12 @@ def select(table: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
 
 # fine-tuning choices a table names, so candidate recipes never merge into one row:
 # (param, mark in the label, its value when off)
-RECIPE_MARKS = (("layer_lr_decay", "llrd", 1.0), ("ranking_weight", "rank", 0.0))
+RECIPE_MARKS = (
+    ("layer_lr_decay", "llrd", 1.0),
+    ("ranking_weight", "rank", 0.0),
+    ("stack_words", "words", True),  # the essay scorer's booster without words: -words0
+    ("stack_blocks", "blocks", True),
+)
 
 
 def scorer_label(scorer: Scorer) -> str:

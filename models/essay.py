@@ -9,19 +9,23 @@ Everything this scorer tunes (ridge strength, cut points, the spread of its prob
 chosen on out-of-fold predictions within the training split: the calibration split stays for
 temperatures, routing thresholds and certification, and the eval set is ignored.
 
+Boosted trees stacked over the ridge (models/stacking.py) add what a linear score misses:
+length that stops paying, key ideas counted, which feature block to trust for which text.
+
 Criteria scored on the same texts (the six analytic criteria of an ELL essay) share one
 vocabulary and one kernel; each criterion keeps its own regression, cut points and spread.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
 
 import joblib
 import numpy as np
 import pandas as pd
+from scipy import sparse
 
 from prescore.models.essay_features import WRITING_FEATURES, EssayFeatures
 from prescore.models.inputs import levels_per_criterion, pad_probabilities
@@ -43,9 +47,19 @@ from prescore.models.ordinal import (
 from prescore.models.scorer import EvalSet, Scorer
 from prescore.models.stacking import booster, fit_stacked
 
+BOOSTER_WORDS = 2_000  # common word n-grams the booster reads with stack_words
 BLENDS = np.linspace(0, 1, 5)  # the booster's share of the score, chosen out of fold
 
 STATE_FILE = "essay.joblib"
+
+
+def booster_inputs(
+    score: np.ndarray, context: np.ndarray, writing: np.ndarray, words: sparse.csr_matrix | None
+) -> Any:
+    """What the booster reads: the ridge score, the context scores (`EssayScorer._context`),
+    the writing features and, where given, word presence (then as one sparse matrix)."""
+    dense = np.hstack([score[:, None], context, writing])
+    return dense if words is None else sparse.hstack([sparse.csr_matrix(dense), words]).tocsr()
 
 
 @dataclass
@@ -59,7 +73,7 @@ class CriterionFit:
     spread: float
     alpha: float
     oof_qwk: float
-    booster: Any = None  # trees over (ridge score, writing features); None: the ridge alone
+    booster: Any = None  # trees over booster_inputs; None: the ridge alone
     blend: float = 0.0  # the booster's share of the score
 
 
@@ -69,6 +83,7 @@ class TextGroup:
 
     features: EssayFeatures
     ridge: DualRidge
+    block_ridges: list[DualRidge] = field(default_factory=list)
 
 
 class EssayScorer(Scorer):
@@ -91,6 +106,9 @@ class EssayScorer(Scorer):
         alpha: float | None = None,
         cut_points: str = "qwk",
         stack: str | None = "lightgbm",
+        stack_words: bool = True,
+        stack_blocks: bool = True,
+        stack_criteria: bool = True,
         folds: int = 5,
         seed: int = 13,
     ) -> None:
@@ -113,6 +131,14 @@ class EssayScorer(Scorer):
         self.cut_points = cut_points  # "qwk" (fitted out of fold) or "round"
         # "lightgbm": boosted trees over the ridge (models/stacking.py); None: the ridge alone
         self.stack = stack
+        # the booster also reads which words and word pairs a text holds: trees can count the
+        # key ideas a short answer names, which a linear score of n-grams cannot
+        self.stack_words = stack_words
+        # the booster also reads a ridge per feature block (words, characters, vectors), each
+        # out of fold: where the blocks disagree, trees learn which to trust
+        self.stack_blocks = stack_blocks
+        # criteria scored on the same texts: each booster also reads the others' ridge scores
+        self.stack_criteria = stack_criteria
         self.folds = folds  # for the out-of-fold predictions everything is tuned on
         self.seed = seed
 
@@ -172,6 +198,59 @@ class EssayScorer(Scorer):
             dense = np.hstack([dense, vectors])
         return words, dense
 
+    def _block_masks(self, group: TextGroup, features: Any) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(sparse column mask, dense column mask) of each feature block: words, characters
+        (EssayFeatures puts them in that order), and the encoder's vectors where there are
+        any (after the writing features)."""
+        n_sparse, n_dense = features[0].shape[1], features[1].shape[1]
+        n_words = len(group.features.words_.vocabulary_)
+        sparse_index, dense_index = np.arange(n_sparse), np.arange(n_dense)
+        masks = [(sparse_index < n_words, np.zeros(n_dense, bool))]
+        if n_sparse > n_words:
+            masks.append((sparse_index >= n_words, np.zeros(n_dense, bool)))
+        if n_dense > len(WRITING_FEATURES):
+            masks.append((np.zeros(n_sparse, bool), dense_index >= len(WRITING_FEATURES)))
+        return masks
+
+    def _fit_blocks(
+        self, group: TextGroup, features: Any, targets: np.ndarray, alphas: np.ndarray
+    ) -> np.ndarray:
+        """(items, blocks, targets): each block's ridge out of fold; keeps the fitted ridges."""
+        group.block_ridges = []
+        if not self.stack_blocks or self.stack is None:
+            return np.zeros((len(targets), 0, targets.shape[1]))
+        out = []
+        for sparse_mask, dense_mask in self._block_masks(group, features):
+            masked = (
+                features[0] @ sparse.diags(sparse_mask.astype(float)),
+                features[1] * dense_mask[None, :],
+            )
+            kernel = linear_kernel(masked, masked)
+            oof = out_of_fold(kernel, targets, self.folds, self.seed, alphas)
+            errors = ((oof - targets[None]) ** 2).mean(axis=1)  # (alphas, targets)
+            best = errors.argmin(axis=0)
+            out.append(oof[best, :, np.arange(targets.shape[1])].T)
+            group.block_ridges.append(fit_dual_ridge(masked, kernel, targets, alphas[best]))
+        return np.stack(out, axis=1)
+
+    def _context(self, blocks: np.ndarray, ridge: np.ndarray, column: int) -> np.ndarray:
+        """The scores a criterion's booster reads beside its own: its block ridges' and, with
+        stack_criteria, the other criteria's on the same text (an ELL essay's six traits
+        rise and fall together)."""
+        own = blocks[:, :, column]
+        if not self.stack_criteria or ridge.shape[1] == 1:
+            return own
+        others = [c for c in range(ridge.shape[1]) if c != column]
+        return np.hstack([own, blocks[:, :, others].reshape(len(own), -1), ridge[:, others]])
+
+    def _word_presence(self, group: TextGroup, texts: list[str]) -> sparse.csr_matrix | None:
+        """With stack_words, which of the training's most common word n-grams (lowest idf)
+        each text holds: few enough columns that trees stay fast on long essays."""
+        if not self.stack_words:
+            return None
+        common = np.sort(np.argsort(group.features.words_.idf_, kind="stable")[:BOOSTER_WORDS])
+        return sparse.csr_matrix(group.features.words_.transform(texts)[:, common] > 0, dtype=float)
+
     def base_tokenizer(self) -> Any:
         return None if self.embeddings is None else self._encoder().base_tokenizer()
 
@@ -209,21 +288,23 @@ class EssayScorer(Scorer):
             kernel = linear_kernel(matrix, matrix)
             alphas = ALPHA_GRID if self.alpha is None else np.array([self.alpha])
             oof = out_of_fold(kernel, targets, self.folds, self.seed, alphas)
-            chosen = []
+            block_oof = self._fit_blocks(group, matrix, targets, alphas)
+            writing = matrix[1][:, : len(WRITING_FEATURES)]
+            words = self._word_presence(group, text_list) if self.stack is not None else None
+            errors = ((oof - targets[None]) ** 2).mean(axis=1)  # (alphas, criteria)
+            chosen = alphas[errors.argmin(axis=0)]
+            ridge_oof = oof[errors.argmin(axis=0), :, np.arange(len(group_keys))].T
             for column, key in enumerate(group_keys):
-                errors = ((oof[:, :, column] - targets[:, column][None, :]) ** 2).mean(axis=1)
-                best = int(np.argmin(errors))
-                chosen.append(alphas[best])
                 self.criteria_[key] = self._fit_levels(
                     number,
                     column,
-                    oof[best, :, column],
+                    ridge_oof[:, column],
                     targets[:, column],
                     key,
-                    alphas[best],
-                    matrix[1][:, : len(WRITING_FEATURES)],
+                    chosen[column],
+                    (self._context(block_oof, ridge_oof, column), writing, words),
                 )
-            group.ridge = fit_dual_ridge(matrix, kernel, targets, np.array(chosen))
+            group.ridge = fit_dual_ridge(matrix, kernel, targets, chosen)
             self.groups_.append(group)
         return self
 
@@ -235,16 +316,16 @@ class EssayScorer(Scorer):
         labels: np.ndarray,
         key: str,
         alpha: float,
-        writing: np.ndarray,
+        side: tuple[np.ndarray, np.ndarray, sparse.csr_matrix | None],
     ) -> CriterionFit:
         """The booster if asked, then cut points and spread, on one criterion's out-of-fold
-        scores."""
+        scores; `side` is what the booster reads beside the score (see booster_inputs)."""
         levels = self.num_levels_[key]
         truth = labels.astype(int)
         model, blend = None, 0.0
         if self.stack is not None:
             model, boosted = fit_stacked(
-                np.hstack([scores[:, None], writing]), labels, self.folds, self.seed
+                booster_inputs(scores, *side), labels, self.folds, self.seed
             )
             blends = [(1 - w) * scores + w * boosted for w in BLENDS]
             best = int(np.argmin([np.mean((b - labels) ** 2) for b in blends]))
@@ -293,11 +374,18 @@ class EssayScorer(Scorer):
             position = {t: i for i, t in enumerate(unique)}
             features = self._features(group, unique)
             predicted = group.ridge.predict(features)
+            blocks = np.zeros((len(unique), 0, predicted.shape[1]))
+            if group.block_ridges:
+                blocks = np.stack([r.predict(features) for r in group.block_ridges], axis=1)
             writing = features[1][:, : len(WRITING_FEATURES)]
+            boosted_here = any(f.booster is not None for f in mine.values())
+            words = self._word_presence(group, unique) if boosted_here else None
             for key, fitted in mine.items():
                 score = predicted[:, fitted.column]
                 if fitted.booster is not None:
-                    boosted = fitted.booster.predict(np.hstack([score[:, None], writing]))
+                    context = self._context(blocks, predicted, fitted.column)
+                    inputs = booster_inputs(score, context, writing, words)
+                    boosted = fitted.booster.predict(inputs)
                     score = (1 - fitted.blend) * score + fitted.blend * boosted
                 for r in rows[keys[rows] == key]:
                     out[r] = score[position[texts[r]]]
@@ -336,9 +424,13 @@ class EssayScorer(Scorer):
 
     @classmethod
     def _load_state(cls, folder: Path, params: dict[str, Any]) -> Self:
+        # a model saved before the booster read blocks and words was fitted without them
+        params = {"stack_words": False, "stack_blocks": False, "stack_criteria": False, **params}
         if params.get("embeddings") is not None:
             params = {**params, "embeddings": str(folder / "encoder")}
         scorer = cls(**params)
         state = joblib.load(folder / STATE_FILE)
         scorer.groups_, scorer.criteria_ = state["groups"], state["criteria"]
+        for group in scorer.groups_:
+            group.__dict__.setdefault("block_ridges", [])
         return scorer

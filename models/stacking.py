@@ -1,10 +1,14 @@
-"""Gradient boosting over the ridge's out-of-fold score and the writing features.
+"""Gradient boosting over the ridge's out-of-fold scores, the writing features and words.
 
 A linear model weighs length linearly; human scores rise with length and then flatten, and
-how much a long essay earns depends on how well it is written. Trees on (ridge score, writing
-features) learn those bends. They are fitted on the ridge's out-of-fold scores, as stacking
-must be, and their own out-of-fold predictions are what the cut points and the spread are then
-fitted on. LightGBM is an optional dependency: `pip install lightgbm`.
+how much a long essay earns depends on how well it is written. A short answer earns a level
+for the number of key ideas it names, which no weighting of its words can count. Trees learn
+those bends: they read the ridge's score, a ridge per feature block (words, characters,
+encoder vectors), the other criteria's scores on the same text, the writing features and
+which common words a text holds (models/essay.py `booster_inputs`). They are fitted on the
+ridges' out-of-fold scores, as stacking must be, and their own out-of-fold predictions are
+what the cut points and the spread are then fitted on. LightGBM is an optional dependency:
+`pip install lightgbm`.
 """
 
 from __future__ import annotations

@@ -207,6 +207,14 @@ def test_fine_tuning_recipes_are_labelled_so_their_rows_stay_apart() -> None:
     assert scorer_label(recipe) == "transformer-llrd0.9-rank0.5"
 
 
+def test_an_essay_booster_without_words_or_blocks_is_labelled_apart() -> None:
+    from prescore.models.essay import EssayScorer
+
+    assert scorer_label(EssayScorer()) == "essay"
+    plain = EssayScorer(embeddings="bundled", stack_words=False, stack_blocks=False)
+    assert scorer_label(plain) == "essay-minilm-words0-blocks0"
+
+
 def test_a_missing_mpnet_extra_stops_the_bench_before_any_fold(
     folded_config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
