@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -55,11 +56,11 @@ def register_versions(folder: Path, alphas: list[float]) -> Registry:
     return Registry(folder, uri)
 
 
-@contextmanager
-def running_service(
-    registry: Registry, folder: Path, settings: dict[str, str]
-) -> Iterator[tuple[str, Path]]:
-    """`bentoml serve` on a free loopback port over the registry's champion; (url, log)."""
+def start_champion(
+    registry: Registry, folder: Path, settings: dict[str, str], log: Path, append: bool = False
+) -> tuple[subprocess.Popen[bytes], str]:
+    """`bentoml serve` on a free loopback port over the registry's champion, ready to answer;
+    (process, url). A service that does not start is stopped and fails the test."""
     from prescore.serving.launch import free_port, start_service, stop, wait_until_ready
 
     port = free_port()
@@ -71,13 +72,25 @@ def running_service(
         "PRESCORE_MODEL_ALIAS": "champion",
         **settings,
     }
-    log = folder / "service.log"
-    with log.open("wb") as sink:
+    with log.open("ab" if append else "wb") as sink:
         process = start_service(environment, port=port, output=sink, cwd=folder)
     url = f"http://127.0.0.1:{port}"
+    if not wait_until_ready(process, url, timeout=120):
+        stop(process)
+        pytest.fail("service did not start:\n" + log.read_text())
+    return process, url
+
+
+@contextmanager
+def running_service(
+    registry: Registry, folder: Path, settings: dict[str, str]
+) -> Iterator[tuple[str, Path]]:
+    """`bentoml serve` on a free loopback port over the registry's champion; (url, log)."""
+    from prescore.serving.launch import stop
+
+    log = folder / "service.log"
+    process, url = start_champion(registry, folder, settings, log)
     try:
-        if not wait_until_ready(process, url, timeout=120):
-            pytest.fail("service did not start:\n" + log.read_text())
         yield url, log
     finally:
         stop(process)

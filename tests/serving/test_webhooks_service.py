@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -17,10 +16,10 @@ from prescore.review.tables import DELIVERED, DUE
 from prescore.review.verdicts import Verdict
 from prescore.review.webhooks import add_endpoint, deliveries
 from prescore.serving.client import ScoringClient
-from prescore.serving.launch import free_port, start_service, stop, wait_until_ready
+from prescore.serving.launch import stop
 from tests.conftest import evidence_row
 from tests.review.test_webhooks import Receiver
-from tests.serving.conftest import MODEL, Registry
+from tests.serving.conftest import Registry, start_champion
 
 pytestmark = pytest.mark.slow  # starts the service twice
 
@@ -40,29 +39,13 @@ def test_a_decision_outlives_a_sigkilled_service_and_is_delivered_after_restart(
     receiver = Receiver().start()
     _, secret = add_endpoint(queue, receiver.url)
     settings = {
-        "MLFLOW_TRACKING_URI": registry.tracking_uri,
-        "BENTOML_HOME": str(tmp_path / "bentoml"),
-        "HF_HUB_OFFLINE": "1",
-        "PRESCORE_MODEL": MODEL,
-        "PRESCORE_MODEL_ALIAS": "champion",
         "PRESCORE_API_KEYS": KEY,
         "PRESCORE_REVIEW_DB": database,
         "PRESCORE_WEBHOOK_LEASE_SECONDS": "2",
         "PRESCORE_WEBHOOK_POLL_SECONDS": "0.1",
     }
     log = tmp_path / "service.log"
-
-    def started() -> tuple[subprocess.Popen[bytes], str]:
-        port = free_port()
-        with log.open("ab") as sink:
-            process = start_service(settings, port=port, output=sink, cwd=tmp_path)
-        url = f"http://127.0.0.1:{port}"
-        if not wait_until_ready(process, url, timeout=120):
-            stop(process)
-            pytest.fail("service did not start:\n" + log.read_text())
-        return process, url
-
-    first, url = started()
+    first, url = start_champion(registry, tmp_path, settings, log, append=True)
     try:
         row = evidence_row(1)
         item = {
@@ -85,7 +68,7 @@ def test_a_decision_outlives_a_sigkilled_service_and_is_delivered_after_restart(
     receiver.hold.clear()
     assert states(queue) == [DUE]  # claimed by the killed worker, never recorded
 
-    second, url = started()
+    second, url = start_champion(registry, tmp_path, settings, log, append=True)
     try:
         deadline = time.monotonic() + 30
         while states(queue) != [DELIVERED]:
