@@ -32,6 +32,7 @@ from prescore.models.inputs import levels_per_criterion, pad_probabilities
 from prescore.models.kernel_ridge import (
     ALPHA_GRID,
     DualRidge,
+    best_strengths,
     fit_dual_ridge,
     linear_kernel,
     out_of_fold,
@@ -227,10 +228,9 @@ class EssayScorer(Scorer):
             )
             kernel = linear_kernel(masked, masked)
             oof = out_of_fold(kernel, targets, self.folds, self.seed, alphas)
-            errors = ((oof - targets[None]) ** 2).mean(axis=1)  # (alphas, targets)
-            best = errors.argmin(axis=0)
-            out.append(oof[best, :, np.arange(targets.shape[1])].T)
-            group.block_ridges.append(fit_dual_ridge(masked, kernel, targets, alphas[best]))
+            chosen, block_oof = best_strengths(oof, targets, alphas)
+            out.append(block_oof)
+            group.block_ridges.append(fit_dual_ridge(masked, kernel, targets, chosen))
         return np.stack(out, axis=1)
 
     def _context(self, blocks: np.ndarray, ridge: np.ndarray, column: int) -> np.ndarray:
@@ -291,9 +291,7 @@ class EssayScorer(Scorer):
             block_oof = self._fit_blocks(group, matrix, targets, alphas)
             writing = matrix[1][:, : len(WRITING_FEATURES)]
             words = self._word_presence(group, text_list) if self.stack is not None else None
-            errors = ((oof - targets[None]) ** 2).mean(axis=1)  # (alphas, criteria)
-            chosen = alphas[errors.argmin(axis=0)]
-            ridge_oof = oof[errors.argmin(axis=0), :, np.arange(len(group_keys))].T
+            chosen, ridge_oof = best_strengths(oof, targets, alphas)
             for column, key in enumerate(group_keys):
                 self.criteria_[key] = self._fit_levels(
                     number,

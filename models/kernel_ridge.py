@@ -64,6 +64,15 @@ def out_of_fold(
     return out
 
 
+def best_strengths(
+    oof: np.ndarray, targets: np.ndarray, alphas: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per target, the strength whose out-of-fold predictions (`out_of_fold`'s output) have
+    the lowest squared error, and those predictions: ((targets,), (items, targets))."""
+    best = ((oof - targets[None]) ** 2).mean(axis=1).argmin(axis=0)
+    return alphas[best], oof[best, :, np.arange(targets.shape[1])].T
+
+
 @dataclass
 class DualRidge:
     """A fitted ridge kept in primal form (weights over the features), so scoring new
